@@ -40,6 +40,8 @@ class SandboxContext:
     # Per-CRM knobs (quotas, rate limits, validation rules, token lifetimes) live here so the
     # control API and tests can change them at run time.
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Which CRMs this server answers for; all by default.
+    crms: tuple[str, ...] = ("salesforce", "hubspot", "dynamics")
 
     def crm_settings(self, crm: str) -> dict[str, Any]:
         return self.settings.setdefault(crm, {})
@@ -148,5 +150,6 @@ def build_app(ctx: SandboxContext) -> Starlette:
 
     routes: list[BaseRoute] = control_routes(ctx)
     for module in crms.MODULES:
-        routes.extend(module.routes(ctx))
+        if module.CRM in ctx.crms:
+            routes.extend(module.routes(ctx))
     return Starlette(routes=routes)

@@ -21,3 +21,13 @@ def _load() -> list[ModuleType]:
 
 
 MODULES = _load()
+
+
+def seed(ctx, data) -> dict[str, int]:
+    """Load the generator's CRM side into every CRM the sandbox serves; returns records per CRM."""
+    loaded = {}
+    for module in MODULES:
+        if module.CRM in ctx.crms:
+            module.seed(ctx, data)
+            loaded[module.CRM] = sum(len(ctx.store.records(c, o)) for c, o in ctx.store.objects() if c == module.CRM)
+    return loaded

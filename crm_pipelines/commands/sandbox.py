@@ -1,0 +1,54 @@
+"""`crm-pipelines sandbox`: a local Salesforce, HubSpot and Dynamics 365 over HTTPS."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crm_pipelines.sandbox import crms
+from crm_pipelines.sandbox.app import SandboxContext
+from crm_pipelines.sandbox.seed import SeedData
+from crm_pipelines.sandbox.server import serve_forever
+from crm_pipelines.sandbox.tls import ensure_certificate
+
+
+class Crm(str, Enum):
+    salesforce = "salesforce"
+    hubspot = "hubspot"
+    dynamics = "dynamics"
+
+
+def sandbox(
+    crm: Annotated[list[Crm] | None, typer.Option(help="CRM to serve (repeat for several); default: all three.")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; keep it on loopback.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (HTTPS).")] = 8443,
+    seed_from: Annotated[Path | None, typer.Option(
+        help="Folder with the CRM side written by `crm-pipelines generate` (e.g. data/crm).")] = None,
+    state: Annotated[Path | None, typer.Option(
+        help="JSON file holding the sandbox's records: loaded at start if it exists, saved at exit.")] = None,
+    tls_dir: Annotated[Path, typer.Option(help="Where the self-signed certificate and CA bundle are kept.")] = Path(
+        "data/sandbox-tls"),
+) -> None:
+    """Serve the sandbox CRM: the real wire APIs of Salesforce (REST, Bulk 2.0), HubSpot (CRM v3/v4)
+    and Dynamics 365 (Dataverse Web API with an OAuth authority), so the official clients run
+    unchanged against it. Faults, call counts and record histories are under /_sandbox/.
+    """
+    ctx = SandboxContext(crms=tuple(c.value for c in crm) if crm else SandboxContext().crms)
+    if state and state.exists():
+        ctx.store.load(state)
+        typer.echo(f"Loaded sandbox state from {state}")
+    elif seed_from:
+        loaded = crms.seed(ctx, SeedData.load(seed_from))
+        typer.echo("Seeded " + ", ".join(f"{name}: {n:,} records" for name, n in loaded.items()))
+    tls = ensure_certificate(tls_dir)
+    typer.echo(f"Sandbox CRM ({', '.join(ctx.crms)}) on https://{host}:{port}")
+    typer.echo(f"Clients must trust its certificate: export REQUESTS_CA_BUNDLE={tls.ca_bundle.resolve()}")
+    try:
+        serve_forever(ctx, host=host, port=port, tls_dir=tls_dir)
+    finally:
+        if state:
+            ctx.store.save(state)
+            typer.echo(f"Saved sandbox state to {state}")

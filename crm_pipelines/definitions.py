@@ -1,0 +1,43 @@
+"""The one Definitions object of the crm_pipelines code location: it only assembles."""
+
+import os
+
+import dagster as dg
+
+from crm_pipelines.assets.enginy import enginy_assets
+from crm_pipelines.resources.enginy import ENGINY_URL_ENV, EnginyDatabase
+from crm_pipelines.resources.warehouse import (
+    WAREHOUSE_SCHEMA_ENV, WAREHOUSE_URL_ENV, Warehouse, WarehouseIOManager,
+)
+
+MATERIALIZE_ALL = "materialize_all"
+
+
+def _from_env(name: str) -> dg.EnvVar | None:
+    """Bind a resource field to an environment variable only when it is set, so the embedded
+    defaults apply on a fresh machine and the value (it may hold a password) stays out of the UI."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def _given(**fields: dg.EnvVar | None) -> dict[str, dg.EnvVar]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def build_resources() -> dict[str, object]:
+    warehouse = Warehouse(**_given(url=_from_env(WAREHOUSE_URL_ENV), schema_name=_from_env(WAREHOUSE_SCHEMA_ENV)))
+    return {
+        "warehouse": warehouse,
+        "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+        "enginy": EnginyDatabase(**_given(url=_from_env(ENGINY_URL_ENV))),
+    }
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    assets = [*enginy_assets]
+    return dg.Definitions(
+        assets=assets,
+        jobs=[dg.define_asset_job(MATERIALIZE_ALL, selection=dg.AssetSelection.all(),
+                                  description="Every asset of the pipeline, in dependency order.")],
+        resources=build_resources(),
+    )
