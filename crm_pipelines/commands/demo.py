@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from crm_pipelines.commands.generate import DATA_DIR, write_dataset
+from crm_pipelines.resources.warehouse import redact_url
 from crm_pipelines.sandbox import crms
 from crm_pipelines.sandbox.app import SandboxContext
 from crm_pipelines.sandbox.seed import SeedData
@@ -77,8 +78,9 @@ def _report(result, home: Path) -> None:
             typer.echo(f"  FAILED {event.step_key}: {event.event_specific_data.error.message.strip()}")
     typer.echo("")
     typer.echo("Where to look:")
-    typer.echo(f"  the warehouse:  {os.environ.get('CRM_PIPELINES_WAREHOUSE_URL', 'data/warehouse.duckdb')} "
-               ""
-               "(.venv/bin/python -c \"import duckdb; print(duckdb.connect('data/warehouse.duckdb').sql('from enginy_contacts limit 5'))\")")
+    warehouse = os.environ.get("CRM_PIPELINES_WAREHOUSE_URL", "data/warehouse.duckdb")
+    typer.echo(f"  the warehouse tables:  {redact_url(warehouse)}")
+    typer.echo("    .venv/bin/python -c \"import duckdb; "
+               "print(duckdb.connect('data/warehouse.duckdb').sql('from enginy_contacts limit 5'))\"")
     typer.echo(f"  the run in the Dagster UI:  DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml "
                "then open http://127.0.0.1:3000")

@@ -356,10 +356,9 @@ def _person_entities(rng: np.random.Generator, n: int, n_enginy_only: int, n_sha
     # name and company, which a name + company identifier cannot tell apart (and says so).
     homonym = np.zeros(n, dtype=object)
     homonym[:] = ""
-    copiers = rng.choice(n, size=max(1, n // 100), replace=False)
-    sources = rng.integers(0, n, len(copiers))
-    keep = copiers != sources
-    copiers, sources = copiers[keep], sources[keep]
+    # Copiers and sources are disjoint, so a copied name is never overwritten again.
+    drawn = rng.choice(n, size=2 * max(1, n // 100), replace=False)
+    copiers, sources = drawn[: len(drawn) // 2], drawn[len(drawn) // 2:]
     first[copiers], last[copiers] = first[sources], last[sources]
     homonym[copiers] = "homonym"
     same_company = copiers[: max(1, len(copiers) // 10)]

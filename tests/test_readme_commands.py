@@ -1,0 +1,81 @@
+"""What a newcomer runs: the demo, the CLI's help, and a code location Dagster accepts."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from crm_pipelines.cli import app
+from crm_pipelines.definitions import MATERIALIZE_ALL, defs
+from crm_pipelines.enginy.schema import TABLES
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DAGSTER_HOME", "ENGINY_DATABASE_URL", "CRM_PIPELINES_WAREHOUSE_URL",
+                        "CRM_PIPELINES_WAREHOUSE_SCHEMA", "CRM_PIPELINES_CONFIG"}}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.slow
+def test_the_demo_runs_every_asset_on_embedded_defaults_and_says_where_to_look(tmp_path: Path) -> None:
+    done = subprocess.run([str(BIN / "crm-pipelines"), "demo", "--contacts", "300"], cwd=tmp_path,
+                          env=_clean_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "SUCCESS" in done.stdout
+    assert "dagster dev -w workspace.yaml" in done.stdout
+    assert "Sandbox CRM on https://127.0.0.1:" in done.stdout
+    with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as conn:
+        assert conn.execute("select count(*) from enginy_contacts").fetchone()[0] == 300
+        tables = {r[0] for r in conn.execute("select table_name from information_schema.tables").fetchall()}
+    assert {f"enginy_{t.name}" for t in TABLES} <= tables
+    with dg.DagsterInstance.from_config(str(tmp_path / ".dagster_home")) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 1 and runs[0].job_name == MATERIALIZE_ALL and runs[0].is_success
+
+
+def test_dagster_accepts_the_code_location() -> None:
+    done = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO,
+                          env=_clean_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Validation successful" in done.stdout + done.stderr
+
+
+def test_the_enginy_source_assets_are_in_the_graph_with_the_materialize_all_job() -> None:
+    definitions = defs()
+    keys = {key.to_user_string() for key in definitions.resolve_asset_graph().get_all_asset_keys()}
+    assert {f"enginy_{t.name}" for t in TABLES} <= keys
+    assert definitions.resolve_job_def(MATERIALIZE_ALL) is not None
+
+
+@pytest.mark.parametrize("command", ["generate", "demo", "sandbox"])
+def test_every_command_explains_itself_in_help(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output and len(result.output.splitlines()) > 8
+
+
+def test_generate_writes_the_enginy_database_the_crm_side_and_the_labels(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["generate", "--contacts", "100", "--out", str(tmp_path)],
+                                env={"ENGINY_DATABASE_URL": ""})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "enginy.sqlite").exists()
+    for name in ("users", "companies", "contacts"):
+        assert (tmp_path / "crm" / f"{name}.parquet").exists()
+    assert (tmp_path / "labels" / "contacts.parquet").exists()
+    assert "100 contacts" in result.output
+
+
+def test_generate_refuses_an_overlap_outside_zero_to_one(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["generate", "--overlap", "1.5", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "--overlap must be between 0 and 1" in result.output

@@ -1,0 +1,142 @@
+"""Storage: the Enginy source at any SQLAlchemy URL, the warehouse on DuckDB or PostgreSQL, and the
+Dagster instance on PostgreSQL through dagster-postgres — all exercised for real."""
+
+import multiprocessing
+import shutil
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from crm_pipelines.definitions import MATERIALIZE_ALL, defs
+from crm_pipelines.enginy.database import make_engine, read_table, write_tables
+from crm_pipelines.enginy.generator import generate_frames
+from crm_pipelines.enginy.schema import TABLES
+from crm_pipelines.resources.warehouse import Warehouse, redact_url
+from tests.postgres import SERVER, fresh_database, fresh_schema, url_with_search_path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def generated():
+    return generate_frames(400, seed=3)
+
+
+def _same(expected: pd.DataFrame, actual: pd.DataFrame) -> None:
+    expected = expected.reset_index(drop=True)
+    actual = actual[list(expected.columns)].sort_values(expected.columns[0]).reset_index(drop=True)
+    expected = expected.sort_values(expected.columns[0]).reset_index(drop=True)
+    for column in expected.columns:
+        left, right = expected[column], actual[column]
+        if isinstance(left.dtype, pd.DatetimeTZDtype):
+            assert (left.dt.tz_convert("UTC") == right.dt.tz_convert("UTC")).all(), column
+        else:
+            assert left.astype(object).where(left.notna(), None).tolist() == \
+                right.astype(object).where(right.notna(), None).tolist(), column
+
+
+def test_enginy_tables_round_trip_through_sqlite(tmp_path: Path, generated) -> None:
+    url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
+    counts = write_tables(url, generated.enginy)
+    engine = make_engine(url)
+    for table in TABLES:
+        assert counts[table.name] == len(generated.enginy[table.name])
+        _same(generated.enginy[table.name], read_table(engine, table.name))
+
+
+@pytest.mark.postgres
+def test_enginy_tables_round_trip_through_postgresql(generated) -> None:
+    with fresh_schema("enginy") as schema:
+        url = url_with_search_path(schema)
+        write_tables(url, generated.enginy)
+        engine = make_engine(url)
+        for table in TABLES:
+            _same(generated.enginy[table.name], read_table(engine, table.name))
+        engine.dispose()
+
+
+def test_reading_only_rows_updated_since_a_time(tmp_path: Path, generated) -> None:
+    """The Enginy change sensor reads just what changed; the filter is a bound parameter."""
+    url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
+    write_tables(url, generated.enginy)
+    contacts = generated.enginy["contacts"]
+    cutoff = contacts["updated_at"].quantile(0.9)
+    changed = read_table(make_engine(url), "contacts", updated_since=cutoff.to_pydatetime())
+    assert sorted(changed["id"]) == sorted(contacts.loc[contacts.updated_at > cutoff, "id"])
+
+
+def test_the_duckdb_warehouse_replaces_a_table_and_keeps_nested_fields_as_json(tmp_path: Path) -> None:
+    warehouse = Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    warehouse.write_table("crm_contacts", pd.DataFrame({"crm_id": ["a", "b"], "raw": [{"Title": "CEO"}, {}]}))
+    warehouse.write_table("crm_contacts", pd.DataFrame({"crm_id": ["c"], "raw": [{"Title": "CTO"}]}))
+    back = warehouse.read_table("crm_contacts")
+    assert back["crm_id"].tolist() == ["c"]
+    assert back["raw"].tolist() == ['{"Title": "CTO"}']
+
+
+def _hold_lock(path: str, seconds: float, ready) -> None:
+    conn = duckdb.connect(path)
+    conn.execute("CREATE TABLE IF NOT EXISTS held (x INT)")
+    ready.set()
+    time.sleep(seconds)
+    conn.close()
+
+
+def test_a_writer_waits_for_a_duckdb_file_another_step_holds(tmp_path: Path) -> None:
+    """Dagster runs steps in separate processes and DuckDB admits one writer per file: a step
+    that finds the file locked must wait, not fail the run."""
+    path = tmp_path / "wh.duckdb"
+    ready = multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_lock, args=(str(path), 1.5, ready))
+    holder.start()
+    assert ready.wait(20)
+    started = time.monotonic()
+    Warehouse(url=f"duckdb:///{path}").write_table("t", pd.DataFrame({"x": [1]}))
+    holder.join()
+    assert time.monotonic() - started > 0.5, "the write should have waited for the lock"
+    assert Warehouse(url=f"duckdb:///{path}").read_table("t")["x"].tolist() == [1]
+
+
+def test_urls_are_shown_without_their_password() -> None:
+    assert redact_url("postgresql://etl:s3cret@db:5432/wh") == "postgresql://etl:***@db:5432/wh"
+    assert "s3cret" not in Warehouse(url="postgresql://etl:s3cret@db:5432/wh").describe()
+
+
+@pytest.mark.postgres
+def test_a_run_with_the_instance_and_the_warehouse_on_postgresql_reads_its_rows_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, generated) -> None:
+    """The shipped deploy/dagster.postgres.yaml, the env-var bound resources and the real server."""
+    with fresh_database("dagster") as dagster_db, fresh_schema("wh") as wh_schema, fresh_schema("src") as src_schema:
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        shutil.copy(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
+        for name, value in {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_USERNAME": "postgres",
+                            "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": dagster_db}.items():
+            monkeypatch.setenv(name, value)
+        enginy_url = url_with_search_path(src_schema)
+        write_tables(enginy_url, generated.enginy)
+        monkeypatch.setenv("ENGINY_DATABASE_URL", enginy_url)
+        monkeypatch.setenv("CRM_PIPELINES_WAREHOUSE_URL", f"{SERVER}/test")
+        monkeypatch.setenv("CRM_PIPELINES_WAREHOUSE_SCHEMA", wh_schema)
+
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            result = defs().resolve_job_def(MATERIALIZE_ALL).execute_in_process(instance=instance)
+            assert result.success
+            materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+            assert materialized == {f"enginy_{t.name}" for t in TABLES}
+            record = instance.get_latest_materialization_event(dg.AssetKey("enginy_contacts"))
+            assert record.asset_materialization.metadata["dagster/row_count"].value == 400
+
+        engine = sa.create_engine(f"{SERVER}/{dagster_db}")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM runs")).scalar() == 1
+        engine.dispose()
+        warehouse = Warehouse(url=f"{SERVER}/test", schema_name=wh_schema)
+        for table in TABLES:
+            _same(generated.enginy[table.name], warehouse.read_table(f"enginy_{table.name}"))
