@@ -5,7 +5,9 @@ import os
 import dagster as dg
 
 from crm_pipelines.assets.enginy import enginy_assets
+from crm_pipelines.config import CONFIG_ENV_VAR, load_config
 from crm_pipelines.resources.enginy import ENGINY_URL_ENV, EnginyDatabase
+from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import (
     WAREHOUSE_SCHEMA_ENV, WAREHOUSE_URL_ENV, Warehouse, WarehouseIOManager,
 )
@@ -29,11 +31,15 @@ def build_resources() -> dict[str, object]:
         "warehouse": warehouse,
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
         "enginy": EnginyDatabase(**_given(url=_from_env(ENGINY_URL_ENV))),
+        "integration": IntegrationSettings(**_given(config_path=_from_env(CONFIG_ENV_VAR))),
     }
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    # A broken integration config stops the code location from loading, with the file, the
+    # path inside it and the fix, instead of failing later inside a run.
+    load_config(os.environ.get(CONFIG_ENV_VAR) or None)
     assets = [*enginy_assets]
     return dg.Definitions(
         assets=assets,

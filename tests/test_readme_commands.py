@@ -79,3 +79,12 @@ def test_generate_refuses_an_overlap_outside_zero_to_one(tmp_path: Path) -> None
     result = CliRunner().invoke(app, ["generate", "--overlap", "1.5", "--out", str(tmp_path)])
     assert result.exit_code != 0
     assert "--overlap must be between 0 and 1" in result.output
+
+
+def test_a_broken_integration_config_stops_the_code_location_with_the_fix(tmp_path: Path) -> None:
+    bad = tmp_path / "team.yaml"
+    bad.write_text("crm:\n  salesforce: {enabled: true}\n  hubspot: {enabled: true}\n")
+    done = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO,
+                          env=_clean_env(CRM_PIPELINES_CONFIG=str(bad)), capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert f"{bad}: crm: salesforce and hubspot are both enabled" in done.stdout + done.stderr
