@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from crm_pipelines.sync_rules import SyncCondition
+
 CONFIG_ENV_VAR = "CRM_PIPELINES_CONFIG"
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 DEFAULT_CONFIG = EXAMPLES_DIR / "salesforce.yaml"
@@ -61,6 +63,14 @@ class _Strict(BaseModel):
 
 def _fail(message: str, fix: str) -> PydanticCustomError:
     return PydanticCustomError("crm_config", "{message} — fix: {fix}", {"message": message, "fix": fix})
+
+
+class InboundSyncRules(_Strict):
+    """Which CRM records enter the snapshot: per object, an OR of AND-groups on CRM fields."""
+
+    contacts: list[list[SyncCondition]] | None = None
+    leads: list[list[SyncCondition]] | None = None
+    companies: list[list[SyncCondition]] | None = None
 
 
 # --- Step 1: sync configuration -------------------------------------------------------------
@@ -253,6 +263,7 @@ class IntegrationConfig(_Strict):
     contact_identifier: ContactIdentifier = Field(default_factory=ContactIdentifier)
     company_identifier: CompanyIdentifier = Field(default_factory=CompanyIdentifier)
     associations: Associations = Field(default_factory=Associations)
+    inbound_sync_rules: InboundSyncRules = Field(default_factory=InboundSyncRules)
     create_on_duplicate_warning: bool = Field(
         False, description="Salesforce: save despite duplicate-rule warnings (not recommended)")
     field_mapping: FieldMappingTabs = Field(default_factory=FieldMappingTabs)

@@ -235,3 +235,15 @@ def test_field_types_and_user_mapping_are_read_as_written() -> None:
     assert config.user_mapping.default_owner == "pat.default@enginy-customer.com"
     assert config.company_identifier.include_any_domain_extension is True
     assert config.crm.settings.environment == "sandbox"
+
+
+def test_inbound_sync_rules_read_as_or_of_and_groups() -> None:
+    rules = load_config(EXAMPLES_DIR / "salesforce.yaml").inbound_sync_rules.leads
+    assert [[c.field for c in group] for group in rules] == [["Title"], ["AnnualRevenue"]]
+
+
+def test_an_inbound_sync_rule_without_a_value_names_its_position() -> None:
+    data = salesforce()
+    data["inbound_sync_rules"]["contacts"] = [[{"field": "Title", "operator": "contains"}]]
+    [problem] = problems(data)
+    assert problem == "inbound_sync_rules.contacts[0][0]: operator contains needs a value — fix: add value: …"

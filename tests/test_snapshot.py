@@ -1,0 +1,69 @@
+"""Incremental snapshots: the overlap window and folding changes without missing or doubling rows."""
+
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+
+from crm_pipelines.snapshot import fold_changes, next_window, partition_window
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def frame(*rows: tuple[str, datetime, bool, str]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "crm_id": [r[0] for r in rows],
+        "last_modified": pd.to_datetime([r[1] for r in rows], utc=True),
+        "is_deleted": [r[2] for r in rows],
+        "email": [r[3] for r in rows],
+    })
+
+
+def test_a_first_pull_takes_everything_up_to_now() -> None:
+    window = next_window(None, T0)
+    assert window.since is None and window.until == T0
+
+
+def test_the_next_pull_starts_before_the_cursor_to_catch_writes_made_during_the_last_one() -> None:
+    window = next_window(T0, T0 + timedelta(hours=1), overlap=timedelta(minutes=5))
+    assert window.since == T0 - timedelta(minutes=5)
+    assert window.until == T0 + timedelta(hours=1)
+
+
+def test_a_record_seen_again_in_the_overlap_is_kept_once() -> None:
+    snapshot = frame(("a", T0, False, "a@x.com"), ("b", T0, False, "b@x.com"))
+    changes = frame(("b", T0, False, "b@x.com"), ("c", T0, False, "c@x.com"))
+    folded = fold_changes(snapshot, changes)
+    assert folded["crm_id"].tolist() == ["a", "b", "c"]
+
+
+def test_the_newest_version_wins_and_a_late_older_version_never_replaces_it() -> None:
+    snapshot = frame(("a", T0 + timedelta(minutes=2), False, "new@x.com"))
+    changes = frame(("a", T0, False, "old@x.com"))
+    assert fold_changes(snapshot, changes)["email"].tolist() == ["new@x.com"]
+    changes = frame(("a", T0 + timedelta(minutes=3), False, "newer@x.com"))
+    assert fold_changes(snapshot, changes)["email"].tolist() == ["newer@x.com"]
+
+
+def test_a_change_with_the_same_timestamp_replaces_the_snapshot_row() -> None:
+    """Equal timestamps are the classic boundary case: the fresher read is the change."""
+    snapshot = frame(("a", T0, False, "before@x.com"))
+    changes = frame(("a", T0, False, "after@x.com"))
+    assert fold_changes(snapshot, changes)["email"].tolist() == ["after@x.com"]
+
+
+def test_a_deletion_stays_in_the_snapshot_flagged() -> None:
+    snapshot = frame(("a", T0, False, "a@x.com"), ("b", T0, False, "b@x.com"))
+    changes = frame(("a", T0 + timedelta(minutes=1), True, "a@x.com"))
+    folded = fold_changes(snapshot, changes).set_index("crm_id")
+    assert folded.loc["a", "is_deleted"] and not folded.loc["b", "is_deleted"]
+
+
+def test_no_changes_leave_the_snapshot_as_it_was() -> None:
+    snapshot = frame(("a", T0, False, "a@x.com"))
+    pd.testing.assert_frame_equal(fold_changes(snapshot, frame()), snapshot)
+
+
+def test_a_daily_partition_covers_one_utc_day() -> None:
+    window = partition_window("2026-03-01")
+    assert window.since == datetime(2026, 3, 1, tzinfo=timezone.utc)
+    assert window.until == datetime(2026, 3, 2, tzinfo=timezone.utc)
