@@ -212,6 +212,22 @@ def test_a_contact_bound_to_an_account_reads_back_its_parentcustomerid_value(san
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "0x80040217"
 
 
+def test_formatted_values_and_lookup_tables_come_with_include_annotations(sandbox, web):
+    """Reports show picklist labels and owner names; Dataverse sends them only when asked."""
+    account = _create(sandbox, web, "accounts", {"name": "Babbage & Co", "industrycode": 16})
+    contact = _create(sandbox, web, "contacts", {
+        "lastname": "Lovelace", "parentcustomerid_account@odata.bind": f"/accounts({account})"})
+    plain = web.get(_url(sandbox, f"accounts({account})?$select=industrycode")).json()
+    assert not any("@" in k for k in plain if k != "@odata.etag" and k != "@odata.context")
+    annotated = web.get(_url(sandbox, f"contacts({contact})?$select=_parentcustomerid_value"),
+                        headers={"Prefer": 'odata.include-annotations="*"'}).json()
+    assert annotated["_parentcustomerid_value@OData.Community.Display.V1.FormattedValue"] == "Babbage & Co"
+    assert annotated["_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "account"
+    industry = web.get(_url(sandbox, f"accounts({account})?$select=industrycode"), headers={
+        "Prefer": 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"'}).json()
+    assert industry["industrycode@OData.Community.Display.V1.FormattedValue"] == "Financial"
+
+
 def test_upsert_by_alternate_key_creates_once_then_updates(sandbox, web):
     """The push is idempotent through crm_enginyid: a retried upsert must never duplicate."""
     url = _url(sandbox, "contacts(crm_enginyid='ctc-42')")
@@ -365,6 +381,22 @@ def test_change_tracking_delta_link_returns_updates_and_deletions(sandbox, web):
     assert [d["id"] for d in deletions] == [gone]
     assert deletions[0]["@odata.context"].endswith("$metadata#contacts/$deletedEntity")
     assert web.get(delta["@odata.deltaLink"]).json()["value"] == []
+
+
+def test_initial_change_tracking_pages_before_it_hands_out_the_delta_link(sandbox, web):
+    """A first full pull is paged like any query; the delta link only comes on its last page."""
+    _people(sandbox, web)
+    url, pages, seen = _url(sandbox, "contacts?$select=lastname"), 0, []
+    headers = {"Prefer": "odata.track-changes,odata.maxpagesize=4"}
+    while True:
+        body = web.get(url, headers=headers).json()
+        pages, seen = pages + 1, seen + [r["lastname"] for r in body["value"]]
+        if "@odata.nextLink" not in body:
+            break
+        assert "@odata.deltaLink" not in body
+        url = body["@odata.nextLink"]
+    assert pages == 2 and len(set(seen)) == 7
+    assert web.get(body["@odata.deltaLink"]).json()["value"] == []
 
 
 def test_modifiedon_ge_filter_returns_rows_changed_since_a_cursor(sandbox, web):

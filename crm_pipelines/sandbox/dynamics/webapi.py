@@ -48,12 +48,10 @@ class Call:
     request_id: str | None = None
 
     def prefer(self) -> dict[str, str]:
-        prefs = {}
-        for part in self.headers.get("prefer", "").split(","):
-            name, _, value = part.strip().partition("=")
-            if name:
-                prefs[name.strip().lower()] = value.strip().strip('"')
-        return prefs
+        """``Prefer`` preferences by name; quoted values may hold commas."""
+        pairs = re.findall(r'\s*([\w.\-]+)\s*(?:=\s*("[^"]*"|[^,]*))?\s*(?:,|$)',
+                           self.headers.get("prefer", ""))
+        return {name.lower(): value.strip().strip('"') for name, value in pairs}
 
     def json(self) -> Any:
         try:
@@ -147,12 +145,52 @@ def _check_names(table: Table, names: list[str], option: str) -> None:
                              f"'Microsoft.Dynamics.CRM.{table.logical_name}'.")
 
 
-def project(table: Table, fields: records.Fields, select: list[str] | None) -> dict[str, Any]:
+FORMATTED = "OData.Community.Display.V1.FormattedValue"
+LOOKUP_TABLE = "Microsoft.Dynamics.CRM.lookuplogicalname"
+APP_USER_NAME = "# crm-pipelines"
+
+
+def annotations_wanted(call: Call, headers: dict[str, str]) -> set[str]:
+    """The instance annotations ``Prefer: odata.include-annotations`` asks for."""
+    asked = call.prefer().get("odata.include-annotations")
+    if not asked:
+        return set()
+    names = {n.strip() for n in asked.split(",")}
+    wanted = {FORMATTED, LOOKUP_TABLE} if "*" in names else names & {FORMATTED, LOOKUP_TABLE}
+    if wanted:
+        headers["Preference-Applied"] = ", ".join(
+            p for p in (headers.get("Preference-Applied"), f'odata.include-annotations="{asked}"') if p)
+    return wanted
+
+
+def _annotate(data: Data, table: Table, fields: records.Fields, row: dict[str, Any],
+              wanted: set[str]) -> None:
+    for name in [n for n in row if n in table.by_wire]:
+        attr, value = table.by_wire[name], row[name]
+        if value is None:
+            continue
+        if attr.options and FORMATTED in wanted:
+            row[f"{name}@{FORMATTED}"] = dict(attr.options).get(value, str(value))
+        if attr.is_lookup:
+            target = fields.get("_lookup_types", {}).get(attr.name) or attr.targets[0][0]
+            if LOOKUP_TABLE in wanted:
+                row[f"{name}@{LOOKUP_TABLE}"] = target
+            if FORMATTED in wanted:
+                target_table = TABLES[target]
+                other = data.get(target_table.entity_set, value) or {}
+                row[f"{name}@{FORMATTED}"] = (APP_USER_NAME if value == APP_USER_ID
+                                             else other.get(target_table.primary_name))
+
+
+def project(table: Table, fields: records.Fields, select: list[str] | None,
+            data: Data | None = None, wanted: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
     names = select if select is not None else list(table.by_wire)
     row: dict[str, Any] = {"@odata.etag": f'W/"{fields.get("versionnumber", 0)}"'}
     for name in names:
         row[name] = fields.get(name)
     row[table.primary_id] = fields.get(table.primary_id)
+    if wanted and data is not None:
+        _annotate(data, table, fields, row, set(wanted))
     return row
 
 
@@ -244,7 +282,8 @@ def query(ctx: SandboxContext, data: Data, table: Table, call: Call) -> Answer:
     body: dict[str, Any] = {"@odata.context": _context(ctx, table, select)}
     if q.get("$count", "").lower() == "true":
         body["@odata.count"] = min(total, COUNT_LIMIT)
-    body["value"] = [project(table, r, select) for r in page]
+    wanted = annotations_wanted(call, headers)
+    body["value"] = [project(table, r, select, data, wanted) for r in page]
     if len(rows) > size:
         last = {name: page[-1].get(name) for name, _ in orderby}
         params = {k: v for k, v in q.items() if k != "$skiptoken"}
@@ -273,11 +312,12 @@ def delta(ctx: SandboxContext, data: Data, table: Table, call: Call,
         after, until = doc["after"], doc["until"]
     if until is None:
         until = state(ctx).current_version()
+    wanted = annotations_wanted(call, headers)
     changes: list[tuple[int, dict[str, Any]]] = []
     for row in data.rows(table.entity_set):
         version = row.get("versionnumber") or 0
         if after < version <= until:
-            changes.append((version, project(table, row, select)))
+            changes.append((version, project(table, row, select, data, wanted)))
     deleted_context = f"{api_url(ctx)}/$metadata#{table.entity_set}/$deletedEntity"
     for (entity_set, record_id), version in list(state(ctx).deleted.items()):
         if entity_set != table.entity_set or not after < version <= until:
@@ -329,9 +369,11 @@ def retrieve(ctx: SandboxContext, data: Data, table: Table, key: str | dict[str,
     select = parse_select(call.query.get("$select"))
     if select is not None:
         _check_names(table, select, "$select")
+    headers = dict(ODATA_HEADERS)
+    wanted = annotations_wanted(call, headers)
     body = {"@odata.context": _context(ctx, table, select, "/$entity"),
-            **project(table, data.get(table.entity_set, record_id) or {}, select)}
-    return Answer(200, body, dict(ODATA_HEADERS), records=1)
+            **project(table, data.get(table.entity_set, record_id) or {}, select, data, wanted)}
+    return Answer(200, body, headers, records=1)
 
 
 # ---------------------------------------------------------------------------------------------
