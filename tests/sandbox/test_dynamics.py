@@ -336,6 +336,8 @@ def test_a_changeset_rolls_back_entirely_when_one_operation_fails(sandbox, web):
     ])
     assert response.status_code == 200
     assert "HTTP/1.1 400 Bad Request" in response.text and "0x80044331" in response.text
+    assert "Content-ID: 3" in response.text  # which row was refused
+    assert "HTTP/1.1 204" not in response.text
     assert sandbox.ctx.store.records("dynamics", "accounts") == []
     record = sandbox.ctx.store.get("dynamics", "contacts", existing)
     assert record.fields["lastname"] == "Before" and len(record.history) == 1

@@ -155,29 +155,33 @@ def execute_batch(ctx: SandboxContext, outer: Call) -> tuple[Response, int]:
         if isinstance(item, Part):
             try:
                 answer = _run(ctx, base, item, outer, {})
-                chunks.append(_envelope(_http(answer.status, answer.headers, answer.body)))
+                chunks.append(_envelope(_http(answer.status, answer.headers, answer.body),
+                                        item.content_id))
                 written += answer.records
                 continue
             except ODataError as error:
                 chunks.append(_envelope(_http(error.status, {"OData-Version": "4.0", **error.headers},
-                                              error.body())))
+                                              error.body()), item.content_id))
                 if continue_on_error:
                     continue
                 break
         overlay, content_ids, answers = Overlay(base), {}, []
-        failed: ODataError | None = None
+        failed: tuple[Part, ODataError] | None = None
         for part in item.parts:
             try:
                 answer = _run(ctx, overlay, part, outer, content_ids)
             except ODataError as error:
-                failed = error
+                failed = (part, error)
                 break
             if part.content_id is not None and answer.location:
                 content_ids[f"${part.content_id}"] = answer.location
             answers.append((part, answer))
         if failed is not None:
-            chunks.append(_envelope(_http(failed.status, {"OData-Version": "4.0", **failed.headers},
-                                          failed.body())))
+            # The change set's answer is the failing operation alone; its Content-ID tells the
+            # client which row was refused.
+            part, error = failed
+            chunks.append(_envelope(_http(error.status, {"OData-Version": "4.0", **error.headers},
+                                          error.body()), part.content_id))
             if continue_on_error:
                 continue
             break

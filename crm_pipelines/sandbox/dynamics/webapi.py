@@ -109,6 +109,7 @@ def dispatch(ctx: SandboxContext, data: Data, call: Call) -> Answer:
                             "BusinessUnitId": BUSINESS_UNIT_ID, "UserId": APP_USER_ID,
                             "OrganizationId": ORGANIZATION_ID})
     if name == "EntityDefinitions" and call.method == "GET" and key is not None:
+        from .metadata import entity_definitions
         return entity_definitions(ctx, call, key, rest)
     if name not in BY_ENTITY_SET:
         raise ODataError(404, "0x8006088a", f"Resource not found for the segment '{name}'.")
@@ -433,60 +434,6 @@ def remove(ctx: SandboxContext, data: Data, table: Table, key: str | dict[str, A
         raise _missing(table, key)
     records.delete(data, table, record_id, request_id=call.request_id)
     return Answer(204, None, dict(ODATA_HEADERS), records=1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Metadata: EntityDefinitions(LogicalName='contact')[/Attributes[/cast] | /Keys]
-
-def _select_doc(doc: dict[str, Any], select: list[str] | None) -> dict[str, Any]:
-    if select is None:
-        return doc
-    keep = {"@odata.type", "MetadataId", *select}
-    return {k: v for k, v in doc.items() if k in keep}
-
-
-def entity_definitions(ctx: SandboxContext, call: Call, key: str, rest: str) -> Answer:
-    try:
-        parsed = parse_key(key)
-    except QueryError as exc:
-        raise ODataError(400, BAD_QUERY, str(exc)) from None
-    name = parsed.get("LogicalName") if isinstance(parsed, dict) else next(
-        (t for t in TABLES.values() if t.metadata()["MetadataId"] == parsed), None)
-    name = name.logical_name if isinstance(name, Table) else name
-    if name not in TABLES:
-        raise ODataError(404, NOT_FOUND, f"Could not find entity with name '{name or key}'.")
-    table = table_with_custom(ctx.crm_settings(CRM), name)
-    select = parse_select(call.query.get("$select"))
-    base = f"{api_url(ctx)}/$metadata#EntityDefinitions('{name}')"
-    if rest == "":
-        return Answer(200, {"@odata.context": f"{api_url(ctx)}/$metadata#EntityDefinitions/$entity",
-                            **_select_doc(table.metadata(), select)}, dict(ODATA_HEADERS))
-    if rest == "Keys":
-        return Answer(200, {"@odata.context": f"{base}/Keys", "value": table.keys_metadata()},
-                      dict(ODATA_HEADERS))
-    parts = rest.split("/")
-    if parts[0] != "Attributes" or len(parts) > 2:
-        raise ODataError(404, "0x8006088a", f"Resource not found for the segment '{rest}'.")
-    docs = table.attribute_metadata()
-    attrs = {a.name: a for a in table.attributes}
-    context = f"{base}/Attributes"
-    if len(parts) == 2:
-        cast = parts[1]
-        docs = [d for d in docs if d["@odata.type"] == f"#{cast}"]
-        context += f"/{cast}"
-        expand = call.query.get("$expand", "")
-        if re.search(r"\bOptionSet\b", expand):
-            for d in docs:
-                d["OptionSet"] = attrs[d["LogicalName"]].option_set(name)
-    if call.query.get("$filter"):
-        try:
-            predicate = compile_filter(call.query["$filter"], lambda n: True, "AttributeMetadata")
-        except QueryError as exc:
-            raise ODataError(400, BAD_QUERY, str(exc)) from None
-        docs = [d for d in docs if predicate(d)]
-    values = [_select_doc(d, select if select is None else select + ["OptionSet"]) for d in docs]
-    return Answer(200, {"@odata.context": context, "value": values}, dict(ODATA_HEADERS),
-                  records=len(values))
 
 
 # ---------------------------------------------------------------------------------------------
