@@ -36,6 +36,17 @@ def fold_changes(snapshot: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
     """
     if changes.empty:
         return snapshot.reset_index(drop=True)
+    deleted = changes["is_deleted"].astype(bool)
+    if deleted.any() and not snapshot.empty:
+        # Some CRMs report a deletion by id only (Dataverse's $deletedEntity): a deleted record
+        # we knew keeps its last known values, flagged, so reports can still say who it was.
+        known = snapshot.set_index("crm_id")
+        deletions = changes[deleted]
+        hit = deletions["crm_id"].isin(known.index)
+        flagged = known.loc[deletions.loc[hit, "crm_id"]].reset_index()
+        flagged["is_deleted"] = True
+        flagged["last_modified"] = deletions.loc[hit, "last_modified"].to_numpy()
+        changes = pd.concat([changes[~deleted], deletions[~hit], flagged], ignore_index=True)
     parts = [] if snapshot.empty else [snapshot.assign(_from_change=0)]
     combined = pd.concat([*parts, changes.assign(_from_change=1)], ignore_index=True)
     combined = combined.sort_values(["crm_id", "last_modified", "_from_change"], kind="stable")

@@ -67,3 +67,12 @@ def test_a_daily_partition_covers_one_utc_day() -> None:
     window = partition_window("2026-03-01")
     assert window.since == datetime(2026, 3, 1, tzinfo=timezone.utc)
     assert window.until == datetime(2026, 3, 2, tzinfo=timezone.utc)
+
+
+def test_a_deletion_reported_by_id_only_keeps_what_was_known_about_the_record() -> None:
+    snapshot = frame(("a", T0, False, "a@x.com"))
+    changes = frame(("a", T0 + timedelta(minutes=1), True, None))
+    folded = fold_changes(snapshot, changes)
+    assert folded["email"].tolist() == ["a@x.com"]
+    assert folded["is_deleted"].tolist() == [True]
+    assert folded["last_modified"].tolist() == [pd.Timestamp(T0 + timedelta(minutes=1))]

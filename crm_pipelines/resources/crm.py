@@ -1,0 +1,58 @@
+"""The CrmClient protocol: what every CRM resource (Salesforce, HubSpot, Dynamics 365) offers.
+
+Assets speak only this protocol, so the snapshot, matching, export and push assets are the
+same for every CRM; each adapter hides its CRM's wire protocol behind it.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import pandas as pd
+
+CrmObject = Literal["contacts", "companies", "leads", "users"]
+
+
+@dataclass(frozen=True)
+class CrmField:
+    """One field as the CRM describes it (for field mapping review and value coercion)."""
+
+    name: str
+    label: str
+    type: str  # the CRM's own type name: picklist, string, enumeration, number, …
+    createable: bool
+    updateable: bool
+    required: bool = False
+    options: tuple[str, ...] = ()  # internal values of a picklist / enumeration
+    option_labels: tuple[str, ...] = ()
+    unique: bool = False
+    external_id: bool = False
+
+
+@dataclass
+class PullResult:
+    """Changed records of one object in a time window, as canonical frames."""
+
+    records: pd.DataFrame  # canonical (crm_pipelines.canonical), is_deleted marks deletions
+    cursor: datetime | None  # the greatest modification time seen; the next pull starts there
+    api_calls: int = 0
+    pages: int = 0
+    # What the next incremental pull needs beyond the cursor (Dataverse's delta link, …).
+    state: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. "window split in 4 (search cap)"
+
+
+@runtime_checkable
+class CrmClient(Protocol):
+    crm: str
+
+    def pull(self, obj: CrmObject, since: datetime | None, until: datetime | None,
+             state: dict[str, Any] | None = None) -> PullResult:
+        """Records of ``obj`` modified in [since, until), deletions included where the CRM can
+        tell; since=None: all. ``state`` is what the previous pull's result carried."""
+
+    def describe(self, obj: CrmObject) -> list[CrmField]:
+        """The object's fields with types, options and whether they can be written."""
+
+    def users(self) -> pd.DataFrame:
+        """CRM users as a canonical CrmUser frame."""
