@@ -275,6 +275,7 @@ def query(ctx: SandboxContext, data: Data, table: Table, call: Call) -> Answer:
     if q.get("$skiptoken"):
         doc, page_no = _read_cookie(q["$skiptoken"])
         after, track_version = doc.get("last"), doc.get("track")
+        tracking = tracking or track_version is not None  # a tracked pull's later pages
         compare = row_comparator(orderby)
         rows = [r for r in rows if compare(r, after) > 0]
     if tracking and track_version is None:
