@@ -183,8 +183,40 @@ def _annotate(data: Data, table: Table, fields: records.Fields, row: dict[str, A
                                              else other.get(target_table.primary_name))
 
 
+Expand = list[tuple[str, list[str] | None]]
+_EXPAND_ITEM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\(([^)]*)\))?\s*(?:,|$)")
+
+
+def parse_expand(ctx: SandboxContext, table: Table, text: str | None) -> Expand:
+    """``parentcustomerid_account($select=name)`` → [(navigation property, its $select)].
+
+    Only single-valued navigation properties (the lookups) can be expanded here.
+    """
+    items: Expand = []
+    position = 0
+    while text and position < len(text):
+        match = _EXPAND_ITEM.match(text, position)
+        if not match or match.end() == position:
+            raise ODataError(400, BAD_QUERY, f"Syntax error in $expand '{text}'.")
+        nav, options = match.group(1), match.group(2) or ""
+        if nav not in table.navigation:
+            raise ODataError(400, BAD_QUERY, f"Could not find a property named '{nav}' on type "
+                                             f"'Microsoft.Dynamics.CRM.{table.logical_name}'.")
+        select = None
+        for option in options.split(";"):
+            name, _, value = option.partition("=")
+            if name.strip() == "$select":
+                select = parse_select(value)
+                target = table_with_custom(ctx.crm_settings(CRM), table.navigation[nav][1])
+                _check_names(target, select or [], "$select")
+        items.append((nav, select))
+        position = match.end()
+    return items
+
+
 def project(table: Table, fields: records.Fields, select: list[str] | None,
-            data: Data | None = None, wanted: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+            data: Data | None = None, wanted: set[str] | frozenset[str] = frozenset(),
+            expand: Expand = ()) -> dict[str, Any]:
     names = select if select is not None else list(table.by_wire)
     row: dict[str, Any] = {"@odata.etag": f'W/"{fields.get("versionnumber", 0)}"'}
     for name in names:
@@ -192,6 +224,13 @@ def project(table: Table, fields: records.Fields, select: list[str] | None,
     row[table.primary_id] = fields.get(table.primary_id)
     if wanted and data is not None:
         _annotate(data, table, fields, row, set(wanted))
+    for nav, nav_select in expand if data is not None else ():
+        attr, target = table.navigation[nav]
+        target_id = fields.get(attr.wire_name)
+        bound_to = fields.get("_lookup_types", {}).get(attr.name) or attr.targets[0][0]
+        target_table = table_with_custom(data.ctx.crm_settings(CRM), target)
+        other = data.get(target_table.entity_set, target_id) if target_id and bound_to == target else None
+        row[nav] = None if other is None else project(target_table, other, nav_select)
     return row
 
 
@@ -285,7 +324,8 @@ def query(ctx: SandboxContext, data: Data, table: Table, call: Call) -> Answer:
     if q.get("$count", "").lower() == "true":
         body["@odata.count"] = min(total, COUNT_LIMIT)
     wanted = annotations_wanted(call, headers)
-    body["value"] = [project(table, r, select, data, wanted) for r in page]
+    expand = parse_expand(ctx, table, q.get("$expand"))
+    body["value"] = [project(table, r, select, data, wanted, expand) for r in page]
     if len(rows) > size:
         last = {name: page[-1].get(name) for name, _ in orderby}
         params = {k: v for k, v in q.items() if k != "$skiptoken"}
@@ -373,8 +413,9 @@ def retrieve(ctx: SandboxContext, data: Data, table: Table, key: str | dict[str,
         _check_names(table, select, "$select")
     headers = dict(ODATA_HEADERS)
     wanted = annotations_wanted(call, headers)
+    expand = parse_expand(ctx, table, call.query.get("$expand"))
     body = {"@odata.context": _context(ctx, table, select, "/$entity"),
-            **project(table, data.get(table.entity_set, record_id) or {}, select, data, wanted)}
+            **project(table, data.get(table.entity_set, record_id) or {}, select, data, wanted, expand)}
     return Answer(200, body, headers, records=1)
 
 
