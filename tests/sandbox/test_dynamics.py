@@ -106,6 +106,17 @@ def test_a_revoked_grant_is_reported_as_invalid_grant(sandbox):
     assert "AADSTS65001" in result["error_description"]
 
 
+@pytest.mark.parametrize(("setting", "error", "code"), [
+    ("client_secret_expired", "invalid_client", 7000222),
+    ("app_disabled", "unauthorized_client", 7000112),
+])
+def test_an_expired_secret_or_disabled_app_gets_entra_own_error(sandbox, setting, error, code):
+    """Each of these needs a different fix by an admin; the AADSTS code tells which."""
+    sandbox.ctx.crm_settings("dynamics")[setting] = True
+    result = _app(sandbox).acquire_token_for_client([f"{sandbox.base_url}/.default"])
+    assert result["error"] == error and result["error_codes"] == [code]
+
+
 def test_a_scope_without_default_is_rejected_as_entra_does(sandbox):
     """Client-credential flows need '{resource}/.default'; a wrong scope must not get a token."""
     result = _app(sandbox).acquire_token_for_client([f"{sandbox.base_url}/user_impersonation"])
@@ -242,6 +253,14 @@ def test_upsert_by_alternate_key_creates_once_then_updates(sandbox, web):
     assert len(rows) == 1
     assert [c.op for c in rows[0].history] == ["create", "update"]
     assert rows[0].fields["crm_enginyid"] == "ctc-42" and rows[0].fields["jobtitle"] == "Rear Admiral"
+
+
+def test_creating_a_second_row_with_the_same_enginy_id_is_refused(sandbox, web):
+    """crm_enginyid is an alternate key: Dataverse enforces its uniqueness on every write."""
+    _create(sandbox, web, "leads", {"lastname": "First", "crm_enginyid": "ctc-1"})
+    again = web.post(_url(sandbox, "leads"), json={"lastname": "Second", "crm_enginyid": "CTC-1"})
+    assert again.status_code == 412 and again.json()["error"]["code"] == "0x80040237"
+    assert len(sandbox.ctx.store.records("dynamics", "leads")) == 1
 
 
 def test_if_match_and_if_none_match_turn_an_upsert_into_update_only_or_create_only(sandbox, web):
