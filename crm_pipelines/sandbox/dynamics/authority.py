@@ -116,12 +116,14 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         tenant = request.path_params["tenant"]
         if not known_tenant(ctx, tenant):
             return _unknown_tenant(tenant)
-        base = f"{ctx.base_url}/{TENANT_ID}"
+        # Entra names the tenant by its GUID in the endpoints; a test that configured only
+        # other tenant names gets its own name back so the token call still lands.
+        base = f"{ctx.base_url}/{TENANT_ID if known_tenant(ctx, TENANT_ID) else tenant}"
         return JSONResponse({
             "token_endpoint": f"{base}/oauth2/v2.0/token",
             "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt",
                                                       "client_secret_basic"],
-            "jwks_uri": f"{ctx.base_url}/{TENANT_ID}/discovery/v2.0/keys",
+            "jwks_uri": f"{base}/discovery/v2.0/keys",
             "response_modes_supported": ["query", "fragment", "form_post"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["RS256"],

@@ -16,7 +16,7 @@ from crm_pipelines.sandbox.app import SandboxContext
 
 from .odata import QueryError, compile_filter, parse_key, parse_select
 from .records import BAD_QUERY, NOT_FOUND, ODataError
-from .schema import CRM, TABLES, Table, table as table_with_custom
+from .schema import CRM, TABLES, table as table_with_custom
 from .webapi import ODATA_HEADERS, Answer, Call, api_url
 
 
@@ -33,9 +33,11 @@ def entity_definitions(ctx: SandboxContext, call: Call, key: str, rest: str) -> 
         parsed = parse_key(key)
     except QueryError as exc:
         raise ODataError(400, BAD_QUERY, str(exc)) from None
-    name = parsed.get("LogicalName") if isinstance(parsed, dict) else next(
-        (t for t in TABLES.values() if t.metadata()["MetadataId"] == parsed), None)
-    name = name.logical_name if isinstance(name, Table) else name
+    if isinstance(parsed, dict):
+        name = parsed.get("LogicalName")
+    else:  # by MetadataId
+        name = next((t.logical_name for t in TABLES.values()
+                     if t.metadata()["MetadataId"] == parsed), None)
     if name not in TABLES:
         raise ODataError(404, NOT_FOUND, f"Could not find entity with name '{name or key}'.")
     table = table_with_custom(ctx.crm_settings(CRM), name)

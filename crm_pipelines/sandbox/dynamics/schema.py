@@ -57,7 +57,8 @@ class Attribute:
         return f"_{self.name}_value" if self.is_lookup else self.name
 
     def metadata(self, table: str) -> dict[str, Any]:
-        kind = {"Memo": "Memo", "Customer": "Lookup", "Owner": "Lookup"}.get(self.type, self.type)
+        kind = {"Customer": "Lookup", "Owner": "Lookup",
+                "Uniqueidentifier": "UniqueIdentifier"}.get(self.type, self.type)
         doc: dict[str, Any] = {
             "@odata.type": f"#Microsoft.Dynamics.CRM.{kind}AttributeMetadata",
             "MetadataId": metadata_id(table, self.name),
