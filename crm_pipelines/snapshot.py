@@ -59,3 +59,80 @@ def partition_window(day: str) -> Window:
     start = datetime.fromisoformat(day).replace(tzinfo=None)
     start = pd.Timestamp(start, tz="UTC").to_pydatetime()
     return Window(start, start + timedelta(days=1))
+
+
+@dataclass
+class Refresh:
+    """The outcome of one snapshot refresh, with the figures the asset reports."""
+
+    snapshot: pd.DataFrame
+    mode: str  # "full" | "incremental" | "window"
+    since: datetime | None
+    until: datetime | None
+    pulled: int
+    created: int
+    updated: int
+    deleted: int
+    excluded_by_rules: int
+    cursor_before: datetime | None
+    cursor_after: datetime | None
+    api_calls: int
+    pages: int
+    state: dict
+
+
+def refresh_snapshot(pull, existing: pd.DataFrame | None, cursor: datetime | None, state: dict | None,
+                     range_start: datetime, range_end: datetime, includes_latest: bool,
+                     full_refresh: bool, keep=None, overlap: timedelta = DEFAULT_OVERLAP) -> Refresh:
+    """Pull what the partition range needs and fold it into the existing snapshot.
+
+    - no snapshot yet, or ``full_refresh``: pull everything and replace the snapshot;
+    - a range that includes the latest partition: pull from the earlier of the range start and
+      the cursor less the overlap, up to now (the CRM's own change feed where it has one);
+    - a past range (a backfill): pull records modified in [range_start, range_end).
+    ``pull(since, until, state)`` is the CRM client's pull for one object; ``keep(raw)`` is the
+    inbound sync rules' filter over the CRM's own fields.
+    """
+    if full_refresh or existing is None or cursor is None:
+        mode, since, until, state = "full", None, None, {}
+    elif includes_latest:
+        mode, since, until = "incremental", min(range_start, cursor - overlap), None
+    else:
+        mode, since, until = "window", range_start, range_end
+    result = pull(since, until, state or {})
+    changes = result.records
+    base = existing if mode != "full" and existing is not None else changes.iloc[0:0]
+    known = set(base["crm_id"]) if len(base) else set()
+    snapshot = fold_changes(base, changes)
+    excluded = 0
+    if keep is not None and len(snapshot):
+        kept = keep(snapshot["raw"]).to_numpy()
+        excluded = int((~kept).sum())
+        snapshot = snapshot[kept].reset_index(drop=True)
+    seen = changes["last_modified"].max() if len(changes) else None
+    cursor_after = cursor if mode != "full" else None
+    if seen is not None and not pd.isna(seen):
+        seen = seen.to_pydatetime()
+        cursor_after = seen if cursor_after is None else max(cursor_after, seen)
+    deleted = changes["is_deleted"].astype(bool) if len(changes) else pd.Series(dtype=bool)
+    return Refresh(
+        snapshot=snapshot, mode=mode, since=since, until=until, pulled=len(changes),
+        created=int((~changes["crm_id"].isin(known) & ~deleted).sum()) if len(changes) else 0,
+        updated=int((changes["crm_id"].isin(known) & ~deleted).sum()) if len(changes) else 0,
+        deleted=int(deleted.sum()), excluded_by_rules=excluded, cursor_before=cursor, cursor_after=cursor_after,
+        api_calls=result.api_calls, pages=result.pages, state=result.state)
+
+
+def fill_company_names(contacts: pd.DataFrame, companies: pd.DataFrame) -> pd.DataFrame:
+    """Contacts whose CRM record carries only the company id get the company's name.
+
+    Matching compares company names, and Dataverse and Salesforce contacts hold a reference
+    (parentcustomerid, AccountId), not the name.
+    """
+    if contacts.empty or companies.empty:
+        return contacts
+    names = companies.drop_duplicates("crm_id").set_index("crm_id")["name"]
+    missing = contacts["company_name"].isna() & contacts["account_id"].notna()
+    contacts = contacts.copy()
+    contacts.loc[missing, "company_name"] = contacts.loc[missing, "account_id"].map(names)
+    return contacts

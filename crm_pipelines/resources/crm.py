@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import dagster as dg
 import pandas as pd
 
 CrmObject = Literal["contacts", "companies", "leads", "users"]
@@ -56,3 +57,10 @@ class CrmClient(Protocol):
 
     def users(self) -> pd.DataFrame:
         """CRM users as a canonical CrmUser frame."""
+
+
+class CrmResource(dg.ConfigurableResource):
+    """Base of the Salesforce, HubSpot and Dynamics resources: configuration in, a CrmClient out."""
+
+    def client(self) -> CrmClient:
+        raise NotImplementedError

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import dagster as dg
 import msal
 import pandas as pd
 import requests
@@ -20,7 +19,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from pydantic import Field
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser
-from crm_pipelines.resources.crm import CrmField, CrmObject, PullResult
+from crm_pipelines.resources.crm import CrmField, CrmObject, CrmResource, PullResult
 from crm_pipelines.resources.retries import TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries
 
 ENTITY_SETS = {"contacts": ("contacts", "contactid", "contact"), "companies": ("accounts", "accountid", "account"),
@@ -129,12 +128,14 @@ class DynamicsClient:
     # --- CrmClient --------------------------------------------------------------------------
     def pull(self, obj: CrmObject, since: datetime | None, until: datetime | None,
              state: dict[str, Any] | None = None) -> PullResult:
-        """A window pull filters on modifiedon; an incremental pull (no window, with state) follows
-        the change-tracking delta link, which also reports deletions."""
+        """A bounded window filters on modifiedon; a pull up to now follows the change-tracking
+        delta link from the last pull (or starts tracking with a full read)."""
         entity_set, key, _ = ENTITY_SETS[obj]
         calls_before = self.api_calls
         state = dict(state or {})
-        tracked = obj != "users" and since is None and until is None
+        # Up to now, Dataverse's change feed is the source: it reports deletions too. A bounded
+        # window (a backfill) filters on modifiedon instead.
+        tracked = obj != "users" and until is None
         if tracked and state.get("delta_link"):
             rows, delta_link, pages = self._pages(state["delta_link"], [])
         elif tracked:
@@ -226,7 +227,7 @@ def _canonical(obj: CrmObject, rows: list[dict[str, Any]], key: str, linkedin: s
     return model.validate(frame_out.reindex(columns=list(model.to_schema().columns)))
 
 
-class DynamicsResource(dg.ConfigurableResource):
+class DynamicsResource(CrmResource):
     """Microsoft Dynamics 365 (Dataverse) through an Entra ID app registration."""
 
     environment_url: str = Field(description="the Dataverse environment, e.g. https://contoso.crm4.dynamics.com")
