@@ -218,9 +218,13 @@ def test_a_contact_bound_to_an_account_reads_back_its_parentcustomerid_value(san
     read = web.get(_url(sandbox, f"contacts({contact})?$select=fullname,_parentcustomerid_value"))
     assert read.json()["_parentcustomerid_value"] == account
     assert read.json()["fullname"] == "Ada Lovelace"
-    expanded = web.get(_url(sandbox, "contacts"), params={
+    expanded = web.get(_url(sandbox, f"contacts({contact})"), params={
         "$select": "lastname", "$expand": "parentcustomerid_account($select=name,industrycode)"})
-    assert expanded.json()["value"][0]["parentcustomerid_account"]["name"] == "Analytical Engines"
+    assert expanded.json()["parentcustomerid_account"]["name"] == "Analytical Engines"
+    web.patch(_url(sandbox, f"accounts({account})"), json={"crm_enginyid": "co-ae"})
+    by_key = _create(sandbox, web, "contacts", {
+        "lastname": "Babbage", "parentcustomerid_account@odata.bind": "/accounts(crm_enginyid='co-ae')"})
+    assert sandbox.ctx.store.get("dynamics", "contacts", by_key).fields["_parentcustomerid_value"] == account
     missing = web.post(_url(sandbox, "contacts"), json={
         "lastname": "Nobody", "parentcustomerid_account@odata.bind": f"/accounts({uuid.uuid4()})"})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "0x80040217"
