@@ -1,9 +1,14 @@
 """The Dataverse Web API v9.2 subset the pipeline uses, at ``/api/data/v9.2``.
 
 Every operation is a ``Call`` → ``Answer`` function so that a plain HTTP request and an
-operation inside a ``$batch`` run the same code. Routes are registered per entity set
-(``/api/data/v9.2/contacts`` and ``/api/data/v9.2/contacts({key})``) so call counts and fault
-rules can name one table's endpoint.
+operation inside a ``$batch`` run the same code. Routes are registered per entity set, so call
+counts and fault rules can name one table's endpoint by its template:
+``/api/data/v9.2/contacts`` (GET query, POST create) and ``/api/data/v9.2/contacts({key:path})``
+(GET, PATCH update/upsert, DELETE), likewise for accounts, leads, systemusers and tasks; plus
+``/api/data/v9.2/$batch``, ``/api/data/v9.2/WhoAmI`` and ``/api/data/v9.2/EntityDefinitions({key})…``.
+
+Before any operation runs, ``gate`` checks what Dataverse checks first: the URL length, the
+bearer token, and the service protection limit.
 """
 
 from __future__ import annotations
