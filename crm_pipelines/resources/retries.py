@@ -44,7 +44,9 @@ def _wait(state: RetryCallState) -> float:
 def with_retries(fn: Callable[[], T], attempts: int = 6, max_seconds: float = 300) -> T:
     """Call ``fn`` until it succeeds, a non-transient error occurs, or the budget is spent."""
     policy = retry(
-        retry=retry_if_exception_type((TransientCrmError, requests.ConnectionError, requests.Timeout)),
+        # A connection dropped mid-answer reaches requests as ChunkedEncodingError, not ConnectionError.
+        retry=retry_if_exception_type((TransientCrmError, requests.ConnectionError, requests.Timeout,
+                                       requests.exceptions.ChunkedEncodingError)),
         wait=_wait, stop=stop_after_attempt(attempts) | stop_after_delay(max_seconds), reraise=True,
     )
     return policy(fn)()

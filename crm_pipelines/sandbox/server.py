@@ -39,6 +39,9 @@ def _config(ctx: SandboxContext, host: str, port: int, tls: SandboxTls) -> uvico
         ssl_certfile=str(tls.certfile), ssl_keyfile=str(tls.keyfile),
         # The sandbox answers one client's calls quickly; h11 keeps it dependency-light.
         http="h11", lifespan="off",
+        # Let long request lines through to the CRM modules, which answer them with each CRM's
+        # own URI limit (Salesforce 16 KB, Dataverse 32 KB) instead of h11's bare 400.
+        h11_max_incomplete_event_size=96 * 1024,
     )
 
 

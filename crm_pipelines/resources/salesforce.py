@@ -1,0 +1,276 @@
+"""Salesforce through simple-salesforce: OAuth token, SOQL over REST, Bulk API 2.0 for big pulls.
+
+simple-salesforce builds login URLs from ``domain`` as https://{domain}.salesforce.com, which
+is right for orgs but leaves no room for a custom login host, so the OAuth token is fetched
+here (client credentials, or the username-password flow) and the client is built from the
+instance URL the token answer names. Pulls select every field the org describes, split into
+several queries when a wide object would exceed the request URI limit, and read deletions
+through queryAll (IsDeleted) in the same window.
+"""
+
+import csv
+import io
+from datetime import datetime
+from typing import Any, Callable, TypeVar
+from urllib.parse import quote
+
+import pandas as pd
+import requests
+from pydantic import Field
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
+
+from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser
+from crm_pipelines.resources.crm import CrmField, CrmObject, CrmResource, PullResult
+from crm_pipelines.resources.retries import TRANSIENT_STATUSES, TransientCrmError, with_retries
+
+T = TypeVar("T")
+
+SOBJECTS = {"contacts": "Contact", "companies": "Account", "leads": "Lead", "users": "User"}
+# Salesforce refuses request URIs over 16,384 bytes; keep each query's URL well below.
+MAX_QUERY_URL = 14_000
+# Field types a SOQL SELECT cannot list on an API pull (compound fields repeat their parts).
+_UNSELECTABLE = {"address", "location", "base64"}
+_RELATIONSHIPS = {"Contact": ["Account.Name"]}
+
+
+class SalesforceAuthError(RuntimeError):
+    """The org refused the integration's credentials."""
+
+
+class SalesforceClient:
+    """The CrmClient for one Salesforce org."""
+
+    crm = "salesforce"
+
+    def __init__(self, settings: "SalesforceResource") -> None:
+        self.settings = settings
+        self.api_calls = 0
+        self.session = requests.Session()
+        self.session.hooks["response"].append(self._count)
+        self._sf: Salesforce | None = None
+        self._describe_cache: dict[str, dict[str, Any]] = {}
+
+    def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.api_calls += 1
+
+    # --- auth -------------------------------------------------------------------------------
+    def _login(self) -> Salesforce:
+        s = self.settings
+        form = {"client_id": s.client_id, "client_secret": s.client_secret}
+        if s.username:
+            form |= {"grant_type": "password", "username": s.username, "password": s.password + s.security_token}
+        else:
+            form |= {"grant_type": "client_credentials"}
+        response = self.session.post(f"{s.login_host}/services/oauth2/token", data=form, timeout=60)
+        if response.status_code != 200:
+            try:
+                body = response.json()
+                reason = f"{body.get('error')}: {body.get('error_description')}"
+            except ValueError:
+                reason = response.text[:200]
+            raise SalesforceAuthError(f"Salesforce refused the integration's credentials at {s.login_host} "
+                                      f"({response.status_code} {reason}) — check the connected app and user")
+        token = response.json()
+        return Salesforce(instance_url=token["instance_url"], session_id=token["access_token"],
+                          version=s.api_version, session=self.session)
+
+    @property
+    def sf(self) -> Salesforce:
+        if self._sf is None:
+            self._sf = self._login()
+        return self._sf
+
+    def _call(self, fn: Callable[[Salesforce], T]) -> T:
+        def attempt() -> T:
+            try:
+                return fn(self.sf)
+            except SalesforceExpiredSession:
+                self._sf = self._login()
+                return fn(self.sf)
+            except SalesforceError as exc:
+                if exc.status in TRANSIENT_STATUSES:
+                    raise TransientCrmError(exc.status, f"Salesforce answered {exc.status}") from exc
+                raise
+
+        return with_retries(attempt)
+
+    # --- CrmClient --------------------------------------------------------------------------
+    def describe_raw(self, sobject: str) -> dict[str, Any]:
+        if sobject not in self._describe_cache:
+            self._describe_cache[sobject] = self._call(lambda sf: getattr(sf, sobject).describe())
+        return self._describe_cache[sobject]
+
+    def describe(self, obj: CrmObject) -> list[CrmField]:
+        fields = []
+        for f in self.describe_raw(SOBJECTS[obj])["fields"]:
+            picklist = [p for p in f.get("picklistValues") or [] if p.get("active", True)]
+            fields.append(CrmField(
+                name=f["name"], label=f.get("label", f["name"]), type=f["type"],
+                createable=bool(f.get("createable")), updateable=bool(f.get("updateable")),
+                required=bool(f.get("createable")) and not f.get("nillable", True) and not f.get("defaultedOnCreate"),
+                options=tuple(p["value"] for p in picklist), option_labels=tuple(p.get("label") or "" for p in picklist),
+                unique=bool(f.get("unique")), external_id=bool(f.get("externalId"))))
+        return fields
+
+    def _field_chunks(self, sobject: str, where: str) -> list[list[str]]:
+        """Field lists whose queries each fit the URI limit; every chunk carries the keys."""
+        keys = ["Id", "SystemModstamp"] + (["IsDeleted"] if sobject != "User" else [])
+        names = [f["name"] for f in self.describe_raw(sobject)["fields"]
+                 if f["type"] not in _UNSELECTABLE and f["name"] not in keys]
+        names += _RELATIONSHIPS.get(sobject, [])
+        chunks: list[list[str]] = []
+        current = list(keys)
+        for name in names:
+            candidate = current + [name]
+            if len(quote(_soql(sobject, candidate, where))) > MAX_QUERY_URL and len(current) > len(keys):
+                chunks.append(current)
+                candidate = keys + [name]
+            current = candidate
+        chunks.append(current)
+        return chunks
+
+    def pull(self, obj: CrmObject, since: datetime | None, until: datetime | None,
+             state: dict[str, Any] | None = None) -> PullResult:
+        sobject = SOBJECTS[obj]
+        calls_before = self.api_calls
+        clauses = []
+        if since is not None:
+            clauses.append(f"SystemModstamp >= {_soql_datetime(since)}")
+        if until is not None:
+            clauses.append(f"SystemModstamp < {_soql_datetime(until)}")
+        where = " AND ".join(clauses)
+        deleted_too = sobject != "User"
+        # query, not query_all: simple-salesforce's query_all recounts the (empty) record list.
+        count = self._call(lambda sf: sf.query(_soql(sobject, ["COUNT()"], where, order=False),
+                                               include_deleted=deleted_too)["totalSize"])
+        bulk = count > self.settings.bulk_threshold
+        rows_by_id: dict[str, dict[str, Any]] = {}
+        pages = 0
+        for fields in self._field_chunks(sobject, where):
+            soql = _soql(sobject, fields, where)
+            if bulk:
+                chunk_rows, chunk_pages = self._bulk_rows(sobject, soql, deleted_too)
+            else:
+                chunk_rows, chunk_pages = self._rest_rows(soql, deleted_too)
+            pages += chunk_pages
+            for row in chunk_rows:
+                rows_by_id.setdefault(row["Id"], {}).update(row)
+        records = _canonical(obj, list(rows_by_id.values()), self.settings)
+        cursor = records["last_modified"].max() if len(records) and "last_modified" in records else None
+        return PullResult(records, None if cursor is None or pd.isna(cursor) else cursor.to_pydatetime(),
+                          api_calls=self.api_calls - calls_before, pages=pages,
+                          notes=[f"Bulk API 2.0 ({count:,} records)"] if bulk else [])
+
+    def _rest_rows(self, soql: str, deleted_too: bool) -> tuple[list[dict[str, Any]], int]:
+        def read() -> tuple[list[dict[str, Any]], int]:
+            pages, rows = 0, []
+            result = self.sf.query(soql, include_deleted=deleted_too)
+            while True:
+                pages += 1
+                rows.extend(_flatten(r) for r in result["records"])
+                if result.get("done", True):
+                    return rows, pages
+                result = self.sf.query_more(result["nextRecordsUrl"], identifier_is_url=True,
+                                            include_deleted=deleted_too)
+
+        return self._call(lambda sf: read())
+
+    def _bulk_rows(self, sobject: str, soql: str, deleted_too: bool) -> tuple[list[dict[str, Any]], int]:
+        def read() -> tuple[list[dict[str, Any]], int]:
+            job = getattr(self.sf.bulk2, sobject)
+            pages, rows = 0, []
+            for text in (job.query_all(soql) if deleted_too else job.query(soql)):
+                pages += 1
+                rows.extend({k: (v if v != "" else None) for k, v in r.items()}
+                            for r in csv.DictReader(io.StringIO(text)))
+            return rows, pages
+
+        return self._call(lambda sf: read())
+
+    def users(self) -> pd.DataFrame:
+        return self.pull("users", None, None).records
+
+
+def _soql_datetime(value: datetime) -> str:
+    # A datetime literal, not a quoted value: nothing from users is ever spliced into SOQL.
+    return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _soql(sobject: str, fields: list[str], where: str, order: bool = True) -> str:
+    soql = f"SELECT {', '.join(fields)} FROM {sobject}"
+    if where:
+        soql += f" WHERE {where}"
+    if order:
+        soql += " ORDER BY SystemModstamp, Id"
+    return soql
+
+
+def _flatten(record: dict[str, Any]) -> dict[str, Any]:
+    """A REST record with relationship objects flattened to dotted names (Account.Name)."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "attributes":
+            continue
+        if isinstance(value, dict):
+            for sub, sub_value in value.items():
+                if sub != "attributes":
+                    flat[f"{key}.{sub}"] = sub_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def _canonical(obj: CrmObject, rows: list[dict[str, Any]], settings: "SalesforceResource") -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+
+    def col(name: str) -> pd.Series | None:
+        return frame[name] if name in frame else None
+
+    n = len(frame)
+    raw = [{k: v for k, v in r.items()} for r in rows]
+    if obj == "users":
+        return CrmUser.validate(pd.DataFrame({
+            "crm_id": col("Id"), "email": col("Email"), "first_name": col("FirstName"), "last_name": col("LastName"),
+            "is_active": col("IsActive").map(lambda v: v in (True, "true", "True")) if n else [],
+            "raw": raw}))
+    deleted = col("IsDeleted")
+    common = {
+        "crm_id": col("Id"), "owner_id": col("OwnerId"),
+        "last_modified": pd.to_datetime(col("SystemModstamp"), utc=True) if n else pd.Series(dtype="datetime64[us, UTC]"),
+        "is_deleted": deleted.map(lambda v: v in (True, "true", "True")) if deleted is not None else [False] * n,
+        "raw": raw,
+    }
+    if obj == "companies":
+        out = pd.DataFrame({**common, "name": col("Name"), "domain": col("Website"),
+                            "linkedin_url": col(settings.company_linkedin_field)})
+        return CrmCompany.validate(out.reindex(columns=list(CrmCompany.to_schema().columns)))
+    out = pd.DataFrame({
+        **common, "first_name": col("FirstName"), "last_name": col("LastName"),
+        "company_name": col("Company") if obj == "leads" else col("Account.Name"),
+        "email": col("Email"), "linkedin_url": col(settings.linkedin_field), "phone": col("Phone"),
+        "job_title": col("Title"), "account_id": None if obj == "leads" else col("AccountId")})
+    return CrmContact.validate(out.reindex(columns=list(CrmContact.to_schema().columns)))
+
+
+class SalesforceResource(CrmResource):
+    """A Salesforce org through a connected app (OAuth client credentials or username-password)."""
+
+    domain: str = Field("login", description="login (production orgs) or test (sandbox orgs)")
+    login_url: str = Field("", description="overrides domain: the host that issues tokens, e.g. a My Domain URL")
+    client_id: str = Field(description="the connected app's consumer key")
+    client_secret: str = Field(description="the connected app's consumer secret; bind with EnvVar")
+    username: str = Field("", description="for the username-password flow; empty: client credentials")
+    password: str = Field("", description="bind with EnvVar")
+    security_token: str = Field("", description="bind with EnvVar")
+    api_version: str = "59.0"
+    bulk_threshold: int = Field(10_000, description="pulls above this many records use Bulk API 2.0")
+    linkedin_field: str = Field("LinkedIn_Profile__c", description="Contact/Lead field holding the LinkedIn URL")
+    company_linkedin_field: str = Field("LinkedIn_Company_Page__c", description="Account field with the LinkedIn page")
+
+    @property
+    def login_host(self) -> str:
+        return (self.login_url or f"https://{self.domain}.salesforce.com").rstrip("/")
+
+    def client(self) -> SalesforceClient:
+        return SalesforceClient(self)

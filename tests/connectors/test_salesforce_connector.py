@@ -1,0 +1,121 @@
+"""The Salesforce connector against the sandbox over HTTPS, through simple-salesforce."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from crm_pipelines.canonical import CrmContact
+from crm_pipelines.enginy.generator import generate_frames
+from crm_pipelines.resources.salesforce import SalesforceAuthError, SalesforceResource
+from crm_pipelines.sandbox import salesforce as sandbox_salesforce
+from crm_pipelines.sandbox.faults import FaultRule
+from crm_pipelines.snapshot import fold_changes
+
+
+@pytest.fixture
+def crm(sandbox):
+    sandbox_salesforce.seed(sandbox.ctx, generate_frames(1500, seed=5).crm)
+    sandbox.ctx.stats.reset()
+    return sandbox
+
+
+def resource(sandbox, **overrides) -> SalesforceResource:
+    settings = dict(login_url=sandbox.base_url, client_id="sandbox-client", client_secret="sandbox-secret")
+    return SalesforceResource(**{**settings, **overrides})
+
+
+def live(sandbox, obj: str) -> int:
+    return len(sandbox.ctx.store.records("salesforce", obj))
+
+
+def query_calls(sandbox) -> int:
+    return sum(n for (crm, _, endpoint), n in sandbox.ctx.stats.calls.items()
+               if crm == "salesforce" and ("/query" in endpoint or "/queryAll" in endpoint))
+
+
+def test_a_first_pull_returns_every_contact_with_its_account_name_in_pages_of_2000(crm) -> None:
+    client = resource(crm).client()
+    result = client.pull("contacts", None, None)
+    assert len(result.records) == live(crm, "Contact") > 1000
+    CrmContact.validate(result.records)
+    with_account = result.records[result.records.account_id.notna()]
+    assert with_account["company_name"].notna().all(), "Account.Name comes along"
+    assert result.pages == 1, "1,500-ish contacts fit one page of 2,000"
+    assert result.records["raw"].map(lambda r: "LinkedIn_Profile__c" in r).all()
+
+
+def test_pages_follow_next_records_url_without_missing_or_doubling_a_row(crm) -> None:
+    for i in range(3000):
+        sandbox_salesforce.insert(crm.ctx, "Lead", {"LastName": f"Bulkload {i}", "Company": "Acme", "Status": "Open - Not Contacted"})
+    result = resource(crm, bulk_threshold=100_000).client().pull("leads", None, None)
+    assert result.pages == -(-live(crm, "Lead") // 2000)
+    assert result.records["crm_id"].is_unique and len(result.records) == live(crm, "Lead")
+
+
+def test_a_window_pull_sees_changes_and_deletions_through_query_all(crm) -> None:
+    client = resource(crm).client()
+    first = client.pull("contacts", None, None)
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    changed, removed = first.records["crm_id"].iloc[0], first.records["crm_id"].iloc[1]
+    client.sf.Contact.update(changed, {"Title": "Chief Revenue Officer"})
+    client.sf.Contact.delete(removed)
+    second = client.pull("contacts", since, None)
+    assert set(second.records["crm_id"]) == {changed, removed}
+    snapshot = fold_changes(first.records, second.records).set_index("crm_id")
+    assert len(snapshot) == len(first.records)
+    assert snapshot.loc[changed, "job_title"] == "Chief Revenue Officer"
+    assert bool(snapshot.loc[removed, "is_deleted"])
+
+
+def test_a_pull_above_the_threshold_goes_through_bulk_api_2(crm) -> None:
+    client = resource(crm, bulk_threshold=100).client()
+    result = client.pull("contacts", None, None)
+    assert result.notes and result.notes[0].startswith("Bulk API 2.0")
+    assert len(result.records) == live(crm, "Contact")
+    rest = resource(crm).client().pull("contacts", None, None).records.set_index("crm_id").sort_index()
+    bulk = result.records.set_index("crm_id").sort_index()
+    assert (bulk["email"].fillna("") == rest["email"].fillna("")).all()
+    assert (bulk["last_modified"] == rest["last_modified"]).all()
+    assert any("/jobs/query" in endpoint for (crm_, _, endpoint) in crm.ctx.stats.calls if crm_ == "salesforce")
+
+
+def test_an_org_with_hundreds_of_custom_fields_is_pulled_in_several_queries(crm) -> None:
+    settings = crm.ctx.crm_settings("salesforce")
+    for i in range(400):
+        sandbox_salesforce.add_custom_field(settings, "Contact", {"name": f"Very_Long_Custom_Field_Name_{i:03d}__c"})
+    client = resource(crm).client()
+    crm.ctx.stats.reset()
+    result = client.pull("contacts", None, None)
+    assert len(result.records) == live(crm, "Contact")
+    assert result.records["raw"].map(lambda r: "Very_Long_Custom_Field_Name_399__c" in r and "Email" in r).all()
+    assert query_calls(crm) >= 3, "the field list was split to stay under the URI limit"
+
+
+def test_describe_reports_types_picklists_and_writability(crm) -> None:
+    fields = {f.name: f for f in resource(crm).client().describe("contacts")}
+    assert fields["LastName"].required and fields["LastName"].createable
+    assert not fields["Name"].createable and not fields["CreatedDate"].updateable
+    assert fields["Enginy_Id__c"].external_id and fields["Enginy_Id__c"].unique
+    assert fields["LeadSource"].options
+
+
+def test_users_are_pulled_with_their_emails(crm) -> None:
+    users = resource(crm).client().users()
+    assert len(users) == live(crm, "User") and users["email"].str.contains("@").all()
+
+
+def test_refused_credentials_say_so_without_repeating_the_secret(crm) -> None:
+    with pytest.raises(SalesforceAuthError) as caught:
+        resource(crm, client_secret="wrong-secret-42").client().pull("contacts", None, None)
+    assert "invalid_client" in str(caught.value) and "wrong-secret-42" not in str(caught.value)
+
+
+def test_the_username_password_flow_works_too(crm) -> None:
+    client = resource(crm, username="integration@enginy-customer.com", password="sandbox-password").client()
+    assert len(client.pull("users", None, None).records) > 0
+
+
+def test_server_errors_are_retried(crm) -> None:
+    crm.ctx.faults.add(FaultRule(crm="salesforce", status=503, nth=2))
+    crm.ctx.faults.add(FaultRule(crm="salesforce", status=503, nth=3))
+    assert len(resource(crm).client().pull("contacts", None, None).records) == live(crm, "Contact")
