@@ -14,6 +14,18 @@ The password grant also works (username "integration@enginy-customer.com", passw
 ``common.DEFAULTS``. Custom fields are added with ``add_custom_field`` or
 POST /_sandbox/salesforce/fields/{object}.
 
+Endpoint templates, as ctx.stats counts them and FaultRule.endpoint names them (V is
+/services/data/{version}; the paths simple-salesforce calls are listed, most also answer without
+or with a trailing slash under their own template):
+  /services/oauth2/token · V/query/ · V/query/{locator} · V/queryAll/ · V/queryAll/{locator}
+  V/sobjects · V/sobjects/{sobject}/describe · V/sobjects/{sobject}/ (GET, POST create)
+  V/sobjects/{sobject}/{record_id} · V/sobjects/{sobject}/{field}/{value} (upsert by external id)
+  V/sobjects/{sobject}/updated/ · V/sobjects/{sobject}/deleted/ · V/limits/
+  V/composite/sobjects · V/composite/sobjects/{sobject}/{field}
+  V/jobs/ingest · V/jobs/ingest/{job_id} · V/jobs/ingest/{job_id}/batches
+  V/jobs/ingest/{job_id}/successfulResults|failedResults|unprocessedrecords
+  V/jobs/query · V/jobs/query/{job_id} · V/jobs/query/{job_id}/results
+
 Module map: schema (objects, fields, ids), soql (grammar and evaluation), reads (query rows),
 writes (checks and writes), rest (REST endpoints), bulk (Bulk API 2.0).
 """

@@ -9,6 +9,7 @@ session_seconds (7200); the daily API quota is daily_api_requests (100000).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -33,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "validation_rules": [],
 }
 TOKEN_PATH = "/services/oauth2/token"
+logger = logging.getLogger(__name__)
 
 
 def setting(ctx: SandboxContext, key: str) -> Any:
@@ -135,6 +137,9 @@ def api(ctx: SandboxContext, handler: Handler) -> Handler:
             response = await handler(request)
         except SalesforceError as exc:
             response = JSONResponse(exc.body(), status_code=exc.status)
+        except Exception as exc:  # a sandbox bug: answer it as Salesforce answers its own, and log it
+            logger.exception("sandbox Salesforce handler failed")
+            response = error_response(500, "UNKNOWN_EXCEPTION", f"An unexpected error occurred: {exc!r}")
         response.headers["Sforce-Limit-Info"] = f"api-usage={min(used, quota)}/{quota}"
         return response
 

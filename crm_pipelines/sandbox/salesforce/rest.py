@@ -23,7 +23,7 @@ from crm_pipelines.sandbox.salesforce.common import (
 )
 from crm_pipelines.sandbox.salesforce.reads import Reader
 from crm_pipelines.sandbox.salesforce.schema import (
-    API_VERSION, CRM, INTEGRATION_USER_ID, OBJECTS, ORG_ID, canonical_object, describe_object, global_entry,
+    API_VERSION, CRM, INTEGRATION_USER_ID, OBJECT_BY_PREFIX, OBJECTS, ORG_ID, canonical_object, describe_object, global_entry,
     to_id18,
 )
 from crm_pipelines.sandbox.salesforce.values import format_datetime, parse_datetime
@@ -401,8 +401,6 @@ def collections_handler(ctx: SandboxContext):
             all_or_none = request.query_params.get("allOrNone", "false").lower() == "true"
             _count(ctx, request, len(ids))
             return JSONResponse(_delete_many(ctx, request, ids, all_or_none))
-        if request.method == "GET":
-            raise SalesforceError(400, "METHOD_NOT_ALLOWED", "HTTP Method 'GET' not allowed. Allowed are DELETE,PATCH,POST")
         body = await json_body(request)
         records = body.get("records") if isinstance(body, dict) else None
         if not isinstance(records, list):
@@ -435,7 +433,6 @@ def collections_handler(ctx: SandboxContext):
 
 
 def _delete_many(ctx: SandboxContext, request: Request, ids: list[str], all_or_none: bool) -> list[dict[str, Any]]:
-    from crm_pipelines.sandbox.salesforce.schema import OBJECT_BY_PREFIX
     problems: dict[str, dict] = {}
     for record_id in ids:
         full = to_id18(record_id)
@@ -513,6 +510,6 @@ def routes(ctx: SandboxContext) -> list[Route]:
         *r(so + "/", sobject_root_handler(ctx), ["GET", "POST"]),
         *r(so + "/{record_id}", sobject_row_handler(ctx), ["GET", "PATCH", "DELETE"], False),
         *r(so + "/{field}/{value}", external_id_handler(ctx), ["GET", "PATCH", "DELETE", "POST"], False),
-        *r(V + "/composite/sobjects", collections_handler(ctx), ["POST", "PATCH", "DELETE", "GET"]),
+        *r(V + "/composite/sobjects", collections_handler(ctx), ["POST", "PATCH", "DELETE"]),
         *r(V + "/composite/sobjects/{sobject}/{field}", collections_upsert_handler(ctx), ["PATCH"], False),
     ]

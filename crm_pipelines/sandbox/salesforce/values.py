@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from crm_pipelines.sandbox.salesforce.schema import API_VERSION, INTEGRATION_USER_ID, Field
@@ -41,7 +41,6 @@ def parse_datetime(text: str) -> datetime | None:
         sign = 1 if tz[0] == "+" else -1
         digits = tz[1:].replace(":", "")
         offset = sign * (int(digits[:2]) * 60 + int(digits[2:]))
-        from datetime import timedelta
         value = value - timedelta(minutes=offset)
     return value
 

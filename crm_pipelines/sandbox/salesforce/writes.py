@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from crm_pipelines.sandbox.app import SandboxContext
@@ -313,10 +312,10 @@ class Batch:
     def plan_update(self, record_id: str, payload: dict[str, Any]) -> Planned:
         record_id = to_id18(str(record_id or ""))
         record = self.ctx.store.get(CRM, self.obj, record_id, include_deleted=True)
-        if record is None or not _ID.match(record_id):
-            raise RecordError(error("INVALID_CROSS_REFERENCE_KEY" if _ID.match(record_id) else "MALFORMED_ID",
-                                    f"invalid cross reference id" if _ID.match(record_id)
-                                    else f"{self.obj} ID: id value of incorrect type: {record_id}", []))
+        if not _ID.match(record_id):
+            raise RecordError(error("MALFORMED_ID", f"{self.obj} ID: id value of incorrect type: {record_id}", []))
+        if record is None:
+            raise RecordError(error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", []))
         if record.is_deleted:
             raise RecordError(error("ENTITY_IS_DELETED", "entity is deleted", []))
         fields = self._fields(payload, "update")
@@ -362,7 +361,3 @@ def delete(ctx: SandboxContext, obj: str | None, record_id: str, request_id: str
     if record.is_deleted:
         raise RecordError(error("ENTITY_IS_DELETED", "entity is deleted", []))
     ctx.store.delete(CRM, obj, record_id, request_id=request_id)
-
-
-def now_iso() -> str:
-    return format_datetime(datetime.now().astimezone())
