@@ -307,6 +307,27 @@ def test_single_record_create_read_update_delete(sandbox, sf):
     assert history_ops(sandbox, "Contact") == ["create", "update", "delete"]
 
 
+def test_records_are_read_by_id_with_a_field_subset_and_by_external_id(sandbox, sf):
+    """Repairs read one record back by Salesforce id or by the Enginy id the push wrote."""
+    record = insert(sandbox.ctx, "Contact", {"LastName": "Ada", "Email": "ada@acme.com", "Enginy_Id__c": "ct-9"})
+    subset = sf.Contact.get(record.id[:15], params={"fields": "Email,LastName"})
+    assert set(subset) == {"attributes", "Email", "LastName"}
+    assert sf.Contact.get_by_custom_id("Enginy_Id__c", "ct-9")["Id"] == record.id
+    with pytest.raises(Exception) as exc:
+        sf.Contact.get_by_custom_id("Enginy_Id__c", "missing")
+    assert exc.value.status == 404
+
+
+def test_a_lead_gets_the_default_status_and_lead_duplicates_match_on_company(sandbox, sf):
+    """Leads are deduplicated by name and Company, not by Account, in the standard rule."""
+    lead = sf.Lead.create({"LastName": "Ng", "FirstName": "Kim", "Company": "Acme"})
+    assert sf.Lead.get(lead["id"])["Status"] == "Open - Not Contacted"
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.Lead.create({"LastName": "ng", "FirstName": "KIM", "Company": "acme"})
+    assert exc.value.content[0]["errorCode"] == "DUPLICATES_DETECTED"
+    assert sf.Lead.create({"LastName": "Ng", "FirstName": "Kim", "Company": "Other Co"})["success"]
+
+
 def test_writes_are_checked_for_access_required_fields_picklists_and_references(sandbox, sf):
     """Each check answers Salesforce's own code, which the push keeps as the rejection reason."""
     cases = [
@@ -452,6 +473,15 @@ def test_bulk2_upsert_by_external_id_creates_then_updates(sandbox, sf):
     assert ok[0]["sf__Created"] == "false"
     names = sorted(r.fields["LastName"] for r in sandbox.ctx.store.records(CRM, "Contact"))
     assert names == ["Two", "Uno"]
+
+
+def test_a_bulk2_query_all_job_includes_deleted_records(sandbox, sf):
+    """Bulk pulls of deletes use the queryAll operation, as the REST pull uses queryAll."""
+    kept, gone = contacts(sandbox, 2)
+    sf.Contact.delete(gone)
+    pages = list(sf.bulk2.Contact.query_all("SELECT Id, IsDeleted FROM Contact", wait=0))
+    rows = {r["Id"]: r["IsDeleted"] for page in pages for r in csv.DictReader(io.StringIO(page))}
+    assert rows == {kept: "false", gone: "true"}
 
 
 # --- Faults ---------------------------------------------------------------------------------------
