@@ -18,7 +18,7 @@ from simple_salesforce.exceptions import (
 
 from crm_pipelines.sandbox.app import SandboxContext, build_app
 from crm_pipelines.sandbox.faults import FaultRule
-from crm_pipelines.sandbox.salesforce import CRM, insert, seed
+from crm_pipelines.sandbox.salesforce import CRM, add_custom_field, insert, seed
 from crm_pipelines.sandbox.salesforce.schema import id_suffix
 
 QUERY = "/services/data/{version}/query/"
@@ -282,6 +282,19 @@ def _asgi_get(app, path: str, query: bytes) -> int:
              "server": ("127.0.0.1", 443)}
     asyncio.run(app(scope, receive, send))
     return sent[0]["status"]
+
+
+def test_a_custom_restricted_picklist_added_at_run_time_is_described_and_enforced(sandbox, sf):
+    """Customer orgs differ; mapping checks and pushes must see the org's own picklists."""
+    add_custom_field(sandbox.ctx, "Contact", "Tier__c", "picklist", picklistValues=["Gold", "Silver"],
+                     restricted=True)
+    described = {f["name"]: f for f in sf.Contact.describe()["fields"]}["Tier__c"]
+    assert [p["value"] for p in described["picklistValues"]] == ["Gold", "Silver"] and described["custom"]
+    assert sf.Contact.create({"LastName": "A", "Tier__c": "Gold"})["success"]
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.Contact.create({"LastName": "B", "Tier__c": "Bronze"})
+    assert exc.value.content[0]["errorCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert sf.query("SELECT LastName FROM Contact WHERE Tier__c = 'gold'")["totalSize"] == 1
 
 
 def test_soql_over_100000_characters_is_refused_even_in_a_bulk_query_job(sandbox, sf):

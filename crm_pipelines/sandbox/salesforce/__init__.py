@@ -43,7 +43,8 @@ from starlette.routing import BaseRoute, Route
 from crm_pipelines.sandbox.app import SandboxContext
 from crm_pipelines.sandbox.salesforce import bulk, rest
 from crm_pipelines.sandbox.salesforce.common import DEFAULTS, TOKEN_PATH
-from crm_pipelines.sandbox.salesforce.schema import CRM, add_custom_field, make_id, schema_for
+from crm_pipelines.sandbox.salesforce import schema as _schema
+from crm_pipelines.sandbox.salesforce.schema import CRM, make_id, schema_for
 from crm_pipelines.sandbox.seed import SeedData
 from crm_pipelines.sandbox.store import Record
 
@@ -58,7 +59,7 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         if request.method == "POST":
             body = await request.json()
             try:
-                added = [add_custom_field(settings, obj, spec).describe()
+                added = [_schema.add_custom_field(settings, obj, spec).describe()
                          for spec in (body if isinstance(body, list) else [body])]
             except (KeyError, ValueError) as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
@@ -70,6 +71,16 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         *bulk.routes(ctx),
         Route("/_sandbox/salesforce/fields/{object}", custom_fields, methods=["GET", "POST"]),
     ]
+
+
+def add_custom_field(ctx: SandboxContext, obj: str, name: str, type: str = "string", **options: Any) -> dict:
+    """Add a custom field to the org (until the next reset); answers its describe entry.
+
+    ``options`` as in describe: label, length, picklistValues (strings), restricted, externalId,
+    unique, nillable, referenceTo, createable, updateable.
+    """
+    spec = {"name": name, "type": type, **options}
+    return _schema.add_custom_field(ctx.crm_settings(CRM), obj, spec).describe()
 
 
 def _when(value: Any) -> datetime | None:
