@@ -4,8 +4,10 @@ import os
 
 import dagster as dg
 
+from crm_pipelines.assets.crm import build_crm_assets, crm_associations, crm_schema, crm_users
 from crm_pipelines.assets.enginy import enginy_assets
 from crm_pipelines.config import CONFIG_ENV_VAR, load_config
+from crm_pipelines.resources.connections import crm_resource
 from crm_pipelines.resources.enginy import ENGINY_URL_ENV, EnginyDatabase
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import (
@@ -13,6 +15,8 @@ from crm_pipelines.resources.warehouse import (
 )
 
 MATERIALIZE_ALL = "materialize_all"
+BACKFILL_START_ENV = "CRM_PIPELINES_BACKFILL_START"
+DEFAULT_BACKFILL_START = "2024-01-01"
 
 
 def _from_env(name: str) -> dg.EnvVar | None:
@@ -39,11 +43,15 @@ def build_resources() -> dict[str, object]:
 def defs() -> dg.Definitions:
     # A broken integration config stops the code location from loading, with the file, the
     # path inside it and the fix, instead of failing later inside a run.
-    load_config(os.environ.get(CONFIG_ENV_VAR) or None)
-    assets = [*enginy_assets]
+    config = load_config(os.environ.get(CONFIG_ENV_VAR) or None)
+    assets = [
+        *enginy_assets,
+        *build_crm_assets(os.environ.get(BACKFILL_START_ENV) or DEFAULT_BACKFILL_START),
+        crm_users, crm_associations, crm_schema,
+    ]
     return dg.Definitions(
         assets=assets,
         jobs=[dg.define_asset_job(MATERIALIZE_ALL, selection=dg.AssetSelection.all(),
                                   description="Every asset of the pipeline, in dependency order.")],
-        resources=build_resources(),
+        resources={**build_resources(), "crm": crm_resource(config.active_crm, config.crm.settings.environment)},
     )

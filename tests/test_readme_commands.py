@@ -33,11 +33,12 @@ def test_the_demo_runs_every_asset_on_embedded_defaults_and_says_where_to_look(t
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "SUCCESS" in done.stdout
     assert "dagster dev -w workspace.yaml" in done.stdout
-    assert "Sandbox CRM on https://127.0.0.1:" in done.stdout
+    assert "Sandbox salesforce on https://127.0.0.1:" in done.stdout
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as conn:
         assert conn.execute("select count(*) from enginy_contacts").fetchone()[0] == 300
         tables = {r[0] for r in conn.execute("select table_name from information_schema.tables").fetchall()}
     assert {f"enginy_{t.name}" for t in TABLES} <= tables
+    assert {"crm_contacts", "crm_companies", "crm_leads", "crm_users", "crm_associations", "crm_schema"} <= tables
     with dg.DagsterInstance.from_config(str(tmp_path / ".dagster_home")) as instance:
         runs = instance.get_runs()
         assert len(runs) == 1 and runs[0].job_name == MATERIALIZE_ALL and runs[0].is_success

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from crm_pipelines.commands.generate import DATA_DIR, write_dataset
+from crm_pipelines.config import CONFIG_ENV_VAR, load_config
 from crm_pipelines.resources.warehouse import redact_url
 from crm_pipelines.sandbox import crms
 from crm_pipelines.sandbox.app import SandboxContext
+from crm_pipelines.sandbox.connection import client_environment
 from crm_pipelines.sandbox.seed import SeedData
 from crm_pipelines.sandbox.server import start_in_thread
 
@@ -44,17 +47,20 @@ def demo(
         typer.echo(f"Generating {contacts:,} contacts (seed {seed}) into {DATA_DIR}/ …")
         write_dataset(DATA_DIR, contacts, seed, enginy_url)
 
-    ctx = SandboxContext()
+    active = load_config(os.environ.get(CONFIG_ENV_VAR) or None).active_crm
+    ctx = SandboxContext(crms=(active,))
     loaded = crms.seed(ctx, SeedData.load(DATA_DIR / "crm"))
     sandbox = start_in_thread(ctx, tls_dir=DATA_DIR / "sandbox-tls")
     os.environ["REQUESTS_CA_BUNDLE"] = str(sandbox.tls.ca_bundle.resolve())
-    typer.echo(f"Sandbox CRM on {sandbox.base_url} ("
-               + (", ".join(f"{name}: {n:,} records" for name, n in loaded.items()) or "no CRM emulated yet") + ")")
+    os.environ.update(client_environment(active, sandbox))
+    typer.echo(f"Sandbox {active} on {sandbox.base_url} with {loaded[active]:,} records "
+               f"(integration config: {os.environ.get(CONFIG_ENV_VAR) or 'the bundled ' + active + ' example'})")
     try:
         definitions = defs()
         job = definitions.resolve_job_def(MATERIALIZE_ALL)
+        today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         with dg.DagsterInstance.get() as instance:
-            result = job.execute_in_process(instance=instance, raise_on_error=False)
+            result = job.execute_in_process(instance=instance, partition_key=today, raise_on_error=False)
             _report(result, home)
     finally:
         sandbox.stop()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +28,17 @@ class SandboxTls:
     ca_bundle: Path
 
 
+SUBJECT_PREFIX = "crm-pipelines sandbox"
+MARKER = "# crm-pipelines sandbox certificate\n"
+_OWN_BLOCK = re.compile(re.escape(MARKER) + r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", re.S)
+
+
 def _system_bundle() -> str:
+    """The CAs clients trust today, less any earlier sandbox certificate (a bundle from a
+    previous run may be what REQUESTS_CA_BUNDLE points at)."""
     for candidate in (os.environ.get("REQUESTS_CA_BUNDLE"), os.environ.get("SSL_CERT_FILE")):
         if candidate and Path(candidate).is_file():
-            return Path(candidate).read_text()
+            return _OWN_BLOCK.sub("", Path(candidate).read_text())
     import certifi
 
     return Path(certifi.where()).read_text()
@@ -42,7 +51,9 @@ def ensure_certificate(directory: str | Path) -> SandboxTls:
     tls = SandboxTls(directory / "sandbox.crt", directory / "sandbox.key", directory / "ca-bundle.pem")
     if not (tls.certfile.exists() and tls.keyfile.exists()):
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "crm-pipelines sandbox")])
+        # A distinct subject per certificate: TLS finds the issuer by name, and two sandboxes'
+        # certificates under one name in a bundle would make the wrong one be tried.
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{SUBJECT_PREFIX} {secrets.token_hex(6)}")])
         now = dt.datetime.now(dt.timezone.utc)
         cert = (
             x509.CertificateBuilder()
@@ -61,10 +72,5 @@ def ensure_certificate(directory: str | Path) -> SandboxTls:
         tls.keyfile.write_bytes(key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         tls.certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    own = tls.certfile.read_text()
-    system = _system_bundle()
-    if own not in system:
-        tls.ca_bundle.write_text(system.rstrip("\n") + "\n" + own)
-    else:
-        tls.ca_bundle.write_text(system)
+    tls.ca_bundle.write_text(_system_bundle().rstrip("\n") + "\n" + MARKER + tls.certfile.read_text())
     return tls

@@ -80,9 +80,8 @@ def test_a_pull_above_the_threshold_goes_through_bulk_api_2(crm) -> None:
 
 
 def test_an_org_with_hundreds_of_custom_fields_is_pulled_in_several_queries(crm) -> None:
-    settings = crm.ctx.crm_settings("salesforce")
     for i in range(400):
-        sandbox_salesforce.add_custom_field(settings, "Contact", {"name": f"Very_Long_Custom_Field_Name_{i:03d}__c"})
+        sandbox_salesforce.add_custom_field(crm.ctx, "Contact", f"Very_Long_Custom_Field_Name_{i:03d}__c")
     client = resource(crm).client()
     crm.ctx.stats.reset()
     result = client.pull("contacts", None, None)

@@ -1,0 +1,231 @@
+"""HubSpot through hubspot-api-client: private-app token, CRM v3 list and search.
+
+A full pull pages through the list API 100 records a call. Incremental and backfill pulls use
+search on the last-modified property, sorted ascending; search stops at 10,000 results per
+query, so a window holding more is split in halves until each half fits. Deletions are the
+archived records whose archive time falls in the window.
+"""
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, TypeVar
+
+import pandas as pd
+from hubspot import HubSpot
+from hubspot.crm.objects import PublicObjectSearchRequest
+from pydantic import Field
+
+from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser, empty
+from crm_pipelines.resources.crm import CrmField, CrmObject, CrmResource, PullResult
+from crm_pipelines.resources.retries import TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries
+
+T = TypeVar("T")
+
+OBJECT_TYPES = {"contacts": "contacts", "companies": "companies"}
+SEARCH_CAP = 10_000
+SEARCH_PAGE = 200
+LIST_PAGE = 100
+# HubSpot answers 414 past about 8 KB of URL; property lists are split below that.
+MAX_PROPERTIES_CHARS = 6_000
+
+
+class HubSpotClient:
+    """The CrmClient for one HubSpot account."""
+
+    crm = "hubspot"
+
+    def __init__(self, settings: "HubSpotResource") -> None:
+        self.settings = settings
+        options: dict[str, Any] = {"access_token": settings.access_token, "host": settings.host.rstrip("/")}
+        if settings.ca_bundle:
+            options["ssl_ca_cert"] = settings.ca_bundle
+        self.api = HubSpot(**options)
+        self.api_calls = 0
+        self._properties: dict[str, list[dict[str, Any]]] = {}
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        from hubspot.crm.objects.exceptions import ApiException as ObjectsError
+
+        def attempt() -> T:
+            self.api_calls += 1
+            try:
+                return fn()
+            except Exception as exc:  # every generated sub-client has its own ApiException class
+                status = getattr(exc, "status", None)
+                if status in TRANSIENT_STATUSES:
+                    headers = getattr(exc, "headers", None) or {}
+                    raise TransientCrmError(status, f"HubSpot answered {status}",
+                                            retry_after_seconds(headers.get("Retry-After"))) from exc
+                if isinstance(exc, ObjectsError) or status is not None:
+                    raise RuntimeError(f"HubSpot answered {status}: {getattr(exc, 'body', '')!s:.500}") from exc
+                raise
+
+        return with_retries(attempt)
+
+    # --- schema -----------------------------------------------------------------------------
+    def _property_defs(self, object_type: str) -> list[dict[str, Any]]:
+        if object_type not in self._properties:
+            answer = self._call(lambda: self.api.crm.properties.core_api.get_all(object_type=object_type))
+            self._properties[object_type] = [p.to_dict() for p in answer.results]
+        return self._properties[object_type]
+
+    def describe(self, obj: CrmObject) -> list[CrmField]:
+        if obj not in OBJECT_TYPES:
+            raise LookupError(f"HubSpot has no {obj} object")
+        fields = []
+        for p in self._property_defs(OBJECT_TYPES[obj]):
+            read_only = bool((p.get("modification_metadata") or {}).get("read_only_value")) or bool(p.get("calculated"))
+            options = [o for o in p.get("options") or [] if not o.get("hidden")]
+            fields.append(CrmField(
+                name=p["name"], label=p.get("label") or p["name"], type=p.get("type") or "string",
+                createable=not read_only, updateable=not read_only,
+                options=tuple(o["value"] for o in options), option_labels=tuple(o.get("label") or "" for o in options),
+                unique=bool(p.get("has_unique_value"))))
+        return fields
+
+    def _property_chunks(self, object_type: str) -> list[list[str]]:
+        names = [p["name"] for p in self._property_defs(object_type)]
+        chunks, current = [], []
+        for name in names:
+            if current and len(",".join(current + [name])) > MAX_PROPERTIES_CHARS:
+                chunks.append(current)
+                current = []
+            current.append(name)
+        return chunks + [current]
+
+    # --- pulls ------------------------------------------------------------------------------
+    def pull(self, obj: CrmObject, since: datetime | None, until: datetime | None,
+             state: dict[str, Any] | None = None) -> PullResult:
+        if obj == "users":
+            return PullResult(self.users(), None, api_calls=self.api_calls)
+        if obj not in OBJECT_TYPES:
+            model = CrmContact if obj == "leads" else CrmCompany
+            return PullResult(empty(model), None, notes=["HubSpot has no Lead object"])
+        object_type = OBJECT_TYPES[obj]
+        calls_before = self.api_calls
+        modified = self.settings.modified_property[obj]
+        rows_by_id: dict[str, dict[str, Any]] = {}
+        pages = 0
+        notes: list[str] = []
+        for properties in self._property_chunks(object_type):
+            if since is None and until is None:
+                chunk, chunk_pages = self._list(object_type, properties, archived=False)
+            else:
+                chunk, chunk_pages, splits = self._search_window(
+                    object_type, properties, modified, since, until or datetime.now(timezone.utc))
+                if splits > 1:
+                    notes.append(f"window split in {splits} (search stops at {SEARCH_CAP:,} results)")
+            pages += chunk_pages
+            for row in chunk:
+                merged = rows_by_id.setdefault(row["id"], {"id": row["id"], "archived": False, "properties": {}})
+                merged["properties"].update(row["properties"])
+                merged["updated_at"] = row["updated_at"]
+        if since is not None or until is not None:
+            archived, archived_pages = self._list(object_type, ["hs_object_id"], archived=True)
+            pages += archived_pages
+            low = pd.Timestamp(since) if since is not None else None
+            high = pd.Timestamp(until) if until is not None else None
+            for row in archived:
+                at = pd.Timestamp(row["archived_at"]) if row.get("archived_at") else None
+                if at is not None and (low is None or at >= low) and (high is None or at < high):
+                    rows_by_id[row["id"]] = {"id": row["id"], "archived": True, "properties": row["properties"],
+                                             "updated_at": row["archived_at"]}
+        records = _canonical(obj, list(rows_by_id.values()), self.settings)
+        cursor = records["last_modified"].max() if len(records) else None
+        return PullResult(records, None if cursor is None or pd.isna(cursor) else cursor.to_pydatetime(),
+                          api_calls=self.api_calls - calls_before, pages=pages, notes=notes)
+
+    def _list(self, object_type: str, properties: list[str], archived: bool) -> tuple[list[dict[str, Any]], int]:
+        basic = getattr(self.api.crm, object_type).basic_api
+        rows, pages, after = [], 0, None
+        while True:
+            page = self._call(lambda: basic.get_page(limit=LIST_PAGE, after=after, properties=properties,
+                                                     archived=archived))
+            pages += 1
+            rows.extend(_plain(r) for r in page.results)
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if not after:
+                return rows, pages
+
+    def _search_window(self, object_type: str, properties: list[str], modified: str, since: datetime | None,
+                       until: datetime) -> tuple[list[dict[str, Any]], int, int]:
+        """Everything modified in [since, until), splitting the window while it exceeds the cap."""
+        search = getattr(self.api.crm, object_type).search_api
+        low = since or datetime(2000, 1, 1, tzinfo=timezone.utc)
+        filters = [{"propertyName": modified, "operator": "GTE", "value": _millis(low)},
+                   {"propertyName": modified, "operator": "LT", "value": _millis(until)}]
+        rows, pages, after = [], 0, None
+        while True:
+            request = PublicObjectSearchRequest(
+                filter_groups=[{"filters": filters}], sorts=[{"propertyName": modified, "direction": "ASCENDING"}],
+                properties=properties, limit=SEARCH_PAGE, after=after)
+            page = self._call(lambda: search.do_search(public_object_search_request=request))
+            pages += 1
+            if page.total > SEARCH_CAP and until - low > timedelta(seconds=1):
+                middle = low + (until - low) / 2
+                first = self._search_window(object_type, properties, modified, low, middle)
+                second = self._search_window(object_type, properties, modified, middle, until)
+                return first[0] + second[0], pages + first[1] + second[1], first[2] + second[2]
+            rows.extend(_plain(r) for r in page.results)
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if not after:
+                return rows, pages, 1
+
+    def users(self) -> pd.DataFrame:
+        owners, after = [], None
+        while True:
+            page = self._call(lambda: self.api.crm.owners.owners_api.get_page(limit=100, after=after))
+            owners.extend(o.to_dict() for o in page.results)
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if not after:
+                break
+        return CrmUser.validate(pd.DataFrame({
+            "crm_id": [str(o["id"]) for o in owners], "email": [o.get("email") for o in owners],
+            "first_name": [o.get("first_name") for o in owners], "last_name": [o.get("last_name") for o in owners],
+            "is_active": [not o.get("archived", False) for o in owners],
+            "raw": [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in o.items()} for o in owners]}))
+
+
+def _millis(value: datetime) -> str:
+    return str(int(pd.Timestamp(value).timestamp() * 1000))
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    return {"id": str(record.id), "properties": dict(record.properties or {}),
+            "updated_at": record.updated_at, "archived_at": getattr(record, "archived_at", None)}
+
+
+def _canonical(obj: CrmObject, rows: list[dict[str, Any]], settings: "HubSpotResource") -> pd.DataFrame:
+    props = [r["properties"] for r in rows]
+
+    def col(name: str) -> list[Any]:
+        return [p.get(name) or None for p in props]
+
+    common = {
+        "crm_id": [r["id"] for r in rows], "owner_id": col("hubspot_owner_id"),
+        "last_modified": pd.to_datetime([r["updated_at"] for r in rows], utc=True),
+        "is_deleted": [bool(r["archived"]) for r in rows], "raw": props,
+    }
+    if obj == "companies":
+        return CrmCompany.validate(pd.DataFrame({
+            **common, "name": col("name"), "domain": col("domain"),
+            "linkedin_url": col(settings.company_linkedin_property)}))
+    return CrmContact.validate(pd.DataFrame({
+        **common, "first_name": col("firstname"), "last_name": col("lastname"), "company_name": col("company"),
+        "email": col("email"), "linkedin_url": col(settings.linkedin_property), "phone": col("phone"),
+        "job_title": col("jobtitle"), "account_id": col("associatedcompanyid")}))
+
+
+class HubSpotResource(CrmResource):
+    """A HubSpot account through a private app's access token."""
+
+    access_token: str = Field(description="the private app's token; bind with EnvVar")
+    host: str = "https://api.hubapi.com"
+    ca_bundle: str = Field("", description="CA file to trust (a local sandbox); empty: the system's")
+    linkedin_property: str = Field("hs_linkedin_url", description="contact property with the LinkedIn URL")
+    company_linkedin_property: str = Field("linkedin_company_page", description="company property with the LinkedIn page")
+    modified_property: dict[str, str] = Field(
+        default_factory=lambda: {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate"},
+        description="the last-modified property searched per object")
+
+    def client(self) -> HubSpotClient:
+        return HubSpotClient(self)

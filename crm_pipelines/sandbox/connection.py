@@ -1,0 +1,22 @@
+"""How the pipeline reaches a running sandbox: the environment its CRM resources read."""
+
+from crm_pipelines.sandbox.server import RunningSandbox
+
+
+def client_environment(crm: str, sandbox: RunningSandbox) -> dict[str, str]:
+    """Environment variables (see crm_pipelines.resources.connections) pointing at the sandbox."""
+    base = sandbox.base_url
+    if crm == "salesforce":
+        from crm_pipelines.sandbox.salesforce import DEFAULTS
+
+        return {"SALESFORCE_LOGIN_URL": base, "SALESFORCE_CLIENT_ID": DEFAULTS["client_id"],
+                "SALESFORCE_CLIENT_SECRET": DEFAULTS["client_secret"]}
+    if crm == "hubspot":
+        from crm_pipelines.sandbox.hubspot import ACCESS_TOKEN
+
+        return {"HUBSPOT_HOST": base, "HUBSPOT_ACCESS_TOKEN": ACCESS_TOKEN,
+                "HUBSPOT_CA_BUNDLE": str(sandbox.tls.ca_bundle.resolve())}
+    from crm_pipelines.sandbox.dynamics import CLIENT_ID, CLIENT_SECRET, TENANT_NAME
+
+    return {"DYNAMICS_ENVIRONMENT_URL": base, "DYNAMICS_AUTHORITY_HOST": base, "DYNAMICS_TENANT_ID": TENANT_NAME,
+            "DYNAMICS_CLIENT_ID": CLIENT_ID, "DYNAMICS_CLIENT_SECRET": CLIENT_SECRET}
