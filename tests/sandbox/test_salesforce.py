@@ -410,6 +410,10 @@ def test_collection_update_delete_and_upsert_answer_per_record_results(sandbox, 
     again = sf.restful("composite/sobjects/Contact/Enginy_Id__c", method="PATCH", json={"records": [
         {"attributes": {"type": "Contact"}, "Enginy_Id__c": "E-1", "LastName": "Newer"}]})
     assert again[0] == {"id": upserted[0]["id"], "success": True, "errors": [], "created": False}
+    twice = sf.restful("composite/sobjects/Contact/Enginy_Id__c", method="PATCH", json={"records": [
+        {"attributes": {"type": "Contact"}, "Enginy_Id__c": "e-2", "LastName": "One"},
+        {"attributes": {"type": "Contact"}, "Enginy_Id__c": "e-2", "LastName": "Two"}]})
+    assert twice[0]["created"] and twice[1]["errors"][0]["statusCode"] == "DUPLICATE_EXTERNAL_ID"
     deleted = sf.restful("composite/sobjects", method="DELETE", params={"ids": f"{a},{b}"})
     assert [d["success"] for d in deleted] == [True, True]
 

@@ -12,7 +12,7 @@ present, must fully match ``value``) or "not-equal" (the field must not equal ``
 broken rule answers FIELD_CUSTOM_VALIDATION_EXCEPTION with ``message``.
 Duplicate rules (settings ``duplicate_rules``, {"Contact": true, "Lead": true}): a created
 Contact or Lead with the Email (case-insensitive) of an existing one, or the same first name,
-last name and Account (Lead: Company), is refused with DUPLICATES_DETECTED unless the request
+last name and Account (Lead: Company), all non-blank, is refused with DUPLICATES_DETECTED unless the request
 carries ``Sforce-Duplicate-Rule-Header: allowSave=true``; "block" instead of true refuses it even
 then.
 """
@@ -103,11 +103,10 @@ class Batch:
         email = fields.get("Email")
         if email:
             keys.append(("email", str(email).strip().lower()))
-        last = fields.get("LastName")
-        if last:
-            other = fields.get("AccountId") if obj == "Contact" else fields.get("Company")
-            keys.append(("name", str(fields.get("FirstName") or "").strip().lower(), str(last).strip().lower(),
-                         str(other or "").strip().lower()))
+        first, last = fields.get("FirstName"), fields.get("LastName")
+        other = fields.get("AccountId") if obj == "Contact" else fields.get("Company")
+        if first and last and other:  # blank fields never match, as in the standard matching rules
+            keys.append(("name", str(first).strip().lower(), str(last).strip().lower(), str(other).strip().lower()))
         return keys
 
     def _dupe_index(self) -> dict[tuple, list[str]]:
@@ -333,6 +332,10 @@ class Batch:
                                     f"{ext_field}: more than one record found for external id field: "
                                     f"[{', '.join(matches)}]", [ext_field]))
         body = {k: v for k, v in payload.items() if k.lower() != ext_field.lower()}
+        if matches and any(p.record_id == matches[0] and p.op == "create" for p in self.planned):
+            # The same external id twice in one request: Salesforce refuses the later record.
+            raise RecordError(error("DUPLICATE_EXTERNAL_ID", f"Duplicate external id specified: {value}",
+                                    [ext_field]))
         if matches:
             return self.plan_update(matches[0], body)
         return self.plan_create(body, {ext_field: value})
