@@ -480,6 +480,14 @@ def test_bulk2_insert_then_query_round_trips_records_with_failures_reported(sand
     assert names == [f"Bulk{i}" for i in range(5)]
 
 
+def test_a_bulk_job_can_be_made_to_report_in_progress_before_it_completes(sandbox, sf):
+    """Connectors poll bulk jobs; the sandbox can hold a job InProgress for a few polls."""
+    sandbox.ctx.crm_settings(CRM)["bulk_polls_in_progress"] = 2
+    [result] = sf.bulk2.Contact.insert(records=[{"LastName": "Slow"}], wait=0)
+    assert result["numberRecordsProcessed"] == 1
+    assert calls(sandbox, "GET", "/services/data/{version}/jobs/ingest/{job_id}") == 4  # 2 InProgress, done, info
+
+
 def test_bulk2_upsert_by_external_id_creates_then_updates(sandbox, sf):
     """The bulk push is idempotent by Enginy_Id__c like the REST one."""
     rows = [{"Enginy_Id__c": "b-1", "LastName": "One"}, {"Enginy_Id__c": "b-2", "LastName": "Two"}]

@@ -19,7 +19,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from crm_pipelines.sandbox.app import SandboxContext
-from crm_pipelines.sandbox.salesforce.common import SalesforceError, api, error_shape, json_body, state, version_of
+from crm_pipelines.sandbox.salesforce.common import (
+    SalesforceError, api, error_shape, json_body, setting, state, version_of,
+)
 from crm_pipelines.sandbox.salesforce.rest import run_soql
 from crm_pipelines.sandbox.salesforce.schema import CRM, INTEGRATION_USER_ID, canonical_object
 from crm_pipelines.sandbox.salesforce.values import format_datetime
@@ -42,6 +44,17 @@ def _now() -> str:
 
 def _public(job: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in job.items() if not k.startswith("_")}
+
+
+def _polled(ctx: SandboxContext, job: dict[str, Any]) -> dict[str, Any]:
+    """Job info for a poll: a finished job shows InProgress for its first ``bulk_polls_in_progress``
+    polls (setting, default 0), so connectors' polling loops can be exercised."""
+    if job["state"] == "JobComplete":
+        seen = job.setdefault("_polls", 0)
+        job["_polls"] = seen + 1
+        if seen < int(setting(ctx, "bulk_polls_in_progress") or 0):
+            return {**_public(job), "state": "InProgress"}
+    return _public(job)
 
 
 def _job(ctx: SandboxContext, request: Request, kind: str) -> dict[str, Any]:
@@ -128,7 +141,7 @@ def ingest_job_handler(ctx: SandboxContext):
                 return JSONResponse(_public(job))
             raise SalesforceError(400, "INVALIDJOBSTATE", f"Job {job['id']} cannot change to state {wanted} from "
                                   f"{job['state']}")
-        return JSONResponse(_public(job))
+        return JSONResponse(_polled(ctx, job))
     return job_info
 
 
@@ -273,7 +286,7 @@ def query_job_handler(ctx: SandboxContext):
                 job["state"] = "Aborted"
                 return JSONResponse(_public(job))
             raise SalesforceError(400, "INVALIDJOBSTATE", f"Job {job['id']} cannot change to state {wanted}")
-        return JSONResponse(_public(job))
+        return JSONResponse(_polled(ctx, job))
     return job_info
 
 

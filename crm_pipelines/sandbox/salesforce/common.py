@@ -1,9 +1,12 @@
 """What every Salesforce endpoint shares: settings, sessions, error bodies, the API quota.
 
-Sandbox credentials (all in ``ctx.crm_settings("salesforce")``, with these defaults):
-client_id "sandbox-client", client_secret "sandbox-secret", username
-"integration@enginy-customer.com", password "sandbox-password"; sessions last
-session_seconds (7200); the daily API quota is daily_api_requests (100000).
+Settings (``ctx.crm_settings("salesforce")`` or PATCH /_sandbox/settings/salesforce; defaults in
+DEFAULTS): client_id "sandbox-client", client_secret "sandbox-secret", username
+"integration@enginy-customer.com", password "sandbox-password" (the accepted credentials);
+session_seconds (7200, a session's lifetime); daily_api_requests (100000, the quota behind
+Sforce-Limit-Info and REQUEST_LIMIT_EXCEEDED); max_uri_bytes (16384, past it 414);
+duplicate_rules and validation_rules (see writes); bulk_polls_in_progress (0, see bulk);
+custom_fields (managed by add_custom_field).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "max_uri_bytes": 16_384,
     "duplicate_rules": {"Contact": True, "Lead": True},
     "validation_rules": [],
+    "bulk_polls_in_progress": 0,
 }
 TOKEN_PATH = "/services/oauth2/token"
 logger = logging.getLogger(__name__)
