@@ -372,7 +372,9 @@ def _collection_results(outcomes: list[tuple[Any, list[dict] | None]], batches: 
         results = []
         for planned, errors in outcomes:
             entry: dict[str, Any] = {"success": False, "errors": errors or [ROLLED_BACK]}
-            if planned is not None and getattr(planned, "op", "") == "update":
+            if isinstance(planned, str):
+                entry = {"id": planned, **entry}
+            elif planned is not None and planned.op == "update":
                 entry = {"id": planned.record_id, **entry}
             results.append(entry)
         return results
