@@ -180,7 +180,9 @@ class SalesforceClient:
         def read() -> tuple[list[dict[str, Any]], int]:
             job = getattr(self.sf.bulk2, sobject)
             pages, rows = 0, []
-            for text in (job.query_all(soql) if deleted_too else job.query(soql)):
+            # simple-salesforce sleeps `wait` seconds before each poll of the job; 5 s by default.
+            query = job.query_all if deleted_too else job.query
+            for text in query(soql, wait=1):
                 pages += 1
                 rows.extend({k: (v if v != "" else None) for k, v in r.items()}
                             for r in csv.DictReader(io.StringIO(text)))

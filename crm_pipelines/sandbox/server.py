@@ -29,6 +29,8 @@ class RunningSandbox:
     thread: threading.Thread
 
     def stop(self) -> None:
+        # Clients keep connections alive; without force_exit uvicorn waits for them to close.
+        self.server.force_exit = True
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
