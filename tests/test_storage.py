@@ -126,7 +126,10 @@ def test_a_run_with_the_instance_and_the_warehouse_on_postgresql_reads_its_rows_
 
         with dg.DagsterInstance.from_config(str(home)) as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-            result = defs().resolve_job_def(MATERIALIZE_ALL).execute_in_process(instance=instance)
+            # The Enginy assets only: the CRM assets need a CRM, which this storage test does not.
+            enginy_keys = [dg.AssetKey(f"enginy_{t.name}") for t in TABLES]
+            result = defs().resolve_job_def(MATERIALIZE_ALL).execute_in_process(
+                instance=instance, asset_selection=enginy_keys)
             assert result.success
             materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
             assert materialized == {f"enginy_{t.name}" for t in TABLES}
