@@ -43,8 +43,6 @@ class HubSpotClient:
         self._properties: dict[str, list[dict[str, Any]]] = {}
 
     def _call(self, fn: Callable[[], T]) -> T:
-        from hubspot.crm.objects.exceptions import ApiException as ObjectsError
-
         def attempt() -> T:
             self.api_calls += 1
             try:
@@ -55,7 +53,7 @@ class HubSpotClient:
                     headers = getattr(exc, "headers", None) or {}
                     raise TransientCrmError(status, f"HubSpot answered {status}",
                                             retry_after_seconds(headers.get("Retry-After"))) from exc
-                if isinstance(exc, ObjectsError) or status is not None:
+                if status is not None:
                     raise RuntimeError(f"HubSpot answered {status}: {getattr(exc, 'body', '')!s:.500}") from exc
                 raise
 
