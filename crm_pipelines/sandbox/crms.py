@@ -3,26 +3,9 @@
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from crm_pipelines.sandbox import dynamics, hubspot, salesforce
 
-_NAMES = ("salesforce", "hubspot", "dynamics")
-
-
-def _load() -> list[ModuleType]:
-    modules = []
-    for name in _NAMES:
-        try:
-            module = importlib.import_module(f"crm_pipelines.sandbox.{name}")
-            if hasattr(module, "routes"):  # a CRM still being built is skipped
-                modules.append(module)
-        except ModuleNotFoundError as exc:  # a CRM not built yet
-            if exc.name != f"crm_pipelines.sandbox.{name}":
-                raise
-    return modules
-
-
-MODULES = _load()
+MODULES = (salesforce, hubspot, dynamics)
 
 
 def seed(ctx, data) -> dict[str, int]:

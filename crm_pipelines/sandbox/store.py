@@ -60,6 +60,9 @@ class Store:
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str], dict[str, Record]] = {}
         self.clock = clock
+        # Bumped whenever records vanish or are replaced wholesale, so indexes built on the
+        # store by a CRM module know to rebuild.
+        self.generation = 0
 
     @property
     def lock(self) -> threading.RLock:
@@ -101,6 +104,16 @@ class Store:
             record.history.append(Change("delete", when, {}, request_id))
             return record
 
+    def undelete(self, crm: str, obj: str, record_id: str, at: datetime | None = None,
+                 request_id: str | None = None) -> Record:
+        with self._lock:
+            record = self._table(crm, obj)[record_id]
+            when = at or self.clock()
+            record.is_deleted = False
+            record.modified_at = when
+            record.history.append(Change("undelete", when, {}, request_id))
+            return record
+
     def get(self, crm: str, obj: str, record_id: str, include_deleted: bool = False) -> Record | None:
         with self._lock:
             record = self._table(crm, obj).get(record_id)
@@ -120,6 +133,7 @@ class Store:
     def reset(self) -> None:
         with self._lock:
             self._objects.clear()
+            self.generation += 1
 
     # Persistence: one JSON document; fine for sandbox sizes and readable when a drill fails.
     def save(self, path: str | Path) -> None:
@@ -136,6 +150,7 @@ class Store:
         doc = json.loads(Path(path).read_text())
         with self._lock:
             self._objects.clear()
+            self.generation += 1
             for key, rows in doc.items():
                 crm, obj = key.split("/", 1)
                 table = self._table(crm, obj)
