@@ -51,6 +51,7 @@ def _refresh(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: Crm
     started = time.monotonic()
     name = context.asset_key.path[-1]
     client = crm.client()
+    client.progress = context.log.info
     rules = getattr(integration.load().inbound_sync_rules, obj, None)
     cursor, state = _previous(context)
     window = context.partition_time_window

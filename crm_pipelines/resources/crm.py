@@ -6,12 +6,16 @@ same for every CRM; each adapter hides its CRM's wire protocol behind it.
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
 import dagster as dg
 import pandas as pd
 
 CrmObject = Literal["contacts", "companies", "leads", "users"]
+# Where a client reports progress on a long pull (the asset points it at the run's log).
+Progress = Callable[[str], None]
+# A long pull reports progress every this many pages.
+PROGRESS_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class PullResult:
 @runtime_checkable
 class CrmClient(Protocol):
     crm: str
+    progress: Progress
 
     def pull(self, obj: CrmObject, since: datetime | None, until: datetime | None,
              state: dict[str, Any] | None = None) -> PullResult:

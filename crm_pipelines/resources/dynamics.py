@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from pydantic import Field
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser
-from crm_pipelines.resources.crm import CrmField, CrmObject, CrmResource, PullResult
+from crm_pipelines.resources.crm import PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult
 from crm_pipelines.resources.retries import TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries
 
 ENTITY_SETS = {"contacts": ("contacts", "contactid", "contact"), "companies": ("accounts", "accountid", "account"),
@@ -73,6 +73,7 @@ class DynamicsClient:
             token_cache=self.cache, instance_discovery=False)
         self.session = requests.Session()
         self.api_calls = 0
+        self.progress: Progress = lambda message: None
 
     # --- auth ------------------------------------------------------------------------------
     def _token(self) -> str:
@@ -121,6 +122,8 @@ class DynamicsClient:
             body = self._send("GET", next_url, headers=headers).json()
             pages += 1
             rows.extend(body.get("value", []))
+            if pages % PROGRESS_EVERY == 0:
+                self.progress(f"{len(rows):,} records read in {pages} pages")
             next_url = body.get("@odata.nextLink")
             delta_link = body.get("@odata.deltaLink", delta_link)
         return rows, delta_link, pages

@@ -1,21 +1,27 @@
 """HubSpot through hubspot-api-client: private-app token, CRM v3 list and search.
 
-A full pull pages through the list API 100 records a call. Incremental and backfill pulls use
-search on the last-modified property, sorted ascending; search stops at 10,000 results per
-query, so a window holding more is split in halves until each half fits. Deletions are the
-archived records whose archive time falls in the window.
+A full pull pages through the list API, 100 records a call, by HubSpot's id cursor (stable
+while others write). Incremental and backfill pulls search on the last-modified property,
+ascending, and every query starts again at the last timestamp seen rather than paging by
+offset: offset paging skips a record whenever one on an earlier page is modified during the
+pull, and stops at HubSpot's 10,000-result cap. Records sharing the last timestamp are asked for
+again and de-duplicated; an instant holding more than a page is walked by record id. Deletions
+are the archived records whose archive time falls in the window.
 """
 
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
+from urllib.parse import quote
 
 import pandas as pd
+import urllib3
 from hubspot import HubSpot
 from hubspot.crm.objects import PublicObjectSearchRequest
 from pydantic import Field
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser, empty
-from crm_pipelines.resources.crm import CrmField, CrmObject, CrmResource, PullResult
+from crm_pipelines.resources.crm import PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult
 from crm_pipelines.resources.retries import TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries
 
 T = TypeVar("T")
@@ -24,8 +30,9 @@ OBJECT_TYPES = {"contacts": "contacts", "companies": "companies"}
 SEARCH_CAP = 10_000
 SEARCH_PAGE = 200
 LIST_PAGE = 100
-# HubSpot answers 414 past about 8 KB of URL; property lists are split below that.
-MAX_PROPERTIES_CHARS = 6_000
+# HubSpot answers 414 past 8 KB of request line; the list API repeats `properties=` per name.
+MAX_PROPERTIES_URL = 6_000
+ONE_MS = timedelta(milliseconds=1)
 
 
 class HubSpotClient:
@@ -40,13 +47,17 @@ class HubSpotClient:
             options["ssl_ca_cert"] = settings.ca_bundle
         self.api = HubSpot(**options)
         self.api_calls = 0
+        self.progress: Progress = lambda message: None
         self._properties: dict[str, list[dict[str, Any]]] = {}
+        self._last_search = 0.0
 
     def _call(self, fn: Callable[[], T]) -> T:
         def attempt() -> T:
             self.api_calls += 1
             try:
                 return fn()
+            except (urllib3.exceptions.HTTPError, ConnectionError) as exc:  # dropped or refused connection
+                raise TransientCrmError(None, f"HubSpot connection failed: {type(exc).__name__}") from exc
             except Exception as exc:  # every generated sub-client has its own ApiException class
                 status = getattr(exc, "status", None)
                 if status in TRANSIENT_STATUSES:
@@ -81,14 +92,17 @@ class HubSpotClient:
         return fields
 
     def _property_chunks(self, object_type: str) -> list[list[str]]:
-        names = [p["name"] for p in self._property_defs(object_type)]
-        chunks, current = [], []
-        for name in names:
-            if current and len(",".join(current + [name])) > MAX_PROPERTIES_CHARS:
-                chunks.append(current)
-                current = []
-            current.append(name)
-        return chunks + [current]
+        """Property names split so each list call's URL stays under HubSpot's limit."""
+        chunks: list[list[str]] = [[]]
+        length = 0
+        for name in (p["name"] for p in self._property_defs(object_type)):
+            cost = len("&properties=") + len(quote(name))
+            if chunks[-1] and length + cost > MAX_PROPERTIES_URL:
+                chunks.append([])
+                length = 0
+            chunks[-1].append(name)
+            length += cost
+        return chunks
 
     # --- pulls ------------------------------------------------------------------------------
     def pull(self, obj: CrmObject, since: datetime | None, until: datetime | None,
@@ -102,22 +116,25 @@ class HubSpotClient:
         calls_before = self.api_calls
         modified = self.settings.modified_property[obj]
         rows_by_id: dict[str, dict[str, Any]] = {}
-        pages = 0
-        notes: list[str] = []
-        for properties in self._property_chunks(object_type):
-            if since is None and until is None:
+        pages, notes = 0, []
+        if since is None and until is None:
+            for properties in self._property_chunks(object_type):
                 chunk, chunk_pages = self._list(object_type, properties, archived=False)
-            else:
-                chunk, chunk_pages, splits = self._search_window(
-                    object_type, properties, modified, since, until or datetime.now(timezone.utc))
-                if splits > 1:
-                    notes.append(f"window split in {splits} (search stops at {SEARCH_CAP:,} results)")
-            pages += chunk_pages
-            for row in chunk:
-                merged = rows_by_id.setdefault(row["id"], {"id": row["id"], "archived": False, "properties": {}})
-                merged["properties"].update(row["properties"])
-                merged["updated_at"] = row["updated_at"]
-        if since is not None or until is not None:
+                pages += chunk_pages
+                for row in chunk:
+                    merged = rows_by_id.setdefault(row["id"], {"id": row["id"], "archived": False, "properties": {}})
+                    merged["properties"].update(row["properties"])
+                    merged["updated_at"] = row["updated_at"]
+        else:
+            # Search takes its properties in the body, so one query carries all of them.
+            names = [p["name"] for p in self._property_defs(object_type)]
+            found, search_pages, queries = self._search_window(
+                object_type, names, modified, since, until or datetime.now(timezone.utc))
+            pages += search_pages
+            rows_by_id.update((row["id"], {**row, "archived": False}) for row in found)
+            if queries > 1:
+                notes.append(f"window walked in {queries} queries, each restarting at the last timestamp seen "
+                             f"(search pages by offset and stops at {SEARCH_CAP:,} results)")
             archived, archived_pages = self._list(object_type, ["hs_object_id"], archived=True)
             pages += archived_pages
             low = pd.Timestamp(since) if since is not None else None
@@ -140,33 +157,68 @@ class HubSpotClient:
                                                      archived=archived))
             pages += 1
             rows.extend(_plain(r) for r in page.results)
+            if pages % PROGRESS_EVERY == 0:
+                self.progress(f"{object_type}: {len(rows):,} {'archived ' if archived else ''}records listed "
+                              f"in {pages} pages")
             after = page.paging.next.after if page.paging and page.paging.next else None
             if not after:
                 return rows, pages
 
+    def _search(self, object_type: str, filters: list[dict[str, Any]], sort: str, properties: list[str],
+                after: str | None = None) -> Any:
+        search = getattr(self.api.crm, object_type).search_api
+        request = PublicObjectSearchRequest(
+            filter_groups=[{"filters": filters}], sorts=[{"propertyName": sort, "direction": "ASCENDING"}],
+            properties=properties, limit=SEARCH_PAGE, after=after)
+        # Search has its own per-second limit and sends no rate-limit headers: pace it here.
+        wait = self._last_search + 1 / self.settings.search_calls_per_second - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._last_search = time.monotonic()
+        return self._call(lambda: search.do_search(public_object_search_request=request))
+
     def _search_window(self, object_type: str, properties: list[str], modified: str, since: datetime | None,
                        until: datetime) -> tuple[list[dict[str, Any]], int, int]:
-        """Everything modified in [since, until), splitting the window while it exceeds the cap."""
-        search = getattr(self.api.crm, object_type).search_api
+        """Everything modified in [since, until): (rows, pages, queries started)."""
         low = since or datetime(2000, 1, 1, tzinfo=timezone.utc)
-        filters = [{"propertyName": modified, "operator": "GTE", "value": _millis(low)},
-                   {"propertyName": modified, "operator": "LT", "value": _millis(until)}]
-        rows, pages, after = [], 0, None
-        while True:
-            request = PublicObjectSearchRequest(
-                filter_groups=[{"filters": filters}], sorts=[{"propertyName": modified, "direction": "ASCENDING"}],
-                properties=properties, limit=SEARCH_PAGE, after=after)
-            page = self._call(lambda: search.do_search(public_object_search_request=request))
+        found: dict[str, dict[str, Any]] = {}
+        pages = queries = 0
+        while low < until:
+            page = self._search(object_type, [_filter(modified, "GTE", low), _filter(modified, "LT", until)],
+                                modified, properties)
             pages += 1
-            if page.total > SEARCH_CAP and until - low > timedelta(seconds=1):
-                middle = low + (until - low) / 2
-                first = self._search_window(object_type, properties, modified, low, middle)
-                second = self._search_window(object_type, properties, modified, middle, until)
-                return first[0] + second[0], pages + first[1] + second[1], first[2] + second[2]
+            queries += 1
+            rows = [_plain(r) for r in page.results]
+            found.update((row["id"], row) for row in rows)
+            if pages % PROGRESS_EVERY == 0:
+                self.progress(f"{object_type}: {len(found):,} records modified since {low:%Y-%m-%d %H:%M} "
+                              f"found in {pages} pages")
+            if not (page.paging and page.paging.next):
+                break
+            last = _modified(rows[-1], modified)
+            if last <= low:
+                # A whole page shares one instant: walk that instant by id, then move past it.
+                instant_rows, instant_pages = self._search_instant(object_type, properties, modified, low)
+                found.update((row["id"], row) for row in instant_rows)
+                pages += instant_pages
+                low += ONE_MS
+            else:
+                low = last
+        return list(found.values()), pages, queries
+
+    def _search_instant(self, object_type: str, properties: list[str], modified: str,
+                        instant: datetime) -> tuple[list[dict[str, Any]], int]:
+        rows: list[dict[str, Any]] = []
+        pages, last_id = 0, "0"
+        while True:
+            page = self._search(object_type, [_filter(modified, "EQ", instant),
+                                              {"propertyName": "hs_object_id", "operator": "GT", "value": last_id}],
+                                "hs_object_id", properties)
+            pages += 1
             rows.extend(_plain(r) for r in page.results)
-            after = page.paging.next.after if page.paging and page.paging.next else None
-            if not after:
-                return rows, pages, 1
+            if not (page.paging and page.paging.next):
+                return rows, pages
+            last_id = rows[-1]["id"]
 
     def users(self) -> pd.DataFrame:
         owners, after = [], None
@@ -185,6 +237,15 @@ class HubSpotClient:
 
 def _millis(value: datetime) -> str:
     return str(int(pd.Timestamp(value).timestamp() * 1000))
+
+
+def _filter(name: str, operator: str, value: datetime) -> dict[str, str]:
+    return {"propertyName": name, "operator": operator, "value": _millis(value)}
+
+
+def _modified(row: dict[str, Any], name: str) -> datetime:
+    value = row["properties"].get(name)
+    return pd.Timestamp(value).to_pydatetime() if value else row["updated_at"]
 
 
 def _plain(record: Any) -> dict[str, Any]:
@@ -221,6 +282,7 @@ class HubSpotResource(CrmResource):
     ca_bundle: str = Field("", description="CA file to trust (a local sandbox); empty: the system's")
     linkedin_property: str = Field("hs_linkedin_url", description="contact property with the LinkedIn URL")
     company_linkedin_property: str = Field("linkedin_company_page", description="company property with the LinkedIn page")
+    search_calls_per_second: float = Field(4.0, description="pace of search calls; HubSpot allows 5 a second")
     modified_property: dict[str, str] = Field(
         default_factory=lambda: {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate"},
         description="the last-modified property searched per object")

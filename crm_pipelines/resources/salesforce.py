@@ -21,7 +21,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser
-from crm_pipelines.resources.crm import CrmField, CrmObject, CrmResource, PullResult
+from crm_pipelines.resources.crm import PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult
 from crm_pipelines.resources.retries import TRANSIENT_STATUSES, TransientCrmError, with_retries
 
 T = TypeVar("T")
@@ -46,6 +46,7 @@ class SalesforceClient:
     def __init__(self, settings: "SalesforceResource") -> None:
         self.settings = settings
         self.api_calls = 0
+        self.progress: Progress = lambda message: None
         self.session = requests.Session()
         self.session.hooks["response"].append(self._count)
         self._sf: Salesforce | None = None
@@ -169,6 +170,8 @@ class SalesforceClient:
             while True:
                 pages += 1
                 rows.extend(_flatten(r) for r in result["records"])
+                if pages % PROGRESS_EVERY == 0:
+                    self.progress(f"{len(rows):,} of {result['totalSize']:,} records read in {pages} pages")
                 if result.get("done", True):
                     return rows, pages
                 result = self.sf.query_more(result["nextRecordsUrl"], identifier_is_url=True,
@@ -186,6 +189,7 @@ class SalesforceClient:
                 pages += 1
                 rows.extend({k: (v if v != "" else None) for k, v in r.items()}
                             for r in csv.DictReader(io.StringIO(text)))
+                self.progress(f"{sobject}: {len(rows):,} records read from Bulk API 2.0 in {pages} result sets")
             return rows, pages
 
         return self._call(lambda sf: read())

@@ -8,13 +8,14 @@ as case-insensitive text. Results are capped at 10,000 per query, as HubSpot's a
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from crm_pipelines.sandbox.store import Record
 
 from .records import HubSpotError, value
-from .schema import Property, Schema, parse_time
+from .schema import DEFAULT_MODIFIED, MODIFIED, Property, Schema, parse_time
 
 MAX_PAGE = 200
 RESULT_CAP = 10_000
@@ -34,6 +35,8 @@ def _key(prop: Property | None, raw: Any) -> Any:
     """A comparable form of a value of ``prop``; None when there is no value."""
     if raw is None or raw == "":
         return None
+    if isinstance(raw, datetime):
+        return int(raw.timestamp() * 1000)
     if prop is not None and prop.type == "number":
         try:
             return Decimal(str(raw))
@@ -46,6 +49,16 @@ def _key(prop: Property | None, raw: Any) -> Any:
             raise _invalid(f"{raw} is not a date or millisecond timestamp for {prop.name}") from None
         return int(when.timestamp() * 1000) if when else None
     return str(raw).lower()
+
+
+def _stored(obj: str, record: Record, prop: Property) -> Any:
+    """The record's value of ``prop``, system dates straight from the record (searches over
+    the last-modified date are the hot path of every incremental pull)."""
+    if prop.name in MODIFIED.get(obj, DEFAULT_MODIFIED):
+        return record.modified_at
+    if prop.name in ("createdate", "hs_createdate"):
+        return record.created_at
+    return value(obj, record, prop.name)
 
 
 def _filter(obj: str, schema: Schema, spec: dict[str, Any]):
@@ -63,7 +76,7 @@ def _filter(obj: str, schema: Schema, spec: dict[str, Any]):
     token = re.compile("^" + ".*".join(map(re.escape, str(spec.get("value", "")).lower().split("*"))) + "$")
 
     def test(record: Record) -> bool:
-        have = _key(prop, value(obj, record, prop.name))
+        have = _key(prop, _stored(obj, record, prop))
         if operator == "HAS_PROPERTY":
             return have is not None
         if operator == "NOT_HAS_PROPERTY":
@@ -126,10 +139,11 @@ def search(obj: str, schema: Schema, records: list[Record], body: dict[str, Any]
         if prop is None:
             raise _invalid(f"Cannot sort by {sort.get('propertyName')!r}: no such property on {obj}")
         descending = str(sort.get("direction", "ASCENDING")).upper() == "DESCENDING"
-        present = [r for r in matched if _key(prop, value(obj, r, prop.name)) is not None]
-        missing = [r for r in matched if _key(prop, value(obj, r, prop.name)) is None]
+        keys = {r.id: _key(prop, _stored(obj, r, prop)) for r in matched}
+        present = [r for r in matched if keys[r.id] is not None]
+        missing = [r for r in matched if keys[r.id] is None]
         # Equal values keep id order, so paging with a stable sort never repeats or skips.
-        present.sort(key=lambda r: _key(prop, value(obj, r, prop.name)), reverse=descending)
+        present.sort(key=lambda r: keys[r.id], reverse=descending)
         matched = present + missing
     page = matched[after:after + limit]
     following = after + limit if after + limit < len(matched) else -1
