@@ -70,6 +70,7 @@ class Refresh:
     since: datetime | None
     until: datetime | None
     pulled: int
+    unchanged: int  # pulled again (the overlap, a re-run window) with the modstamp already held
     created: int
     updated: int
     deleted: int
@@ -86,14 +87,16 @@ def refresh_snapshot(pull, existing: pd.DataFrame | None, cursor: datetime | Non
                      full_refresh: bool, keep=None, overlap: timedelta = DEFAULT_OVERLAP) -> Refresh:
     """Pull what the partition range needs and fold it into the existing snapshot.
 
-    - no snapshot yet, or ``full_refresh``: pull everything and replace the snapshot;
+    - ``full_refresh``, or a range up to now with no snapshot yet: pull everything and replace
+      the snapshot;
     - a range that includes the latest partition: pull from the earlier of the range start and
       the cursor less the overlap, up to now (the CRM's own change feed where it has one);
-    - a past range (a backfill): pull records modified in [range_start, range_end).
+    - a past range (a backfill): pull records modified in [range_start, range_end), and fold
+      them into the snapshot there is (if any).
     ``pull(since, until, state)`` is the CRM client's pull for one object; ``keep(raw)`` is the
     inbound sync rules' filter over the CRM's own fields.
     """
-    if full_refresh or existing is None or cursor is None:
+    if full_refresh or (includes_latest and (existing is None or cursor is None)):
         mode, since, until, state = "full", None, None, {}
     elif includes_latest:
         mode, since, until = "incremental", min(range_start, cursor - overlap), None
@@ -111,16 +114,31 @@ def refresh_snapshot(pull, existing: pd.DataFrame | None, cursor: datetime | Non
         snapshot = snapshot[kept].reset_index(drop=True)
     seen = changes["last_modified"].max() if len(changes) else None
     cursor_after = cursor if mode != "full" else None
-    if seen is not None and not pd.isna(seen):
+    # A first-ever backfill of past days sets no cursor: the next sync up to now pulls everything.
+    if seen is not None and not pd.isna(seen) and not (mode == "window" and cursor is None):
         seen = seen.to_pydatetime()
         cursor_after = seen if cursor_after is None else max(cursor_after, seen)
-    deleted = changes["is_deleted"].astype(bool) if len(changes) else pd.Series(dtype=bool)
+    fresh = _not_already_held(changes, base)
+    deleted = fresh["is_deleted"].astype(bool)
     return Refresh(
         snapshot=snapshot, mode=mode, since=since, until=until, pulled=len(changes),
-        created=int((~changes["crm_id"].isin(known) & ~deleted).sum()) if len(changes) else 0,
-        updated=int((changes["crm_id"].isin(known) & ~deleted).sum()) if len(changes) else 0,
+        unchanged=len(changes) - len(fresh),
+        created=int((~fresh["crm_id"].isin(known) & ~deleted).sum()),
+        updated=int((fresh["crm_id"].isin(known) & ~deleted).sum()),
         deleted=int(deleted.sum()), excluded_by_rules=excluded, cursor_before=cursor, cursor_after=cursor_after,
         api_calls=result.api_calls, pages=result.pages, state=result.state)
+
+
+def _not_already_held(changes: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
+    """The pulled records that differ from the snapshot by (id, modstamp, deletion): the overlap
+    window pulls some records again on purpose, and those are not changes."""
+    if not len(changes) or not len(base):
+        return changes
+    held = base.drop_duplicates("crm_id", keep="last").set_index("crm_id")[["last_modified", "is_deleted"]]
+    before = held.reindex(changes["crm_id"])
+    same = (changes["last_modified"].to_numpy() == before["last_modified"].to_numpy()) & (
+        changes["is_deleted"].astype(bool).to_numpy() == before["is_deleted"].fillna(False).astype(bool).to_numpy())
+    return changes[~same]
 
 
 def fill_company_names(contacts: pd.DataFrame, companies: pd.DataFrame) -> pd.DataFrame:

@@ -76,3 +76,38 @@ def test_a_deletion_reported_by_id_only_keeps_what_was_known_about_the_record() 
     assert folded["email"].tolist() == ["a@x.com"]
     assert folded["is_deleted"].tolist() == [True]
     assert folded["last_modified"].tolist() == [pd.Timestamp(T0 + timedelta(minutes=1))]
+
+
+def _pull(changes: pd.DataFrame):
+    from crm_pipelines.resources.crm import PullResult
+
+    calls = []
+
+    def pull(since, until, state):
+        calls.append((since, until))
+        return PullResult(changes, changes["last_modified"].max() if len(changes) else None)
+
+    return pull, calls
+
+
+def test_records_pulled_again_by_the_overlap_are_counted_as_already_held_not_as_updates() -> None:
+    from crm_pipelines.snapshot import refresh_snapshot
+
+    held = frame(("a", T0, False, "a@x.com"), ("b", T0, False, "b@x.com"))
+    changes = frame(("a", T0, False, "a@x.com"), ("b", T0 + timedelta(minutes=1), False, "b2@x.com"),
+                    ("c", T0 + timedelta(minutes=2), False, "c@x.com"))
+    pull, _ = _pull(changes)
+    refresh = refresh_snapshot(pull, held, T0, {}, T0, T0 + timedelta(days=1), includes_latest=True,
+                               full_refresh=False)
+    assert (refresh.pulled, refresh.unchanged, refresh.created, refresh.updated) == (3, 1, 1, 1)
+
+
+def test_a_first_ever_backfill_pulls_only_its_days_and_leaves_the_next_sync_to_pull_everything() -> None:
+    from crm_pipelines.snapshot import refresh_snapshot
+
+    pull, calls = _pull(frame(("a", T0, False, "a@x.com")))
+    start, end = T0 - timedelta(days=3), T0 + timedelta(hours=1)
+    refresh = refresh_snapshot(pull, None, None, {}, start, end, includes_latest=False, full_refresh=False)
+    assert refresh.mode == "window" and calls == [(start, end)]
+    assert refresh.cursor_after is None, "a cursor here would make the next sync skip every older record"
+    assert len(refresh.snapshot) == 1

@@ -34,7 +34,8 @@ def _previous(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp | None, d
     metadata = event.asset_materialization.metadata
     cursor = metadata.get("cursor_after")
     state = metadata.get("sync_state")
-    return (pd.Timestamp(cursor.value, unit="s", tz="UTC") if cursor and cursor.value else None,
+    # Timestamp metadata is float seconds: back to whole microseconds, the CRMs' finest grain.
+    return (pd.Timestamp(round(cursor.value * 1_000_000), unit="us", tz="UTC") if cursor and cursor.value else None,
             json.loads(state.value) if state else {})
 
 
@@ -62,11 +63,12 @@ def _refresh(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: Crm
         _existing(warehouse, name, model), cursor.to_pydatetime() if cursor is not None else None, state,
         window.start, window.end, includes_latest=last is not None and window.end >= last.end,
         full_refresh=config.full_refresh, keep=(lambda raw: matches(raw, rules)) if rules else None)
-    context.log.info("%s: %d records pulled (%d new, %d updated, %d deleted) in %d API calls",
-                     obj, refresh.pulled, refresh.created, refresh.updated, refresh.deleted, refresh.api_calls)
+    context.log.info("%s: %d records pulled (%d new, %d updated, %d deleted, %d already held) in %d API calls",
+                     obj, refresh.pulled, refresh.created, refresh.updated, refresh.deleted, refresh.unchanged,
+                     refresh.api_calls)
     metadata = {
         "mode": refresh.mode,
-        "records_pulled": refresh.pulled, "records_new": refresh.created, "records_updated": refresh.updated,
+        "records_pulled": refresh.pulled, "records_unchanged": refresh.unchanged, "records_new": refresh.created, "records_updated": refresh.updated,
         "records_deleted": refresh.deleted, "records_excluded_by_sync_rules": refresh.excluded_by_rules,
         "api_calls": refresh.api_calls, "pages": refresh.pages,
         "pull_since": str(refresh.since) if refresh.since else "everything",
