@@ -142,18 +142,20 @@ class SalesforceClient:
             clauses.append(f"SystemModstamp < {_soql_datetime(until)}")
         where = " AND ".join(clauses)
         deleted_too = sobject != "User"
-        # query, not query_all: simple-salesforce's query_all recounts the (empty) record list.
-        count = self._call(lambda sf: sf.query(_soql(sobject, ["COUNT()"], where, order=False),
-                                               include_deleted=deleted_too)["totalSize"])
+        chunks = self._field_chunks(sobject, where)
+        # The first REST page says how many records match; past the threshold the rest goes
+        # through Bulk API 2.0, at the cost of that one page (no separate COUNT call).
+        first = self._call(lambda sf: sf.query(_soql(sobject, chunks[0], where), include_deleted=deleted_too))
+        count = first["totalSize"]
         bulk = count > self.settings.bulk_threshold
         rows_by_id: dict[str, dict[str, Any]] = {}
-        pages = 0
-        for fields in self._field_chunks(sobject, where):
+        pages = 1 if bulk else 0  # a REST read counts the first page itself, as it resumes from it
+        for i, fields in enumerate(chunks):
             soql = _soql(sobject, fields, where)
             if bulk:
                 chunk_rows, chunk_pages = self._bulk_rows(sobject, soql, deleted_too)
             else:
-                chunk_rows, chunk_pages = self._rest_rows(soql, deleted_too)
+                chunk_rows, chunk_pages = self._rest_rows(soql, deleted_too, first if i == 0 else None)
             pages += chunk_pages
             for row in chunk_rows:
                 rows_by_id.setdefault(row["Id"], {}).update(row)
@@ -163,10 +165,11 @@ class SalesforceClient:
                           api_calls=self.api_calls - calls_before, pages=pages,
                           notes=[f"Bulk API 2.0 ({count:,} records)"] if bulk else [])
 
-    def _rest_rows(self, soql: str, deleted_too: bool) -> tuple[list[dict[str, Any]], int]:
+    def _rest_rows(self, soql: str, deleted_too: bool,
+                   first: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], int]:
         def read() -> tuple[list[dict[str, Any]], int]:
             pages, rows = 0, []
-            result = self.sf.query(soql, include_deleted=deleted_too)
+            result = first if first is not None else self.sf.query(soql, include_deleted=deleted_too)
             while True:
                 pages += 1
                 rows.extend(_flatten(r) for r in result["records"])
