@@ -84,9 +84,11 @@ def _report(result, home: Path) -> None:
             typer.echo(f"  FAILED {event.step_key}: {event.event_specific_data.error.message.strip()}")
     typer.echo("")
     typer.echo("Where to look:")
-    warehouse = os.environ.get("CRM_PIPELINES_WAREHOUSE_URL", "data/warehouse.duckdb")
+    warehouse = os.environ.get("CRM_PIPELINES_WAREHOUSE_URL") or "duckdb:///data/warehouse.duckdb"
     typer.echo(f"  the warehouse tables:  {redact_url(warehouse)}")
-    typer.echo("    .venv/bin/python -c \"import duckdb; "
-               "print(duckdb.connect('data/warehouse.duckdb').sql('from enginy_contacts limit 5'))\"")
+    if warehouse.startswith("duckdb:///"):
+        path = warehouse.removeprefix("duckdb:///")
+        typer.echo("    .venv/bin/python -c \"import duckdb; "
+                   f"print(duckdb.connect('{path}', read_only=True).sql('from crm_contacts limit 5'))\"")
     typer.echo(f"  the run in the Dagster UI:  DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml "
                "then open http://127.0.0.1:3000")
