@@ -96,22 +96,20 @@ class Store:
     def delete(self, crm: str, obj: str, record_id: str, at: datetime | None = None,
                request_id: str | None = None) -> Record:
         """Soft delete: the record stays (for queryAll / archived listings / history)."""
-        with self._lock:
-            record = self._table(crm, obj)[record_id]
-            when = at or self.clock()
-            record.is_deleted = True
-            record.modified_at = when
-            record.history.append(Change("delete", when, {}, request_id))
-            return record
+        return self._set_deleted(crm, obj, record_id, True, at, request_id)
 
     def undelete(self, crm: str, obj: str, record_id: str, at: datetime | None = None,
                  request_id: str | None = None) -> Record:
+        return self._set_deleted(crm, obj, record_id, False, at, request_id)
+
+    def _set_deleted(self, crm: str, obj: str, record_id: str, deleted: bool, at: datetime | None,
+                     request_id: str | None) -> Record:
         with self._lock:
             record = self._table(crm, obj)[record_id]
             when = at or self.clock()
-            record.is_deleted = False
+            record.is_deleted = deleted
             record.modified_at = when
-            record.history.append(Change("undelete", when, {}, request_id))
+            record.history.append(Change("delete" if deleted else "undelete", when, {}, request_id))
             return record
 
     def get(self, crm: str, obj: str, record_id: str, include_deleted: bool = False) -> Record | None:
