@@ -277,17 +277,17 @@ def test_a_custom_property_created_through_the_api_is_described_and_writable(san
     from hubspot.crm.properties import PropertyCreate
 
     hubspot.crm.properties.core_api.create(object_type="contacts", property_create=PropertyCreate(
-        name="enginy_sequence_status", label="Sequence status", type="enumeration", field_type="select",
-        group_name="contactinformation", options=[{"label": "Ongoing", "value": "Ongoing", "hidden": False},
-                                                  {"label": "Finished", "value": "Finished", "hidden": False}]))
-    described = hubspot.crm.properties.core_api.get_by_name("contacts", "enginy_sequence_status")
-    assert [o.value for o in described.options] == ["Ongoing", "Finished"]
+        name="enginy_lead_temperature", label="Lead temperature", type="enumeration", field_type="select",
+        group_name="contactinformation", options=[{"label": "Warm", "value": "Warm", "hidden": False},
+                                                  {"label": "Cold", "value": "Cold", "hidden": False}]))
+    described = hubspot.crm.properties.core_api.get_by_name("contacts", "enginy_lead_temperature")
+    assert [o.value for o in described.options] == ["Warm", "Cold"]
     made = hubspot.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(
-        properties={"email": "c@example.com", "enginy_sequence_status": "Ongoing"}))
-    assert made.properties["enginy_sequence_status"] == "Ongoing"
+        properties={"email": "c@example.com", "enginy_lead_temperature": "Warm"}))
+    assert made.properties["enginy_lead_temperature"] == "Warm"
     with pytest.raises(ApiException) as exc:
         hubspot.crm.contacts.basic_api.update(made.id, SimplePublicObjectInput(
-            properties={"enginy_sequence_status": "Paused"}))
+            properties={"enginy_lead_temperature": "Paused"}))
     assert "INVALID_OPTION" in _error(exc)["message"]
 
 

@@ -151,6 +151,35 @@ BUILT_IN: dict[str, list[Property]] = {
         _p("hs_note_body", "Note body", group="note"),
     ],
 }
+# What the Enginy integration creates in a portal when it is connected (the properties API
+# makes them "custom", not HubSpot-defined): its own id, unique, to upsert by, and the
+# campaign properties of the example config.
+def _integration(group: str) -> list[Property]:
+    return [_p("enginy_id", "Enginy ID", group=group, unique=True, hubspot_defined=False)]
+
+
+CAMPAIGN_PROPERTIES = [
+    _p(name, label, type, group="enginy", hubspot_defined=False) for name, label, type in (
+        ("enginy_campaign_sequence_details", "Campaign sequence details", "string"),
+        ("enginy_campaign_engagement_status", "Campaign engagement status", "string"),
+        ("enginy_campaign_reply_analysis", "Campaign reply analysis", "string"),
+        ("enginy_campaign_opens", "Campaign opens", "number"),
+        ("enginy_campaign_clicks", "Campaign clicks", "number"),
+        ("enginy_campaign_open_analysis", "Campaign open analysis", "string"),
+        ("enginy_campaign_click_analysis", "Campaign click analysis", "string"),
+        ("enginy_campaigns", "Campaigns", "string"),
+        ("enginy_senders", "Senders", "string"),
+        ("enginy_activities", "Activities", "string"),
+        ("enginy_conversation_tags", "Conversation tags", "string"),
+        ("enginy_conversation_tags_categories", "Conversation tag categories", "string"),
+        ("enginy_last_engagement", "Last Enginy engagement", "string"),
+    )] + [_p("enginy_sequence_status", "Sequence status", "enumeration", group="enginy", hubspot_defined=False,
+             options=(("Not Started", "Not Started"), ("Ongoing", "Ongoing"), ("Replied", "Replied"),
+                      ("Finished", "Finished")))]
+BUILT_IN["contacts"] += _integration("contactinformation") + CAMPAIGN_PROPERTIES
+BUILT_IN["companies"] += _integration("companyinformation") + [
+    _p("enginy_last_engagement", "Last Enginy engagement", group="enginy", hubspot_defined=False)]
+
 # Engagements cannot exist without a time; HubSpot refuses them without hs_timestamp.
 REQUIRED = {name: ("hs_timestamp",) for name in ENGAGEMENTS}
 
