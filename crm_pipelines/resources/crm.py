@@ -47,6 +47,29 @@ class PullResult:
     notes: list[str] = field(default_factory=list)  # e.g. "window split in 4 (search cap)"
 
 
+@dataclass(frozen=True)
+class Write:
+    """One intended write of the push. Creates are sent as upserts on the Enginy id (an external
+    id field, a unique property, an alternate key), so sending one twice — a retry after a
+    dropped answer, a re-run after a crash — updates the record the first one created."""
+
+    write_id: str  # the write ledger's key for this intent
+    action: Literal["create", "update"]
+    enginy_id: str
+    fields: dict[str, Any]
+    crm_id: str | None = None  # updates address the CRM record by its id
+    allow_duplicates: bool = False  # save even if the CRM's duplicate rules object (Salesforce)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    write_id: str
+    status: Literal["created", "updated", "rejected", "failed"]  # failed: transient, retried next run
+    crm_id: str | None = None
+    error: str | None = None
+    error_code: str | None = None  # the CRM's own code, e.g. DUPLICATES_DETECTED
+
+
 @runtime_checkable
 class CrmClient(Protocol):
     crm: str
@@ -62,6 +85,9 @@ class CrmClient(Protocol):
 
     def users(self) -> pd.DataFrame:
         """CRM users as a canonical CrmUser frame."""
+
+    def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
+        """Send writes in batches at the CRM's ceiling; one result per write, in any order."""
 
 
 class CrmResource(dg.ConfigurableResource):

@@ -7,6 +7,9 @@ fails with ``ReconnectRequired``, whose message starts "reconnect Dynamics:" for
 Deletions come from Dataverse change tracking: the delta link is the incremental state.
 """
 
+import email
+import json
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,11 +22,33 @@ from cryptography.fernet import Fernet, InvalidToken
 from pydantic import Field
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser
-from crm_pipelines.resources.crm import PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult
+from crm_pipelines.resources.crm import (
+    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
+)
 from crm_pipelines.resources.retries import TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries
 
 ENTITY_SETS = {"contacts": ("contacts", "contactid", "contact"), "companies": ("accounts", "accountid", "account"),
                "leads": ("leads", "leadid", "lead"), "users": ("systemusers", "systemuserid", "systemuser")}
+
+
+def _odata_string(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _batch_answers(response: requests.Response) -> list[tuple[int, dict[str, Any]]]:
+    """(status, JSON body) of each operation of a $batch answer, in order."""
+    message = email.message_from_bytes(
+        f"Content-Type: {response.headers['Content-Type']}\r\n\r\n".encode() + response.content)
+    answers = []
+    for part in message.get_payload():
+        text = part.get_payload(decode=True).decode()
+        head, _, body = text.replace("\r\n", "\n").partition("\n\n")
+        status = int(head.split("\n", 1)[0].split()[1])
+        try:
+            answers.append((status, json.loads(body) if body.strip() else {}))
+        except ValueError:
+            answers.append((status, {}))
+    return answers
 
 
 class ReconnectRequired(RuntimeError):
@@ -160,6 +185,49 @@ class DynamicsClient:
         return PullResult(records, None if cursor is None or pd.isna(cursor) else cursor.to_pydatetime(),
                           api_calls=self.api_calls - calls_before, pages=pages, state=state)
 
+    def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
+        """``$batch`` requests of independent operations (continue-on-error), each a PATCH:
+        creates upsert on the Enginy alternate key, updates address the row's id."""
+        entity_set, key, _ = ENTITY_SETS[obj]
+        results: list[WriteResult] = []
+        for start in range(0, len(writes), self.settings.batch_size):
+            batch = writes[start:start + self.settings.batch_size]
+            boundary = f"batch_{uuid.uuid4().hex}"
+            parts = []
+            for write in batch:
+                address = (f"{self.settings.enginy_key}='{_odata_string(write.enginy_id)}'" if write.action == "create"
+                           else write.crm_id)
+                body = {**write.fields, **({self.settings.enginy_key: write.enginy_id}
+                                           if write.action == "create" else {})}
+                headers = ["Content-Type: application/json", "Prefer: return=representation"]
+                if write.action == "update":
+                    headers.append("If-Match: *")  # an update never creates
+                parts.append("\r\n".join([f"--{boundary}", "Content-Type: application/http",
+                                            "Content-Transfer-Encoding: binary", "",
+                                            f"PATCH {self.api}/{entity_set}({address}) HTTP/1.1", *headers, "",
+                                            json.dumps(body, default=str)]))
+            payload = "\r\n".join(parts + [f"--{boundary}--", ""])
+            try:
+                response = self._send("POST", f"{self.api}/$batch", data=payload.encode(), headers={
+                    "Content-Type": f"multipart/mixed; boundary={boundary}", "Prefer": "odata.continue-on-error"})
+            except TransientCrmError as error:  # retries spent: the next run sends the batch again
+                results.extend(WriteResult(w.write_id, "failed", error=str(error)) for w in batch)
+                continue
+            answers = _batch_answers(response)
+            for i, write in enumerate(batch):
+                status, body = answers[i] if i < len(answers) else (0, {})
+                if status in (200, 201):
+                    results.append(WriteResult(write.write_id, "created" if status == 201 else "updated",
+                                               body.get(key)))
+                elif status in TRANSIENT_STATUSES or status == 0:
+                    results.append(WriteResult(write.write_id, "failed", error=f"Dataverse answered {status}"))
+                else:
+                    error = body.get("error") or {}
+                    results.append(WriteResult(write.write_id, "rejected", error=error.get("message"),
+                                               error_code=error.get("code")))
+            self.progress(f"{entity_set}: {len(results):,} of {len(writes):,} writes sent")
+        return results
+
     def describe(self, obj: CrmObject) -> list[CrmField]:
         _, _, logical = ENTITY_SETS[obj]
         base = f"{self.api}/EntityDefinitions(LogicalName='{logical}')/Attributes"
@@ -240,6 +308,8 @@ class DynamicsResource(CrmResource):
     authority_host: str = "https://login.microsoftonline.com"
     api_version: str = "v9.2"
     page_size: int = Field(5000, description="Prefer: odata.maxpagesize")
+    batch_size: int = Field(100, description="operations per $batch request of the push")
+    enginy_key: str = Field("crm_enginyid", description="the alternate key creates upsert on")
     linkedin_attribute: str = Field("crm_linkedinurl", description="attribute holding the LinkedIn URL")
     token_cache_path: str = Field("", description="file for msal's token cache, encrypted; empty: memory only")
     token_cache_key: str = Field("", description="Fernet key for the token cache; bind with EnvVar")

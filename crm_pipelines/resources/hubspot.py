@@ -9,6 +9,7 @@ again and de-duplicated; an instant holding more than a page is walked by record
 are the archived records whose archive time falls in the window.
 """
 
+import json
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
@@ -21,7 +22,9 @@ from hubspot.crm.objects import PublicObjectSearchRequest
 from pydantic import Field
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser, empty
-from crm_pipelines.resources.crm import PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult
+from crm_pipelines.resources.crm import (
+    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
+)
 from crm_pipelines.resources.retries import TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries
 
 T = TypeVar("T")
@@ -33,6 +36,20 @@ LIST_PAGE = 100
 # HubSpot answers 414 past 8 KB of request line; the list API repeats `properties=` per name.
 MAX_PROPERTIES_URL = 6_000
 ONE_MS = timedelta(milliseconds=1)
+
+
+class HubSpotApiError(RuntimeError):
+    """An answer HubSpot gives for the request itself (validation, conflict, auth): not retried."""
+
+    def __init__(self, status: int, body: str) -> None:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = {}
+        self.status = status
+        self.category = parsed.get("category")
+        self.message = parsed.get("message") or body[:500]
+        super().__init__(f"HubSpot answered {status}: {self.message}")
 
 
 class HubSpotClient:
@@ -65,7 +82,7 @@ class HubSpotClient:
                     raise TransientCrmError(status, f"HubSpot answered {status}",
                                             retry_after_seconds(headers.get("Retry-After"))) from exc
                 if status is not None:
-                    raise RuntimeError(f"HubSpot answered {status}: {getattr(exc, 'body', '')!s:.500}") from exc
+                    raise HubSpotApiError(status, str(getattr(exc, "body", "") or "")) from exc
                 raise
 
         return with_retries(attempt)
@@ -220,6 +237,50 @@ class HubSpotClient:
                 return rows, pages
             last_id = rows[-1]["id"]
 
+    # --- push -------------------------------------------------------------------------------
+    def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
+        """Batches of 100: creates upsert on the unique Enginy id property, updates by record id.
+        HubSpot refuses a whole batch for one bad input, so a refused batch is halved until
+        the inputs at fault stand alone and are rejected with HubSpot's message."""
+        if obj not in OBJECT_TYPES:
+            return [WriteResult(w.write_id, "rejected", error=f"HubSpot has no {obj} object") for w in writes]
+        batch_api = getattr(self.api.crm, OBJECT_TYPES[obj]).batch_api
+        results: list[WriteResult] = []
+        for action in ("create", "update"):
+            group = [w for w in writes if w.action == action]
+            for start in range(0, len(group), LIST_PAGE):
+                results.extend(self._push_batch(batch_api, action, group[start:start + LIST_PAGE]))
+                self.progress(f"{obj}: {len(results):,} of {len(writes):,} writes sent")
+        return results
+
+    def _push_batch(self, batch_api: Any, action: str, batch: list[Write]) -> list[WriteResult]:
+        key = self.settings.enginy_id_property
+        try:
+            if action == "create":
+                answer = self._call(lambda: batch_api.upsert({"inputs": [
+                    {"idProperty": key, "id": w.enginy_id, "properties": {**w.fields, key: w.enginy_id}}
+                    for w in batch]}))
+                by_key = {(r.properties or {}).get(key): r for r in answer.results}
+                return [WriteResult(w.write_id, "created" if by_key[w.enginy_id].new else "updated",
+                                    str(by_key[w.enginy_id].id)) if w.enginy_id in by_key
+                        else WriteResult(w.write_id, "failed", error="HubSpot did not answer for this input")
+                        for w in batch]
+            answer = self._call(lambda: batch_api.update({"inputs": [
+                {"id": w.crm_id, "properties": w.fields} for w in batch]}))
+            done = {str(r.id) for r in answer.results}
+            return [WriteResult(w.write_id, "updated", w.crm_id) if w.crm_id in done
+                    else WriteResult(w.write_id, "rejected", error="the record no longer exists in HubSpot",
+                                     error_code="OBJECT_NOT_FOUND") for w in batch]
+        except HubSpotApiError as error:
+            if error.status in (401, 403):
+                raise
+            if len(batch) == 1:
+                return [WriteResult(batch[0].write_id, "rejected", error=error.message, error_code=error.category)]
+            half = len(batch) // 2
+            return self._push_batch(batch_api, action, batch[:half]) + self._push_batch(batch_api, action, batch[half:])
+        except TransientCrmError as error:  # retries spent: leave the batch for the next run
+            return [WriteResult(w.write_id, "failed", error=str(error)) for w in batch]
+
     def users(self) -> pd.DataFrame:
         owners, after = [], None
         while True:
@@ -282,6 +343,8 @@ class HubSpotResource(CrmResource):
     ca_bundle: str = Field("", description="CA file to trust (a local sandbox); empty: the system's")
     linkedin_property: str = Field("hs_linkedin_url", description="contact property with the LinkedIn URL")
     company_linkedin_property: str = Field("linkedin_company_page", description="company property with the LinkedIn page")
+    enginy_id_property: str = Field("enginy_id", description="unique property holding Enginy's id; creates "
+                                                             "upsert on it")
     search_calls_per_second: float = Field(4.0, description="pace of search calls; HubSpot allows 5 a second")
     modified_property: dict[str, str] = Field(
         default_factory=lambda: {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate"},

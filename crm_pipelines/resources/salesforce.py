@@ -21,7 +21,9 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser
-from crm_pipelines.resources.crm import PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult
+from crm_pipelines.resources.crm import (
+    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
+)
 from crm_pipelines.resources.retries import TRANSIENT_STATUSES, TransientCrmError, with_retries
 
 T = TypeVar("T")
@@ -29,6 +31,8 @@ T = TypeVar("T")
 SOBJECTS = {"contacts": "Contact", "companies": "Account", "leads": "Lead", "users": "User"}
 # Salesforce refuses request URIs over 16,384 bytes; keep each query's URL well below.
 MAX_QUERY_URL = 14_000
+# sObject Collections take at most 200 records a call.
+COLLECTION_LIMIT = 200
 # Field types a SOQL SELECT cannot list on an API pull (compound fields repeat their parts).
 _UNSELECTABLE = {"address", "location", "base64"}
 _RELATIONSHIPS = {"Contact": ["Account.Name"]}
@@ -200,6 +204,47 @@ class SalesforceClient:
     def users(self) -> pd.DataFrame:
         return self.pull("users", None, None).records
 
+    def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
+        """sObject Collections of 200: creates upsert on the external id field, updates by Id.
+        A record refused by duplicate rules comes back rejected with DUPLICATES_DETECTED; the
+        caller may send it again with allow_duplicates."""
+        sobject = SOBJECTS[obj]
+        results: list[WriteResult] = []
+        groups: dict[tuple[str, bool], list[Write]] = {}
+        for write in writes:
+            groups.setdefault((write.action, write.allow_duplicates), []).append(write)
+        for (action, allow), group in groups.items():
+            headers = {"Sforce-Duplicate-Rule-Header": "allowSave=true"} if allow else {}
+            for start in range(0, len(group), COLLECTION_LIMIT):
+                batch = group[start:start + COLLECTION_LIMIT]
+                if action == "create":
+                    records = [{"attributes": {"type": sobject}, **w.fields,
+                                self.settings.external_id_field: w.enginy_id} for w in batch]
+                    path = f"composite/sobjects/{sobject}/{self.settings.external_id_field}"
+                else:
+                    records = [{"attributes": {"type": sobject}, **w.fields, "Id": w.crm_id} for w in batch]
+                    path = "composite/sobjects"
+                body = {"allOrNone": False, "records": records}
+                try:
+                    answers = self._call(lambda sf: sf.restful(path, method="PATCH", json=body, headers=headers))
+                except (TransientCrmError, requests.RequestException) as error:
+                    # Retries spent: the next run sends these again (creates upsert, so safely).
+                    results.extend(WriteResult(w.write_id, "failed", error=str(error)) for w in batch)
+                    continue
+                results.extend(_write_result(w, a) for w, a in zip(batch, answers))
+                self.progress(f"{sobject}: {len(results):,} of {len(writes):,} writes sent")
+        return results
+
+
+def _write_result(write: Write, answer: dict[str, Any]) -> WriteResult:
+    if answer.get("success"):
+        created = answer.get("created", write.action == "create")
+        return WriteResult(write.write_id, "created" if created else "updated", answer.get("id"))
+    errors = answer.get("errors") or [{}]
+    code = errors[0].get("statusCode")
+    message = "; ".join(f"{e.get('statusCode')}: {e.get('message')}" for e in errors)
+    return WriteResult(write.write_id, "rejected", None, message, code)
+
 
 def _soql_datetime(value: datetime) -> str:
     # A datetime literal, not a quoted value: nothing from users is ever spliced into SOQL.
@@ -274,6 +319,7 @@ class SalesforceResource(CrmResource):
     security_token: str = Field("", description="bind with EnvVar")
     api_version: str = "59.0"
     bulk_threshold: int = Field(10_000, description="pulls above this many records use Bulk API 2.0")
+    external_id_field: str = Field("Enginy_Id__c", description="the external id field creates upsert on")
     linkedin_field: str = Field("LinkedIn_Profile__c", description="Contact/Lead field holding the LinkedIn URL")
     company_linkedin_field: str = Field("LinkedIn_Company_Page__c", description="Account field with the LinkedIn page")
 

@@ -1,0 +1,138 @@
+"""The push side of each connector against the sandbox: batches at the API ceiling, creates
+that can be sent twice without creating twice, rejections with the CRM's reason, and faults."""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+
+from crm_pipelines.resources.crm import CrmResource, Write
+from crm_pipelines.resources.dynamics import DynamicsResource
+from crm_pipelines.resources.hubspot import HubSpotResource
+from crm_pipelines.resources.salesforce import SalesforceResource
+from crm_pipelines.sandbox import dynamics as sandbox_dynamics
+from crm_pipelines.sandbox import hubspot as sandbox_hubspot
+from crm_pipelines.sandbox.faults import FaultRule
+
+
+@dataclass
+class Crm:
+    name: str
+    resource: Callable[[object], CrmResource]
+    contacts: str  # object name in the sandbox store
+    ceiling: int  # records per write call
+    endpoint: str  # the write endpoint template, as the sandbox counts it
+    person: Callable[[int], dict]  # CRM fields of a valid contact
+    invalid: dict  # fields the CRM refuses
+    enginy_key: str  # where the Enginy id lands on the record
+
+
+CRMS = {
+    "salesforce": Crm(
+        "salesforce", lambda sb: SalesforceResource(login_url=sb.base_url, client_id="sandbox-client",
+                                                    client_secret="sandbox-secret"),
+        "Contact", 200, "/services/data/{version}/composite/sobjects/{sobject}/{field}",
+        lambda i: {"LastName": f"Person{i}", "Email": f"p{i}@push.example"}, {"Email": "not an email"},
+        "Enginy_Id__c"),
+    "hubspot": Crm(
+        "hubspot", lambda sb: HubSpotResource(access_token=sandbox_hubspot.ACCESS_TOKEN, host=sb.base_url,
+                                              ca_bundle=str(sb.tls.ca_bundle)),
+        "contacts", 100, "/crm/v3/objects/{objectType}/batch/upsert",
+        lambda i: {"lastname": f"Person{i}", "email": f"p{i}@push.example"}, {"lifecyclestage": "bogus"},
+        "enginy_id"),
+    "dynamics": Crm(
+        "dynamics", lambda sb: DynamicsResource(environment_url=sb.base_url, tenant_id=sandbox_dynamics.TENANT_NAME,
+                                                client_id=sandbox_dynamics.CLIENT_ID,
+                                                client_secret=sandbox_dynamics.CLIENT_SECRET,
+                                                authority_host=sb.base_url),
+        "contacts", 100, "/api/data/v9.2/$batch",
+        lambda i: {"lastname": f"Person{i}", "emailaddress1": f"p{i}@push.example"}, {"lastname": "x" * 51},
+        sandbox_dynamics.ENGINY_KEY),
+}
+
+
+@pytest.fixture(params=sorted(CRMS))
+def crm(request, sandbox):
+    return sandbox, CRMS[request.param]
+
+
+def creates(spec: Crm, n: int, start: int = 0) -> list[Write]:
+    return [Write(f"w{i}", "create", f"en-{i}", spec.person(i)) for i in range(start, start + n)]
+
+
+def history(sandbox, spec: Crm) -> dict[str, list[str]]:
+    """Enginy id → the ops in the record's history, for every record the CRM holds."""
+    return {r.fields.get(spec.enginy_key): [c.op for c in r.history]
+            for r in sandbox.ctx.store.records(spec.name, spec.contacts, include_deleted=True)}
+
+
+def write_calls(sandbox, spec: Crm) -> int:
+    return sum(n for (c, _, endpoint), n in sandbox.ctx.stats.calls.items() if c == spec.name and
+               endpoint == spec.endpoint)
+
+
+def test_creates_go_in_batches_at_the_ceiling_and_sending_them_again_creates_nothing(crm) -> None:
+    sandbox, spec = crm
+    client = spec.resource(sandbox).client()
+    writes = creates(spec, spec.ceiling + 50)
+    first = client.push("contacts", writes)
+    assert sorted(r.status for r in first) == ["created"] * len(writes)
+    assert write_calls(sandbox, spec) == 2
+    again = client.push("contacts", writes)
+    assert {r.status for r in again} == {"updated"}
+    assert {r.write_id: r.crm_id for r in first} == {r.write_id: r.crm_id for r in again}
+    assert all(ops[0] == "create" and "create" not in ops[1:] for ops in history(sandbox, spec).values())
+    assert len(history(sandbox, spec)) == len(writes)
+
+
+def test_updates_address_records_by_id_and_never_create(crm) -> None:
+    sandbox, spec = crm
+    client = spec.resource(sandbox).client()
+    [made] = client.push("contacts", creates(spec, 1))
+    title = {"salesforce": "Title", "hubspot": "jobtitle", "dynamics": "jobtitle"}[spec.name]
+    [updated] = client.push("contacts", [Write("u1", "update", "en-0", {title: "CTO"}, crm_id=made.crm_id)])
+    assert updated.status == "updated" and updated.crm_id == made.crm_id
+    record = sandbox.ctx.store.get(spec.name, spec.contacts, made.crm_id)
+    assert record.fields[title] == "CTO"
+    assert len(sandbox.ctx.store.records(spec.name, spec.contacts)) == 1
+
+
+def test_a_refused_record_is_rejected_with_the_crms_reason_and_its_batch_goes_on(crm) -> None:
+    sandbox, spec = crm
+    client = spec.resource(sandbox).client()
+    writes = creates(spec, 10)
+    writes[4] = Write("bad", "create", "en-bad", {**spec.person(99), **spec.invalid})
+    results = {r.write_id: r for r in client.push("contacts", writes)}
+    assert results["bad"].status == "rejected" and results["bad"].error
+    assert sorted(r.status for k, r in results.items() if k != "bad") == ["created"] * 9
+    assert "en-bad" not in history(sandbox, spec)
+
+
+def test_an_answer_lost_after_the_write_is_retried_without_a_second_record(crm) -> None:
+    sandbox, spec = crm
+    sandbox.ctx.faults.add(FaultRule(crm=spec.name, endpoint=spec.endpoint, kind="drop", nth=1))
+    results = spec.resource(sandbox).client().push("contacts", creates(spec, 5))
+    assert {r.status for r in results} == {"updated"}, "the retry found what the lost call had created"
+    assert all(ops == ["create", "update"] for ops in history(sandbox, spec).values())
+
+
+def test_throttling_and_server_errors_are_retried_until_the_batch_lands(crm) -> None:
+    sandbox, spec = crm
+    sandbox.ctx.faults.add(FaultRule(crm=spec.name, endpoint=spec.endpoint, status=429, retry_after=0, nth=1))
+    sandbox.ctx.faults.add(FaultRule(crm=spec.name, endpoint=spec.endpoint, status=503, nth=2))
+    results = spec.resource(sandbox).client().push("contacts", creates(spec, 3))
+    assert [r.status for r in results] == ["created"] * 3
+    assert write_calls(sandbox, spec) == 3
+    assert all(ops == ["create"] for ops in history(sandbox, spec).values())
+
+
+@pytest.mark.parametrize("crm", ["salesforce"], indirect=True)
+def test_salesforce_duplicate_rules_reject_a_create_unless_it_is_allowed_to_save(crm) -> None:
+    sandbox, spec = crm
+    client = spec.resource(sandbox).client()
+    client.push("contacts", [Write("a", "create", "en-a", {"LastName": "Lovelace", "Email": "ada@acme.com"})])
+    twin = {"LastName": "Byron", "Email": "ADA@acme.com"}
+    [refused] = client.push("contacts", [Write("b", "create", "en-b", twin)])
+    assert refused.status == "rejected" and refused.error_code == "DUPLICATES_DETECTED"
+    [saved] = client.push("contacts", [Write("b", "create", "en-b", twin, allow_duplicates=True)])
+    assert saved.status == "created"
