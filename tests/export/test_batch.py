@@ -1,0 +1,179 @@
+"""Export batches: each mapping option, sync mode, owner rule and value coercion decides the
+exact write, or the reason there is none."""
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+
+from crm_pipelines.config import EngagementMapping, EnginyFieldMapping, FixedValueMapping, ManualExportMapping
+from crm_pipelines.export.batch import Launch, Owners, build_batch
+from crm_pipelines.export.values import FieldSpec, Refused, coerce
+
+SCHEMA = {
+    "FirstName": FieldSpec("FirstName", "string", length=40),
+    "Title": FieldSpec("Title", "string"),
+    "Email": FieldSpec("Email", "email"),
+    "Phone": FieldSpec("Phone", "phone"),
+    "LeadSource": FieldSpec("LeadSource", "picklist", options=("Web", "Enginy_Outbound"),
+                            option_labels=("Web", "Enginy Outbound")),
+    "Employees": FieldSpec("Employees", "int"),
+    "Stage__c": FieldSpec("Stage__c", "string"),
+    "Engaged__c": FieldSpec("Engaged__c", "string"),
+    "Sequence__c": FieldSpec("Sequence__c", "string"),
+    "CreatedDate": FieldSpec("CreatedDate", "datetime", createable=False, updateable=False),
+}
+EARLY, LATE = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+def enginy(**overrides) -> dict:
+    return {"id": "e1", "first_name": "Ada", "job_title": "CTO", "email": "ada@acme.com", "phone": None,
+            "owner_user_id": "u1", "updated_at": LATE, **overrides}
+
+
+def crm_record(crm_id="c1", modified=EARLY, owner="005OWNER", **raw) -> dict:
+    return {"crm_id": crm_id, "last_modified": modified, "owner_id": owner, "raw": raw}
+
+
+def one(records, matches, crm, mappings, launch=Launch(), **kw) -> dict:
+    batch = build_batch(pd.DataFrame(records), pd.DataFrame(matches, columns=["enginy_id", "outcome", "crm_id"]),
+                        pd.DataFrame(crm, columns=["crm_id", "last_modified", "owner_id", "raw"]), mappings, SCHEMA,
+                        launch, **kw)
+    assert len(batch) == len(records)
+    return batch.iloc[0].to_dict()
+
+
+def field(enginy_field, crm_field, option="enginy_overwrites_crm"):
+    return EnginyFieldMapping(type="enginy_field", enginy_field=enginy_field, crm_field=crm_field, option=option)
+
+
+MATCHED = [("e1", "matched", "c1")]
+
+
+def test_a_new_record_is_a_create_with_every_mapped_value_and_its_diff() -> None:
+    row = one([enginy()], [], [], [field("first_name", "FirstName"), field("job_title", "Title"),
+                                   FixedValueMapping(type="fixed_value", value="Web", crm_field="LeadSource")])
+    assert row["action"] == "create" and row["crm_id"] is None
+    assert row["fields"] == {"FirstName": "Ada", "Title": "CTO", "LeadSource": "Web"}
+    assert [d["field"] for d in row["diff"]] == ["FirstName", "Title", "LeadSource"]
+
+
+def test_an_update_writes_only_the_fields_that_change() -> None:
+    row = one([enginy()], MATCHED, [crm_record(FirstName="Ada", Title="Engineer")],
+              [field("first_name", "FirstName"), field("job_title", "Title")])
+    assert row["action"] == "update" and row["crm_id"] == "c1"
+    assert row["fields"] == {"Title": "CTO"}
+    assert row["diff"] == [{"field": "Title", "crm_value": "Engineer", "new_value": "CTO",
+                            "rule": "enginy_overwrites_crm"}]
+
+
+def test_nothing_to_change_is_a_skip_with_that_reason() -> None:
+    row = one([enginy()], MATCHED, [crm_record(FirstName="Ada")], [field("first_name", "FirstName")])
+    assert (row["action"], row["reason"]) == ("skip", "nothing to change")
+
+
+def test_sync_if_empty_writes_only_where_the_crm_has_no_value() -> None:
+    mappings = [field("job_title", "Title", "sync_if_empty")]
+    assert one([enginy()], MATCHED, [crm_record(Title="Engineer")], mappings)["action"] == "skip"
+    assert one([enginy()], MATCHED, [crm_record(Title=None)], mappings)["fields"] == {"Title": "CTO"}
+
+
+def test_crm_overwrites_enginy_never_writes_and_sends_the_crm_value_back() -> None:
+    row = one([enginy()], MATCHED, [crm_record(Title="Engineer")], [field("job_title", "Title", "crm_overwrites_enginy")])
+    assert row["fields"] == {} and row["writeback"] == {"job_title": "Engineer"}
+
+
+@pytest.mark.parametrize("enginy_time, crm_time, wins", [(LATE, EARLY, "enginy"), (EARLY, LATE, "crm")])
+def test_bidirectional_fields_go_to_the_side_changed_last(enginy_time, crm_time, wins) -> None:
+    row = one([enginy(updated_at=enginy_time)], MATCHED, [crm_record(modified=crm_time, Title="Engineer")],
+              [field("job_title", "Title", "bidirectional")])
+    if wins == "enginy":
+        assert row["fields"] == {"Title": "CTO"} and row["writeback"] == {}
+    else:
+        assert row["fields"] == {} and row["writeback"] == {"job_title": "Engineer"}
+
+
+def test_a_deactivated_mapping_is_never_written() -> None:
+    row = one([enginy()], [], [], [field("first_name", "FirstName"), field("job_title", "Title", "deactivated")])
+    assert row["fields"] == {"FirstName": "Ada"}
+
+
+def test_manual_export_fields_take_the_value_given_at_launch_and_engagement_its_own() -> None:
+    mappings = [ManualExportMapping(type="manual_export", crm_field="Stage__c"),
+                EngagementMapping(type="engagement", crm_field="Engaged__c", value="Contacted by Enginy")]
+    row = one([enginy()], [], [], mappings, Launch(manual_values={"Stage__c": "Q3 outbound"}))
+    assert row["fields"] == {"Stage__c": "Q3 outbound", "Engaged__c": "Contacted by Enginy"}
+    assert "Stage__c" not in one([enginy()], [], [], mappings)["fields"], "not given at launch: not written"
+
+
+def test_campaign_properties_go_to_their_mapped_fields() -> None:
+    rollups = pd.DataFrame({"sequence_status": ["Ongoing"]}, index=["e1"])
+    row = one([enginy()], MATCHED, [crm_record()], [], campaign_values=rollups,
+              campaign_mapping={"sequence_status": "Sequence__c"})
+    assert row["fields"] == {"Sequence__c": "Ongoing"}
+
+
+@pytest.mark.parametrize("mode, outcome, action", [
+    ("upsert", "new", "create"), ("upsert", "matched", "update"), ("update_only", "new", "skip"),
+    ("update_only", "matched", "update"), ("create_only", "new", "create"), ("create_only", "matched", "skip")])
+def test_sync_modes(mode, outcome, action) -> None:
+    matches = [("e1", outcome, "c1" if outcome == "matched" else None)]
+    row = one([enginy()], matches, [crm_record(Title="x")], [field("job_title", "Title")], Launch(sync_mode=mode))
+    assert row["action"] == action
+
+
+def test_an_ambiguous_match_is_never_written() -> None:
+    row = one([enginy()], [("e1", "ambiguous", None)], [], [field("job_title", "Title")])
+    assert row["action"] == "skip" and "ambiguous" in row["reason"]
+
+
+def test_a_value_the_crm_would_refuse_rejects_the_row_with_the_reason_and_the_batch_goes_on() -> None:
+    records = [enginy(email="not-an-email"), enginy(id="e2")]
+    batch = build_batch(pd.DataFrame(records), pd.DataFrame(columns=["enginy_id", "outcome", "crm_id"]),
+                        pd.DataFrame(columns=["crm_id", "last_modified", "owner_id", "raw"]),
+                        [field("email", "Email")], SCHEMA, Launch())
+    assert batch["action"].tolist() == ["reject", "create"]
+    assert "not an email address" in batch.iloc[0]["reason"]
+
+
+def test_picklists_take_internal_values_and_an_unambiguous_label() -> None:
+    spec = SCHEMA["LeadSource"]
+    assert coerce(spec, "Enginy_Outbound") == "Enginy_Outbound"
+    assert coerce(spec, "enginy outbound") == "Enginy_Outbound"
+    with pytest.raises(Refused, match="not one of the allowed values: Web, Enginy_Outbound"):
+        coerce(spec, "Cold call")
+
+
+def test_values_are_coerced_to_the_described_types() -> None:
+    assert coerce(SCHEMA["Employees"], "1,200") == 1200
+    with pytest.raises(Refused):
+        coerce(SCHEMA["Employees"], "12.5")
+    with pytest.raises(Refused, match="holds 40"):
+        coerce(SCHEMA["FirstName"], "x" * 41)
+    assert coerce(FieldSpec("D", "date"), "2026-03-04T10:00:00Z") == "2026-03-04"
+    assert coerce(FieldSpec("B", "boolean"), "yes") is True
+
+
+def test_a_read_only_field_in_the_mapping_rejects_the_row() -> None:
+    row = one([enginy()], [], [], [FixedValueMapping(type="fixed_value", value="2026-01-01", crm_field="CreatedDate")])
+    assert row["action"] == "reject" and "new record" in row["reason"]
+
+
+OWNERS = Owners(user_mapping={"u1": "005MAPPED"}, enginy_user_emails={"u2": "Rep@Corp.com"},
+                crm_user_by_email={"rep@corp.com": "005BYEMAIL"}, default_owner="005DEFAULT")
+
+
+@pytest.mark.parametrize("enginy_owner, expected, rule", [
+    ("u1", "005MAPPED", "users mapping"), ("u2", "005BYEMAIL", "same email"), ("u3", "005DEFAULT", "default owner")])
+def test_owner_of_a_create_by_users_mapping_then_email_then_default(enginy_owner, expected, rule) -> None:
+    row = one([enginy(owner_user_id=enginy_owner)], [], [], [], owners=OWNERS)
+    assert row["owner_id"] == expected and row["diff"][-1]["rule"] == rule
+
+
+def test_the_launch_owner_replaces_an_existing_owner_only_when_asked() -> None:
+    keep = one([enginy()], MATCHED, [crm_record()], [], Launch(owner_id="005LAUNCH"), owners=OWNERS)
+    assert keep["owner_id"] is None and keep["action"] == "skip"
+    replace = one([enginy()], MATCHED, [crm_record()], [], Launch(owner_id="005LAUNCH", overwrite_owner=True))
+    assert replace["owner_id"] == "005LAUNCH" and replace["action"] == "update"
+    new = one([enginy()], [], [], [], Launch(owner_id="005LAUNCH"), owners=OWNERS)
+    assert new["owner_id"] == "005LAUNCH"
