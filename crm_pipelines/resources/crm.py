@@ -11,6 +11,8 @@ from typing import Any, Callable, Literal, Protocol, runtime_checkable
 import dagster as dg
 import pandas as pd
 
+from crm_pipelines.export.writes import Write, WriteResult
+
 CrmObject = Literal["contacts", "companies", "leads", "users"]
 # Where a client reports progress on a long pull (the asset points it at the run's log).
 Progress = Callable[[str], None]
@@ -45,29 +47,6 @@ class PullResult:
     # What the next incremental pull needs beyond the cursor (Dataverse's delta link, …).
     state: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # e.g. "window split in 4 (search cap)"
-
-
-@dataclass(frozen=True)
-class Write:
-    """One intended write of the push. Creates are sent as upserts on the Enginy id (an external
-    id field, a unique property, an alternate key), so sending one twice — a retry after a
-    dropped answer, a re-run after a crash — updates the record the first one created."""
-
-    write_id: str  # the write ledger's key for this intent
-    action: Literal["create", "update"]
-    enginy_id: str
-    fields: dict[str, Any]
-    crm_id: str | None = None  # updates address the CRM record by its id
-    allow_duplicates: bool = False  # save even if the CRM's duplicate rules object (Salesforce)
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    write_id: str
-    status: Literal["created", "updated", "rejected", "failed"]  # failed: transient, retried next run
-    crm_id: str | None = None
-    error: str | None = None
-    error_code: str | None = None  # the CRM's own code, e.g. DUPLICATES_DETECTED
 
 
 @runtime_checkable

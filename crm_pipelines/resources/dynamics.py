@@ -199,6 +199,10 @@ class DynamicsClient:
                            else write.crm_id)
                 body = {**write.fields, **({self.settings.enginy_key: write.enginy_id}
                                            if write.action == "create" else {})}
+                if write.owner_id:
+                    body["ownerid@odata.bind"] = f"/systemusers({write.owner_id})"
+                if write.company_id and obj == "contacts":
+                    body["parentcustomerid_account@odata.bind"] = f"/accounts({write.company_id})"
                 headers = ["Content-Type: application/json", "Prefer: return=representation"]
                 if write.action == "update":
                     headers.append("If-Match: *")  # an update never creates

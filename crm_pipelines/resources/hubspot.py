@@ -258,7 +258,7 @@ class HubSpotClient:
         try:
             if action == "create":
                 answer = self._call(lambda: batch_api.upsert({"inputs": [
-                    {"idProperty": key, "id": w.enginy_id, "properties": {**w.fields, key: w.enginy_id}}
+                    {"idProperty": key, "id": w.enginy_id, "properties": {**_links(w), key: w.enginy_id}}
                     for w in batch]}))
                 by_key = {(r.properties or {}).get(key): r for r in answer.results}
                 return [WriteResult(w.write_id, "created" if by_key[w.enginy_id].new else "updated",
@@ -266,7 +266,7 @@ class HubSpotClient:
                         else WriteResult(w.write_id, "failed", error="HubSpot did not answer for this input")
                         for w in batch]
             answer = self._call(lambda: batch_api.update({"inputs": [
-                {"id": w.crm_id, "properties": w.fields} for w in batch]}))
+                {"id": w.crm_id, "properties": _links(w)} for w in batch]}))
             done = {str(r.id) for r in answer.results}
             return [WriteResult(w.write_id, "updated", w.crm_id) if w.crm_id in done
                     else WriteResult(w.write_id, "rejected", error="the record no longer exists in HubSpot",
@@ -294,6 +294,17 @@ class HubSpotClient:
             "first_name": [o.get("first_name") for o in owners], "last_name": [o.get("last_name") for o in owners],
             "is_active": [not o.get("archived", False) for o in owners],
             "raw": [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in o.items()} for o in owners]}))
+
+
+def _links(write: Write) -> dict[str, Any]:
+    """The write's properties with its owner and primary company (HubSpot moves the primary
+    company association when associatedcompanyid is written)."""
+    properties = {k: ("" if v is None else v) for k, v in write.fields.items()}
+    if write.owner_id:
+        properties["hubspot_owner_id"] = write.owner_id
+    if write.company_id:
+        properties["associatedcompanyid"] = write.company_id
+    return properties
 
 
 def _millis(value: datetime) -> str:

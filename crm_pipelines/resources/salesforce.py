@@ -218,11 +218,11 @@ class SalesforceClient:
             for start in range(0, len(group), COLLECTION_LIMIT):
                 batch = group[start:start + COLLECTION_LIMIT]
                 if action == "create":
-                    records = [{"attributes": {"type": sobject}, **w.fields,
+                    records = [{"attributes": {"type": sobject}, **_links(w, sobject),
                                 self.settings.external_id_field: w.enginy_id} for w in batch]
                     path = f"composite/sobjects/{sobject}/{self.settings.external_id_field}"
                 else:
-                    records = [{"attributes": {"type": sobject}, **w.fields, "Id": w.crm_id} for w in batch]
+                    records = [{"attributes": {"type": sobject}, **_links(w, sobject), "Id": w.crm_id} for w in batch]
                     path = "composite/sobjects"
                 body = {"allOrNone": False, "records": records}
                 try:
@@ -234,6 +234,16 @@ class SalesforceClient:
                 results.extend(_write_result(w, a) for w, a in zip(batch, answers))
                 self.progress(f"{sobject}: {len(results):,} of {len(writes):,} writes sent")
         return results
+
+
+def _links(write: Write, sobject: str) -> dict[str, Any]:
+    """The write's fields with its owner and (for a contact) its account."""
+    fields = dict(write.fields)
+    if write.owner_id:
+        fields["OwnerId"] = write.owner_id
+    if write.company_id and sobject == "Contact":
+        fields["AccountId"] = write.company_id
+    return fields
 
 
 def _write_result(write: Write, answer: dict[str, Any]) -> WriteResult:
