@@ -1,0 +1,58 @@
+"""The gates in front of the push: each one fails on the batch it exists to stop."""
+
+import pandas as pd
+
+from crm_pipelines.export.gates import expectation_suite_gates, rejection_gate, schema_gate
+from crm_pipelines.export.values import FieldSpec
+
+SCHEMA = {"LastName": FieldSpec("LastName", "string"), "Email": FieldSpec("Email", "email"),
+          "Website": FieldSpec("Website", "url"),
+          "LeadSource": FieldSpec("LeadSource", "picklist", options=("Web", "Enginy"))}
+
+
+def batch(*rows: dict) -> pd.DataFrame:
+    base = {"crm_id": None, "reason": None, "outcome": "new", "match_key": None, "fields": {}}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+GOOD = batch({"enginy_id": "e1", "action": "create", "match_key": "ada@acme.com",
+              "fields": {"LastName": "Lovelace", "Email": "ada@acme.com", "LeadSource": "Web"}},
+             {"enginy_id": "e2", "action": "update", "crm_id": "c2", "outcome": "matched",
+              "fields": {"Website": "https://acme.com"}},
+             {"enginy_id": "e3", "action": "skip", "reason": "nothing to change", "outcome": "matched"})
+
+
+def failed(gates) -> set[str]:
+    return {g.name for g in gates if not g.passed}
+
+
+def test_a_clean_batch_passes_every_gate() -> None:
+    assert schema_gate(GOOD).passed and rejection_gate(GOOD, 0.05).passed
+    assert failed(expectation_suite_gates(GOOD, SCHEMA, ["LastName"], previous_rows=3)) == set()
+
+
+def test_the_schema_gate_stops_an_update_without_a_record_or_a_skip_without_a_reason() -> None:
+    bad = batch({"enginy_id": "e1", "action": "update", "fields": {}},
+                {"enginy_id": "e2", "action": "skip", "fields": {}})
+    gate = schema_gate(bad)
+    assert not gate.passed
+    assert "updates_name_their_record" in gate.description and "skips_and_rejections_say_why" in gate.description
+
+
+def test_the_suite_catches_each_kind_of_bad_value() -> None:
+    bad = batch({"enginy_id": "e1", "action": "create", "match_key": "k",
+                 "fields": {"Email": "nope", "LeadSource": "Cold call", "Website": "not a url"}},
+                {"enginy_id": "e2", "action": "create", "match_key": "k", "fields": {"LastName": "B"}},
+                {"enginy_id": "e3", "action": "update", "crm_id": "c", "outcome": "ambiguous", "fields": {}})
+    gates = expectation_suite_gates(bad, SCHEMA, ["LastName"], previous_rows=1000)
+    assert failed(gates) == {"required_LastName", "email_format_Email", "picklist_LeadSource", "url_format_Website",
+                             "one_create_per_match_key", "no_ambiguous_written", "row_count_in_bounds"}
+    email = next(g for g in gates if g.name == "email_format_Email")
+    assert "nope" in email.description
+
+
+def test_too_many_rejected_rows_block_and_a_few_do_not() -> None:
+    rows = [{"enginy_id": f"e{i}", "action": "create", "fields": {}} for i in range(95)]
+    few = batch(*rows, *[{"enginy_id": f"r{i}", "action": "reject", "reason": "bad email"} for i in range(5)])
+    many = batch(*rows, *[{"enginy_id": f"r{i}", "action": "reject", "reason": "bad email"} for i in range(6)])
+    assert rejection_gate(few, 0.05).passed and not rejection_gate(many, 0.05).passed
