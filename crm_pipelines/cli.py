@@ -6,6 +6,7 @@ import typer
 
 from crm_pipelines.commands.demo import demo
 from crm_pipelines.commands.generate import generate
+from crm_pipelines.commands.review import review_mapping
 from crm_pipelines.commands.sandbox import sandbox
 
 app = typer.Typer(
@@ -16,6 +17,7 @@ app = typer.Typer(
 app.command()(generate)
 app.command()(demo)
 app.command()(sandbox)
+app.command("review-mapping")(review_mapping)
 
 if __name__ == "__main__":
     app()

@@ -233,6 +233,9 @@ TABLES: dict[str, Table] = {t.logical_name: t for t in [
                   display="Preferred Method of Contact"),
         Attribute("statecode", "State", options=STATE, display="Status"),
         Attribute("statuscode", "Status", options=STATUS, display="Status Reason"),
+        # The campaign columns the integration adds to contacts (see the Dynamics example config).
+        _string("crm_sequencestatus", 100, "Sequence Status", custom=True),
+        _string("crm_engagementstatus", 200, "Campaign Engagement Status", custom=True),
     ] + _enginy_fields(), alternate_keys=(ENGINY_KEY,)),
     Table("account", "accounts", "accountid", "name", 1, _common("accountid") + [
         _string("name", 160, "Account Name", required="ApplicationRequired"),
