@@ -16,8 +16,9 @@ import pandas as pd
 from crm_pipelines.export.values import FieldSpec, Refused, coerce, is_empty, same
 
 SyncMode = Literal["upsert", "update_only", "create_only"]
-BATCH_COLUMNS = ["enginy_id", "action", "crm_id", "fields", "diff", "owner_id", "company_crm_id", "reason",
-                 "writeback"]
+BATCH_COLUMNS = ["enginy_id", "action", "crm_id", "fields", "diff", "owner_id", "company_crm_id", "company_link",
+                 "unlink_company_id", "reason", "writeback"]
+AssociationType = Literal["additional", "primary", "primary_remove_previous"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class Launch:
     manual_values: dict[str, Any] = field(default_factory=dict)  # CRM field → value, for manual_export fields
     owner_id: str | None = None  # a CRM user id chosen at launch
     overwrite_owner: bool = False  # the launch owner replaces an owner the CRM record already has
+    association: AssociationType = "additional"  # how a contact is linked to its company
+    confirm_remove_previous: bool = False  # primary_remove_previous unlinks companies: asked for explicitly
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     Enginy id, sent to the fields ``campaign_mapping`` names. ``company_links``: Enginy id → CRM
     id of the company the record should be linked to.
     """
+    if launch.association == "primary_remove_previous" and not launch.confirm_remove_previous:
+        raise ValueError("association type primary_remove_previous removes the contacts' current primary "
+                         "companies: launch with confirm_remove_previous set to true to go ahead (the removed "
+                         "links are recorded, and the undo_associations job restores them)")
     outcome = matches.drop_duplicates("enginy_id").set_index("enginy_id")
     crm = crm_records.drop_duplicates("crm_id", keep="last").set_index("crm_id") if len(crm_records) else None
     campaign = campaign_values if campaign_values is not None else pd.DataFrame()
@@ -74,7 +81,7 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
         crm_id = match["crm_id"] if match is not None and status == "matched" else None
         current = crm.loc[crm_id] if crm is not None and crm_id is not None and crm_id in crm.index else None
         row = {"enginy_id": enginy_id, "crm_id": crm_id, "fields": {}, "diff": [], "owner_id": None,
-               "company_crm_id": (company_links or {}).get(enginy_id), "reason": None, "writeback": {}}
+               "reason": None, "writeback": {}, **_company_link(enginy_id, current, launch, company_links or {})}
         if status == "ambiguous":
             rows.append({**row, "action": "skip", "reason": "ambiguous match: several CRM records; review it"})
             continue
@@ -105,6 +112,18 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
             row["reason"] = "nothing to change"
         rows.append({**row, "action": action, "fields": fields, "diff": diff, "writeback": writeback})
     return pd.DataFrame(rows, columns=BATCH_COLUMNS)
+
+
+def _company_link(enginy_id: str, current: pd.Series | None, launch: Launch,
+                  company_links: dict[str, str]) -> dict[str, Any]:
+    """The company the contact should be linked to, how, and the link it replaces."""
+    target = company_links.get(enginy_id)
+    held = None if current is None or is_empty(current.get("account_id")) else current.get("account_id")
+    if target is None or target == held:
+        return {"company_crm_id": None, "company_link": None, "unlink_company_id": None}
+    link = "additional" if launch.association == "additional" else "primary"
+    unlink = held if launch.association == "primary_remove_previous" else None
+    return {"company_crm_id": target, "company_link": link, "unlink_company_id": unlink}
 
 
 def _wanted_values(record: dict[str, Any], mappings: list[Any], launch: Launch, campaign: pd.DataFrame,

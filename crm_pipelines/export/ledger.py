@@ -31,7 +31,8 @@ def empty_ledger() -> pd.DataFrame:
 def write_id(obj: str, row: dict[str, Any]) -> str:
     intent = {"object": obj, "enginy_id": row["enginy_id"], "action": row["action"], "crm_id": row.get("crm_id"),
               "fields": row.get("fields") or {}, "owner_id": row.get("owner_id"),
-              "company_crm_id": row.get("company_crm_id")}
+              "company_crm_id": row.get("company_crm_id"), "company_link": row.get("company_link"),
+              "unlink_company_id": row.get("unlink_company_id")}
     return hashlib.sha256(json.dumps(intent, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -47,7 +48,8 @@ def writes_to_send(obj: str, batch: pd.DataFrame, ledger: pd.DataFrame, allow_du
             continue
         writes.append(Write(wid, row["action"], str(row["enginy_id"]), dict(row.get("fields") or {}),
                             crm_id=row.get("crm_id"), owner_id=row.get("owner_id"),
-                            company_id=row.get("company_crm_id"), allow_duplicates=allow_duplicates))
+                            company_id=row.get("company_crm_id"), company_link=row.get("company_link") or "primary",
+                            unlink_company_id=row.get("unlink_company_id"), allow_duplicates=allow_duplicates))
     return writes
 
 

@@ -18,7 +18,9 @@ class Write:
     fields: dict[str, Any]
     crm_id: str | None = None  # updates address the CRM record by its id
     owner_id: str | None = None  # a CRM user id
-    company_id: str | None = None  # the CRM company to make the contact's (primary) company
+    company_id: str | None = None  # the CRM company to link the contact to
+    company_link: Literal["primary", "additional"] = "primary"  # additional: HubSpot only; elsewhere on creates
+    unlink_company_id: str | None = None  # the previous primary company, removed (primary_remove_previous)
     allow_duplicates: bool = False  # save even if the CRM's duplicate rules object (Salesforce)
 
 

@@ -201,7 +201,9 @@ class DynamicsClient:
                                            if write.action == "create" else {})}
                 if write.owner_id:
                     body["ownerid@odata.bind"] = f"/systemusers({write.owner_id})"
-                if write.company_id and obj == "contacts":
+                # One parent account per contact: an additional link only where there is none yet.
+                if write.company_id and obj == "contacts" and (write.company_link == "primary"
+                                                               or write.action == "create"):
                     body["parentcustomerid_account@odata.bind"] = f"/accounts({write.company_id})"
                 headers = ["Content-Type: application/json", "Prefer: return=representation"]
                 if write.action == "update":

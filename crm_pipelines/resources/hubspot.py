@@ -251,7 +251,24 @@ class HubSpotClient:
             for start in range(0, len(group), LIST_PAGE):
                 results.extend(self._push_batch(batch_api, action, group[start:start + LIST_PAGE]))
                 self.progress(f"{obj}: {len(results):,} of {len(writes):,} writes sent")
+        if obj == "contacts":
+            self._relink(writes, results)
         return results
+
+    def _relink(self, writes: list[Write], results: list[WriteResult]) -> None:
+        """Additional company links and removed previous primaries, once the contacts exist."""
+        crm_ids = {r.write_id: r.crm_id for r in results if r.status in ("created", "updated")}
+        add = [{"from": {"id": crm_ids[w.write_id]}, "to": {"id": w.company_id}} for w in writes
+               if w.write_id in crm_ids and w.company_id and w.company_link == "additional"]
+        remove = [{"from": {"id": crm_ids[w.write_id]}, "to": [{"id": w.unlink_company_id}]} for w in writes
+                  if w.write_id in crm_ids and w.unlink_company_id]
+        batch = self.api.crm.associations.v4.batch_api
+        for start in range(0, len(add), LIST_PAGE):
+            part = add[start:start + LIST_PAGE]
+            self._call(lambda: batch.create_default("contacts", "companies", {"inputs": part}))
+        for start in range(0, len(remove), LIST_PAGE):
+            part = remove[start:start + LIST_PAGE]
+            self._call(lambda: batch.archive("contacts", "companies", {"inputs": part}))
 
     def _push_batch(self, batch_api: Any, action: str, batch: list[Write]) -> list[WriteResult]:
         key = self.settings.enginy_id_property
@@ -302,7 +319,7 @@ def _links(write: Write) -> dict[str, Any]:
     properties = {k: ("" if v is None else v) for k, v in write.fields.items()}
     if write.owner_id:
         properties["hubspot_owner_id"] = write.owner_id
-    if write.company_id:
+    if write.company_id and write.company_link == "primary":
         properties["associatedcompanyid"] = write.company_id
     return properties
 

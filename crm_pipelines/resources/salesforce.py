@@ -241,7 +241,8 @@ def _links(write: Write, sobject: str) -> dict[str, Any]:
     fields = dict(write.fields)
     if write.owner_id:
         fields["OwnerId"] = write.owner_id
-    if write.company_id and sobject == "Contact":
+    # A contact has one account: an additional link can only be made where there is none yet.
+    if write.company_id and sobject == "Contact" and (write.company_link == "primary" or write.action == "create"):
         fields["AccountId"] = write.company_id
     return fields
 

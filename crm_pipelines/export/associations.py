@@ -1,0 +1,29 @@
+"""Company links a push removes (association type primary_remove_previous) are recorded before
+the push, so the undo_associations job can put them back."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+
+REMOVED_COLUMNS = ["enginy_id", "contact_crm_id", "company_crm_id", "replaced_by", "recorded_at", "restored"]
+
+
+def removed_links(batch: pd.DataFrame) -> pd.DataFrame:
+    """The links the batch's updates will remove, to be saved before the push runs."""
+    rows = batch[batch["action"].eq("update") & batch["unlink_company_id"].notna()]
+    return pd.DataFrame({
+        "enginy_id": rows["enginy_id"], "contact_crm_id": rows["crm_id"], "company_crm_id": rows["unlink_company_id"],
+        "replaced_by": rows["company_crm_id"], "recorded_at": datetime.now(timezone.utc), "restored": False,
+    }, columns=REMOVED_COLUMNS).reset_index(drop=True)
+
+
+def undo_batch(removed: pd.DataFrame) -> pd.DataFrame:
+    """Updates that make each removed company the contact's primary company again."""
+    pending = removed[~removed["restored"].astype(bool)]
+    return pd.DataFrame({
+        "enginy_id": pending["enginy_id"], "action": "update", "crm_id": pending["contact_crm_id"],
+        "fields": [{} for _ in range(len(pending))], "owner_id": None, "company_crm_id": pending["company_crm_id"],
+        "company_link": "primary", "unlink_company_id": None, "reason": None,
+    }).reset_index(drop=True)
