@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from crm_pipelines.commands.demo import demo
+from crm_pipelines.commands.dry_run import dry_run
 from crm_pipelines.commands.generate import generate
 from crm_pipelines.commands.review import review_mapping
 from crm_pipelines.commands.sandbox import sandbox
@@ -18,6 +19,7 @@ app.command()(generate)
 app.command()(demo)
 app.command()(sandbox)
 app.command("review-mapping")(review_mapping)
+app.command("dry-run")(dry_run)
 
 if __name__ == "__main__":
     app()

@@ -204,6 +204,37 @@ class SalesforceClient:
     def users(self) -> pd.DataFrame:
         return self.pull("users", None, None).records
 
+    def _bulk_push(self, sobject: str, action: str, group: list[Write]) -> list[WriteResult]:
+        """Bulk API 2.0 ingest: creates upsert on the external id field, updates by Id."""
+        key = self.settings.external_id_field if action == "create" else "Id"
+        records = [{**{k: "" if v is None else v for k, v in _links(w, sobject).items()},
+                    key: w.enginy_id if action == "create" else w.crm_id} for w in group]
+        columns = sorted({k for r in records for k in r})
+        rows = [{c: r.get(c, "#N/A") for c in columns} for r in records]  # #N/A leaves a field as it is
+
+        def run() -> list[WriteResult]:
+            job = getattr(self.sf.bulk2, sobject)
+            done = (job.upsert(records=rows, external_id_field=key, wait=1) if action == "create"
+                    else job.update(records=rows, wait=1))
+            by_key: dict[str, WriteResult] = {}
+            for info in done:
+                for r in csv.DictReader(io.StringIO(job.get_successful_records(info["job_id"]))):
+                    by_key[r[key]] = WriteResult("", "created" if r.get("sf__Created") == "true" else "updated",
+                                                 r["sf__Id"])
+                for r in csv.DictReader(io.StringIO(job.get_failed_records(info["job_id"]))):
+                    code, _, message = (r.get("sf__Error") or "").partition(":")
+                    by_key[r[key]] = WriteResult("", "rejected", None, message.strip() or code, code or None)
+            return [WriteResult(w.write_id, **{f: getattr(r, f) for f in ("status", "crm_id", "error",
+                                                                            "error_code")})
+                    if (r := by_key.get(w.enginy_id if action == "create" else w.crm_id)) is not None
+                    else WriteResult(w.write_id, "failed", error="Bulk API 2.0 reported nothing for this row")
+                    for w in group]
+
+        try:
+            return self._call(lambda sf: run())
+        except (TransientCrmError, requests.RequestException) as error:
+            return [WriteResult(w.write_id, "failed", error=str(error)) for w in group]
+
     def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
         """sObject Collections of 200: creates upsert on the external id field, updates by Id.
         A record refused by duplicate rules comes back rejected with DUPLICATES_DETECTED; the
@@ -214,6 +245,10 @@ class SalesforceClient:
         for write in writes:
             groups.setdefault((write.action, write.allow_duplicates), []).append(write)
         for (action, allow), group in groups.items():
+            if len(group) > self.settings.bulk_push_threshold and not allow:
+                results.extend(self._bulk_push(sobject, action, group))
+                self.progress(f"{sobject}: {len(results):,} of {len(writes):,} writes sent")
+                continue
             headers = {"Sforce-Duplicate-Rule-Header": "allowSave=true"} if allow else {}
             for start in range(0, len(group), COLLECTION_LIMIT):
                 batch = group[start:start + COLLECTION_LIMIT]
@@ -331,6 +366,7 @@ class SalesforceResource(CrmResource):
     api_version: str = "59.0"
     bulk_threshold: int = Field(10_000, description="pulls above this many records use Bulk API 2.0")
     external_id_field: str = Field("Enginy_Id__c", description="the external id field creates upsert on")
+    bulk_push_threshold: int = Field(10_000, description="pushes of more writes than this use Bulk API 2.0")
     linkedin_field: str = Field("LinkedIn_Profile__c", description="Contact/Lead field holding the LinkedIn URL")
     company_linkedin_field: str = Field("LinkedIn_Company_Page__c", description="Account field with the LinkedIn page")
 

@@ -136,3 +136,23 @@ def test_salesforce_duplicate_rules_reject_a_create_unless_it_is_allowed_to_save
     assert refused.status == "rejected" and refused.error_code == "DUPLICATES_DETECTED"
     [saved] = client.push("contacts", [Write("b", "create", "en-b", twin, allow_duplicates=True)])
     assert saved.status == "created"
+
+
+@pytest.mark.parametrize("crm", ["salesforce"], indirect=True)
+def test_a_large_salesforce_push_goes_through_bulk_api_2_and_is_still_an_upsert(crm) -> None:
+    sandbox, spec = crm
+    client = SalesforceResource(login_url=sandbox.base_url, client_id="sandbox-client",
+                                client_secret="sandbox-secret", bulk_push_threshold=100).client()
+    writes = creates(spec, 300)
+    writes[7] = Write("bad", "create", "en-bad", {**spec.person(999), **spec.invalid})
+    first = {r.write_id: r for r in client.push("contacts", writes)}
+    assert first["bad"].status == "rejected" and first["bad"].error
+    assert sorted(r.status for k, r in first.items() if k != "bad") == ["created"] * 299
+    assert sum(n for (c, _, e), n in sandbox.ctx.stats.calls.items() if "jobs/ingest" in e) > 0
+    assert write_calls(sandbox, spec) == 0, "no sObject Collections call"
+    again = client.push("contacts", [w for w in writes if w.write_id != "bad"])
+    assert {r.status for r in again} == {"updated"}
+    assert all(ops.count("create") == 1 for ops in history(sandbox, spec).values())
+    updates = [Write(f"u{i}", "update", w.enginy_id, {"Title": "VP"}, crm_id=first[w.write_id].crm_id)
+               for i, w in enumerate(writes) if w.write_id != "bad"]
+    assert {r.status for r in client.push("contacts", updates)} == {"updated"}

@@ -1,0 +1,45 @@
+"""`crm-pipelines dry-run`: what the next push would do, record by record, without pushing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from crm_pipelines.commands.review import warehouse_from_env
+
+BATCHES = ("company_export_batch", "contact_export_batch", "lead_export_batch")
+
+
+def dry_run(
+    limit: Annotated[int, typer.Option(help="Rows to show per batch (all counts are always shown).")] = 50,
+    show_skips: Annotated[bool, typer.Option(help="Also list skipped and rejected rows with their reasons.")] = True,
+) -> None:
+    """Print each export batch's diff — per record: create or update, and per field the CRM value →
+    the new value — then its skips and rejections with their reasons. Nothing is pushed. The
+    batches are the *_export_batch assets: materialize them first (Dagster UI, or
+    `dagster asset materialize -m crm_pipelines.definitions --select "+contact_export_batch"`)."""
+    from crm_pipelines.assets.export import parse_json
+
+    warehouse = warehouse_from_env()
+    present = [name for name in BATCHES if name in warehouse.table_names()]
+    if not present:
+        typer.echo(f"{warehouse.describe()} has no export batch yet: materialize the *_export_batch assets "
+                   "first; this command only reads them.", err=True)
+        raise typer.Exit(2)
+    for name in present:
+        batch = parse_json(warehouse.read_table(name))
+        counts = batch["action"].value_counts().to_dict()
+        typer.echo(f"\n{name}: " + ", ".join(f"{counts.get(a, 0)} {a}" for a in ("create", "update", "skip", "reject")))
+        writing = batch[batch["action"].isin(["create", "update"])]
+        for row in writing.head(limit).to_dict("records"):
+            target = f"CRM {row['crm_id']}" if row["action"] == "update" else "new record"
+            typer.echo(f"  {row['action'].upper():<7} Enginy {row['enginy_id']} → {target}")
+            for change in row["diff"] or []:
+                typer.echo(f"      {change['field']}: {change['crm_value']!r} → {change['new_value']!r}"
+                           f"  ({change.get('rule', '')})")
+        if len(writing) > limit:
+            typer.echo(f"  … {len(writing) - limit} more writes (--limit)")
+        if show_skips:
+            for row in batch[batch["action"].isin(["skip", "reject"])].head(limit).to_dict("records"):
+                typer.echo(f"  {row['action'].upper():<7} Enginy {row['enginy_id']}: {row['reason']}")
