@@ -19,7 +19,7 @@ def dry_run(
     the new value — then its skips and rejections with their reasons. Nothing is pushed. The
     batches are the *_export_batch assets: materialize them first (Dagster UI, or
     `dagster asset materialize -m crm_pipelines.definitions --select "+contact_export_batch"`)."""
-    from crm_pipelines.assets.export import parse_json
+    from crm_pipelines.resources.warehouse import parse_json_columns
 
     warehouse = warehouse_from_env()
     present = [name for name in BATCHES if name in warehouse.table_names()]
@@ -28,7 +28,7 @@ def dry_run(
                    "first; this command only reads them.", err=True)
         raise typer.Exit(2)
     for name in present:
-        batch = parse_json(warehouse.read_table(name))
+        batch = parse_json_columns(warehouse.read_table(name), ("fields", "diff", "writeback"))
         counts = batch["action"].value_counts().to_dict()
         typer.echo(f"\n{name}: " + ", ".join(f"{counts.get(a, 0)} {a}" for a in ("create", "update", "skip", "reject")))
         writing = batch[batch["action"].isin(["create", "update"])]

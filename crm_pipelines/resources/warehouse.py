@@ -61,6 +61,14 @@ def _json_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def parse_json_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The named columns read back from their JSON text, where they are text."""
+    for column in columns:
+        if column in frame and len(frame) and frame[column].map(lambda v: isinstance(v, str)).any():
+            frame[column] = frame[column].map(lambda v: json.loads(v) if isinstance(v, str) and v else v)
+    return frame
+
+
 class Warehouse(dg.ConfigurableResource):
     """Tables for snapshots, matches, rollups, batches and push results."""
 
