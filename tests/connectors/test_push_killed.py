@@ -1,0 +1,95 @@
+"""The push process killed for real (SIGKILL) in the middle of a batch, then run again: every row
+ends in the CRM exactly once. The push runs in a child process against the sandbox of this one;
+its ledger is a Parquet file, as a warehouse table would be."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from crm_pipelines.sandbox.faults import FaultRule
+from tests.connectors.test_push import CRMS, history
+
+REPO = Path(__file__).resolve().parents[2]
+ROWS = 450
+HANG_MS = 3_000
+CHILD = """
+import sys
+import pandas as pd
+from pathlib import Path
+from crm_pipelines.export.ledger import empty_ledger
+from crm_pipelines.export.push import run_push
+from tests.connectors.test_push import CRMS
+
+class Sandbox:
+    base_url = sys.argv[2]
+    class tls:
+        ca_bundle = sys.argv[3]
+
+spec = CRMS[sys.argv[1]]
+ledger_path = Path(sys.argv[4])
+client = spec.resource(Sandbox).client()
+batch = pd.DataFrame({"enginy_id": [f"en-{i}" for i in range(%(rows)d)], "action": "create", "crm_id": None,
+                      "fields": [spec.person(i) for i in range(%(rows)d)], "owner_id": None, "company_crm_id": None})
+ledger = pd.read_parquet(ledger_path) if ledger_path.exists() else empty_ledger()
+def save(frame):
+    frame.to_parquet(ledger_path.with_suffix(".tmp"))
+    ledger_path.with_suffix(".tmp").replace(ledger_path)
+outcome = run_push(lambda w: client.push("contacts", w), "contacts", batch, ledger, save, chunk=spec.ceiling)
+print(outcome.counts)
+""" % {"rows": ROWS}
+
+
+@pytest.fixture(params=sorted(CRMS))
+def crm(request, sandbox):
+    return sandbox, CRMS[request.param]
+
+
+def start(sandbox, spec, ledger: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", CHILD, spec.name, sandbox.base_url, str(sandbox.tls.ca_bundle),
+                             str(ledger)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def write_calls(sandbox, spec) -> int:
+    return sum(n for (c, _, e), n in sandbox.ctx.stats.calls.items() if c == spec.name and e == spec.endpoint)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_on_call", [2, 3])
+def test_a_push_killed_with_sigkill_mid_batch_completes_on_the_next_run_exactly_once(crm, kill_on_call,
+                                                                                     tmp_path: Path) -> None:
+    sandbox, spec = crm
+    ledger = tmp_path / "ledger.parquet"
+    # The chosen write call hangs; the child is killed while it waits for the answer.
+    sandbox.ctx.faults.add(FaultRule(crm=spec.name, endpoint=spec.endpoint, kind="latency", latency_ms=HANG_MS,
+                                     nth=kill_on_call))
+    child = start(sandbox, spec, ledger)
+    deadline = time.monotonic() + 60
+    while write_calls(sandbox, spec) < kill_on_call:
+        assert child.poll() is None and time.monotonic() < deadline, child.stdout.read()
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    child.wait(timeout=10)
+    assert child.returncode == -signal.SIGKILL
+    sandbox.ctx.faults.clear()
+    held = pd.read_parquet(ledger)
+    in_flight = min(spec.ceiling, ROWS - (kill_on_call - 1) * spec.ceiling)
+    assert (held["status"] == "sent").sum() == in_flight, "the ledger knew which chunk was in flight"
+    again = start(sandbox, spec, ledger)
+    output, _ = again.communicate(timeout=120)
+    assert again.returncode == 0, output
+    # The killed child's hung call still lands when its latency ends: a late write, which must
+    # find the records the re-run made and update them, not create them again.
+    time.sleep(max(0.0, HANG_MS / 1000 + 0.5 - (time.monotonic() - killed_at)))
+    records = history(sandbox, spec)
+    assert sorted(records) == sorted(f"en-{i}" for i in range(ROWS))
+    assert all(ops.count("create") == 1 for ops in records.values())
+    final = pd.read_parquet(ledger)
+    assert set(final["status"]) <= {"created", "updated"} and len(final) == ROWS
