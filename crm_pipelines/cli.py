@@ -7,6 +7,7 @@ import typer
 from crm_pipelines.commands.demo import demo
 from crm_pipelines.commands.dry_run import dry_run
 from crm_pipelines.commands.generate import generate
+from crm_pipelines.commands.match import match
 from crm_pipelines.commands.review import review_mapping
 from crm_pipelines.commands.sandbox import sandbox
 
@@ -19,6 +20,7 @@ app.command()(generate)
 app.command()(demo)
 app.command()(sandbox)
 app.command("review-mapping")(review_mapping)
+app.command()(match)
 app.command("dry-run")(dry_run)
 
 if __name__ == "__main__":

@@ -334,12 +334,14 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{prefix}{error['msg']} — fix: give a value of the expected type"
 
 
-def parse_config(data: Any, source: str | Path = "<config>") -> IntegrationConfig:
+def parse_config(data: Any, source: str | Path = "<config>", model: type[BaseModel] = IntegrationConfig) -> Any:
+    """Validate ``data`` as ``model`` (the integration config, or another file in its language,
+    such as the rules of `crm-pipelines match`), every error naming its path and fix."""
     if not isinstance(data, dict):
         raise ConfigError(source, ["the file must be a mapping of settings (crm:, contact_identifier:, …) — "
                                    "fix: start from one of the example configs"])
     try:
-        return IntegrationConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
 

@@ -6,6 +6,7 @@ import dagster as dg
 
 from crm_pipelines.assets.crm import build_crm_assets, crm_associations, crm_schema, crm_users
 from crm_pipelines.assets.enginy import enginy_assets
+from crm_pipelines.assets.matching import matching_assets
 from crm_pipelines.config import CONFIG_ENV_VAR, load_config
 from crm_pipelines.resources.connections import crm_resource
 from crm_pipelines.resources.enginy import ENGINY_URL_ENV, EnginyDatabase
@@ -48,6 +49,7 @@ def defs() -> dg.Definitions:
         *enginy_assets,
         *build_crm_assets(os.environ.get(BACKFILL_START_ENV) or DEFAULT_BACKFILL_START),
         crm_users, crm_associations, crm_schema,
+        *matching_assets,
     ]
     return dg.Definitions(
         assets=assets,

@@ -175,6 +175,19 @@ class CrmIndex:
             "crm_object": _text(crm_object), "candidates": _text(candidates), "n_candidates": count,
             "rule": self.rule.name, "matched_by": _text(self._labels(bits))}, columns=MATCH_COLUMNS)
 
+    def fill_rates(self) -> pd.DataFrame:
+        """How many records even have each identifier the rule reads (a usable, normalised value),
+        on the CRM side and in the Enginy batch last matched."""
+        in_rule = {slot for key in self.keys for pair in key.pairs for slot in pair}
+        rows = []
+        for side, who, slots in (("enginy", "Enginy", self.enginy_slots), ("crm", "CRM", self.crm_slots)):
+            used = [(i, slot) for i, slot in enumerate(slots) if slot in in_rule]
+            counts = self.con.sql(f"SELECT count(*) {''.join(f', count(n{i})' for i, _ in used)} "
+                                  f"FROM {side}_norm").fetchall()[0]
+            rows += [{"side": who, "identifier": slot.field + (" (matched company)" if slot.through_company else ""),
+                      "records": int(counts[0]), "filled": int(counts[k + 1])} for k, (_, slot) in enumerate(used)]
+        return pd.DataFrame(rows, columns=["side", "identifier", "records", "filled"])
+
     def duplicates(self) -> pd.DataFrame:
         """Groups of CRM records that the rule says are one (the seeds' "duplicate records appear
         in the CRM"): records sharing any key, joined transitively."""
@@ -260,3 +273,12 @@ def company_links(company_matches: pd.DataFrame) -> pd.Series:
     """Enginy company id → CRM company id, for the companies matched to exactly one record."""
     matched = company_matches[company_matches["outcome"] == MATCHED]
     return pd.Series(matched["crm_id"].to_numpy(), index=matched["enginy_id"].to_numpy())
+
+
+def fill_rates(rule: Rule, enginy: pd.DataFrame, crm: pd.DataFrame,
+               company_links: pd.Series | None = None) -> pd.DataFrame:
+    """Identifier fill rates of both sides under ``rule`` (see :meth:`CrmIndex.fill_rates`)."""
+    index = CrmIndex(rule, crm)
+    _normalise(index.con, "enginy", enginy.reset_index(drop=True), index.enginy_slots, "Enginy", ENGINY_FALLBACKS,
+               company_links)
+    return index.fill_rates()

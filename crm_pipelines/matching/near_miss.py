@@ -25,6 +25,7 @@ COMPANY = (Slot("company_name", "company_name"), Slot("company_name", "company_n
 LINKEDIN = (Slot("linkedin_url", "linkedin"), Slot("linkedin_url", "linkedin"))
 COMPANY_LINK = (Slot("company_id", "exact", through_company=True), Slot("account_id", "exact"))
 FIELDS = (FIRST, LAST, COMPANY, LINKEDIN, COMPANY_LINK)
+WITHOUT_COMPANY_LINK = FIELDS[:-1]  # files outside the CRM: no account ids to match through
 # The last name says most about a person; a first name is often shortened (Jon, Jonathan).
 WEIGHTS = {"first_name": 0.3, "last_name": 0.4, "company": 0.3}
 THRESHOLD = 0.9
@@ -35,16 +36,21 @@ NEAR_MISS_COLUMNS = ["near_miss_crm_id", "near_miss_object", "near_miss_score", 
 
 def person_near_misses(index: CrmIndex, new_rows: np.ndarray, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
     """Best near miss per Enginy row in ``new_rows`` of the batch last matched by ``index``
-    (the index must have been built with ``also=FIELDS``); keys: e_row and NEAR_MISS_COLUMNS."""
+    (built with ``also=FIELDS``, or WITHOUT_COMPANY_LINK); keys: e_row and NEAR_MISS_COLUMNS."""
     con = index.con
-    e = {name: index.column("enginy", pair[0]) for name, pair in zip(("f", "l", "co", "li", "link"), FIELDS)}
-    c = {name: index.column("crm", pair[1]) for name, pair in zip(("f", "l", "co", "li", "link"), FIELDS)}
+    fields = FIELDS if COMPANY_LINK[1] in index.crm_slots else WITHOUT_COMPANY_LINK
+    e = {name: index.column("enginy", pair[0]) for name, pair in zip(("f", "l", "co", "li", "link"), fields)}
+    c = {name: index.column("crm", pair[1]) for name, pair in zip(("f", "l", "co", "li", "link"), fields)}
     con.register("new_rows", pa.table({"row": np.asarray(new_rows, dtype=np.int64)}))
     # Same first and last name alone is too wide a block (a common name recurs thousands of
     # times in a million contacts); the company's first three letters keep "Acme" with
     # "Acme Holdings" and drop everyone else of that name.
-    blocks = [f"e.{e['co']} = c.{c['co']}", f"e.{e['link']} = c.{c['link']}",
+    blocks = [f"e.{e['co']} = c.{c['co']}",
               f"e.{e['f']} = c.{c['f']} AND e.{e['l']} = c.{c['l']} AND left(e.{e['co']}, 3) = left(c.{c['co']}, 3)"]
+    same_company = f"coalesce(e.{e['co']} = c.{c['co']}, false)"
+    if "link" in e:
+        blocks.append(f"e.{e['link']} = c.{c['link']}")
+        same_company += f" OR coalesce(e.{e['link']} = c.{c['link']}, false)"
     candidates = " UNION ".join(
         f"SELECT e.row AS e_row, c.row AS c_row FROM enginy_norm e JOIN new_rows USING (row) JOIN crm_norm c ON {b}"
         for b in blocks)
@@ -52,7 +58,7 @@ def person_near_misses(index: CrmIndex, new_rows: np.ndarray, threshold: float =
         CREATE OR REPLACE TEMP TABLE near AS
         SELECT p.e_row, p.c_row, e.{e['f']} AS ef, c.{c['f']} AS cf, e.{e['l']} AS el, c.{c['l']} AS cl,
                e.{e['co']} AS eco, c.{c['co']} AS cco,
-               coalesce(e.{e['co']} = c.{c['co']}, false) OR coalesce(e.{e['link']} = c.{c['link']}, false) AS same_company
+               {same_company} AS same_company
         FROM ({candidates}) p JOIN enginy_norm e ON e.row = p.e_row JOIN crm_norm c ON c.row = p.c_row
         WHERE NOT coalesce(e.{e['li']} <> c.{c['li']}, false)""")
     _similarities(con, "first_sim", "SELECT DISTINCT ef AS a, cf AS b FROM near", JaroWinkler.normalized_similarity)

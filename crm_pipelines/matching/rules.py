@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
 from crm_pipelines.config import CompanyIdentifier, ContactIdentifier, FieldCondition
 from crm_pipelines.matching.normalize import resolve
 
@@ -75,3 +78,29 @@ def company_rule(identifier: CompanyIdentifier) -> Rule:
     if identifier.rule == "domain_or_name":
         return Rule(f"{name}_or_name", (domain, COMPANY_NAME))
     return Rule(name, (domain,))
+
+
+class MatchRules(BaseModel):
+    """The rules file of `crm-pipelines match`: the custom-mapping language of the integration
+    config over any column names — ``enginy`` names a column of the left file, ``crm`` one of the
+    right file (of the same file when deduplicating one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    left_id: str | None = Field(None, description="column naming each row of the left file; default: row number")
+    right_id: str | None = Field(None, description="column naming each row of the right file; default: row number")
+    custom: list[list[FieldCondition]] = Field(description="OR of AND-groups")
+
+    @model_validator(mode="after")
+    def _groups_not_empty(self) -> "MatchRules":
+        if not self.custom or any(not group for group in self.custom):
+            raise PydanticCustomError("crm_config", "{message} — fix: {fix}", {
+                "message": "custom needs at least one non-empty AND-group",
+                "fix": "add e.g. custom: [[{enginy: email, crm: Email}]]"})
+        return self
+
+    def rule(self, one_file: bool = False) -> Rule:
+        """The rule; for one file, each condition compares its ``enginy`` column with itself."""
+        groups = [[c.model_copy(update={"crm": c.enginy}) for c in group] for group in self.custom] if one_file \
+            else self.custom
+        return Rule("custom", custom_groups(groups))
