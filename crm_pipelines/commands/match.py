@@ -41,7 +41,9 @@ def _read(path: Path, id_column: str | None, as_name: str, columns: set[str]) ->
 
 def link(rules: MatchRules, left: pd.DataFrame, right: pd.DataFrame, near_misses: bool) -> pd.DataFrame:
     """Pairs (left row, right row) the rules match, ambiguous ones included; near misses scored."""
-    index = CrmIndex(rules.rule(), right, also=near_miss.WITHOUT_COMPANY_LINK if near_misses else ())
+    # Files outside the CRM have no account ids to match through; LinkedIn is used if both have it.
+    usable = [pair for pair in near_miss.FIELDS if pair[0].field in left and pair[1].field in right]
+    index = CrmIndex(rules.rule(), right, also=usable if near_misses else ())
     matches = index.match(left)
     found = matches[matches["outcome"].isin([MATCHED, AMBIGUOUS])]
     right_ids = found["crm_id"].where(found["outcome"] == MATCHED, found["candidates"]).str.split(", ")
@@ -96,8 +98,8 @@ def match(
         left_columns = {c.enginy for group in rules.custom for c in group}
         right_columns = {c.crm for group in rules.custom for c in group}
         if near_misses:
-            left_columns |= {"first_name", "last_name", "company_name"}
-            right_columns |= {"first_name", "last_name", "company_name"}
+            left_columns |= {e.field for e, _ in near_miss.REQUIRED}
+            right_columns |= {c.field for _, c in near_miss.REQUIRED}
         if right is None:
             if near_misses:
                 raise typer.BadParameter("--near-misses needs --right: near misses are proposed between two files")

@@ -25,7 +25,7 @@ COMPANY = (Slot("company_name", "company_name"), Slot("company_name", "company_n
 LINKEDIN = (Slot("linkedin_url", "linkedin"), Slot("linkedin_url", "linkedin"))
 COMPANY_LINK = (Slot("company_id", "exact", through_company=True), Slot("account_id", "exact"))
 FIELDS = (FIRST, LAST, COMPANY, LINKEDIN, COMPANY_LINK)
-WITHOUT_COMPANY_LINK = FIELDS[:-1]  # files outside the CRM: no account ids to match through
+REQUIRED = (FIRST, LAST, COMPANY)  # LinkedIn and the company link are used where both sides have them
 # The last name says most about a person; a first name is often shortened (Jon, Jonathan).
 WEIGHTS = {"first_name": 0.3, "last_name": 0.4, "company": 0.3}
 THRESHOLD = 0.9
@@ -36,11 +36,12 @@ NEAR_MISS_COLUMNS = ["near_miss_crm_id", "near_miss_object", "near_miss_score", 
 
 def person_near_misses(index: CrmIndex, new_rows: np.ndarray, threshold: float = THRESHOLD) -> dict[str, np.ndarray]:
     """Best near miss per Enginy row in ``new_rows`` of the batch last matched by ``index``
-    (built with ``also=FIELDS``, or WITHOUT_COMPANY_LINK); keys: e_row and NEAR_MISS_COLUMNS."""
+    (built with ``also=`` FIELDS, or those of them both sides have); keys: e_row and
+    NEAR_MISS_COLUMNS."""
     con = index.con
-    fields = FIELDS if COMPANY_LINK[1] in index.crm_slots else WITHOUT_COMPANY_LINK
-    e = {name: index.column("enginy", pair[0]) for name, pair in zip(("f", "l", "co", "li", "link"), fields)}
-    c = {name: index.column("crm", pair[1]) for name, pair in zip(("f", "l", "co", "li", "link"), fields)}
+    present = {name: pair for name, pair in zip(("f", "l", "co", "li", "link"), FIELDS) if pair[1] in index.crm_slots}
+    e = {name: index.column("enginy", pair[0]) for name, pair in present.items()}
+    c = {name: index.column("crm", pair[1]) for name, pair in present.items()}
     con.register("new_rows", pa.table({"row": np.asarray(new_rows, dtype=np.int64)}))
     # Same first and last name alone is too wide a block (a common name recurs thousands of
     # times in a million contacts); the company's first three letters keep "Acme" with
@@ -60,7 +61,7 @@ def person_near_misses(index: CrmIndex, new_rows: np.ndarray, threshold: float =
                e.{e['co']} AS eco, c.{c['co']} AS cco,
                {same_company} AS same_company
         FROM ({candidates}) p JOIN enginy_norm e ON e.row = p.e_row JOIN crm_norm c ON c.row = p.c_row
-        WHERE NOT coalesce(e.{e['li']} <> c.{c['li']}, false)""")
+        WHERE {f"NOT coalesce(e.{e['li']} <> c.{c['li']}, false)" if "li" in e else "true"}""")
     _similarities(con, "first_sim", "SELECT DISTINCT ef AS a, cf AS b FROM near", JaroWinkler.normalized_similarity)
     _similarities(con, "last_sim", "SELECT DISTINCT el AS a, cl AS b FROM near", JaroWinkler.normalized_similarity)
     _similarities(con, "company_sim", "SELECT DISTINCT eco AS a, cco AS b FROM near WHERE NOT same_company",
