@@ -6,6 +6,7 @@ import dagster as dg
 
 from crm_pipelines.assets.crm import build_crm_assets, crm_associations, crm_schema, crm_users
 from crm_pipelines.assets.enginy import enginy_assets
+from crm_pipelines.assets.export import build_export_assets, undo_associations
 from crm_pipelines.assets.matching import matching_assets
 from crm_pipelines.config import CONFIG_ENV_VAR, load_config
 from crm_pipelines.resources.connections import crm_resource
@@ -50,10 +51,12 @@ def defs() -> dg.Definitions:
         *build_crm_assets(os.environ.get(BACKFILL_START_ENV) or DEFAULT_BACKFILL_START),
         crm_users, crm_associations, crm_schema,
         *matching_assets,
+        *build_export_assets(with_rollups=False, with_leads=config.active_crm == "salesforce"),
     ]
     return dg.Definitions(
         assets=assets,
         jobs=[dg.define_asset_job(MATERIALIZE_ALL, selection=dg.AssetSelection.all(),
-                                  description="Every asset of the pipeline, in dependency order.")],
+                                  description="Every asset of the pipeline, in dependency order."),
+              undo_associations],
         resources={**build_resources(), "crm": crm_resource(config.active_crm, config.crm.settings.environment)},
     )

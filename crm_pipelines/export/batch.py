@@ -82,6 +82,10 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
         current = crm.loc[crm_id] if crm is not None and crm_id is not None and crm_id in crm.index else None
         row = {"enginy_id": enginy_id, "crm_id": crm_id, "fields": {}, "diff": [], "owner_id": None,
                "reason": None, "writeback": {}, **_company_link(enginy_id, current, launch, company_links or {})}
+        if status == "matched" and (current is None or bool(current.get("is_deleted", False))):
+            why = "is deleted in the CRM" if current is not None else "is not in this object's snapshot"
+            rows.append({**row, "action": "skip", "reason": f"the matched CRM record {crm_id} {why}"})
+            continue
         if status == "ambiguous":
             rows.append({**row, "action": "skip", "reason": "ambiguous match: several CRM records; review it"})
             continue

@@ -65,6 +65,10 @@ class CrmClient(Protocol):
     def users(self) -> pd.DataFrame:
         """CRM users as a canonical CrmUser frame."""
 
+    @property
+    def enginy_id_field(self) -> str:
+        """The CRM field holding Enginy's id on records the push created."""
+
     def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
         """Send writes in batches at the CRM's ceiling; one result per write, in any order."""
 

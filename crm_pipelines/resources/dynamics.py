@@ -185,6 +185,11 @@ class DynamicsClient:
         return PullResult(records, None if cursor is None or pd.isna(cursor) else cursor.to_pydatetime(),
                           api_calls=self.api_calls - calls_before, pages=pages, state=state)
 
+    @property
+    def enginy_id_field(self) -> str:
+        """The CRM field holding Enginy's id on records the push created (creates upsert on it)."""
+        return self.settings.enginy_key
+
     def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
         """``$batch`` requests of independent operations (continue-on-error), each a PATCH:
         creates upsert on the Enginy alternate key, updates address the row's id."""

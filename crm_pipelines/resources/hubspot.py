@@ -238,6 +238,11 @@ class HubSpotClient:
             last_id = rows[-1]["id"]
 
     # --- push -------------------------------------------------------------------------------
+    @property
+    def enginy_id_field(self) -> str:
+        """The CRM field holding Enginy's id on records the push created (creates upsert on it)."""
+        return self.settings.enginy_id_property
+
     def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
         """Batches of 100: creates upsert on the unique Enginy id property, updates by record id.
         HubSpot refuses a whole batch for one bad input, so a refused batch is halved until

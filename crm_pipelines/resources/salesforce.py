@@ -235,6 +235,11 @@ class SalesforceClient:
         except (TransientCrmError, requests.RequestException) as error:
             return [WriteResult(w.write_id, "failed", error=str(error)) for w in group]
 
+    @property
+    def enginy_id_field(self) -> str:
+        """The CRM field holding Enginy's id on records the push created (creates upsert on it)."""
+        return self.settings.external_id_field
+
     def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
         """sObject Collections of 200: creates upsert on the external id field, updates by Id.
         A record refused by duplicate rules comes back rejected with DUPLICATES_DETECTED; the

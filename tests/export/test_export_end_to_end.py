@@ -1,0 +1,100 @@
+"""The whole export for each CRM, through the code location's own job: generated Enginy data
+and a seeded sandbox CRM → snapshots → matches → rollups → batches → gates → push; then a new
+snapshot shows exactly the intended state, and a second run creates nothing."""
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from crm_pipelines.config import EXAMPLES_DIR
+from crm_pipelines.enginy.database import write_tables
+from crm_pipelines.enginy.generator import generate_frames
+from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
+from crm_pipelines.sandbox import crms
+from crm_pipelines.sandbox.connection import client_environment
+
+TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+CONTACT_OBJECT = {"salesforce": "Contact", "hubspot": "contacts", "dynamics": "contacts"}
+ENGINY_KEY = {"salesforce": "Enginy_Id__c", "hubspot": "enginy_id", "dynamics": "crm_enginyid"}
+
+
+@pytest.fixture(params=["salesforce", "hubspot", "dynamics"])
+def pipeline(request, sandbox, tmp_path: Path, monkeypatch):
+    crm = request.param
+    data = generate_frames(120, seed=21)
+    enginy_url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
+    write_tables(enginy_url, data.enginy)
+    module = next(m for m in crms.MODULES if m.CRM == crm)
+    module.seed(sandbox.ctx, data.crm)
+    if crm == "hubspot":
+        sandbox.ctx.crm_settings("hubspot").update({"burst_limit": None, "search_per_second": None})
+    env = {"CRM_PIPELINES_CONFIG": str(EXAMPLES_DIR / f"{crm}.yaml"), "ENGINY_DATABASE_URL": enginy_url,
+           "CRM_PIPELINES_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}", **client_environment(crm, sandbox)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return crm, sandbox, Warehouse(url=env["CRM_PIPELINES_WAREHOUSE_URL"]), data
+
+
+def run_everything(instance: dg.DagsterInstance, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    from crm_pipelines.definitions import MATERIALIZE_ALL, defs
+
+    job = defs().resolve_job_def(MATERIALIZE_ALL)
+    return job.execute_in_process(instance=instance, partition_key=TODAY, run_config=run_config or {},
+                                  raise_on_error=False)
+
+
+def created_once(sandbox, crm: str) -> bool:
+    records = sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm], include_deleted=True)
+    return all([c.op for c in r.history].count("create") == 1 for r in records)
+
+
+def test_an_export_pushes_exactly_its_batch_and_a_second_run_creates_nothing(pipeline) -> None:
+    crm, sandbox, warehouse, data = pipeline
+    before = len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm]))
+    with dg.instance_for_test() as instance:
+        first = run_everything(instance)
+        assert first.success, [e.message for e in first.all_events if e.is_failure]
+        batch = parse_json_columns(warehouse.read_table("contact_export_batch"), ("fields", "diff"))
+        results = warehouse.read_table("crm_push_results")
+        contacts = results[results["object"] == "contacts"]
+        creates = batch[batch["action"] == "create"]
+        assert len(creates) > 0 and (batch["action"] == "update").sum() + (batch["action"] == "skip").sum() > 0
+        assert set(contacts.loc[contacts["action"] == "create", "status"]) <= {"created", "rejected"}
+        created = contacts[contacts["status"] == "created"]
+        after = sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])
+        assert len(after) == before + len(created), "exactly the batch's creates, nothing more"
+        held = {r.fields.get(ENGINY_KEY[crm]): r for r in after}
+        for row in creates.head(20).to_dict("records"):
+            record = held[row["enginy_id"]]
+            for field, value in row["fields"].items():
+                assert str(record.fields.get(field)).lower() == str(value).lower(), (field, value)
+        # The next snapshot sees what was pushed, and the next export finds it: no second create.
+        second = run_everything(instance)
+        assert second.success
+        again = parse_json_columns(warehouse.read_table("contact_export_batch"), ("fields",))
+        assert not set(again.loc[again["action"] == "create", "enginy_id"]) & set(created["enginy_id"])
+        assert created_once(sandbox, crm)
+
+
+def test_a_failing_gate_stops_the_push_and_says_why(pipeline, tmp_path: Path, monkeypatch) -> None:
+    crm, sandbox, warehouse, _ = pipeline
+    config = yaml.safe_load((EXAMPLES_DIR / f"{crm}.yaml").read_text())
+    config["field_mapping"]["contacts"].append({"type": "fixed_value", "value": "x", "crm_field": "no_such_field"})
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("CRM_PIPELINES_CONFIG", str(path))
+    with dg.instance_for_test() as instance:
+        run = run_everything(instance)
+        checks = [e for e in run.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
+        gate = next(e.event_specific_data for e in checks
+                    if e.event_specific_data.asset_key.path[-1] == "contact_export_batch")
+        assert not gate.passed and "no_such_field" in gate.description
+        pushed = [e for e in run.get_asset_materialization_events() if e.asset_key.path[-1] == "crm_push_results"]
+        assert pushed == [], "the push step never started"
+    write_endpoints = ("composite/sobjects", "jobs/ingest", "/batch/upsert", "/batch/update", "$batch")
+    writes = sum(n for (c, m, e), n in sandbox.ctx.stats.calls.items()
+                 if c == crm and m in ("POST", "PATCH") and any(w in e for w in write_endpoints))
+    assert writes == 0, "nothing reached the CRM"
