@@ -120,7 +120,10 @@ class CrmIndex:
         self.crm_objects = (crm["object"].astype(str).to_numpy(dtype=object) if "object" in crm
                             else np.full(len(crm), "records", dtype=object))
         self.con = duckdb.connect()
+        # Progress bars would land on the terminal of whoever runs the CLI or the bench.
+        self.con.execute("SET enable_progress_bar = false")
         _normalise(self.con, "crm", crm, self.crm_slots, "CRM", {}, None)
+        self._hash_keys("crm")
         self.con.register("crm_records", pa.table({"row": np.arange(len(crm)), "crm_id": self.crm_ids,
                                                   "crm_object": self.crm_objects}))
 
@@ -139,12 +142,18 @@ class CrmIndex:
         """
         enginy = enginy.reset_index(drop=True)
         _normalise(self.con, "enginy", enginy, self.enginy_slots, "Enginy", ENGINY_FALLBACKS, company_links)
-        joins = [
-            f"SELECT e.row AS e_row, c.row AS c_row, {1 << k} AS bit FROM enginy_norm e JOIN crm_norm c ON "
-            + " AND ".join(f"e.{self.column('enginy', es)} = c.{self.column('crm', cs)}" for es, cs in key.pairs)
-            for k, key in enumerate(self.keys)]
-        self.con.execute("CREATE OR REPLACE TEMP TABLE pairs AS SELECT e_row, c_row, bit_or(bit) AS bits "
-                         f"FROM ({' UNION ALL '.join(joins)}) GROUP BY e_row, c_row")
+        self._hash_keys("enginy")
+        # Join on one 64-bit hash per key — a batch of changed records then costs a scan of the
+        # CRM's integers, not a hash of its strings — and compare the keys themselves after.
+        self.con.execute("CREATE OR REPLACE TEMP TABLE candidates AS " + " UNION ALL ".join(
+            f"SELECT e.row AS e_row, c.row AS c_row, {k} AS k FROM enginy_keys e JOIN crm_keys c ON e.h{k} = c.h{k}"
+            for k in range(len(self.keys))))
+        same = [f"(k = {k} AND " + " AND ".join(f"e.{self.column('enginy', es)} = c.{self.column('crm', cs)}"
+                                                  for es, cs in key.pairs) + ")" for k, key in enumerate(self.keys)]
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE pairs AS SELECT p.e_row, p.c_row, bit_or(1 << p.k) AS bits FROM candidates p "
+            "JOIN enginy_norm e ON e.row = p.e_row JOIN crm_norm c ON c.row = p.c_row "
+            f"WHERE {' OR '.join(same)} GROUP BY p.e_row, p.c_row")
         found = self.con.sql("SELECT e_row, count(*) AS n, bit_or(bits) AS bits, min(c_row) AS c_row "
                              "FROM pairs GROUP BY e_row").fetchnumpy()
         n = len(enginy)
@@ -174,6 +183,15 @@ class CrmIndex:
             "enginy_id": enginy["id"].astype(str), "outcome": _text(outcome), "crm_id": _text(crm_id),
             "crm_object": _text(crm_object), "candidates": _text(candidates), "n_candidates": count,
             "rule": self.rule.name, "matched_by": _text(self._labels(bits))}, columns=MATCH_COLUMNS)
+
+    def _hash_keys(self, side: str) -> None:
+        """``{side}_keys(row, h0, h1, …)``: each key's columns hashed, NULL where one is blank."""
+        columns = []
+        for k, key in enumerate(self.keys):
+            names = [self.column(side, pair[0] if side == "enginy" else pair[1]) for pair in key.pairs]
+            present = " AND ".join(f"{n} IS NOT NULL" for n in names)
+            columns.append(f"CASE WHEN {present} THEN hash({', '.join(names)}) END AS h{k}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {side}_keys AS SELECT row, {', '.join(columns)} FROM {side}_norm")
 
     def fill_rates(self) -> pd.DataFrame:
         """How many records even have each identifier the rule reads (a usable, normalised value),
@@ -249,6 +267,10 @@ def _normalise(con: duckdb.DuckDBPyConnection, side: str, frame: pd.DataFrame, s
     columns = ", ".join(["s.row"] + [f"m{i}.norm AS n{i}" for i in range(len(slots))])
     joins = " ".join(f"LEFT JOIN {side}_map_{slot.normalize} m{i} ON m{i}.raw = s.f{i}" for i, slot in enumerate(slots))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {side}_norm AS SELECT {columns} FROM {side}_fields s {joins}")
+    # Only the normal forms are kept: the raw values and their mappings would double the memory.
+    for kind in kinds:
+        con.execute(f"DROP TABLE {side}_map_{kind}")
+    con.unregister(f"{side}_fields")
 
 
 def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
