@@ -5,11 +5,13 @@ import os
 import dagster as dg
 
 from crm_pipelines.assets.crm import build_crm_assets, crm_associations, crm_schema, crm_users
+from crm_pipelines.assets.dbt import build_rollup_assets, rollups_project
 from crm_pipelines.assets.enginy import enginy_assets
 from crm_pipelines.assets.export import build_export_assets, undo_associations
 from crm_pipelines.assets.matching import matching_assets
 from crm_pipelines.config import CONFIG_ENV_VAR, load_config
 from crm_pipelines.resources.connections import crm_resource
+from crm_pipelines.resources.dbt import warehouse_dbt
 from crm_pipelines.resources.enginy import ENGINY_URL_ENV, EnginyDatabase
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import (
@@ -36,6 +38,7 @@ def build_resources() -> dict[str, object]:
     return {
         "warehouse": warehouse,
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+        "dbt": warehouse_dbt(rollups_project, warehouse),
         "enginy": EnginyDatabase(**_given(url=_from_env(ENGINY_URL_ENV))),
         "integration": IntegrationSettings(**_given(config_path=_from_env(CONFIG_ENV_VAR))),
     }
@@ -51,7 +54,8 @@ def defs() -> dg.Definitions:
         *build_crm_assets(os.environ.get(BACKFILL_START_ENV) or DEFAULT_BACKFILL_START),
         crm_users, crm_associations, crm_schema,
         *matching_assets,
-        *build_export_assets(with_rollups=False, with_leads=config.active_crm == "salesforce"),
+        build_rollup_assets(),
+        *build_export_assets(with_rollups=True, with_leads=config.active_crm == "salesforce"),
     ]
     return dg.Definitions(
         assets=assets,

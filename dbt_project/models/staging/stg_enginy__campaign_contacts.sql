@@ -1,0 +1,6 @@
+-- Memberships: a contact added to a campaign, and when.
+select
+    cast(contact_id as {{ dbt.type_string() }}) as contact_id,
+    cast(campaign_id as {{ dbt.type_string() }}) as campaign_id,
+    added_at
+from {{ source('enginy', 'campaign_contacts') }}

@@ -1,0 +1,5 @@
+-- The identities that run campaigns; their names are the Senders property.
+select
+    cast(id as {{ dbt.type_string() }}) as identity_id,
+    name as identity_name
+from {{ source('enginy', 'identities') }}
