@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crm_pipelines.matching.normalize import create_mapping
+from crm_pipelines.matching.normalize import NORMALISERS, create_mapping, sql_expression
 from crm_pipelines.matching.rules import Condition, Rule
 
 NEW, MATCHED, AMBIGUOUS = "new", "matched", "ambiguous"
@@ -178,7 +178,7 @@ class CrmIndex:
         several = np.asarray(listed["e_row"], dtype=np.int64)
         candidates[several] = np.asarray(listed["ids"], dtype=object)
         crm_object[several] = np.asarray(listed["objects"], dtype=object)
-        outcome = np.where(count == 0, NEW, np.where(single, MATCHED, AMBIGUOUS)).astype(object)
+        outcome = np.array(OUTCOMES, dtype=object)[np.minimum(count, 2)]
         return pd.DataFrame({
             "enginy_id": enginy["id"].astype(str), "outcome": _text(outcome), "crm_id": _text(crm_id),
             "crm_object": _text(crm_object), "candidates": _text(candidates), "n_candidates": count,
@@ -236,9 +236,10 @@ class CrmIndex:
         return frame.sort_values(["duplicate_group", "crm_id"])[DUPLICATE_COLUMNS].reset_index(drop=True)
 
     def _labels(self, bits: np.ndarray) -> np.ndarray:
-        names = {b: " | ".join(key.label for k, key in enumerate(self.keys) if b >> k & 1) or None
-                 for b in np.unique(bits).tolist()}
-        return pd.Series(bits).map(names).to_numpy(dtype=object)
+        masks, which = np.unique(bits, return_inverse=True)
+        names = np.array([" | ".join(key.label for k, key in enumerate(self.keys) if int(m) >> k & 1) or None
+                          for m in masks], dtype=object)
+        return names[which] if len(bits) else np.empty(0, dtype=object)
 
 
 def _text(values: np.ndarray) -> pd.Series:
@@ -250,27 +251,36 @@ def _text(values: np.ndarray) -> pd.Series:
 def _normalise(con: duckdb.DuckDBPyConnection, side: str, frame: pd.DataFrame, slots: list[Slot], who: str,
                fallbacks: dict[str, str], company_links: pd.Series | None) -> None:
     """Create ``{side}_norm(row, n0, n1, …)``: the slots of ``frame`` normalised."""
-    fields: dict[str, Any] = {"row": np.arange(len(frame))}
+    fields = pa.table({"row": np.arange(len(frame)), **{
+        f"f{i}": _strings(_column(frame, slot.field, who, fallbacks)) for i, slot in enumerate(slots)}})
+    con.register(f"{side}_fields", fields)
+    # A company id read through the company matches: the CRM company its company matched.
+    links = company_links if company_links is not None else pd.Series(dtype=object)
+    con.register(f"{side}_links", pa.table({"enginy_id": _strings(pd.Series(links.index.astype(str), dtype=object)),
+                                            "crm_id": _strings(pd.Series(links.to_numpy(), dtype=object))}))
+    kinds = dict.fromkeys(slot.normalize for slot in slots
+                          if not slot.through_company and not NORMALISERS[slot.normalize].per_value)
+    for kind in kinds:
+        values = " UNION ALL ".join(f"SELECT f{i} AS raw FROM {side}_fields" for i, slot in enumerate(slots)
+                                    if slot.normalize == kind and not slot.through_company)
+        create_mapping(con, f"{side}_map_{kind}", values, kind)
+    columns, joins = ["s.row"], []
     for i, slot in enumerate(slots):
         if slot.through_company:
-            ids = _column(frame, slot.field, who, fallbacks).to_numpy(dtype=object)
-            links = company_links if company_links is not None else pd.Series(dtype=object)
-            fields[f"f{i}"] = _strings(pd.Series(links.to_numpy(dtype=object), index=links.index).reindex(ids))
+            columns.append(f"m{i}.crm_id AS n{i}")
+            joins.append(f"LEFT JOIN {side}_links m{i} ON m{i}.enginy_id = s.f{i}")
+        elif slot.normalize in kinds:
+            columns.append(f"m{i}.norm AS n{i}")
+            joins.append(f"LEFT JOIN {side}_map_{slot.normalize} m{i} ON m{i}.raw = s.f{i}")
         else:
-            fields[f"f{i}"] = _strings(_column(frame, slot.field, who, fallbacks))
-    con.register(f"{side}_fields", pa.table(fields))
-    kinds = dict.fromkeys(slot.normalize for slot in slots)
-    for kind in kinds:
-        values = " UNION ALL ".join(f"SELECT f{i} AS raw FROM {side}_fields"
-                                    for i, slot in enumerate(slots) if slot.normalize == kind)
-        create_mapping(con, f"{side}_map_{kind}", values, kind)
-    columns = ", ".join(["s.row"] + [f"m{i}.norm AS n{i}" for i in range(len(slots))])
-    joins = " ".join(f"LEFT JOIN {side}_map_{slot.normalize} m{i} ON m{i}.raw = s.f{i}" for i, slot in enumerate(slots))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {side}_norm AS SELECT {columns} FROM {side}_fields s {joins}")
+            columns.append(f"{sql_expression(slot.normalize, f's.f{i}')} AS n{i}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {side}_norm AS SELECT {', '.join(columns)} "
+                f"FROM {side}_fields s {' '.join(joins)}")
     # Only the normal forms are kept: the raw values and their mappings would double the memory.
     for kind in kinds:
         con.execute(f"DROP TABLE {side}_map_{kind}")
     con.unregister(f"{side}_fields")
+    con.unregister(f"{side}_links")
 
 
 def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -126,23 +126,28 @@ def _identity(v: str) -> str:
 
 @dataclass(frozen=True)
 class Normaliser:
-    """SQL before a Python step (if any), the Python step, SQL after it; each over ``{v}``."""
+    """SQL before a Python step (if any), the Python step, SQL after it; each over ``{v}``.
+
+    ``per_value``: SQL alone, and cheaper on every value than on the distinct ones joined back —
+    identifiers that are nearly unique anyway (LinkedIn URLs, emails).
+    """
 
     before: Callable[[str], str]
     python: Callable[[pa.Array], pa.Array] | None
     after: Callable[[str], str]
+    per_value: bool = False
 
 
 NORMALISERS: dict[str, Normaliser] = {
-    "exact": Normaliser(lambda v: f"nullif(trim({v}), '')", None, _identity),
+    "exact": Normaliser(lambda v: f"nullif(trim({v}), '')", None, _identity, per_value=True),
     "text": Normaliser(_identity, _nfkc, _text_sql),
     "person_name": Normaliser(_identity, _nfkc, _person_name_sql),
     "company_name": Normaliser(_identity, _nfkc, _company_name_sql),
     "domain": Normaliser(_host_sql, lambda a: _registered(a, keep_suffix=True), _identity),
     # include_any_domain_extension: the registered name without its public suffix.
     "domain_any_extension": Normaliser(_host_sql, lambda a: _registered(a, keep_suffix=False), _identity),
-    "linkedin": Normaliser(_linkedin_sql, None, _identity),
-    "email": Normaliser(_email_sql, None, _identity),
+    "linkedin": Normaliser(_linkedin_sql, None, _identity, per_value=True),
+    "email": Normaliser(_email_sql, None, _identity, per_value=True),
     "phone": Normaliser(_identity, _phone, _identity),
 }
 
@@ -156,6 +161,12 @@ def resolve(kind: str, enginy_field: str) -> str:
     return AUTO.get(enginy_field, "text") if kind == "auto" else kind
 
 
+def sql_expression(kind: str, v: str) -> str:
+    """The whole normaliser as one SQL expression over ``v`` (per_value normalisers only)."""
+    normaliser = NORMALISERS[kind]
+    return normaliser.after(normaliser.before(v))
+
+
 def create_mapping(con: duckdb.DuckDBPyConnection, table: str, values_sql: str, kind: str) -> None:
     """Create ``table(raw, norm)``: every distinct non-null value of ``values_sql`` (one column
     named ``raw``) with its normal form (NULL where the value is no identifier at all).
@@ -163,7 +174,7 @@ def create_mapping(con: duckdb.DuckDBPyConnection, table: str, values_sql: str, 
     ``table`` and ``values_sql`` are built by the engine from its own names, never from data.
     """
     normaliser = NORMALISERS[kind]
-    first = normaliser.before("raw") if normaliser.python else normaliser.after(normaliser.before("raw"))
+    first = normaliser.before("raw") if normaliser.python else sql_expression(kind, "raw")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS "
                 f"SELECT raw, {first} AS norm FROM (SELECT DISTINCT raw FROM ({values_sql}) "
                 f"WHERE raw IS NOT NULL)")
