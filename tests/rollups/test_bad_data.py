@@ -1,0 +1,70 @@
+"""The dbt tests are asset checks that stop the rollups on data breaking the Enginy contract, and
+only warn where the rollups can still be right."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from tests.rollups.builder import at
+from tests.rollups.conftest import build_rollups, load_enginy, warehouse_on
+from tests.rollups.test_hand_built_rollups import data_set
+
+
+def _with_rows(tables: dict[str, pd.DataFrame], table: str, *rows: dict) -> None:
+    tables[table] = pd.concat([tables[table], pd.DataFrame(list(rows))], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    tables = data_set().tables()
+    event = tables["campaign_events"].iloc[0].to_dict()
+    _with_rows(tables, "campaign_events",
+               {**event, "id": "evt_bounce", "event_type": "bounced"},
+               {**event, "occurred_at": at(30)},  # the same event id twice
+               {**event, "id": "evt_lost", "step_id": "no_such_step"})
+    _with_rows(tables, "conversation_tags", {"id": "tag_happy", "name": "Happy", "category": "HAPPY"})
+    _with_rows(tables, "contact_conversation_tags", {"contact_id": "nobody", "tag_id": "tag_happy", "tagged_at": at(1)})
+    _with_rows(tables, "campaign_contacts", {"campaign_id": "cmp_a", "contact_id": "stranger", "added_at": at(0)})
+    _with_rows(tables, "campaign_steps", {"id": "cmp_b.again", "campaign_id": "cmp_b", "position": 2,
+                                          "step_type": "email", "channel": "email"})
+    with warehouse_on("duckdb", tmp_path_factory.mktemp("broken")) as warehouse:
+        load_enginy(warehouse, tables)
+        yield build_rollups(warehouse)
+
+
+def test_broken_data_fails_the_checks_that_name_the_problem(broken) -> None:
+    failed = broken.failed_checks()
+    expected = {
+        "accepted_values_stg_enginy__campaign_events_event_type__sent__opened__clicked__replied__accepted",
+        "unique_stg_enginy__campaign_events_event_id",
+        "relationships_stg_enginy__campaign_events_step_id__step_id__ref_stg_enginy__campaign_steps_",
+        "accepted_values_stg_enginy__contact_tags_tag_category__POSITIVE__NEUTRAL__NEGATIVE",
+        "relationships_stg_enginy__campaign_contacts_contact_id__contact_id__ref_stg_enginy__contacts_",
+        "unique_combination_stg_enginy__campaign_steps_campaign_id__position",
+    }
+    assert expected <= set(failed), failed
+    assert {failed[name] for name in expected} == {dg.AssetCheckSeverity.ERROR.value}
+
+
+def test_broken_data_stops_the_run_before_the_rollups_reach_the_export(broken) -> None:
+    assert not broken.result.success
+    materialized = {e.asset_key.path[-1] for e in broken.result.get_asset_materialization_events()}
+    assert "stg_enginy__campaign_events" in materialized
+    assert not {"campaign_rollups_by_campaign", "campaign_rollups", "reads_the_rollups"} & materialized
+    assert broken.rollups is None
+
+
+def test_events_out_of_causal_order_warn_and_the_rollups_are_still_built(tmp_path) -> None:
+    """An open of a LinkedIn message, and an open of an email never sent, break the contract but
+    count nowhere; the run reports them and goes on."""
+    data = data_set()
+    data.event("visited", "cmp_l", 3, "opened", at(2))
+    data.event("added", "cmp_a", 2, "opened", at(2))
+    with warehouse_on("duckdb", tmp_path) as warehouse:
+        load_enginy(warehouse, data.tables())
+        built = build_rollups(warehouse)
+    assert built.result.success
+    assert built.failed_checks() == {"assert_events_follow_the_data_contract": dg.AssetCheckSeverity.WARN.value}
+    rows = built.rollups.set_index("contact_id")
+    assert rows.loc["added", "campaign_opens"] == 1  # an email step: counted, though never sent
+    assert rows.loc["visited", "campaign_opens"] == 0  # a LinkedIn step: not an email open
