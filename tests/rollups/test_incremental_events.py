@@ -21,6 +21,7 @@ def _assert_rollups_follow_the_rules(built, tables: dict[str, pd.DataFrame]) -> 
     assert as_records(built.rollups) == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", TARGETS)
 def test_arriving_late_and_deleted_events_leave_the_staging_equal_to_the_source(target: str, tmp_path) -> None:
     data = data_set()

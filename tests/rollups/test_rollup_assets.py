@@ -1,0 +1,112 @@
+"""The dbt models in the code location: where they sit in the asset graph, which warehouse dbt
+writes, and runs that share a DuckDB file with other steps without failing or hanging."""
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from crm_pipelines.assets.dbt import prepared_manifest
+from crm_pipelines.config import CAMPAIGN_PROPERTIES
+from crm_pipelines.definitions import defs
+from crm_pipelines.enginy.database import write_tables
+from crm_pipelines.enginy.generator import generate_frames
+from crm_pipelines.enginy.schema import TABLES
+from crm_pipelines.resources.dbt import dbt_profile_environment
+from crm_pipelines.resources.warehouse import Warehouse
+from tests.rollups.conftest import build_rollups, load_enginy, warehouse_on
+from tests.rollups.test_hand_built_rollups import data_set
+
+MODELS = {"stg_enginy__contacts", "stg_enginy__identities", "stg_enginy__campaigns", "stg_enginy__campaign_steps",
+          "stg_enginy__campaign_contacts", "stg_enginy__campaign_events", "stg_enginy__contact_tags",
+          "campaign_rollups_by_campaign", "campaign_rollups"}
+
+
+def test_the_rollups_sit_between_the_enginy_copies_and_the_contact_export() -> None:
+    graph = defs().resolve_asset_graph()
+    rollups = {key.path[-1] for key in graph.get_all_asset_keys() if graph.get(key).group_name == "rollups"}
+    assert rollups == MODELS
+    staging_parents = {parent.path[-1] for model in MODELS if model.startswith("stg_")
+                       for parent in graph.get(dg.AssetKey(model)).parent_keys}
+    assert staging_parents == {f"enginy_{t.name}" for t in TABLES} - {"enginy_users", "enginy_companies"}
+    assert dg.AssetKey("campaign_rollups") in graph.get(dg.AssetKey("contact_export_batch")).parent_keys
+    checks = {key.name for key in graph.asset_check_keys if key.asset_key == dg.AssetKey("campaign_rollups")}
+    assert {"unique_campaign_rollups_contact_id", "assert_every_contact_has_one_rollup",
+            "assert_tag_categories_align_with_tags"} <= checks
+
+
+def test_the_rollup_columns_are_the_configs_campaign_properties() -> None:
+    """The export maps CAMPAIGN_PROPERTIES names to CRM fields; the model's enforced contract has
+    exactly those columns, after the contact id."""
+    manifest = json.loads(prepared_manifest().read_text())
+    model = manifest["nodes"]["model.crm_pipelines.campaign_rollups"]
+    assert model["config"]["contract"]["enforced"]
+    assert list(model["columns"]) == ["contact_id", *CAMPAIGN_PROPERTIES]
+
+
+def test_dbt_writes_where_the_warehouse_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dbt runs inside dbt_project/, so a relative DuckDB path is made absolute; a PostgreSQL URL
+    is taken apart with its escaped password decoded."""
+    monkeypatch.chdir(tmp_path)
+    assert dbt_profile_environment(Warehouse(url="duckdb:///data/wh.duckdb")) == {
+        "CRM_PIPELINES_DBT_TARGET": "duckdb", "CRM_PIPELINES_WAREHOUSE_SCHEMA": "main",
+        "CRM_PIPELINES_DBT_DUCKDB_PATH": str(tmp_path / "data" / "wh.duckdb")}
+    assert dbt_profile_environment(Warehouse(url="postgresql://etl:p%40ss@db.internal:6543/wh", schema_name="crm")) == {
+        "CRM_PIPELINES_DBT_TARGET": "postgres", "CRM_PIPELINES_WAREHOUSE_SCHEMA": "crm",
+        "CRM_PIPELINES_DBT_PG_HOST": "db.internal", "CRM_PIPELINES_DBT_PG_PORT": "6543",
+        "CRM_PIPELINES_DBT_PG_USER": "etl", "CRM_PIPELINES_DBT_PG_PASSWORD": "p@ss", "CRM_PIPELINES_DBT_PG_DBNAME": "wh"}
+
+
+def _hold(path: str, seconds: float, ready) -> None:
+    conn = duckdb.connect(path)
+    ready.set()
+    time.sleep(seconds)
+    conn.close()
+
+
+@pytest.mark.slow
+def test_dbt_waits_for_a_duckdb_file_another_step_holds(tmp_path: Path) -> None:
+    """Under the multiprocess executor another step may be writing the warehouse when dbt starts;
+    DuckDB admits one process per file, so dbt waits for it rather than failing the run."""
+    with warehouse_on("duckdb", tmp_path) as warehouse:
+        load_enginy(warehouse, data_set().tables())
+        ready = multiprocessing.Event()
+        holder = multiprocessing.Process(target=_hold, args=(str(warehouse.duckdb_path), 25, ready))
+        holder.start()
+        assert ready.wait(20)
+        started = time.monotonic()
+        built = build_rollups(warehouse)
+        holder.join()
+    assert built.result.success, built.failed_checks()
+    assert holder.exitcode == 0
+    assert time.monotonic() - started > 20, "the build cannot end before the file is free"
+    assert len(built.rollups) == len(data_set().rows["contacts"])
+
+
+@pytest.mark.slow
+def test_the_code_locations_job_builds_the_rollups_with_steps_in_parallel_processes(tmp_path: Path) -> None:
+    """What `dagster asset materialize` (and the UI) does: the multiprocess executor runs the ten
+    Enginy copies side by side on one DuckDB file, then dbt; nothing fails on the file lock and
+    nothing hangs. The warehouse path is relative, as in the defaults."""
+    data = generate_frames(300, seed=4)
+    enginy_url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
+    write_tables(enginy_url, data.enginy)
+    (tmp_path / "home").mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "ENGINY_DATABASE_URL": enginy_url,
+           "CRM_PIPELINES_WAREHOUSE_URL": "duckdb:///data/warehouse.duckdb"}
+    env.pop("CRM_PIPELINES_WAREHOUSE_SCHEMA", None)
+    selection = ",".join([*(f"enginy_{t.name}" for t in TABLES), *sorted(MODELS)])
+    dagster = Path(sys.executable).with_name("dagster")
+    run = subprocess.run([str(dagster), "asset", "materialize", "-m", "crm_pipelines.definitions",
+                          "--select", selection], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "RUN_SUCCESS" in run.stderr
+    warehouse = Warehouse(url=f"duckdb:///{tmp_path / 'data' / 'warehouse.duckdb'}")
+    assert len(warehouse.read_table("campaign_rollups")) == len(data.enginy["contacts"])
