@@ -15,3 +15,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ] || ! .venv/bin/python
   .venv/bin/python -m pip install --quiet -e ".[dev]"
   echo "$wanted" > "$stamp"
 fi
+# The dbt manifest the rollup assets are built from, prepared at build time as dagster-dbt
+# recommends, again whenever a file of the dbt project is newer than it.
+manifest=dbt_project/target/manifest.json
+if [ ! -f "$manifest" ] || [ -n "$(find dbt_project/models dbt_project/macros dbt_project/tests \
+    dbt_project/dbt_project.yml dbt_project/profiles.yml -newer "$manifest" -print -quit)" ]; then
+  PATH="$PWD/.venv/bin:$PATH" .venv/bin/dagster-dbt project prepare-and-package \
+    --file crm_pipelines/assets/dbt.py >/dev/null
+fi

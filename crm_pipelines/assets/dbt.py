@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 
-from crm_pipelines.resources.dbt import WarehouseDbtResource
+from crm_pipelines.resources.dbt import WarehouseDbtResource, dbt_on_path
 from crm_pipelines.resources.warehouse import Warehouse, _identifier
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
@@ -48,10 +48,11 @@ def _manifest_is_stale(project: DbtProject) -> bool:
 
 def prepared_manifest(project: DbtProject = rollups_project) -> Path:
     """The project's manifest.json, parsed first if it is missing or stale."""
-    project.prepare_if_dev()
-    if _manifest_is_stale(project):
-        project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
-        project.preparer.prepare(project)
+    with dbt_on_path():
+        project.prepare_if_dev()
+        if _manifest_is_stale(project):
+            project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+            project.preparer.prepare(project)
     return project.manifest_path
 
 

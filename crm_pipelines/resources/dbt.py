@@ -69,9 +69,19 @@ class WarehouseDbtResource(DbtCliResource):
             return super().cli(args, **kwargs)
 
 
-def warehouse_dbt(project: DbtProject, warehouse: Warehouse) -> WarehouseDbtResource:
-    """The dbt resource for this project and warehouse, running the dbt installed beside this
-    Python (``.venv/bin/dbt``) even when that directory is not on PATH."""
+def _dbt_beside_python() -> str:
     beside = Path(sys.executable).with_name("dbt")
-    executable = str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
-    return WarehouseDbtResource(project_dir=project, warehouse=warehouse, dbt_executable=executable)
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+@contextmanager
+def dbt_on_path() -> Iterator[None]:
+    """The dbt installed beside this Python (``.venv/bin/dbt``) findable by name, for dagster-dbt's
+    own manifest preparer, when that directory is not on PATH (``.venv/bin/python -m pytest``)."""
+    with _environment({"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}):
+        yield
+
+
+def warehouse_dbt(project: DbtProject, warehouse: Warehouse) -> WarehouseDbtResource:
+    """The dbt resource for this project and warehouse, running the dbt installed beside this Python."""
+    return WarehouseDbtResource(project_dir=project, warehouse=warehouse, dbt_executable=_dbt_beside_python())
