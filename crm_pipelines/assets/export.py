@@ -134,6 +134,24 @@ def _one_create_per_key(batch: pd.DataFrame, records: pd.DataFrame, obj: str) ->
     return batch
 
 
+def _one_update_per_record(batch: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """Several Enginy records matching one CRM record would overwrite each other run after run:
+    the one changed last in Enginy speaks for the record, the others' updates are skipped."""
+    matched = batch[batch["crm_id"].notna() & (batch["action"].eq("update")
+                                               | batch["reason"].eq("nothing to change"))]
+    if not matched["crm_id"].duplicated().any():
+        return batch
+    changed = pd.to_datetime(matched["enginy_id"].map(dict(zip(records["id"], records.get("updated_at", pd.NaT)))),
+                             utc=True)
+    order = matched.assign(changed=changed).sort_values(["changed", "enginy_id"], ascending=[False, True])
+    winner = order.drop_duplicates("crm_id").set_index("crm_id")["enginy_id"]
+    losers = order.index[order["enginy_id"].ne(order["crm_id"].map(winner)) & order["action"].eq("update")]
+    batch.loc[losers, "action"] = "skip"
+    batch.loc[losers, "reason"] = batch.loc[losers, "crm_id"].map(
+        lambda c: f"CRM record {c} also matches Enginy record {winner[c]}, changed more recently, which speaks for it")
+    return batch
+
+
 def _schema(crm_schema: pd.DataFrame, obj: str) -> dict[str, FieldSpec]:
     return specs(parse_json(crm_schema.copy()), obj)
 
@@ -189,6 +207,8 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         batch = batch.merge(matches[["enginy_id", "outcome"]], on="enginy_id", how="left")
         batch = _elsewhere(batch, inputs["matches"], tab)
         batch = _one_create_per_key(batch, records, obj)
+        batch = _one_update_per_record(batch, records)
+        batch["batch_id"] = context.run_id  # the write ledger keys writes by the batch they belong to
         if obj == "contacts":
             # Contacts of a company this export creates get its id when the push has it.
             batch["company_enginy_id"] = batch["enginy_id"].map(

@@ -42,14 +42,26 @@ def demo(
     os.environ["DAGSTER_HOME"] = str(home)
 
     enginy_url = os.environ.get("ENGINY_DATABASE_URL")
-    if regenerate or not (DATA_DIR / "crm" / "contacts.parquet").exists() or (
-            not enginy_url and not (DATA_DIR / "enginy.sqlite").exists()):
+    generate_now = regenerate or not (DATA_DIR / "crm" / "contacts.parquet").exists() or (
+        not enginy_url and not (DATA_DIR / "enginy.sqlite").exists())
+    if generate_now:
         typer.echo(f"Generating {contacts:,} contacts (seed {seed}) into {DATA_DIR}/ …")
         write_dataset(DATA_DIR, contacts, seed, enginy_url)
 
     active = load_config(os.environ.get(CONFIG_ENV_VAR) or None).active_crm
     ctx = SandboxContext(crms=(active,))
-    loaded = crms.seed(ctx, SeedData.load(DATA_DIR / "crm"))
+    # The sandbox keeps its records between demos, as a real CRM would: what one demo pushed,
+    # the next one finds (the warehouse's snapshots and write ledger remember it too).
+    state = DATA_DIR / f"sandbox-{active}.json"
+    if generate_now:  # new data: the sandbox CRM and the default warehouse start again from it
+        state.unlink(missing_ok=True)
+        if not os.environ.get("CRM_PIPELINES_WAREHOUSE_URL"):
+            (DATA_DIR / "warehouse.duckdb").unlink(missing_ok=True)
+    if state.exists():
+        ctx.store.load(state)
+        loaded = {active: sum(len(ctx.store.records(c, o)) for c, o in ctx.store.objects())}
+    else:
+        loaded = crms.seed(ctx, SeedData.load(DATA_DIR / "crm"))
     sandbox = start_in_thread(ctx, tls_dir=DATA_DIR / "sandbox-tls")
     os.environ["REQUESTS_CA_BUNDLE"] = str(sandbox.tls.ca_bundle.resolve())
     os.environ.update(client_environment(active, sandbox))
@@ -64,6 +76,7 @@ def demo(
             _report(result, home)
     finally:
         sandbox.stop()
+        ctx.store.save(state)
     if not result.success:
         raise typer.Exit(1)
 

@@ -26,4 +26,5 @@ def undo_batch(removed: pd.DataFrame) -> pd.DataFrame:
         "enginy_id": pending["enginy_id"], "action": "update", "crm_id": pending["contact_crm_id"],
         "fields": [{} for _ in range(len(pending))], "owner_id": None, "company_crm_id": pending["company_crm_id"],
         "company_link": "primary", "unlink_company_id": None, "reason": None,
+        "batch_id": f"undo-{datetime.now(timezone.utc).isoformat()}",
     }).reset_index(drop=True)

@@ -2,8 +2,9 @@
 so a push that crashes, is killed or runs out of retries can be run again and finish what is
 left — nothing written twice (creates are upserts on the Enginy id), nothing forgotten.
 
-A write's id is a digest of its intent (object, record, action and what it writes): the same
-batch run again has the same ids and skips what is done; a changed intent is a new write.
+A write's id is a digest of its intent (the batch it belongs to, object, record, action and what
+it writes): pushing the same batch again skips what is done; a new batch is new writes, so a
+value someone changed back in the CRM since is written again.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from crm_pipelines.export.values import is_empty
 from crm_pipelines.export.writes import Write, WriteResult
 
 LEDGER_COLUMNS = ["write_id", "object", "enginy_id", "action", "crm_id", "status", "error", "error_code",
@@ -28,8 +30,15 @@ def empty_ledger() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in LEDGER_COLUMNS}).astype({"attempts": "int64"})
 
 
+def _value(row: dict[str, Any], name: str) -> Any:
+    """A batch value, None where missing (a table read back from the warehouse says NaN)."""
+    value = row.get(name)
+    return None if is_empty(value) else value
+
+
 def write_id(obj: str, row: dict[str, Any]) -> str:
-    intent = {"object": obj, "enginy_id": row["enginy_id"], "action": row["action"], "crm_id": row.get("crm_id"),
+    row = {k: _value(row, k) for k in row} if isinstance(row, dict) else row
+    intent = {"batch": row.get("batch_id"), "object": obj, "enginy_id": row["enginy_id"], "action": row["action"], "crm_id": row.get("crm_id"),
               "fields": row.get("fields") or {}, "owner_id": row.get("owner_id"),
               "company_crm_id": row.get("company_crm_id"), "company_link": row.get("company_link"),
               "unlink_company_id": row.get("unlink_company_id")}
@@ -46,10 +55,12 @@ def writes_to_send(obj: str, batch: pd.DataFrame, ledger: pd.DataFrame, allow_du
         wid = write_id(obj, row)
         if wid in done:
             continue
-        writes.append(Write(wid, row["action"], str(row["enginy_id"]), dict(row.get("fields") or {}),
-                            crm_id=row.get("crm_id"), owner_id=row.get("owner_id"),
-                            company_id=row.get("company_crm_id"), company_link=row.get("company_link") or "primary",
-                            unlink_company_id=row.get("unlink_company_id"), allow_duplicates=allow_duplicates))
+        fields = {k: v for k, v in (row.get("fields") or {}).items() if not (isinstance(v, float) and v != v)}
+        writes.append(Write(wid, row["action"], str(row["enginy_id"]), fields,
+                            crm_id=_value(row, "crm_id"), owner_id=_value(row, "owner_id"),
+                            company_id=_value(row, "company_crm_id"),
+                            company_link=_value(row, "company_link") or "primary",
+                            unlink_company_id=_value(row, "unlink_company_id"), allow_duplicates=allow_duplicates))
     return writes
 
 

@@ -31,6 +31,11 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None  # an HTTP date: fall back to exponential backoff
 
 
+# What a call may fail with and still succeed when tried again (after the retries are spent, the
+# push marks such writes failed, and the next run sends them again).
+TRANSIENT_ERRORS = (TransientCrmError, requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError)
+
 _backoff = wait_random_exponential(multiplier=0.2, max=30)
 
 
@@ -45,8 +50,7 @@ def with_retries(fn: Callable[[], T], attempts: int = 6, max_seconds: float = 30
     """Call ``fn`` until it succeeds, a non-transient error occurs, or the budget is spent."""
     policy = retry(
         # A connection dropped mid-answer reaches requests as ChunkedEncodingError, not ConnectionError.
-        retry=retry_if_exception_type((TransientCrmError, requests.ConnectionError, requests.Timeout,
-                                       requests.exceptions.ChunkedEncodingError)),
+        retry=retry_if_exception_type(TRANSIENT_ERRORS),
         wait=_wait, stop=stop_after_attempt(attempts) | stop_after_delay(max_seconds), reraise=True,
     )
     return policy(fn)()

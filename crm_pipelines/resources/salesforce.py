@@ -24,7 +24,7 @@ from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser
 from crm_pipelines.resources.crm import (
     PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
 )
-from crm_pipelines.resources.retries import TRANSIENT_STATUSES, TransientCrmError, with_retries
+from crm_pipelines.resources.retries import TRANSIENT_ERRORS, TRANSIENT_STATUSES, TransientCrmError, with_retries
 
 T = TypeVar("T")
 
@@ -232,7 +232,7 @@ class SalesforceClient:
 
         try:
             return self._call(lambda sf: run())
-        except (TransientCrmError, requests.RequestException) as error:
+        except TRANSIENT_ERRORS as error:
             return [WriteResult(w.write_id, "failed", error=str(error)) for w in group]
 
     @property
@@ -267,7 +267,7 @@ class SalesforceClient:
                 body = {"allOrNone": False, "records": records}
                 try:
                     answers = self._call(lambda sf: sf.restful(path, method="PATCH", json=body, headers=headers))
-                except (TransientCrmError, requests.RequestException) as error:
+                except TRANSIENT_ERRORS as error:
                     # Retries spent: the next run sends these again (creates upsert, so safely).
                     results.extend(WriteResult(w.write_id, "failed", error=str(error)) for w in batch)
                     continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,9 @@ OBJECT_BY_PREFIX = {v: k for k, v in KEY_PREFIXES.items()}
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-_counter = itertools.count(1)
+# Ids keep growing across processes, so records loaded from a saved sandbox state never meet a
+# new record with the same id (nine base-62 digits hold a millisecond clock times a thousand).
+_counter = itertools.count(int(time.time() * 1000) * 1000)
 _counter_lock = threading.Lock()
 
 
@@ -171,10 +174,9 @@ INDUSTRIES = ("Agriculture", "Banking", "Consulting", "Education", "Energy", "Fi
               "Technology", "Telecommunications", "Other")
 LEAD_STATUSES = ("Open - Not Contacted", "Working - Contacted", "Qualified", "Closed - Converted",
                  "Closed - Not Converted")
-ENGAGEMENT_STATUSES = ("Not contacted", "Contacted", "Engaged", "Replied", "Interested", "Not interested",
-                       "Bounced")
-SEQUENCE_STATUSES = ("Not started", "In progress", "Paused", "Finished", "Stopped")
-REPLY_ANALYSES = ("Positive", "Neutral", "Negative", "Out of office", "Wrong person", "Unsubscribe")
+# The campaign fields the integration adds: a restricted picklist where the values are a fixed set
+# (the seeds' sequence statuses), text where they are composed ("Message Sent (2/3) - Email").
+SEQUENCE_STATUSES = ("Not Started", "Ongoing", "Replied", "Finished")
 
 
 def _owner() -> Field:
@@ -217,9 +219,8 @@ def _standard_fields() -> dict[str, list[Field]]:
         Field("MailingCity", "string", length=40),
         Field("MailingCountry", "string", length=80),
         _ro("LastActivityDate", "date"),
-        Field("Enginy_Engagement_Status__c", "picklist", length=255, custom=True, picklist=ENGAGEMENT_STATUSES,
-              restricted=True),
-        Field("Enginy_Reply_Analysis__c", "picklist", length=255, custom=True, picklist=REPLY_ANALYSES),
+        Field("Enginy_Engagement_Status__c", "string", length=255, custom=True),
+        Field("Enginy_Reply_Analysis__c", "textarea", length=1000, custom=True),
         Field("Enginy_Opens__c", "double", custom=True),
         Field("Enginy_Campaigns__c", "textarea", length=32768, custom=True),
         Field("Enginy_Last_Engagement__c", "string", length=255, custom=True),
