@@ -7,6 +7,7 @@ import pytest
 
 from crm_pipelines.export.ledger import empty_ledger
 from crm_pipelines.export.push import outcomes, run_push
+from crm_pipelines.export.writes import Write
 from crm_pipelines.sandbox.faults import FaultRule
 from tests.connectors.test_push import CRMS, history
 
@@ -112,3 +113,20 @@ def test_rows_whose_retries_ran_out_are_sent_again_by_the_next_run(crm) -> None:
                       chunk=spec.ceiling)
     assert second.counts == {"created": 20}
     assert_exactly_once(sandbox, spec, 20)
+
+
+@pytest.mark.parametrize("crm", ["salesforce"], indirect=True)
+@pytest.mark.parametrize("save_anyway", [False, True])
+def test_a_duplicate_warning_is_rejected_for_review_unless_the_integration_creates_anyway(crm, save_anyway) -> None:
+    sandbox, spec = crm
+    client = spec.resource(sandbox).client()
+    client.push("contacts", [Write("a", "create", "en-a", {"LastName": "Lovelace", "Email": "ada@acme.com"})])
+    twin = pd.DataFrame({"enginy_id": ["en-b"], "action": "create", "crm_id": None, "owner_id": None,
+                         "company_crm_id": None, "fields": [{"LastName": "Byron", "Email": "ADA@acme.com"}]})
+    outcome = run_push(lambda w: client.push("contacts", w), "contacts", twin, empty_ledger(), lambda l: None,
+                       chunk=200, save_anyway_on_duplicates=save_anyway)
+    ended = outcomes(twin, "contacts", outcome.ledger).iloc[0]
+    if save_anyway:
+        assert ended["status"] == "created"
+    else:
+        assert ended["status"] == "rejected" and "DUPLICATES_DETECTED" in ended["reason"]

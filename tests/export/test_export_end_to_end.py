@@ -101,3 +101,31 @@ def test_a_failing_gate_stops_the_push_and_says_why(pipeline, tmp_path: Path, mo
     writes = sum(n for (c, m, e), n in sandbox.ctx.stats.calls.items()
                  if c == crm and m in ("POST", "PATCH") and any(w in e for w in write_endpoints))
     assert writes == 0, "nothing reached the CRM"
+
+
+@pytest.mark.parametrize("pipeline", ["salesforce"], indirect=True)
+def test_launch_options_manual_fields_an_owner_and_leads_instead_of_contacts(pipeline) -> None:
+    crm, sandbox, warehouse, _ = pipeline
+    owner = next(r.id for r in sandbox.ctx.store.records("salesforce", "User") if r.fields.get("IsActive"))
+    launch = {"manual_values": {"Description": "Q4 outbound"}, "owner_id": owner}
+    leads_before = len(sandbox.ctx.store.records("salesforce", "Lead"))
+    contacts_before = len(sandbox.ctx.store.records("salesforce", "Contact"))
+    with dg.instance_for_test() as instance:
+        run = run_everything(instance, {"ops": {
+            "contact_export_batch": {"config": launch}, "lead_export_batch": {"config": launch},
+            "crm_push_results": {"config": {"as_leads": True}}}})
+        assert run.success
+    results = warehouse.read_table("crm_push_results")
+    leads = results[(results["object"] == "leads") & (results["status"] == "created")]
+    assert len(leads) > 0 and (results["object"] == "contacts").sum() == 0
+    assert len(sandbox.ctx.store.records("salesforce", "Contact")) == contacts_before, "no contact was created"
+    made = {r.fields.get("Enginy_Id__c"): r for r in sandbox.ctx.store.records("salesforce", "Lead")}
+    assert len(made) - 1 >= leads_before  # the None key gathers the seeded leads
+    for enginy_id in leads["enginy_id"]:
+        record = made[enginy_id]
+        assert record.fields["OwnerId"] == owner and record.fields.get("Description") is None
+    # Description is a contact-tab manual field: the lead tab does not map it, so leads never get it.
+    batch = parse_json_columns(warehouse.read_table("contact_export_batch"), ("fields",))
+    creates = batch[batch["action"] == "create"]
+    assert (creates["fields"].map(lambda f: f.get("Description")) == "Q4 outbound").all()
+    assert (creates["owner_id"] == owner).all()
