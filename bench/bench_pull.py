@@ -6,52 +6,32 @@ is the fewest calls any client could make: one per full page at the CRM's larges
 (Salesforce REST 2,000 · HubSpot list 100 · Dataverse 5,000). The ratio is calls made over
 that floor, measured in the same run; the target is within 5% (ratio ≤ 1.05).
 
-    .venv/bin/python bench/bench_pull.py --contacts 50000
+    .venv/bin/python -m bench.bench_pull --contacts 50000
 """
 
 import argparse
 import math
-import os
-import tempfile
 import time
 
+from bench.sandbox_crms import resources, start_sandbox
 from crm_pipelines.enginy.generator import generate_frames
-from crm_pipelines.resources.dynamics import DynamicsResource
-from crm_pipelines.resources.hubspot import HubSpotResource
-from crm_pipelines.resources.salesforce import SalesforceResource
 from crm_pipelines.sandbox import dynamics, hubspot, salesforce
-from crm_pipelines.sandbox.app import SandboxContext
-from crm_pipelines.sandbox.server import start_in_thread
 
 PAGE_CEILING = {"salesforce": 2_000, "hubspot": 100, "dynamics": 5_000}
 CONTACT_OBJECT = {"salesforce": "Contact", "hubspot": "contacts", "dynamics": "contacts"}
-
-
-def resources(base_url: str, bundle: str) -> dict:
-    return {
-        # The threshold is lifted so this measures REST paging; Bulk API 2.0 is reported apart.
-        "salesforce": SalesforceResource(login_url=base_url, client_id="sandbox-client",
-                                         client_secret="sandbox-secret", bulk_threshold=10**9),
-        "hubspot": HubSpotResource(access_token=hubspot.ACCESS_TOKEN, host=base_url, ca_bundle=bundle),
-        "dynamics": DynamicsResource(environment_url=base_url, tenant_id=dynamics.TENANT_NAME,
-                                     client_id=dynamics.CLIENT_ID, client_secret=dynamics.CLIENT_SECRET,
-                                     authority_host=base_url),
-    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=50_000)
     args = parser.parse_args()
-    ctx = SandboxContext()
-    running = start_in_thread(ctx, tls_dir=tempfile.mkdtemp())
-    os.environ["REQUESTS_CA_BUNDLE"] = str(running.tls.ca_bundle)
+    running = start_sandbox()
+    ctx = running.ctx
     data = generate_frames(args.contacts, seed=7).crm
     for module in (salesforce, hubspot, dynamics):
         module.seed(ctx, data)
-    # Production HubSpot allows 190 calls per 10 s: the pull would wait, not call more.
-    ctx.crm_settings("hubspot").update({"burst_limit": None, "search_per_second": None})
-    clients = resources(running.base_url, str(running.tls.ca_bundle))
+    # The threshold is lifted so this measures REST paging; Bulk API 2.0 is reported apart.
+    clients = resources(running, bulk_threshold=10**9)
     print(f"full pull of the contacts seeded from {args.contacts:,} generated CRM contacts")
     print(f"{'CRM':<11}{'records':>9}{'data calls':>12}{'all calls':>11}{'floor':>7}"
           f"{'calls/1k':>10}{'floor/1k':>10}{'ratio':>7}{'seconds':>9}")
@@ -70,8 +50,7 @@ def main() -> None:
             print(f"{crm:<11}{records:>9,}{result.pages:>12,}{calls:>11,}{floor:>7,}"
                   f"{1000 * calls / records:>10.3f}{1000 * floor / records:>10.3f}{calls / floor:>7.3f}"
                   f"{seconds:>9.1f}")
-        bulk = SalesforceResource(login_url=running.base_url, client_id="sandbox-client",
-                                  client_secret="sandbox-secret").client()
+        bulk = resources(running, bulk_threshold=0)["salesforce"].client()
         bulk.pull("contacts", None, None)
         ctx.stats.reset()
         started = time.perf_counter()

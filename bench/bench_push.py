@@ -6,25 +6,18 @@ calls any client could make: one per full batch (Salesforce collections 200, Hub
 Dataverse $batch 100 here, 1,000 allowed). Targets: Salesforce ≤ 1/190 calls per record,
 HubSpot ≤ 1/95.
 
-    .venv/bin/python bench/bench_push.py --records 5000
+    .venv/bin/python -m bench.bench_push --records 5000
 """
 
 import argparse
 import math
-import os
-import tempfile
 import time
 
 import pandas as pd
 
+from bench.sandbox_crms import resources, start_sandbox
 from crm_pipelines.export.ledger import empty_ledger
 from crm_pipelines.export.push import run_push
-from crm_pipelines.resources.dynamics import DynamicsResource
-from crm_pipelines.resources.hubspot import HubSpotResource
-from crm_pipelines.resources.salesforce import SalesforceResource
-from crm_pipelines.sandbox import dynamics, hubspot
-from crm_pipelines.sandbox.app import SandboxContext
-from crm_pipelines.sandbox.server import start_in_thread
 
 CEILING = {"salesforce": 200, "hubspot": 100, "dynamics": 100}
 TARGET = {"salesforce": 1 / 190, "hubspot": 1 / 95, "dynamics": 1 / 95}
@@ -40,17 +33,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=5_000)
     args = parser.parse_args()
-    ctx = SandboxContext()
-    running = start_in_thread(ctx, tls_dir=tempfile.mkdtemp())
-    os.environ["REQUESTS_CA_BUNDLE"] = str(running.tls.ca_bundle)
-    ctx.crm_settings("hubspot").update({"burst_limit": None})  # the real 190 per 10 s would only add waiting
-    base = running.base_url
-    clients = {
-        "salesforce": SalesforceResource(login_url=base, client_id="sandbox-client", client_secret="sandbox-secret"),
-        "hubspot": HubSpotResource(access_token=hubspot.ACCESS_TOKEN, host=base, ca_bundle=str(running.tls.ca_bundle)),
-        "dynamics": DynamicsResource(environment_url=base, tenant_id=dynamics.TENANT_NAME, client_id=dynamics.CLIENT_ID,
-                                     client_secret=dynamics.CLIENT_SECRET, authority_host=base),
-    }
+    running = start_sandbox()
+    ctx = running.ctx
+    clients = resources(running)
     n = args.records
     print(f"{n:,} creates, then {n:,} updates, per CRM")
     print(f"{'CRM':<11}{'phase':<8}{'calls':>7}{'floor':>7}{'calls/record':>14}{'target':>9}{'ratio':>7}"
