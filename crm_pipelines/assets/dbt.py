@@ -11,6 +11,7 @@ older than the project's files, it is parsed then, so a fresh clone or an edited
 needs a manual ``dbt parse``.
 """
 
+import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ def build_rollup_assets() -> dg.AssetsDefinition:
         yield from _with_row_counts(context, events, warehouse)
         error = invocation.get_error()
         if error is not None:
-            raise error
+            raise error  # its artefacts (logs, run_results.json) stay in the target path, for a look
+        shutil.rmtree(invocation.target_path, ignore_errors=True)
 
     return campaign_rollups_dbt

@@ -15,7 +15,7 @@ most_recent as (
 campaign_names as (
     select
         contact_id,
-        {{ dbt.listagg('campaign_name', "', '", 'order by added_at, campaign_name, campaign_id') }} as campaigns
+        {{ comma_list('campaign_name', 'added_at, campaign_name, campaign_id') }} as campaigns
     from by_campaign
     group by contact_id
 ),
@@ -37,7 +37,7 @@ first_contact_by_sender as (
         events.contact_id,
         identities.identity_name,
         min(events.occurred_at) as first_contacted_at
-    from events
+    from {{ ref('stg_enginy__campaign_events') }} as events
     inner join {{ ref('stg_enginy__identities') }} as identities on identities.identity_id = events.identity_id
     where events.event_type = 'sent'
     group by events.contact_id, identities.identity_name
@@ -46,7 +46,7 @@ first_contact_by_sender as (
 senders as (
     select
         contact_id,
-        {{ dbt.listagg('identity_name', "', '", 'order by first_contacted_at, identity_name') }} as senders
+        {{ comma_list('identity_name', 'first_contacted_at, identity_name') }} as senders
     from first_contact_by_sender
     group by contact_id
 ),
@@ -54,8 +54,7 @@ senders as (
 activities as (
     select
         contact_id,
-        {{ dbt.listagg(activity_label('event_type', 'step_type'), "', '", 'order by occurred_at, event_id') }}
-            as activities
+        {{ comma_list(activity_label('event_type', 'step_type'), 'occurred_at, event_id') }} as activities
     from events
     group by contact_id
 ),
@@ -63,8 +62,8 @@ activities as (
 tags as (
     select
         contact_id,
-        {{ dbt.listagg('tag_name', "', '", 'order by tagged_at, tag_name, tag_id') }} as conversation_tags,
-        {{ dbt.listagg('tag_category', "', '", 'order by tagged_at, tag_name, tag_id') }} as conversation_tags_categories
+        {{ comma_list('tag_name', 'tagged_at, tag_name, tag_id') }} as conversation_tags,
+        {{ comma_list('tag_category', 'tagged_at, tag_name, tag_id') }} as conversation_tags_categories
     from {{ ref('stg_enginy__contact_tags') }}
     group by contact_id
 )

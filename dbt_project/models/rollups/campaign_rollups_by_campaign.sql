@@ -16,7 +16,7 @@ steps as (
 sequences as (
     select
         campaign_id,
-        {{ dbt.listagg('step_label', "', '", 'order by position') }} as campaign_sequence_details,
+        {{ comma_list('step_label', 'position') }} as campaign_sequence_details,
         max(position) as last_position,
         count(case when is_message then 1 end) as message_steps
     from steps
@@ -51,12 +51,12 @@ progress as (
         max(case when replies > 0 and is_message then message_number end) as last_replied_message,
         sum(case when step_type = 'email' then opens else 0 end) as opens,
         sum(case when step_type = 'email' then clicks else 0 end) as clicks,
-        {{ dbt.listagg("case when replies > 0 and is_message then " ~ message_answer('message_number') ~ " end",
-                       "', '", 'order by position') }} as replied_messages,
-        {{ dbt.listagg("case when opens > 0 and step_type = 'email' then " ~ message_answer('message_number') ~ " end",
-                       "', '", 'order by position') }} as opened_messages,
-        {{ dbt.listagg("case when clicks > 0 and step_type = 'email' then " ~ message_answer('message_number') ~ " end",
-                       "', '", 'order by position') }} as clicked_messages,
+        {{ comma_list(message_answer('message_number'), 'position', 'replies > 0 and is_message') }}
+            as replied_messages,
+        {{ comma_list(message_answer('message_number'), 'position', "opens > 0 and step_type = 'email'") }}
+            as opened_messages,
+        {{ comma_list(message_answer('message_number'), 'position', "clicks > 0 and step_type = 'email'") }}
+            as clicked_messages,
         max(last_event_at) as last_event_at
     from step_events
     group by contact_id, campaign_id
