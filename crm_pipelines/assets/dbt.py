@@ -23,7 +23,6 @@ from crm_pipelines.resources.dbt import WarehouseDbtResource, dbt_on_path
 from crm_pipelines.resources.warehouse import Warehouse, _identifier
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
-ROLLUPS_GROUP = "rollups"
 
 rollups_project = DbtProject(project_dir=DBT_PROJECT_DIR)
 
