@@ -1,0 +1,57 @@
+"""`crm-pipelines dry-run` prints what a push would do; the undo_associations job puts back the
+company links an export removed."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from typer.testing import CliRunner
+
+from crm_pipelines.assets.export import undo_associations
+from crm_pipelines.cli import app
+from crm_pipelines.export.writes import Write
+from crm_pipelines.resources.salesforce import SalesforceResource
+from crm_pipelines.resources.warehouse import Warehouse
+
+BATCH = pd.DataFrame({
+    "enginy_id": ["e1", "e2", "e3", "e4"], "action": ["create", "update", "skip", "reject"],
+    "crm_id": [None, "003A", "003B", None],
+    "fields": [{"LastName": "Lovelace"}, {"Title": "CTO"}, {}, {}],
+    "diff": [[{"field": "LastName", "crm_value": None, "new_value": "Lovelace", "rule": "enginy_overwrites_crm"}],
+             [{"field": "Title", "crm_value": "Engineer", "new_value": "CTO", "rule": "sync_if_empty"}], [], []],
+    "reason": [None, None, "nothing to change", "Email: 'x' is not an email address"]})
+
+
+def test_dry_run_prints_each_write_field_by_field_and_why_rows_are_left_out(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    Warehouse(url=url).write_table("contact_export_batch", BATCH)
+    result = CliRunner().invoke(app, ["dry-run"], env={"CRM_PIPELINES_WAREHOUSE_URL": url})
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "contact_export_batch: 1 create, 1 update, 1 skip, 1 reject" in out
+    assert "UPDATE  Enginy e2 → CRM 003A" in out and "Title: 'Engineer' → 'CTO'  (sync_if_empty)" in out
+    assert "CREATE  Enginy e1 → new record" in out
+    assert "SKIP    Enginy e3: nothing to change" in out and "not an email address" in out
+
+
+def test_dry_run_without_batches_says_how_to_make_them(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["dry-run"], env={"CRM_PIPELINES_WAREHOUSE_URL": f"duckdb:///{tmp_path}/e.db"})
+    assert result.exit_code == 2 and "materialize the *_export_batch assets" in result.output
+
+
+def test_the_undo_job_makes_each_removed_company_primary_again(sandbox, tmp_path: Path) -> None:
+    resource = SalesforceResource(login_url=sandbox.base_url, client_id="sandbox-client",
+                                  client_secret="sandbox-secret")
+    client = resource.client()
+    acme, globex = (client.push("companies", [Write(n, "create", n, {"Name": n})])[0].crm_id for n in ("Acme", "Globex"))
+    [contact] = client.push("contacts", [Write("c", "create", "en-c", {"LastName": "Turing"}, company_id=globex)])
+    warehouse = Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    warehouse.write_table("removed_associations", pd.DataFrame({
+        "enginy_id": ["en-c"], "contact_crm_id": [contact.crm_id], "company_crm_id": [acme],
+        "replaced_by": [globex], "recorded_at": [pd.Timestamp.now(tz="UTC")], "restored": [False]}))
+    result = undo_associations.execute_in_process(resources={"crm": resource, "warehouse": warehouse})
+    assert result.success
+    assert sandbox.ctx.store.get("salesforce", "Contact", contact.crm_id).fields["AccountId"] == acme
+    assert warehouse.read_table("removed_associations")["restored"].tolist() == [True]
+    again = undo_associations.execute_in_process(resources={"crm": resource, "warehouse": warehouse})
+    assert again.output_for_node("restore_removed_associations") == 0, "a restored link is not restored twice"
