@@ -3,7 +3,6 @@ company links an export removed."""
 
 from pathlib import Path
 
-import dagster as dg
 import pandas as pd
 from typer.testing import CliRunner
 

@@ -223,7 +223,7 @@ def test_search_filters_or_of_and_groups_sorts_and_pages(sandbox, hubspot):
         {"filters": [{"propertyName": "jobtitle", "operator": "EQ", "value": "Engineer"},
                      {"propertyName": "email", "operator": "HAS_PROPERTY"}]}], limit=10)
     assert sorted(r.properties["email"] for r in either.results) == ["p3@example.com", "t2@corp.example"]
-    newest_first, after, seen = [], None, 0
+    newest_first, after = [], None
     while True:
         page = _search(hubspot, sorts=[{"propertyName": "createdate", "direction": "DESCENDING"}],
                        filter_groups=[{"filters": [{"propertyName": "lastname", "operator": "EQ", "value": "Test"}]}],

@@ -172,7 +172,6 @@ def _rows(job: dict[str, Any]) -> list[dict[str, str]]:
 
 def _process(ctx: SandboxContext, job: dict[str, Any], request: Request) -> None:
     rows = _rows(job)
-    header = job["_header"] or []
     obj, op = job["object"], job["operation"]
     batch = Batch(ctx, obj, job["_version"], request_id=request.state.request_id, bulk=True)
     ok: list[tuple[Any, dict[str, str]]] = []

@@ -396,7 +396,6 @@ def _collection_results(outcomes: list[tuple[Any, list[dict] | None]], batches: 
 
 def collections_handler(ctx: SandboxContext):
     async def collections(request: Request) -> Response:
-        version = version_of(request)
         if request.method == "DELETE":
             ids = [i for i in request.query_params.get("ids", "").split(",") if i]
             _too_many(len(ids))
