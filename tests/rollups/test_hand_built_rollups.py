@@ -1,8 +1,6 @@
 """The 13 campaign properties on a hand-built data set, each contact one situation with its
 expected values written out — on DuckDB and on PostgreSQL, through the dbt assets."""
 
-from pathlib import Path
-
 import pytest
 
 from crm_pipelines.config import CAMPAIGN_PROPERTIES
