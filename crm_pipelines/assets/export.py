@@ -45,7 +45,6 @@ class ExportLaunch(dg.Config):
     association: Literal["", "additional", "primary", "primary_remove_previous"] = Field(
         "", description="how contacts are linked to their company; empty: the config's default_association_type")
     confirm_remove_previous: bool = False
-    as_leads: bool = Field(False, description="Salesforce: export new people as Leads rather than Contacts")
     max_rejected_share: float = Field(0.05, description="a batch with more rejected rows than this is blocked")
 
     def launch(self, config: IntegrationConfig) -> Launch:
