@@ -258,6 +258,27 @@ class UserMapping(_Strict):
     default_owner: str | None = Field(None, description="CRM user id owning exports of unmapped users")
 
 
+# --- Running unattended ----------------------------------------------------------------------
+
+class Automation(_Strict):
+    """How the pipeline runs by itself: the sensors' interval, automatic export, the nightly run."""
+
+    sync_interval_minutes: int = Field(5, ge=1, le=1440,
+                                       description="how often the sensors ask the CRM and Enginy for changes")
+    automatic_export: bool = Field(
+        False, description="push the batches Enginy changes produce without a person launching export_push")
+    nightly_reconciliation: str = Field("0 2 * * *", description="cron of the full reconciliation run")
+    timezone: str = "UTC"
+
+
+class ActivitySync(_Strict):
+    """Campaign events logged in the CRM as completed activities (Step 4's identities mapping
+    decides whom the CRM credits)."""
+
+    enabled: bool = False
+    include_message_body: bool = Field(False, description="add the message sent to the activity's description")
+
+
 class IntegrationConfig(_Strict):
     crm: CrmSelection
     contact_identifier: ContactIdentifier = Field(default_factory=ContactIdentifier)
@@ -270,6 +291,8 @@ class IntegrationConfig(_Strict):
     default_association_type: AssociationType = "additional"
     campaign_mapping: CampaignMapping = Field(default_factory=CampaignMapping)
     user_mapping: UserMapping = Field(default_factory=UserMapping)
+    automation: Automation = Field(default_factory=Automation)
+    activity_sync: ActivitySync = Field(default_factory=ActivitySync)
 
     @model_validator(mode="after")
     def _salesforce_only_options(self) -> "IntegrationConfig":

@@ -59,6 +59,11 @@ class CrmClient(Protocol):
         """Records of ``obj`` modified in [since, until), deletions included where the CRM can
         tell; since=None: all. ``state`` is what the previous pull's result carried."""
 
+    def latest_change(self, obj: CrmObject, since: datetime | None) -> datetime | None:
+        """The newest modification time of ``obj`` strictly after ``since`` (since=None: any), or
+        None when nothing changed. One cheap call — a one-row query sorted by the modification
+        timestamp — because the change sensor asks it every few minutes."""
+
     def describe(self, obj: CrmObject) -> list[CrmField]:
         """The object's fields with types, options and whether they can be written."""
 
