@@ -10,6 +10,8 @@ from crm_pipelines.assets.enginy import enginy_assets
 from crm_pipelines.assets.export import build_export_assets, undo_associations
 from crm_pipelines.assets.matching import matching_assets
 from crm_pipelines.config import CONFIG_ENV_VAR, load_config
+from crm_pipelines.jobs import ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, build_jobs
+from crm_pipelines.resources.alerts import SLACK_WEBHOOK_ENV, SlackWebhook
 from crm_pipelines.resources.connections import crm_resource
 from crm_pipelines.resources.dbt import warehouse_dbt
 from crm_pipelines.resources.enginy import ENGINY_URL_ENV, EnginyDatabase
@@ -17,6 +19,9 @@ from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import (
     WAREHOUSE_SCHEMA_ENV, WAREHOUSE_URL_ENV, Warehouse, WarehouseIOManager,
 )
+from crm_pipelines.sensors.alerts import build_failed_check_alert, pipeline_alerts, run_failure_alert
+from crm_pipelines.sensors.changes import build_crm_change_sensor, build_enginy_change_sensor
+from crm_pipelines.sensors.schedules import build_nightly_reconciliation
 
 MATERIALIZE_ALL = "materialize_all"
 BACKFILL_START_ENV = "CRM_PIPELINES_BACKFILL_START"
@@ -41,6 +46,7 @@ def build_resources() -> dict[str, object]:
         "dbt": warehouse_dbt(rollups_project, warehouse),
         "enginy": EnginyDatabase(**_given(url=_from_env(ENGINY_URL_ENV))),
         "integration": IntegrationSettings(**_given(config_path=_from_env(CONFIG_ENV_VAR))),
+        "slack": SlackWebhook(**_given(url=_from_env(SLACK_WEBHOOK_ENV))),
     }
 
 
@@ -49,18 +55,27 @@ def defs() -> dg.Definitions:
     # A broken integration config stops the code location from loading, with the file, the
     # path inside it and the fix, instead of failing later inside a run.
     config = load_config(os.environ.get(CONFIG_ENV_VAR) or None)
+    snapshots = build_crm_assets(os.environ.get(BACKFILL_START_ENV) or DEFAULT_BACKFILL_START)
+    export = build_export_assets(with_rollups=True, with_leads=config.active_crm == "salesforce")
     assets = [
-        *enginy_assets,
-        *build_crm_assets(os.environ.get(BACKFILL_START_ENV) or DEFAULT_BACKFILL_START),
-        crm_users, crm_associations, crm_schema,
-        *matching_assets,
-        build_rollup_assets(),
-        *build_export_assets(with_rollups=True, with_leads=config.active_crm == "salesforce"),
+        *enginy_assets, *snapshots, crm_users, crm_associations, crm_schema, *matching_assets,
+        build_rollup_assets(), *export, pipeline_alerts,
     ]
+    names = {key.path[-1] for a in assets if isinstance(a, dg.AssetsDefinition) for key in a.keys}
+    batches = sorted(name for name in names if name.endswith("_export_batch"))
+    gates = [key for a in export if isinstance(a, dg.AssetsDefinition) for key in a.check_keys]
+    jobs = {job.name: job for job in build_jobs(batches, names)}
+    interval = max(1, round(config.automation.sync_interval_minutes * 60))
+    partitions = snapshots[0].partitions_def
     return dg.Definitions(
         assets=assets,
         jobs=[dg.define_asset_job(MATERIALIZE_ALL, selection=dg.AssetSelection.all(),
                                   description="Every asset of the pipeline, in dependency order."),
-              undo_associations],
+              *jobs.values(), undo_associations],
+        schedules=[build_nightly_reconciliation(jobs["nightly_reconciliation"], config.automation.nightly_reconciliation,
+                                                config.automation.timezone, partitions)],
+        sensors=[build_crm_change_sensor(interval, partitions, ("companies", "contacts", "leads")),
+                 build_enginy_change_sensor(interval, batches, [jobs[ENGINY_SYNC], jobs[ENGINY_SYNC_AND_PUSH]]),
+                 run_failure_alert, build_failed_check_alert(gates)],
         resources={**build_resources(), "crm": crm_resource(config.active_crm, config.crm.settings.environment)},
     )

@@ -42,3 +42,21 @@ def fresh_database(prefix: str = "t") -> Iterator[str]:
 
 def url_with_search_path(schema: str) -> str:
     return f"{TEST_DB_URL}?options=-csearch_path%3D{schema}"
+
+
+@contextmanager
+def dagster_instance_on_postgres(home, monkeypatch) -> Iterator["object"]:
+    """A Dagster instance from the shipped deploy/dagster.postgres.yaml, on a database of its own."""
+    import shutil
+    from pathlib import Path
+
+    import dagster as dg
+
+    with fresh_database("dagster") as name:
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copy(Path(__file__).resolve().parents[1] / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
+        for key, value in {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_USERNAME": "postgres",
+                           "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": name}.items():
+            monkeypatch.setenv(key, value)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            yield instance

@@ -8,15 +8,18 @@ write ledger, so a re-run after any failure finishes without writing anything tw
 
 
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from crm_pipelines.assets.matching import changed_since
 from crm_pipelines.config import IntegrationConfig
 from crm_pipelines.export.associations import REMOVED_COLUMNS, removed_links, undo_batch
 from crm_pipelines.export.batch import Launch, Owners, build_batch
+from crm_pipelines.export.dry_run import ACTIONS, render_dry_run
 from crm_pipelines.export.gates import expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import empty_ledger
 from crm_pipelines.export.push import outcomes, run_push
@@ -27,6 +30,7 @@ from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
 
 EXPORT_GROUP = "export"
+SCOPE_EVERY_RECORD = "every Enginy record"
 JSON_COLUMNS = ("fields", "diff", "writeback", "raw", "options", "option_labels")
 CHUNK = {"salesforce": 200, "hubspot": 100, "dynamics": 100}
 # Fields the CRM insists on for a new record; the suite checks every create carries them.
@@ -46,6 +50,8 @@ class ExportLaunch(dg.Config):
         "", description="how contacts are linked to their company; empty: the config's default_association_type")
     confirm_remove_previous: bool = False
     max_rejected_share: float = Field(0.05, description="a batch with more rejected rows than this is blocked")
+    only_changed_since: str = Field("", description="ISO timestamp: only Enginy records updated after it (the "
+                                                    "Enginy change sensor sets it); empty: every record")
 
     def launch(self, config: IntegrationConfig) -> Launch:
         return Launch(self.sync_mode, dict(self.manual_values), self.owner_id or None, self.overwrite_owner,
@@ -184,7 +190,7 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
                crm: CrmResource, **inputs: pd.DataFrame) -> dg.Output[pd.DataFrame]:
         integration_config = integration.load()
         mappings = getattr(integration_config.field_mapping, tab) or []
-        records = inputs["records"].assign(id=lambda f: f["id"].astype(str))
+        records = changed_since(inputs["records"], config.only_changed_since).assign(id=lambda f: f["id"].astype(str))
         crm_records = parse_json(inputs["crm_records"])
         matches = _by_enginy_id(_matches(inputs["matches"]), crm_records, crm.client().enginy_id_field)
         campaign, campaign_mapping, links = None, None, None
@@ -213,7 +219,10 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
             batch["company_enginy_id"] = batch["enginy_id"].map(
                 dict(zip(records["id"], records["company_id"].astype("string"))))
         context.log.info("%s batch: %s", obj, batch["action"].value_counts().to_dict())
-        return dg.Output(batch, metadata={**_metadata(batch), "max_rejected_share": config.max_rejected_share})
+        scope = (f"Enginy records updated after {config.only_changed_since}" if config.only_changed_since
+                 else SCOPE_EVERY_RECORD)
+        return dg.Output(batch, metadata={**_metadata(batch), "max_rejected_share": config.max_rejected_share,
+                                          "scope": scope})
 
     return _batch
 
@@ -229,8 +238,37 @@ def build_export_assets(with_rollups: bool, with_leads: bool) -> list:
         batches["leads"] = _batch_asset("leads", "enginy_contacts", "crm_leads", "contact_matches", "leads",
                                         with_rollups)
     checks = [_gate_check(asset, obj) for obj, asset in batches.items()]
-    push = _push_asset([asset.key.path[-1] for asset in batches.values()])
-    return [*batches.values(), *checks, push, export_rejections, enginy_writeback]
+    names = [asset.key.path[-1] for asset in batches.values()]
+    return [*batches.values(), *checks, _push_asset(names), export_rejections, enginy_writeback,
+            _dry_run_asset(names)]
+
+
+class DryRunConfig(dg.Config):
+    report_dir: str = "data/reports"
+    """Folder the full dry run is written to (the UI shows its path)."""
+
+
+def _dry_run_asset(batches: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(name="export_dry_run", group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager",
+              kinds={"pandas"}, deps=batches,
+              description="What the next push would do, record by record — each write's field diff, each skip "
+                          "and rejection with its reason — without pushing. The nightly reconciliation attaches it.")
+    def export_dry_run(config: DryRunConfig, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
+        present = {name: parse_json(warehouse.read_table(name)) for name in batches if name in warehouse.table_names()}
+        text = "\n".join(render_dry_run(present, limit=1_000_000)).strip()
+        path = Path(config.report_dir) / "export_dry_run.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+        counts = pd.DataFrame([{"batch": name, "action": action, "rows": int((batch["action"] == action).sum())}
+                               for name, batch in present.items() for action in ACTIONS])
+        shown = "\n".join(render_dry_run(present, limit=20))
+        return dg.Output(counts, metadata={
+            **{f"{name}_{action}": int((batch["action"] == action).sum())
+               for name, batch in present.items() for action in ("create", "update")},
+            "diff": dg.MetadataValue.md(f"```\n{shown.strip() or '(no batch yet)'}\n```"),
+            "full_dry_run": dg.MetadataValue.path(str(path.resolve()))})
+
+    return export_dry_run
 
 
 def _gate_check(asset: dg.AssetsDefinition, obj: str) -> dg.AssetChecksDefinition:
@@ -262,13 +300,19 @@ def _gate_check(asset: dg.AssetsDefinition, obj: str) -> dg.AssetChecksDefinitio
 
 
 def _previous_rows(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> tuple[int | None, float]:
-    """The previous batch's row count (for the bounds) and the rejected share allowed at launch."""
-    records = context.instance.fetch_materializations(key, limit=2).records
+    """The previous full batch's row count (for the bounds) and the rejected share allowed at
+    launch. A batch of only the records changed since the last sync has no bounds to keep."""
+    records = context.instance.fetch_materializations(key, limit=20).records
     metadata = records[0].asset_materialization.metadata if records else {}
     limit = float(metadata["max_rejected_share"].value) if "max_rejected_share" in metadata else 0.05
-    if len(records) < 2:
+
+    def full(meta: dict) -> bool:
+        return "scope" not in meta or meta["scope"].value == SCOPE_EVERY_RECORD
+
+    if not records or not full(metadata):
         return None, limit
-    value = records[1].asset_materialization.metadata.get("rows")
+    earlier = [r.asset_materialization.metadata for r in records[1:] if full(r.asset_materialization.metadata)]
+    value = earlier[0].get("rows") if earlier else None
     return (int(value.value) if value is not None else None), limit
 
 

@@ -17,6 +17,7 @@ from crm_pipelines.matching.engine import CrmIndex, company_links, fill_rates
 from crm_pipelines.matching.report import build_report
 from crm_pipelines.matching.rules import company_rule, contact_rule
 from crm_pipelines.resources.integration import IntegrationSettings
+from crm_pipelines.resources.warehouse import Warehouse
 
 MATCHING_GROUP = "matching"
 REPORT_FILE = "match_quality_report.html"
@@ -37,26 +38,61 @@ def _counts(matches: pd.DataFrame) -> dict[str, int]:
     return {f"records_{o}": int(counts.get(o, 0)) for o in ("matched", "new", "ambiguous")}
 
 
+class MatchScope(dg.Config):
+    only_changed_since: str = ""
+    """ISO timestamp: match again only the Enginy records updated after it and keep the last
+    outcome of the others (the Enginy change sensor sets it); empty: match every record."""
+
+
+def changed_since(records: pd.DataFrame, since: str) -> pd.DataFrame:
+    """The Enginy records updated after ``since`` (all of them when it is empty)."""
+    if not since:
+        return records
+    return records[pd.to_datetime(records["updated_at"], utc=True) > pd.Timestamp(since)]
+
+
+def _merged(name: str, fresh: pd.DataFrame, scope: MatchScope, warehouse: Warehouse) -> pd.DataFrame:
+    """A scoped match's rows in place of the same records' rows in the last full table."""
+    if not scope.only_changed_since or name not in warehouse.table_names():
+        return fresh
+    kept = warehouse.read_table(name)
+    kept = kept[~kept["enginy_id"].astype(str).isin(fresh["enginy_id"].astype(str))]
+    return pd.concat([kept, fresh], ignore_index=True)
+
+
+def _scope_metadata(scope: MatchScope, matched: int) -> dict[str, object]:
+    if not scope.only_changed_since:
+        return {"scope": "every Enginy record"}
+    return {"scope": f"Enginy records updated after {scope.only_changed_since}", "records_rematched": matched}
+
+
 @dg.asset(description="Each Enginy company's outcome against the CRM's companies under the company "
                       "identifier: new (create), matched (update) or ambiguous (held for review).", **_common)
-def company_matches(enginy_companies: pd.DataFrame, crm_companies: pd.DataFrame,
-                    integration: IntegrationSettings) -> dg.Output[pd.DataFrame]:
+def company_matches(config: MatchScope, enginy_companies: pd.DataFrame, crm_companies: pd.DataFrame,
+                    integration: IntegrationSettings, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     rule = company_rule(integration.load().company_identifier)
-    matches = CrmIndex(rule, crm_companies.assign(object="companies")).match(enginy_companies)
-    return dg.Output(matches, metadata={"rule": rule.name, **_counts(matches)})
+    changed = changed_since(enginy_companies, config.only_changed_since)
+    fresh = CrmIndex(rule, crm_companies.assign(object="companies")).match(changed)
+    matches = _merged("company_matches", fresh, config, warehouse)
+    return dg.Output(matches, metadata={"rule": rule.name, **_counts(matches),
+                                        **_scope_metadata(config, len(fresh))})
 
 
 @dg.asset(description="Each Enginy contact's outcome against the CRM's contacts (and Salesforce leads) "
                       "under the contact identifier, with a near miss proposed for review where the rule "
                       "found nothing.", **_common)
-def contact_matches(enginy_contacts: pd.DataFrame, crm_contacts: pd.DataFrame, crm_leads: pd.DataFrame,
-                    company_matches: pd.DataFrame, integration: IntegrationSettings) -> dg.Output[pd.DataFrame]:
-    config = integration.load()
-    rule = contact_rule(config.contact_identifier)
-    index = CrmIndex(rule, crm_people(config.active_crm, crm_contacts, crm_leads), also=near_miss.FIELDS)
-    matches = near_miss.add_near_misses(index, index.match(enginy_contacts, company_links(company_matches)))
+def contact_matches(config: MatchScope, enginy_contacts: pd.DataFrame, crm_contacts: pd.DataFrame,
+                    crm_leads: pd.DataFrame, company_matches: pd.DataFrame, integration: IntegrationSettings,
+                    warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
+    settings = integration.load()
+    rule = contact_rule(settings.contact_identifier)
+    index = CrmIndex(rule, crm_people(settings.active_crm, crm_contacts, crm_leads), also=near_miss.FIELDS)
+    changed = changed_since(enginy_contacts, config.only_changed_since)
+    fresh = near_miss.add_near_misses(index, index.match(changed, company_links(company_matches)))
+    matches = _merged("contact_matches", fresh, config, warehouse)
     return dg.Output(matches, metadata={"rule": rule.name, **_counts(matches),
-                                        "near_misses": int(matches["near_miss_crm_id"].notna().sum())})
+                                        "near_misses": int(matches["near_miss_crm_id"].notna().sum()),
+                                        **_scope_metadata(config, len(fresh))})
 
 
 @dg.asset(description="Groups of CRM records the identifier rules say are one record: duplicates already "

@@ -19,6 +19,7 @@ def dry_run(
     the new value — then its skips and rejections with their reasons. Nothing is pushed. The
     batches are the *_export_batch assets: materialize them first (Dagster UI, or
     `dagster asset materialize -m crm_pipelines.definitions --select "+contact_export_batch"`)."""
+    from crm_pipelines.export.dry_run import render_dry_run
     from crm_pipelines.resources.warehouse import parse_json_columns
 
     warehouse = warehouse_from_env()
@@ -27,19 +28,7 @@ def dry_run(
         typer.echo(f"{warehouse.describe()} has no export batch yet: materialize the *_export_batch assets "
                    "first; this command only reads them.", err=True)
         raise typer.Exit(2)
-    for name in present:
-        batch = parse_json_columns(warehouse.read_table(name), ("fields", "diff", "writeback"))
-        counts = batch["action"].value_counts().to_dict()
-        typer.echo(f"\n{name}: " + ", ".join(f"{counts.get(a, 0)} {a}" for a in ("create", "update", "skip", "reject")))
-        writing = batch[batch["action"].isin(["create", "update"])]
-        for row in writing.head(limit).to_dict("records"):
-            target = f"CRM {row['crm_id']}" if row["action"] == "update" else "new record"
-            typer.echo(f"  {row['action'].upper():<7} Enginy {row['enginy_id']} → {target}")
-            for change in row["diff"] or []:
-                typer.echo(f"      {change['field']}: {change['crm_value']!r} → {change['new_value']!r}"
-                           f"  ({change.get('rule', '')})")
-        if len(writing) > limit:
-            typer.echo(f"  … {len(writing) - limit} more writes (--limit)")
-        if show_skips:
-            for row in batch[batch["action"].isin(["skip", "reject"])].head(limit).to_dict("records"):
-                typer.echo(f"  {row['action'].upper():<7} Enginy {row['enginy_id']}: {row['reason']}")
+    batches = {name: parse_json_columns(warehouse.read_table(name), ("fields", "diff", "writeback"))
+               for name in present}
+    for line in render_dry_run(batches, limit, show_skips):
+        typer.echo(line)

@@ -94,6 +94,23 @@ def write_tables(url: str, frames: dict[str, pd.DataFrame], replace: bool = True
     return counts
 
 
+def changes_since(engine: sa.Engine, name: str, since: datetime | None) -> tuple[int, datetime | None]:
+    """How many rows of a table were updated after ``since`` and the latest update among them:
+    one aggregate on the indexed updated_at, cheap enough to ask every few minutes."""
+    table = metadata.tables[name]
+    query = sa.select(sa.func.count(), sa.func.max(table.c.updated_at))
+    if since is not None:
+        query = query.where(table.c.updated_at > since)
+    with engine.connect() as conn:
+        count, latest = conn.execute(query).one()
+    if latest is None:
+        return 0, None
+    # SQLite hands back naive text, PostgreSQL an aware datetime; both hold UTC.
+    stamp = pd.Timestamp(latest)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(count), stamp.to_pydatetime()
+
+
 def read_table(engine: sa.Engine, name: str, updated_since: datetime | None = None) -> pd.DataFrame:
     """One Enginy table as a frame, timestamps as UTC; only rows updated since a time if given."""
     table = metadata.tables[name]

@@ -19,8 +19,8 @@ URL_REGEX = r"^(https?://)?[^\s/$.?#][^\s]*\.[^\s]+$"
 
 
 class ExportBatch(pa.DataFrameModel):
-    enginy_id: pa.typing.Series[str] = pa.Field(unique=True)
-    action: pa.typing.Series[str] = pa.Field(isin=["create", "update", "skip", "reject"])
+    enginy_id: pa.typing.Series[str] = pa.Field(unique=True, coerce=True)
+    action: pa.typing.Series[str] = pa.Field(isin=["create", "update", "skip", "reject"], coerce=True)
     crm_id: pa.typing.Series[str] = pa.Field(nullable=True, coerce=True)
     fields: pa.typing.Series[object]
     reason: pa.typing.Series[str] = pa.Field(nullable=True, coerce=True)

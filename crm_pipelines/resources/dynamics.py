@@ -185,6 +185,16 @@ class DynamicsClient:
         return PullResult(records, None if cursor is None or pd.isna(cursor) else cursor.to_pydatetime(),
                           api_calls=self.api_calls - calls_before, pages=pages, state=state)
 
+    def latest_change(self, obj: CrmObject, since: datetime | None) -> datetime | None:
+        entity_set, key, _ = ENTITY_SETS[obj]
+        query = {"$select": "modifiedon", "$orderby": "modifiedon desc", "$top": "1"}
+        if since is not None:
+            query["$filter"] = f"modifiedon gt {_odata_datetime(since)}"
+        rows = self._send("GET", f"{self.api}/{entity_set}?{urlencode(query)}").json().get("value", [])
+        latest = pd.Timestamp(rows[0]["modifiedon"]).to_pydatetime() if rows else None
+        # modifiedon has whole seconds, and so has the filter: never report the cursor itself.
+        return latest if latest is not None and (since is None or latest > since) else None
+
     @property
     def enginy_id_field(self) -> str:
         """The CRM field holding Enginy's id on records the push created (creates upsert on it)."""

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from crm_pipelines.enginy.database import default_enginy_url, make_engine, read_table
+from crm_pipelines.enginy.database import changes_since, default_enginy_url, make_engine, read_table
 
 ENGINY_URL_ENV = "ENGINY_DATABASE_URL"
 
@@ -21,5 +21,13 @@ class EnginyDatabase(dg.ConfigurableResource):
         engine = make_engine(self.url)
         try:
             return read_table(engine, table, updated_since)
+        finally:
+            engine.dispose()
+
+    def changes_since(self, table: str, since: datetime | None) -> tuple[int, datetime | None]:
+        """Rows of ``table`` updated after ``since``, and the latest update among them."""
+        engine = make_engine(self.url)
+        try:
+            return changes_since(engine, table, since)
         finally:
             engine.dispose()

@@ -166,6 +166,14 @@ class HubSpotClient:
         return PullResult(records, None if cursor is None or pd.isna(cursor) else cursor.to_pydatetime(),
                           api_calls=self.api_calls - calls_before, pages=pages, notes=notes)
 
+    def latest_change(self, obj: CrmObject, since: datetime | None) -> datetime | None:
+        if obj not in OBJECT_TYPES:
+            return None  # HubSpot has no Lead object
+        modified = self.settings.modified_property[obj]
+        filters = [_filter(modified, "GT", since)] if since is not None else []
+        page = self._search(OBJECT_TYPES[obj], filters, modified, [modified], limit=1, direction="DESCENDING")
+        return _modified(_plain(page.results[0]), modified) if page.results else None
+
     def _list(self, object_type: str, properties: list[str], archived: bool) -> tuple[list[dict[str, Any]], int]:
         basic = getattr(self.api.crm, object_type).basic_api
         rows, pages, after = [], 0, None
@@ -182,11 +190,11 @@ class HubSpotClient:
                 return rows, pages
 
     def _search(self, object_type: str, filters: list[dict[str, Any]], sort: str, properties: list[str],
-                after: str | None = None) -> Any:
+                after: str | None = None, limit: int = SEARCH_PAGE, direction: str = "ASCENDING") -> Any:
         search = getattr(self.api.crm, object_type).search_api
         request = PublicObjectSearchRequest(
-            filter_groups=[{"filters": filters}], sorts=[{"propertyName": sort, "direction": "ASCENDING"}],
-            properties=properties, limit=SEARCH_PAGE, after=after)
+            filter_groups=[{"filters": filters}] if filters else [], sorts=[{"propertyName": sort, "direction": direction}],
+            properties=properties, limit=limit, after=after)
         # Search has its own per-second limit and sends no rate-limit headers: pace it here.
         wait = self._last_search + 1 / self.settings.search_calls_per_second - time.monotonic()
         if wait > 0:

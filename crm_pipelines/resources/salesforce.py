@@ -201,6 +201,14 @@ class SalesforceClient:
 
         return self._call(lambda sf: read())
 
+    def latest_change(self, obj: CrmObject, since: datetime | None) -> datetime | None:
+        sobject = SOBJECTS[obj]
+        where = f" WHERE SystemModstamp > {_soql_datetime(since)}" if since is not None else ""
+        soql = f"SELECT Id, SystemModstamp FROM {sobject}{where} ORDER BY SystemModstamp DESC LIMIT 1"
+        # queryAll: a deletion moves SystemModstamp too, and the sync must hear of it.
+        rows = self._call(lambda sf: sf.query(soql, include_deleted=sobject != "User"))["records"]
+        return pd.Timestamp(rows[0]["SystemModstamp"]).to_pydatetime() if rows else None
+
     def users(self) -> pd.DataFrame:
         return self.pull("users", None, None).records
 

@@ -1,0 +1,22 @@
+"""The nightly reconciliation: everything pulled again, matched again, and what a push would do."""
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from crm_pipelines.jobs import NIGHTLY_RECONCILIATION, SNAPSHOTS
+
+
+def build_nightly_reconciliation(job: UnresolvedAssetJobDefinition, cron: str, timezone: str,
+                                 partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.ScheduleDefinition:
+    @dg.schedule(name="nightly_reconciliation_schedule", job=job, cron_schedule=cron, execution_timezone=timezone,
+                 default_status=dg.DefaultScheduleStatus.STOPPED,
+                 description=f"Runs {NIGHTLY_RECONCILIATION} at '{cron}' ({timezone}): a full pull of every CRM "
+                             "object (records deleted or edited without moving their timestamp are caught "
+                             "here), matching, the match-quality report and an export dry run attached to "
+                             "the run as export_dry_run. Nothing is pushed.")
+    def nightly_reconciliation_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        day = partitions_def.get_last_partition_key(current_time=context.scheduled_execution_time)
+        full = {"ops": {name: {"config": {"full_refresh": True}} for name in SNAPSHOTS.values()}}
+        return dg.RunRequest(run_key=f"nightly:{day}", partition_key=day, run_config=full)
+
+    return nightly_reconciliation_schedule

@@ -1,0 +1,178 @@
+"""The change sensors against a real Dagster instance on PostgreSQL and the sandbox CRM: a change
+requests exactly one run, no change requests none, a change made while a run is under way is
+never skipped, and the Enginy sensor asks for work on the changed records only."""
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from crm_pipelines.config import EXAMPLES_DIR
+from crm_pipelines.enginy.database import write_tables
+from crm_pipelines.enginy.generator import generate_frames
+from crm_pipelines.jobs import ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, INCREMENTAL_SYNC
+from crm_pipelines.resources.warehouse import Warehouse
+from crm_pipelines.sandbox.connection import client_environment
+from tests.connectors.test_snapshot_assets import CRMS
+from tests.postgres import dagster_instance_on_postgres
+
+pytestmark = pytest.mark.postgres
+TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+
+
+@pytest.fixture
+def instance(tmp_path: Path, monkeypatch):
+    with dagster_instance_on_postgres(tmp_path / "dagster_home", monkeypatch) as instance:
+        yield instance
+
+
+def _environment(monkeypatch, tmp_path: Path, crm: str, sandbox, config: Path | None = None) -> Warehouse:
+    data = generate_frames(120, seed=21)
+    enginy_url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
+    write_tables(enginy_url, data.enginy)
+    env = {"CRM_PIPELINES_CONFIG": str(config or EXAMPLES_DIR / f"{crm}.yaml"), "ENGINY_DATABASE_URL": enginy_url,
+           "CRM_PIPELINES_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}", **client_environment(crm, sandbox)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return Warehouse(url=env["CRM_PIPELINES_WAREHOUSE_URL"])
+
+
+def _tick(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor: str | None):
+    repository = defs.get_repository_def()
+    with dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=repository,
+                                 resources=repository.get_top_level_resources()) as context:
+        return repository.get_sensor_def(name).evaluate_tick(context)
+
+
+def _run(defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterInstance,
+         job_name: str = INCREMENTAL_SYNC) -> dg.ExecuteInProcessResult:
+    job = defs.resolve_job_def(request.job_name or job_name)
+    result = job.execute_in_process(instance=instance, partition_key=request.partition_key,
+                                    asset_selection=request.asset_selection, run_config=request.run_config or {},
+                                    tags=request.tags)
+    assert result.success
+    return result
+
+
+@pytest.mark.parametrize("crm_name", sorted(CRMS))
+def test_the_crm_sensor_requests_one_run_per_change_and_never_skips_one(
+        crm_name: str, sandbox, instance, tmp_path: Path, monkeypatch) -> None:
+    from crm_pipelines.definitions import defs as load
+
+    spec = CRMS[crm_name]
+    spec.seed(sandbox.ctx, generate_frames(200, seed=11).crm)
+    warehouse = _environment(monkeypatch, tmp_path, crm_name, sandbox)
+    defs = load()
+
+    first = _tick(defs, "crm_change_sensor", instance, None)
+    assert len(first.run_requests) == 1, "the first tick syncs every object once"
+    assert first.run_requests[0].partition_key == TODAY
+    ids = list(warehouse.read_table("crm_contacts")["crm_id"]) if "crm_contacts" in warehouse.table_names() else []
+    assert ids == []
+
+    # A change lands after the tick, while the requested run is still to come …
+    contact = next(r.id for r in sandbox.ctx.store.records(crm_name, spec.contacts))
+    spec.update_title(spec.resource(sandbox), contact, "During The Run")
+    _run(defs, first.run_requests[0], instance)
+    # … and another one after the run has pulled.
+    other = next(r.id for r in sandbox.ctx.store.records(crm_name, spec.contacts) if r.id != contact)
+    spec.update_title(spec.resource(sandbox), other, "After The Run")
+
+    second = _tick(defs, "crm_change_sensor", instance, first.cursor)
+    assert len(second.run_requests) == 1
+    selected = {key.path[-1] for key in second.run_requests[0].asset_selection}
+    assert selected == {"crm_contacts", "crm_associations"}, "only the object that changed is synced"
+    _run(defs, second.run_requests[0], instance)
+    titles = warehouse.read_table("crm_contacts").set_index("crm_id")["job_title"]
+    assert titles[contact] == "During The Run" and titles[other] == "After The Run"
+
+    quiet = _tick(defs, "crm_change_sensor", instance, second.cursor)
+    assert quiet.run_requests == [] and "nothing changed" in quiet.skip_message
+    assert quiet.cursor in (None, second.cursor)
+
+
+@pytest.mark.parametrize("crm_name", ["hubspot"])
+def test_the_crm_sensor_waits_for_an_unfinished_sync_and_then_catches_up(
+        crm_name: str, sandbox, instance, tmp_path: Path, monkeypatch) -> None:
+    from crm_pipelines.definitions import defs as load
+
+    spec = CRMS[crm_name]
+    spec.seed(sandbox.ctx, generate_frames(50, seed=11).crm)
+    _environment(monkeypatch, tmp_path, crm_name, sandbox)
+    defs = load()
+    first = _tick(defs, "crm_change_sensor", instance, None)
+    _run(defs, first.run_requests[0], instance)
+
+    job = defs.resolve_job_def(INCREMENTAL_SYNC)
+    unfinished = instance.create_run_for_job(job, tags={"dagster/partition": TODAY}, status=dg.DagsterRunStatus.STARTED)
+    contact = next(r.id for r in sandbox.ctx.store.records(crm_name, spec.contacts))
+    spec.update_title(spec.resource(sandbox), contact, "While Another Sync Runs")
+    waiting = _tick(defs, "crm_change_sensor", instance, first.cursor)
+    assert waiting.run_requests == [] and unfinished.run_id in waiting.skip_message
+    assert waiting.cursor in (None, first.cursor), "the cursor stays where the finished runs left it"
+
+    instance.report_run_failed(unfinished)
+    after = _tick(defs, "crm_change_sensor", instance, first.cursor)
+    assert len(after.run_requests) == 1
+
+
+def _touch(enginy_url: str, ids: list[str], title: str) -> datetime:
+    engine = sa.create_engine(enginy_url)
+    now = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=1)
+    with engine.begin() as conn:
+        for contact_id in ids:
+            conn.execute(sa.text("UPDATE contacts SET job_title = :t, updated_at = :u WHERE id = :i"),
+                         {"t": title, "u": now, "i": contact_id})
+    engine.dispose()
+    return now
+
+
+@pytest.mark.slow
+def test_the_enginy_sensor_requests_matching_and_batches_for_the_changed_records_only(
+        sandbox, instance, tmp_path: Path, monkeypatch) -> None:
+    from crm_pipelines.definitions import MATERIALIZE_ALL, defs as load
+
+    crm = "hubspot"
+    CRMS[crm].seed(sandbox.ctx, generate_frames(120, seed=21).crm)
+    sandbox.ctx.crm_settings("hubspot").update({"burst_limit": None, "search_per_second": None})
+    warehouse = _environment(monkeypatch, tmp_path, crm, sandbox)
+    enginy_url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
+    defs = load()
+    assert defs.resolve_job_def(MATERIALIZE_ALL).execute_in_process(instance=instance, partition_key=TODAY).success
+    everyone = len(warehouse.read_table("contact_matches"))
+
+    first = _tick(defs, "enginy_change_sensor", instance, None)
+    assert [r.job_name for r in first.run_requests] == [ENGINY_SYNC] and first.run_requests[0].run_config == {}
+    assert _tick(defs, "enginy_change_sensor", instance, first.cursor).run_requests == []
+
+    contacts = warehouse.read_table("enginy_contacts")
+    changed = list(contacts["id"].astype(str).head(2))
+    _touch(enginy_url, changed, "Head of Partnerships")
+    request = _tick(defs, "enginy_change_sensor", instance, first.cursor).run_requests
+    assert len(request) == 1 and request[0].job_name == ENGINY_SYNC
+    result = _run(defs, request[0], instance)
+    meta = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert meta["contact_matches"]["records_rematched"].value == 2
+    assert len(warehouse.read_table("contact_matches")) == everyone, "the other records keep their last match"
+    batch = warehouse.read_table("contact_export_batch")
+    assert sorted(batch["enginy_id"].astype(str)) == sorted(changed)
+    assert "crm_push_results" not in meta, "without automatic export the batch waits for export_push"
+
+    config = yaml.safe_load((EXAMPLES_DIR / f"{crm}.yaml").read_text())
+    config["automation"] = {"automatic_export": True}
+    path = tmp_path / "automatic.yaml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("CRM_PIPELINES_CONFIG", str(path))
+    defs = load()
+    cursor = _tick(defs, "enginy_change_sensor", instance, first.cursor).cursor
+    _touch(enginy_url, changed[:1], "Chief Partnerships Officer")
+    automatic = _tick(defs, "enginy_change_sensor", instance, cursor).run_requests
+    assert [r.job_name for r in automatic] == [ENGINY_SYNC_AND_PUSH]
+    pushed = _run(defs, automatic[0], instance)
+    assert any(e.asset_key.path[-1] == "crm_push_results" for e in pushed.get_asset_materialization_events())
+    results = warehouse.read_table("crm_push_results")
+    contacts_pushed = results[results["object"] == "contacts"]
+    assert list(contacts_pushed["enginy_id"].astype(str)) == changed[:1]
