@@ -34,10 +34,16 @@ def raise_alert(context, slack: SlackWebhook, kind: str, title: str, details: st
         context.log.warning("alert recorded, but not posted to Slack: %s", exc)
 
 
+CHECK_FAILED = "DagsterAssetCheckFailedError"
+
+
 def _step_errors(context: dg.RunFailureSensorContext) -> list[str]:
+    """Why each step failed; a blocking check that stopped the run is failed_check_alert's to tell."""
     errors = []
     for event in context.get_step_failure_events():
         error = event.step_failure_data.error
+        if error is not None and error.cls_name == CHECK_FAILED:
+            continue
         # The innermost cause is the one a person acts on (the CRM's answer, not Dagster's wrapper).
         while error is not None and error.cause is not None:
             error = error.cause
@@ -50,7 +56,11 @@ def _step_errors(context: dg.RunFailureSensorContext) -> list[str]:
                                    "why; a Dynamics connection to renew is raised as reconnect_required.")
 def run_failure_alert(context: dg.RunFailureSensorContext, slack: SlackWebhook) -> None:
     run = context.dagster_run
-    errors = _step_errors(context) or [context.failure_event.message or "the run failed"]
+    errors = _step_errors(context)
+    if not errors and context.get_step_failure_events():
+        context.log.info("run %s stopped at a blocking check; failed_check_alert reports it", run.run_id)
+        return
+    errors = errors or [context.failure_event.message or "the run failed"]
     reconnect = [e for e in errors if RECONNECT_MARKER in e]
     if reconnect:
         kind, title = "reconnect_required", "Dynamics needs to be reconnected"

@@ -1,0 +1,154 @@
+"""Alerts: a failed run and a failed blocking check each leave a record on pipeline_alerts and a
+Slack message (a local webhook here); a Dynamics connection Entra ID refuses is raised as a
+reconnect alert; Slack being down never loses the record; no secret ever reaches either."""
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from crm_pipelines.config import EXAMPLES_DIR
+from crm_pipelines.enginy.database import write_tables
+from crm_pipelines.enginy.generator import generate_frames
+from crm_pipelines.resources.alerts import AlertDeliveryError, SlackWebhook
+from crm_pipelines.sandbox import dynamics as sandbox_dynamics
+from crm_pipelines.sandbox.connection import client_environment
+from crm_pipelines.sensors.alerts import ALERTS, build_failed_check_alert, raise_alert, run_failure_alert
+from tests.orchestration.slack import SlackEndpoint
+from tests.postgres import dagster_instance_on_postgres
+
+TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+WRONG_SECRET = "not-the-app-secret-4711"
+
+
+@pytest.fixture
+def slack():
+    endpoint = SlackEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
+def alerts(instance: dg.DagsterInstance) -> list[dict]:
+    records = instance.fetch_materializations(ALERTS, limit=100).records
+    return [{"title": r.asset_materialization.description,
+             **{k: v.value for k, v in r.asset_materialization.metadata.items()}} for r in records]
+
+
+@pytest.mark.postgres
+def test_a_dynamics_connection_entra_id_refuses_raises_a_reconnect_alert(
+        sandbox, slack, tmp_path: Path, monkeypatch) -> None:
+    sandbox_dynamics.seed(sandbox.ctx, generate_frames(30, seed=3).crm)
+    enginy_url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
+    write_tables(enginy_url, generate_frames(30, seed=3).enginy)
+    env = {**client_environment("dynamics", sandbox), "DYNAMICS_CLIENT_SECRET": WRONG_SECRET,
+           "CRM_PIPELINES_CONFIG": str(EXAMPLES_DIR / "dynamics.yaml"), "ENGINY_DATABASE_URL": enginy_url,
+           "CRM_PIPELINES_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from crm_pipelines.definitions import defs
+
+    with dagster_instance_on_postgres(tmp_path / "home", monkeypatch) as instance:
+        result = defs().resolve_job_def("incremental_sync").execute_in_process(
+            instance=instance, partition_key=TODAY, raise_on_error=False)
+        assert not result.success
+        context = dg.build_run_status_sensor_context(
+            sensor_name="run_failure_alert", dagster_event=result.get_run_failure_event(),
+            dagster_instance=instance, dagster_run=result.dagster_run,
+            resources={"slack": SlackWebhook(url=slack.url)}).for_run_failure()
+        run_failure_alert(context)
+
+        [alert] = alerts(instance)
+        assert alert["kind"] == "reconnect_required" and alert["title"] == "Dynamics needs to be reconnected"
+        assert "reconnect Dynamics: Entra ID refused the app" in alert["details"]
+        assert alert["run"] == result.run_id
+        [message] = slack.messages
+        assert message["text"].startswith(":rotating_light: *Dynamics needs to be reconnected*")
+        for text in (str(alert), message["text"]):
+            assert WRONG_SECRET not in text
+
+
+def test_a_failed_run_alerts_with_the_step_and_its_reason(slack) -> None:
+    @dg.op
+    def pull_contacts() -> None:
+        raise RuntimeError("Salesforce answered 500 to GET /services/data/v62.0/query")
+
+    @dg.job
+    def incremental_sync() -> None:
+        pull_contacts()
+
+    with dg.instance_for_test() as instance:
+        result = incremental_sync.execute_in_process(instance=instance, raise_on_error=False)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="run_failure_alert", dagster_event=result.get_run_failure_event(), dagster_instance=instance,
+            dagster_run=result.dagster_run, resources={"slack": SlackWebhook(url=slack.url)}).for_run_failure()
+        run_failure_alert(context)
+        [alert] = alerts(instance)
+    assert alert["kind"] == "run_failed" and alert["title"] == "incremental_sync failed"
+    assert "pull_contacts: RuntimeError: Salesforce answered 500" in alert["details"] or \
+        "pull_contacts: Salesforce answered 500" in alert["details"]
+    assert "incremental_sync failed" in slack.messages[0]["text"]
+
+
+def _failed_gate(instance: dg.DagsterInstance, description: str) -> dg.ExecuteInProcessResult:
+    """A failing evaluation of the contact batch's blocking gate, as a run of the batch records it."""
+    @dg.asset(name="contact_export_batch")
+    def batch() -> None:
+        return None
+
+    @dg.asset_check(asset=batch, name="export_gates", blocking=True)
+    def export_gates() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR, description=description)
+
+    result = dg.materialize([batch, export_gates], instance=instance, raise_on_error=False)
+    assert not result.success
+    return result
+
+
+def test_a_failed_blocking_check_alerts_once_with_its_reasons(slack) -> None:
+    key = dg.AssetCheckKey(dg.AssetKey("contact_export_batch"), "export_gates")
+    sensor = build_failed_check_alert([key])
+    resources = {"slack": SlackWebhook(url=slack.url)}
+    with dg.instance_for_test() as instance:
+        stopped = _failed_gate(instance, "mapping no_such_field: the CRM has no such field")
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            first = sensor.evaluate_tick(context)
+        # The run the check stopped failed too; the check's alert is the one that says why.
+        run_failure_alert(dg.build_run_status_sensor_context(
+            sensor_name="run_failure_alert", dagster_event=stopped.get_run_failure_event(), dagster_instance=instance,
+            dagster_run=stopped.dagster_run, resources=resources).for_run_failure())
+        [alert] = alerts(instance)
+        assert alert["kind"] == "check_failed"
+        assert alert["title"] == "contact_export_batch:export_gates failed: the push was stopped"
+        assert "no_such_field" in alert["details"] and "no_such_field" in slack.messages[0]["text"]
+
+        with dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources) as context:
+            again = sensor.evaluate_tick(context)
+        assert len(alerts(instance)) == 1 and len(slack.messages) == 1, "each failure alerts once"
+
+        _failed_gate(instance, "3 of 10 rows rejected (30.0%; the limit is 5%)")
+        with dg.build_sensor_context(instance=instance, cursor=again.cursor, resources=resources) as context:
+            sensor.evaluate_tick(context)
+        assert len(alerts(instance)) == 2 and "rows rejected" in slack.messages[-1]["text"]
+
+
+def test_slack_errors_are_retried_and_an_outage_never_loses_the_alert() -> None:
+    flaky = SlackEndpoint(failures=2, status=503)
+    try:
+        assert SlackWebhook(url=flaky.url).post("hello") is True
+        assert flaky.calls == 3 and flaky.messages == [{"text": "hello"}]
+    finally:
+        flaky.close()
+
+    down = SlackEndpoint()
+    url = down.url
+    down.close()
+    with pytest.raises(AlertDeliveryError) as refused:
+        SlackWebhook(url=url, attempts=2).post("hello")
+    assert "secret-token" not in str(refused.value), "the webhook URL is a secret"
+
+    with dg.instance_for_test() as instance:
+        with dg.build_sensor_context(instance=instance) as context:
+            raise_alert(context, SlackWebhook(url=url, attempts=1), "run_failed", "export_push failed", "- why", None)
+        assert [a["title"] for a in alerts(instance)] == ["export_push failed"]
+    assert SlackWebhook().post("nobody listens") is False, "no webhook configured: nothing is sent"
