@@ -22,7 +22,9 @@ CONFIG_ENV_VAR = "CRM_PIPELINES_CONFIG"
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 DEFAULT_CONFIG = EXAMPLES_DIR / "salesforce.yaml"
 
-CRMS = ("salesforce", "hubspot", "dynamics")
+CRMS = ("salesforce", "hubspot", "dynamics", "pipedrive")
+# CRMs whose field mapping has a Leads tab (the seeds: Salesforce, and Pipedrive's leads).
+LEAD_TAB_CRMS = ("salesforce", "pipedrive")
 
 # Columns of the Enginy tables a mapping or identifier may name (crm_pipelines/enginy/schema.py).
 ENGINY_CONTACT_FIELDS = ("id", "first_name", "last_name", "email", "phone", "job_title", "linkedin_url",
@@ -85,6 +87,7 @@ class CrmSelection(_Strict):
     salesforce: CrmSettings | None = None
     hubspot: CrmSettings | None = None
     dynamics: CrmSettings | None = None
+    pipedrive: CrmSettings | None = None
 
     @model_validator(mode="after")
     def _exactly_one_enabled(self) -> "CrmSelection":
@@ -93,7 +96,7 @@ class CrmSelection(_Strict):
             raise _fail(f"{' and '.join(enabled)} are both enabled; only one CRM can be active at a time",
                         f"set enabled: false on all but one of {', '.join(enabled)}")
         if not enabled:
-            raise _fail("no CRM is enabled", "set enabled: true under one of salesforce, hubspot, dynamics")
+            raise _fail("no CRM is enabled", f"set enabled: true under one of {', '.join(CRMS)}")
         return self
 
     @property
@@ -223,7 +226,7 @@ def _check_tab(tab: str, mappings: list[Any], enginy_fields: tuple[str, ...]) ->
 
 class FieldMappingTabs(_Strict):
     contacts: list[FieldMapping] = Field(default_factory=list)
-    leads: list[FieldMapping] | None = Field(None, description="Salesforce only")
+    leads: list[FieldMapping] | None = Field(None, description="Salesforce and Pipedrive only")
     companies: list[FieldMapping] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -296,13 +299,14 @@ class IntegrationConfig(_Strict):
 
     @model_validator(mode="after")
     def _salesforce_only_options(self) -> "IntegrationConfig":
-        if self.crm.active != "salesforce":
+        if self.crm.active not in LEAD_TAB_CRMS:
             if self.field_mapping.leads is not None:
-                raise _fail("field_mapping.leads: the Leads tab exists for Salesforce only",
-                            "remove field_mapping.leads, or enable salesforce")
+                raise _fail("field_mapping.leads: the Leads tab exists for Salesforce and Pipedrive only",
+                            "remove field_mapping.leads, or enable salesforce or pipedrive")
             if self.campaign_mapping.leads is not None:
-                raise _fail("campaign_mapping.leads: Leads exist for Salesforce only",
-                            "remove campaign_mapping.leads, or enable salesforce")
+                raise _fail("campaign_mapping.leads: Leads exist for Salesforce and Pipedrive only",
+                            "remove campaign_mapping.leads, or enable salesforce or pipedrive")
+        if self.crm.active != "salesforce":
             if self.create_on_duplicate_warning:
                 raise _fail("create_on_duplicate_warning: duplicate-rule warnings are a Salesforce feature",
                             "remove create_on_duplicate_warning, or enable salesforce")

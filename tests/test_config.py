@@ -98,18 +98,26 @@ def test_a_field_mapping_without_a_type_is_refused() -> None:
     assert problem.startswith("field_mapping.contacts[0]: a field mapping without a type")
 
 
-def test_the_leads_tab_is_refused_for_a_crm_other_than_salesforce() -> None:
+def test_the_leads_tab_is_refused_for_a_crm_without_leads() -> None:
     data = hubspot()
     data["field_mapping"]["leads"] = [{"type": "enginy_field", "enginy_field": "email", "crm_field": "email"}]
     [problem] = problems(data)
-    assert problem.startswith("field_mapping.leads: the Leads tab exists for Salesforce only")
+    assert problem.startswith("field_mapping.leads: the Leads tab exists for Salesforce and Pipedrive only")
 
 
-def test_campaign_mapping_for_leads_is_refused_outside_salesforce() -> None:
+def test_pipedrive_maps_leads_too() -> None:
+    """The seeds: setup "only varies slightly for Pipedrive: in step 2 you can also map Leads"."""
+    data = hubspot()
+    data["crm"] = {"pipedrive": {"enabled": True}}
+    data["field_mapping"]["leads"] = [{"type": "enginy_field", "enginy_field": "email", "crm_field": "title"}]
+    assert parse_config(data).field_mapping.leads[0].crm_field == "title"
+
+
+def test_campaign_mapping_for_leads_is_refused_for_a_crm_without_leads() -> None:
     data = hubspot()
     data["campaign_mapping"]["leads"] = {"sequence_status": "x"}
     [problem] = problems(data)
-    assert problem.startswith("campaign_mapping.leads: Leads exist for Salesforce only")
+    assert problem.startswith("campaign_mapping.leads: Leads exist for Salesforce and Pipedrive only")
 
 
 def test_create_on_duplicate_warning_is_refused_outside_salesforce() -> None:

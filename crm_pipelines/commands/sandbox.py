@@ -10,21 +10,19 @@ from typing import Annotated
 import typer
 
 from crm_pipelines.sandbox import crms
-from crm_pipelines.sandbox.app import SandboxContext
+from crm_pipelines.sandbox.app import SandboxContext, every_crm
 from crm_pipelines.sandbox.faults import FaultRule
 from crm_pipelines.sandbox.seed import SeedData
 from crm_pipelines.sandbox.server import serve_forever
 from crm_pipelines.sandbox.tls import ensure_certificate
 
 
-class Crm(str, Enum):
-    salesforce = "salesforce"
-    hubspot = "hubspot"
-    dynamics = "dynamics"
+# Every CRM the sandbox emulates (crm_pipelines.sandbox.crms), as the choices of --crm.
+Crm = Enum("Crm", {name: name for name in every_crm()}, type=str)
 
 
 def sandbox(
-    crm: Annotated[list[Crm] | None, typer.Option(help="CRM to serve (repeat for several); default: all three.")] = None,
+    crm: Annotated[list[Crm] | None, typer.Option(help="CRM to serve (repeat for several); default: all.")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; keep it on loopback.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (HTTPS).")] = 8443,
     seed_from: Annotated[Path | None, typer.Option(
@@ -83,7 +81,7 @@ def parse_setting(text: str) -> tuple[tuple[str, str], object]:
     key, sep, raw = text.partition("=")
     crm, dot, name = key.partition(".")
     if not sep or not dot or crm not in {c.value for c in Crm} or not name:
-        raise typer.BadParameter(f"{text!r}: write CRM.NAME=VALUE with CRM one of salesforce, hubspot, dynamics, "
+        raise typer.BadParameter(f"{text!r}: write CRM.NAME=VALUE with CRM one of {', '.join(c.value for c in Crm)}, "
                                  "e.g. hubspot.burst_limit=100", param_hint="--setting")
     try:
         value = json.loads(raw)

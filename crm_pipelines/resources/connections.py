@@ -12,6 +12,7 @@ import dagster as dg
 from crm_pipelines.resources.crm import CrmResource
 from crm_pipelines.resources.dynamics import DynamicsResource
 from crm_pipelines.resources.hubspot import HubSpotResource
+from crm_pipelines.resources.pipedrive import PipedriveResource
 from crm_pipelines.resources.salesforce import SalesforceResource
 
 # Variable names per CRM, documented in the README.
@@ -24,11 +25,14 @@ ENVIRONMENT = {
                  "client_id": "DYNAMICS_CLIENT_ID", "client_secret": "DYNAMICS_CLIENT_SECRET",
                  "authority_host": "DYNAMICS_AUTHORITY_HOST", "token_cache_path": "DYNAMICS_TOKEN_CACHE_PATH",
                  "token_cache_key": "DYNAMICS_TOKEN_CACHE_KEY"},
+    "pipedrive": {"api_token": "PIPEDRIVE_API_TOKEN", "base_url": "PIPEDRIVE_BASE_URL",
+                  "ca_bundle": "PIPEDRIVE_CA_BUNDLE"},
 }
 REQUIRED = {"salesforce": {"client_id", "client_secret"}, "hubspot": {"access_token"},
-            "dynamics": {"environment_url", "tenant_id", "client_id", "client_secret"}}
+            "dynamics": {"environment_url", "tenant_id", "client_id", "client_secret"}, "pipedrive": {"api_token"}}
 RESOURCES: dict[str, type[CrmResource]] = {
-    "salesforce": SalesforceResource, "hubspot": HubSpotResource, "dynamics": DynamicsResource}
+    "salesforce": SalesforceResource, "hubspot": HubSpotResource, "dynamics": DynamicsResource,
+    "pipedrive": PipedriveResource}
 
 
 def crm_resource(crm: str, environment: str = "production") -> CrmResource:

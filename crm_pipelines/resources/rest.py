@@ -294,6 +294,9 @@ class RestClient:
             status = response.status_code
             if status in TRANSIENT_STATUSES and (safe or status in NOT_ACTED_ON):
                 raise TransientCrmError(status, f"{self.name} answered {status}", self._retry_after(response))
+            if status in TRANSIENT_STATUSES:  # a 500 or 502 to a create: it may have been written
+                raise _Lost(UncertainWrite(f"{self.name}: {method} {url.split('?')[0]} answered {status}; "
+                                           "the write may have happened"))
             if status >= 400:
                 raise RestError(status, method, url, _body(response))
             return _body(response) if response.content else None

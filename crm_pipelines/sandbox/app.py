@@ -41,7 +41,7 @@ class SandboxContext:
     # control API and tests can change them at run time.
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Which CRMs this server answers for; all by default.
-    crms: tuple[str, ...] = ("salesforce", "hubspot", "dynamics")
+    crms: tuple[str, ...] = field(default_factory=lambda: every_crm())
 
     def crm_settings(self, crm: str) -> dict[str, Any]:
         return self.settings.setdefault(crm, {})
@@ -143,6 +143,12 @@ def control_routes(ctx: SandboxContext) -> list[BaseRoute]:
         Route("/_sandbox/settings/{crm}", settings, methods=["GET", "PATCH"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
     ]
+
+
+def every_crm() -> tuple[str, ...]:
+    from crm_pipelines.sandbox import crms  # the CRM modules import this one
+
+    return tuple(module.CRM for module in crms.MODULES)
 
 
 def build_app(ctx: SandboxContext) -> Starlette:

@@ -16,6 +16,11 @@ def client_environment(crm: str, sandbox: RunningSandbox) -> dict[str, str]:
 
         return {"HUBSPOT_HOST": base, "HUBSPOT_ACCESS_TOKEN": ACCESS_TOKEN,
                 "HUBSPOT_CA_BUNDLE": str(sandbox.tls.ca_bundle.resolve())}
+    if crm == "pipedrive":
+        from crm_pipelines.sandbox.pipedrive import API_TOKEN
+
+        return {"PIPEDRIVE_BASE_URL": base, "PIPEDRIVE_API_TOKEN": API_TOKEN,
+                "PIPEDRIVE_CA_BUNDLE": str(sandbox.tls.ca_bundle.resolve())}
     from crm_pipelines.sandbox.dynamics import CLIENT_ID, CLIENT_SECRET, TENANT_NAME
 
     return {"DYNAMICS_ENVIRONMENT_URL": base, "DYNAMICS_AUTHORITY_HOST": base, "DYNAMICS_TENANT_ID": TENANT_NAME,

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from crm_pipelines.sandbox import dynamics, hubspot, salesforce
+from crm_pipelines.sandbox import dynamics, hubspot, pipedrive, salesforce
 
-MODULES = (salesforce, hubspot, dynamics)
+MODULES = (salesforce, hubspot, dynamics, pipedrive)
 
 
 def seed(ctx, data) -> dict[str, int]:

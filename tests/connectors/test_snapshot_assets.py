@@ -21,10 +21,12 @@ from crm_pipelines.resources.crm import CrmResource
 from crm_pipelines.resources.dynamics import DynamicsResource
 from crm_pipelines.resources.hubspot import HubSpotResource
 from crm_pipelines.resources.integration import IntegrationSettings
+from crm_pipelines.resources.pipedrive import PipedriveResource
 from crm_pipelines.resources.salesforce import SalesforceResource
 from crm_pipelines.resources.warehouse import Warehouse, WarehouseIOManager
 from crm_pipelines.sandbox import dynamics as sandbox_dynamics
 from crm_pipelines.sandbox import hubspot as sandbox_hubspot
+from crm_pipelines.sandbox import pipedrive as sandbox_pipedrive
 from crm_pipelines.sandbox import salesforce as sandbox_salesforce
 from crm_pipelines.sandbox.connection import client_environment
 
@@ -82,6 +84,15 @@ CRMS = {
         lambda r, id_: _dynamics(r, "DELETE", f"contacts({id_})"),
         lambda r, email: _dynamics(r, "POST", "contacts", headers={"Prefer": "return=representation"},
                                    json={"lastname": "Okafor", "emailaddress1": email}).json()["contactid"]),
+    "pipedrive": Crm(
+        "pipedrive", sandbox_pipedrive.seed,
+        lambda sb: PipedriveResource(api_token=sandbox_pipedrive.API_TOKEN, base_url=sb.base_url,
+                                     ca_bundle=str(sb.tls.ca_bundle), page_size=100),
+        "persons", "leads", "job_title",
+        lambda r, id_, title: r.client().rest.request("PATCH", f"/api/v2/persons/{id_}", json={"job_title": title}),
+        lambda r, id_: r.client().rest.request("DELETE", f"/api/v2/persons/{id_}"),
+        lambda r, email: str(r.client().rest.request("POST", "/api/v2/persons", json={
+            "name": "Okafor", "last_name": "Okafor", "emails": [{"value": email, "primary": True}]})["data"]["id"])),
 }
 
 

@@ -14,15 +14,24 @@ from crm_pipelines.enginy.database import write_tables
 from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.export.values import same
 from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
-from crm_pipelines.sandbox import crms
+from crm_pipelines.sandbox import crms, pipedrive
 from crm_pipelines.sandbox.connection import client_environment
+from crm_pipelines.sandbox.faults import FaultRule
 
 TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-CONTACT_OBJECT = {"salesforce": "Contact", "hubspot": "contacts", "dynamics": "contacts"}
-ENGINY_KEY = {"salesforce": "Enginy_Id__c", "hubspot": "enginy_id", "dynamics": "crm_enginyid"}
+CONTACT_OBJECT = {"salesforce": "Contact", "hubspot": "contacts", "dynamics": "contacts", "pipedrive": "persons"}
+ENGINY_KEY = {"salesforce": "Enginy_Id__c", "hubspot": "enginy_id", "dynamics": "crm_enginyid",
+              "pipedrive": "Enginy Id"}
 
 
-@pytest.fixture(params=["salesforce", "hubspot", "dynamics"])
+def fields_of(sandbox, crm: str, record) -> dict:
+    """A stored record's fields under the names the integration config uses."""
+    if crm == "pipedrive":
+        return pipedrive.named_fields(sandbox.ctx, "persons", record)
+    return record.fields
+
+
+@pytest.fixture(params=["salesforce", "hubspot", "dynamics", "pipedrive"])
 def pipeline(request, sandbox, tmp_path: Path, monkeypatch):
     crm = request.param
     data = generate_frames(120, seed=21)
@@ -39,10 +48,14 @@ def pipeline(request, sandbox, tmp_path: Path, monkeypatch):
     return crm, sandbox, Warehouse(url=env["CRM_PIPELINES_WAREHOUSE_URL"]), data
 
 
-def run_everything(instance: dg.DagsterInstance, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+def defs_job() -> dg.JobDefinition:
     from crm_pipelines.definitions import MATERIALIZE_ALL, defs
 
-    job = defs().resolve_job_def(MATERIALIZE_ALL)
+    return defs().resolve_job_def(MATERIALIZE_ALL)
+
+
+def run_everything(instance: dg.DagsterInstance, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    job = defs_job()
     return job.execute_in_process(instance=instance, partition_key=TODAY, run_config=run_config or {},
                                   raise_on_error=False)
 
@@ -67,13 +80,13 @@ def test_an_export_pushes_exactly_its_batch_and_a_second_run_creates_nothing(pip
         created = contacts[contacts["status"] == "created"]
         after = sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])
         assert len(after) == before + len(created), "exactly the batch's creates, nothing more"
-        held = {r.fields.get(ENGINY_KEY[crm]): r for r in after}
+        held = {fields_of(sandbox, crm, r).get(ENGINY_KEY[crm]): fields_of(sandbox, crm, r) for r in after}
         for row in creates.head(20).to_dict("records"):
             record = held[row["enginy_id"]]
             for field, value in row["fields"].items():
                 # the CRM's own spelling of the value: HubSpot answers numbers as text, …
-                assert same(record.fields.get(field), value) or str(record.fields.get(field)).lower() == str(
-                    value).lower(), (field, value, record.fields.get(field))
+                assert same(record.get(field), value) or str(record.get(field)).lower() == str(
+                    value).lower(), (field, value, record.get(field))
         # The next snapshot sees what was pushed, and the next export finds it: no second create.
         second = run_everything(instance)
         assert second.success
@@ -97,7 +110,8 @@ def test_a_failing_gate_stops_the_push_and_says_why(pipeline, tmp_path: Path, mo
         assert not gate.passed and "no_such_field" in gate.description
         pushed = [e for e in run.get_asset_materialization_events() if e.asset_key.path[-1] == "crm_push_results"]
         assert pushed == [], "the push step never started"
-    write_endpoints = ("composite/sobjects", "jobs/ingest", "/batch/upsert", "/batch/update", "$batch")
+    write_endpoints = ("composite/sobjects", "jobs/ingest", "/batch/upsert", "/batch/update", "$batch",
+                       "/api/v2/persons", "/api/v2/organizations")
     writes = sum(n for (c, m, e), n in sandbox.ctx.stats.calls.items()
                  if c == crm and m in ("POST", "PATCH") and any(w in e for w in write_endpoints))
     assert writes == 0, "nothing reached the CRM"
@@ -129,3 +143,42 @@ def test_launch_options_manual_fields_an_owner_and_leads_instead_of_contacts(pip
     creates = batch[batch["action"] == "create"]
     assert (creates["fields"].map(lambda f: f.get("Description")) == "Q4 outbound").all()
     assert (creates["owner_id"] == owner).all()
+
+
+# The write endpoint of each CRM's contacts, as the sandbox's fault rules name it.
+CONTACT_WRITES = {"pipedrive": ("POST", "/api/v2/persons")}
+
+
+@pytest.mark.parametrize("pipeline", sorted(CONTACT_WRITES), indirect=True)
+def test_faults_during_the_push_lose_nothing_and_the_re_run_creates_nothing_twice(pipeline) -> None:
+    """Throttling, server errors, an answer lost after the CRM wrote, and one write whose retries
+    run out: the first run ends with that write failed, the second sends only it, and every
+    Enginy record is in the CRM once, as the re-pulled snapshot shows."""
+    crm, sandbox, warehouse, _ = pipeline
+    method, endpoint = CONTACT_WRITES[crm]
+    # Calls are counted per rule: the first write meets 503 six times and its retries run out;
+    # later ones are throttled once, lose their answer after the CRM wrote, and meet a 500.
+    for rule in ({"status": 503, "retry_after": 0, "times": 6}, {"status": 429, "retry_after": 0, "nth": 8},
+                 {"kind": "drop", "nth": 10}, {"status": 500, "nth": 12}):
+        sandbox.ctx.faults.add(FaultRule(crm=crm, endpoint=endpoint, method=method, **rule))
+    with dg.instance_for_test() as instance:
+        first = run_everything(instance)
+        assert first.success, [e.message for e in first.all_events if e.is_failure]
+        assert [rule.hits for rule in sandbox.ctx.faults.rules()] == [6, 1, 1, 1], "every fault was met"
+        failed = warehouse.read_table("crm_push_results").query("object == 'contacts' and status == 'failed'")
+        assert len(failed) == 1, "the write whose retries ran out"
+        second = run_everything(instance)
+        assert second.success
+        # The second run pulled before it pushed the failed write: pull once more to see it.
+        repull = defs_job().execute_in_process(instance=instance, partition_key=TODAY, asset_selection=[
+            dg.AssetKey("crm_companies"), dg.AssetKey("crm_contacts")])
+        assert repull.success
+    results = warehouse.read_table("crm_push_results")
+    contacts = results[results["object"] == "contacts"]
+    assert "failed" not in set(contacts["status"]) and "pending" not in set(contacts["status"])
+    assert created_once(sandbox, crm)
+    pushed = [key for r in sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])
+              if (key := fields_of(sandbox, crm, r).get(ENGINY_KEY[crm]))]
+    assert len(pushed) == len(set(pushed)) > 0, "one CRM record per Enginy contact"
+    snapshot = warehouse.read_table("crm_contacts")
+    assert len(snapshot) == len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm], include_deleted=True))
