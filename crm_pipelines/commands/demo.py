@@ -25,6 +25,10 @@ def demo(
     contacts: Annotated[int, typer.Option(help="Enginy contacts to generate when there is no data yet.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed for generated data.")] = 42,
     regenerate: Annotated[bool, typer.Option(help="Generate fresh data even if data/ has some.")] = False,
+    serve: Annotated[bool, typer.Option(help=(
+        "After the run, keep the sandbox CRM up and start the Dagster UI on it: turn crm_change_sensor on "
+        "there, press Enter here to change a contact in the sandbox, and watch the sensor sync it."))] = False,
+    ui_port: Annotated[int, typer.Option(help="Port of the Dagster UI started by --serve.")] = 3000,
 ) -> None:
     """Generate data if needed, start the sandbox CRM, and materialize every asset in one Dagster run.
 
@@ -74,6 +78,8 @@ def demo(
         with dg.DagsterInstance.get() as instance:
             result = job.execute_in_process(instance=instance, partition_key=today, raise_on_error=False)
             _report(result, home)
+        if serve and result.success:
+            _serve(active, ui_port)
     finally:
         sandbox.stop()
         ctx.store.save(state)
@@ -105,3 +111,75 @@ def _report(result, home: Path) -> None:
                    f"print(duckdb.connect('{path}', read_only=True).sql('from crm_contacts limit 5'))\"")
     typer.echo(f"  the run in the Dagster UI:  DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml "
                "then open http://127.0.0.1:3000")
+
+
+def _serve(active: str, ui_port: int) -> None:
+    """`dagster dev` on the same instance, sandbox and warehouse, until Ctrl-C; each line read
+    from stdin changes a contact in the sandbox CRM through its API, as a CRM user would."""
+    import signal
+    import subprocess
+    import sys
+
+    from crm_pipelines.config import load_config
+
+    def stop(signum, frame):  # a SIGTERM ends the demo as Ctrl-C does: UI stopped, sandbox saved
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    interval = load_config(os.environ.get(CONFIG_ENV_VAR) or None).automation.sync_interval_minutes
+    command = [str(Path(sys.executable).with_name("dagster")), "dev", "-m", "crm_pipelines.definitions",
+               "-h", "127.0.0.1", "-p", str(ui_port)]
+    # Its own process group, so stopping it stops the daemon and code server it starts too.
+    ui = subprocess.Popen(command, start_new_session=True)
+    typer.echo(f"\nDagster UI on http://127.0.0.1:{ui_port} (pid {ui.pid}). Turn on crm_change_sensor under "
+               f"Automation; it asks the sandbox every {interval:g} minutes.")
+    typer.echo("Press Enter to change a contact in the sandbox CRM; Ctrl-C to stop.")
+    try:
+        for count, _ in enumerate(sys.stdin, start=1):
+            typer.echo(_change_a_contact(active, count))
+        ui.wait()  # stdin closed (not a terminal): serve until interrupted
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop_group(ui)
+        typer.echo("Dagster UI stopped.")
+
+
+def _stop_group(process) -> None:
+    import signal
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        if process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            continue
+
+
+def _change_a_contact(active: str, count: int) -> str:
+    """Edit the job title of one contact of the snapshot through the CRM's own API."""
+    from crm_pipelines.config import load_config
+    from crm_pipelines.export.writes import Write
+    from crm_pipelines.resources.connections import crm_resource
+    from crm_pipelines.resources.warehouse import Warehouse
+
+    config = load_config(os.environ.get(CONFIG_ENV_VAR) or None)
+    field = next((m.crm_field for m in config.field_mapping.contacts
+                  if m.type == "enginy_field" and m.enginy_field == "job_title"), None)
+    if field is None:
+        return "the contacts tab maps no job_title field, so the demo has nothing to change"
+    warehouse = Warehouse(**({"url": os.environ["CRM_PIPELINES_WAREHOUSE_URL"]}
+                             if os.environ.get("CRM_PIPELINES_WAREHOUSE_URL") else {}))
+    contacts = warehouse.read_table("crm_contacts")
+    live = sorted(contacts.loc[~contacts["is_deleted"].astype(bool), "crm_id"].astype(str))
+    crm_id = live[count % len(live)]
+    value = f"Changed in the CRM ({count})"
+    resource = crm_resource(active, config.crm.settings.environment).process_config_and_initialize()
+    [result] = resource.client().push(
+        "contacts", [Write(f"demo-change-{count}", "update", "", {field: value}, crm_id=crm_id)])
+    if result.status != "updated":
+        return f"the {active} sandbox did not take the change: {result.error}"
+    return f"contact {crm_id}: {field} is now {value!r} in the {active} sandbox"
