@@ -15,7 +15,8 @@ def build_nightly_reconciliation(job: UnresolvedAssetJobDefinition, cron: str, t
                              "here), matching, the match-quality report and an export dry run attached to "
                              "the run as export_dry_run. Nothing is pushed.")
     def nightly_reconciliation_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        day = partitions_def.get_last_partition_key(current_time=context.scheduled_execution_time)
+        # The partition of the day the run starts in: the incremental one, which reaches up to now.
+        day = partitions_def.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
         full = {"ops": {name: {"config": {"full_refresh": True}} for name in SNAPSHOTS.values()}}
         return dg.RunRequest(run_key=f"nightly:{day}", partition_key=day, run_config=full)
 
