@@ -33,6 +33,11 @@ def _unfinished(instance: dg.DagsterInstance, jobs: list[str]) -> dg.DagsterRun 
     return None
 
 
+def _duration(seconds: int) -> str:
+    count, unit = (seconds // 60, "minute") if seconds % 60 == 0 else (seconds, "second")
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
 def _stamp(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -41,8 +46,7 @@ def build_crm_change_sensor(interval_seconds: int, partitions_def: dg.Partitions
                             objects: tuple[str, ...]) -> dg.SensorDefinition:
     @dg.sensor(name="crm_change_sensor", job_name=INCREMENTAL_SYNC, minimum_interval_seconds=interval_seconds,
                default_status=dg.DefaultSensorStatus.STOPPED,
-               description=f"Every {interval_seconds // 60 or interval_seconds} "
-                           f"{'minutes' if interval_seconds >= 60 else 'seconds'}, asks the CRM whether any "
+               description=f"Every {_duration(interval_seconds)}, asks the CRM whether any "
                            f"{', '.join(objects)} changed since the last sync (one row per object, newest first) "
                            "and, only then, requests incremental_sync for the objects that changed.")
     def crm_change_sensor(context: dg.SensorEvaluationContext, crm: CrmResource):
@@ -81,7 +85,7 @@ def build_enginy_change_sensor(interval_seconds: int, batches: list[str],
 
     @dg.sensor(name="enginy_change_sensor", jobs=jobs, minimum_interval_seconds=interval_seconds,
                default_status=dg.DefaultSensorStatus.STOPPED, description=(
-                   "Asks Enginy for contacts and companies updated since the last run and, only then, "
+                   f"Every {_duration(interval_seconds)}, asks Enginy for contacts and companies updated since the last run and, only then, "
                    "requests matching and export batches for just those records (enginy_sync); with "
                    "automation.automatic_export in the integration config the push follows "
                    "(enginy_sync_and_push), otherwise the batches wait for a person to launch export_push."))
