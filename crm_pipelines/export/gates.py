@@ -60,7 +60,7 @@ def rejection_gate(batch: pd.DataFrame, max_share: float) -> Gate:
     return Gate("rejected_share", share <= max_share, text, {"rejected": rejected, "share": round(share, 4)})
 
 
-def values_frame(batch: pd.DataFrame, schema: dict[str, FieldSpec]) -> pd.DataFrame:
+def values_frame(batch: pd.DataFrame) -> pd.DataFrame:
     """The rows that will be written, one column per CRM field written, for the suite."""
     writing = batch[batch["action"].isin(["create", "update"])]
     values = pd.DataFrame(list(writing["fields"]), index=writing.index)
@@ -78,7 +78,7 @@ def expectation_suite_gates(batch: pd.DataFrame, schema: dict[str, FieldSpec], r
     ambiguous record written, and a row count within bounds of the previous batch."""
     import great_expectations as gx  # a 4-second import: only where the suite runs
 
-    frame = values_frame(batch, schema)
+    frame = values_frame(batch)
     creates = frame[frame["action"].eq("create")].reset_index(drop=True)
     context = gx.get_context(mode="ephemeral")
     source = context.data_sources.add_pandas("export")

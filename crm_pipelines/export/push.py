@@ -9,7 +9,7 @@ from typing import Callable
 
 import pandas as pd
 
-from crm_pipelines.export.ledger import FINAL, mark_sent, record_results, writes_to_send
+from crm_pipelines.export.ledger import FINAL, mark_sent, record_results, write_id, writes_to_send
 from crm_pipelines.export.writes import Write, WriteResult
 
 DUPLICATE_CODES = ("DUPLICATES_DETECTED",)
@@ -58,8 +58,6 @@ def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: 
 
 def outcomes(batch: pd.DataFrame, obj: str, ledger: pd.DataFrame) -> pd.DataFrame:
     """Every batch row with how it ended: created / updated / skipped / rejected / failed / pending."""
-    from crm_pipelines.export.ledger import write_id
-
     by_id = ledger.set_index("write_id") if len(ledger) else None
     rows = []
     for row in batch.to_dict("records"):

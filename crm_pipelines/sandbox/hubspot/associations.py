@@ -188,15 +188,15 @@ def remove(ctx: SandboxContext, from_type: str, from_id: str, to_type: str, to_i
                 from_type, to_type) in type_ids:
             keep = []
         _write(ctx, from_type, from_id, to_type, to_id, keep, request_id)
-        lost_primary = (PRIMARY_COMPANY in current and PRIMARY_COMPANY not in keep
-                        if (from_type, to_type) == ("contacts", "companies")
-                        else INVERSE[PRIMARY_COMPANY] in current and INVERSE[PRIMARY_COMPANY] not in keep
-                        if (from_type, to_type) == ("companies", "contacts") else False)
-        if lost_primary:
+        primary = {("contacts", "companies"): PRIMARY_COMPANY,
+                   ("companies", "contacts"): INVERSE[PRIMARY_COMPANY]}.get((from_type, to_type))
+        if primary is not None and primary in current and primary not in keep:
             contact_id = from_id if from_type == "contacts" else to_id
-            if ctx.store.get(CRM, "contacts", contact_id) is not None:
+            contact = ctx.store.get(CRM, "contacts", contact_id)
+            if contact is not None:
+                # The history records the clearing; the record, as HubSpot's, no longer has the property.
                 ctx.store.update(CRM, "contacts", contact_id, {"associatedcompanyid": None}, request_id=request_id)
-                ctx.store.get(CRM, "contacts", contact_id).fields.pop("associatedcompanyid", None)
+                contact.fields.pop("associatedcompanyid", None)
 
 
 def linked(ctx: SandboxContext, from_type: str, from_id: str, to_type: str) -> list[tuple[str, list[int]]]:
