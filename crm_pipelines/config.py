@@ -22,7 +22,7 @@ CONFIG_ENV_VAR = "CRM_PIPELINES_CONFIG"
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 DEFAULT_CONFIG = EXAMPLES_DIR / "salesforce.yaml"
 
-CRMS = ("salesforce", "hubspot", "dynamics", "pipedrive")
+CRMS = ("salesforce", "hubspot", "dynamics", "pipedrive", "custom")
 # CRMs whose field mapping has a Leads tab (the seeds: Salesforce, and Pipedrive's leads).
 LEAD_TAB_CRMS = ("salesforce", "pipedrive")
 
@@ -88,6 +88,8 @@ class CrmSelection(_Strict):
     hubspot: CrmSettings | None = None
     dynamics: CrmSettings | None = None
     pipedrive: CrmSettings | None = None
+    custom: CrmSettings | None = Field(None, description="Custom CRM (beta): the REST API the YAML file named by "
+                                                         "CUSTOM_CRM_API_FILE describes")
 
     @model_validator(mode="after")
     def _exactly_one_enabled(self) -> "CrmSelection":

@@ -10,6 +10,7 @@ import os
 import dagster as dg
 
 from crm_pipelines.resources.crm import CrmResource
+from crm_pipelines.resources.custom_crm import custom_crm_resource
 from crm_pipelines.resources.dynamics import DynamicsResource
 from crm_pipelines.resources.hubspot import HubSpotResource
 from crm_pipelines.resources.pipedrive import PipedriveResource
@@ -37,6 +38,8 @@ RESOURCES: dict[str, type[CrmResource]] = {
 
 def crm_resource(crm: str, environment: str = "production") -> CrmResource:
     """The resource for ``crm``: required fields from EnvVar, optional ones only when set."""
+    if crm == "custom":  # its variables are named by the API description it reads
+        return custom_crm_resource()
     fields: dict[str, object] = {}
     for field, variable in ENVIRONMENT[crm].items():
         if field in REQUIRED[crm] or os.environ.get(variable):

@@ -13,7 +13,7 @@ tell a deleted lead from one that never existed.
 
 Push: Pipedrive writes one record a call and has no upsert, so a create first searches the
 Enginy Id field, exactly, and updates what it finds — a create whose answer was lost is found
-there on the retry instead of being made twice.
+there on the retry instead of being made twice (rest.create_once).
 """
 
 from datetime import datetime, timezone
@@ -27,7 +27,7 @@ from crm_pipelines.resources.crm import (
     PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
 )
 from crm_pipelines.resources.rest import (
-    ApiKey, CursorPaging, OffsetPaging, Page, RateLimitHeaders, RestClient, RestError, UncertainWrite,
+    ApiKey, CursorPaging, OffsetPaging, Page, RateLimitHeaders, RestClient, RestError, create_once,
 )
 from crm_pipelines.resources.retries import TransientCrmError
 
@@ -40,8 +40,6 @@ TYPES = {"varchar": "string", "varchar_auto": "string", "text": "textarea", "dou
          "monetary": "currency", "int": "integer", "enum": "enumeration", "set": "multipicklist", "date": "date",
          "phone": "phone", "user": "owner", "org": "reference", "people": "reference", "address": "string"}
 READ_ONLY = {"id", "add_time", "update_time"}
-# A create whose answer is lost is looked up again (by its Enginy id) this many times.
-LOOKUPS_AFTER_LOST_ANSWER = 4
 # Built-in person fields a write sends at the top level of the body (the rest: custom_fields).
 TOP_LEVEL = {"contacts": {"name", "first_name", "last_name", "job_title", "owner_id", "org_id"},
              "companies": {"name", "address", "owner_id"},
@@ -254,27 +252,12 @@ class PipedriveClient:
             if write.action == "update":
                 self.rest.request("PATCH", f"{path}/{write.crm_id}", json=self._body(obj, write, creating=False))
                 return WriteResult(write.write_id, "updated", write.crm_id)
-            lost = []
-
-            def find_then_create() -> WriteResult:
-                existing = self._find_by_enginy_id(obj, write.enginy_id)
-                if existing is not None:
-                    self.rest.request("PATCH", f"{path}/{existing}", json=self._body(obj, write, creating=False))
-                    # Found after our own create lost its answer: it is the record we created.
-                    return WriteResult(write.write_id, "created" if lost else "updated", existing)
-                try:
-                    answer = self.rest.request("POST", path, json=self._body(obj, write, creating=True))
-                except UncertainWrite:
-                    lost.append(True)
-                    raise
-                return WriteResult(write.write_id, "created", str(answer["data"]["id"]))
-
-            for _ in range(LOOKUPS_AFTER_LOST_ANSWER):
-                try:
-                    return find_then_create()
-                except UncertainWrite:
-                    continue
-            return WriteResult(write.write_id, "failed", error="Pipedrive lost the answer to every create sent")
+            crm_id, created = create_once(
+                lambda: self._find_by_enginy_id(obj, write.enginy_id),
+                lambda: str(self.rest.request("POST", path, json=self._body(obj, write, creating=True))["data"]["id"]),
+                lambda found: self.rest.request("PATCH", f"{path}/{found}",
+                                                json=self._body(obj, write, creating=False)))
+            return WriteResult(write.write_id, "created" if created else "updated", crm_id)
         except ValueError as error:  # a field the object does not have, an id that is not a number
             return WriteResult(write.write_id, "rejected", error=str(error))
         except RestError as error:

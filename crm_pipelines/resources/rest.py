@@ -271,6 +271,7 @@ class RestClient:
         self.api_calls = 0
         self.waited_for_rate_limit = 0.0  # seconds spent waiting for a spent window to reset
         self.last_rate_limit: RateLimitState | None = None
+        self.last_status: int | None = None  # of the last answer: an upsert says 201 for a create
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
@@ -299,6 +300,7 @@ class RestClient:
                                            "the write may have happened"))
             if status >= 400:
                 raise RestError(status, method, url, _body(response))
+            self.last_status = status
             return _body(response) if response.content else None
 
         try:
@@ -351,6 +353,24 @@ class RestClient:
             records = dig(answer, paging.records) or []
             yield Page(list(records), answer)
             step = paging.following(step, answer, records)
+
+
+def create_once(find: Callable[[], str | None], create: Callable[[], str], update: Callable[[str], None],
+                lookups: int = 4) -> tuple[str, bool]:
+    """Create a record no more than once in a CRM without upserts: look for it (by its Enginy id)
+    first and update what is found; when a create's answer is lost, look again rather than send
+    it again. Returns (record id, whether this call created it)."""
+    lost = False
+    for _ in range(lookups):
+        found = find()
+        if found is not None:
+            update(found)
+            return found, lost  # found after our own create lost its answer: we created it
+        try:
+            return create(), True
+        except UncertainWrite:
+            lost = True
+    raise TransientCrmError(None, f"the CRM lost the answer to {lookups} creates in a row")
 
 
 class UncertainWrite(TransientCrmError):

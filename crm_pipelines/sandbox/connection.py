@@ -21,6 +21,16 @@ def client_environment(crm: str, sandbox: RunningSandbox) -> dict[str, str]:
 
         return {"PIPEDRIVE_BASE_URL": base, "PIPEDRIVE_API_TOKEN": API_TOKEN,
                 "PIPEDRIVE_CA_BUNDLE": str(sandbox.tls.ca_bundle.resolve())}
+    if crm in ("northwind", "oldbook"):  # in-house CRMs, connected as the Custom CRM
+        from crm_pipelines.config import EXAMPLES_DIR
+        from crm_pipelines.resources.custom_api import load_api
+        from crm_pipelines.sandbox.custom import northwind, oldbook
+
+        api_file = EXAMPLES_DIR / "custom_api" / f"{crm}.yaml"
+        module = northwind if crm == "northwind" else oldbook
+        return {"CUSTOM_CRM_API_FILE": str(api_file), "CUSTOM_CRM_BASE_URL": base + module.PREFIX,
+                load_api(api_file).auth.env: module.API_KEY,
+                "CUSTOM_CRM_CA_BUNDLE": str(sandbox.tls.ca_bundle.resolve())}
     from crm_pipelines.sandbox.dynamics import CLIENT_ID, CLIENT_SECRET, TENANT_NAME
 
     return {"DYNAMICS_ENVIRONMENT_URL": base, "DYNAMICS_AUTHORITY_HOST": base, "DYNAMICS_TENANT_ID": TENANT_NAME,

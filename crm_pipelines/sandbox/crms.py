@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from crm_pipelines.sandbox import dynamics, hubspot, pipedrive, salesforce
+from crm_pipelines.sandbox.custom import northwind, oldbook
 
-MODULES = (salesforce, hubspot, dynamics, pipedrive)
+MODULES = (salesforce, hubspot, dynamics, pipedrive, northwind, oldbook)
 
 
 def seed(ctx, data) -> dict[str, int]:

@@ -13,25 +13,32 @@ from crm_pipelines.config import EXAMPLES_DIR
 from crm_pipelines.enginy.database import write_tables
 from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.export.values import same
+from crm_pipelines.resources.custom_api import load_api
 from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
 from crm_pipelines.sandbox import crms, pipedrive
 from crm_pipelines.sandbox.connection import client_environment
 from crm_pipelines.sandbox.faults import FaultRule
 
 TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-CONTACT_OBJECT = {"salesforce": "Contact", "hubspot": "contacts", "dynamics": "contacts", "pipedrive": "persons"}
+CONTACT_OBJECT = {"salesforce": "Contact", "hubspot": "contacts", "dynamics": "contacts", "pipedrive": "persons",
+                  "northwind": "people", "oldbook": "contacts"}
 ENGINY_KEY = {"salesforce": "Enginy_Id__c", "hubspot": "enginy_id", "dynamics": "crm_enginyid",
-              "pipedrive": "Enginy Id"}
+              "pipedrive": "Enginy Id", "northwind": "enginy_id", "oldbook": "enginy_id"}
+# The in-house CRMs of the sandbox are connected as the Custom CRM, through custom.yaml.
+CONFIG = {"northwind": "custom", "oldbook": "custom"}
 
 
 def fields_of(sandbox, crm: str, record) -> dict:
     """A stored record's fields under the names the integration config uses."""
     if crm == "pipedrive":
         return pipedrive.named_fields(sandbox.ctx, "persons", record)
+    if crm in CONFIG:
+        contacts = load_api(EXAMPLES_DIR / "custom_api" / f"{crm}.yaml").contacts
+        return {name: record.fields.get(contacts.api_name(name)) for name in contacts.fields}
     return record.fields
 
 
-@pytest.fixture(params=["salesforce", "hubspot", "dynamics", "pipedrive"])
+@pytest.fixture(params=["salesforce", "hubspot", "dynamics", "pipedrive", "northwind", "oldbook"])
 def pipeline(request, sandbox, tmp_path: Path, monkeypatch):
     crm = request.param
     data = generate_frames(120, seed=21)
@@ -41,7 +48,8 @@ def pipeline(request, sandbox, tmp_path: Path, monkeypatch):
     module.seed(sandbox.ctx, data.crm)
     if crm == "hubspot":
         sandbox.ctx.crm_settings("hubspot").update({"burst_limit": None, "search_per_second": None})
-    env = {"CRM_PIPELINES_CONFIG": str(EXAMPLES_DIR / f"{crm}.yaml"), "ENGINY_DATABASE_URL": enginy_url,
+    env = {"CRM_PIPELINES_CONFIG": str(EXAMPLES_DIR / f"{CONFIG.get(crm, crm)}.yaml"),
+           "ENGINY_DATABASE_URL": enginy_url,
            "CRM_PIPELINES_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}", **client_environment(crm, sandbox)}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -97,7 +105,7 @@ def test_an_export_pushes_exactly_its_batch_and_a_second_run_creates_nothing(pip
 
 def test_a_failing_gate_stops_the_push_and_says_why(pipeline, tmp_path: Path, monkeypatch) -> None:
     crm, sandbox, warehouse, _ = pipeline
-    config = yaml.safe_load((EXAMPLES_DIR / f"{crm}.yaml").read_text())
+    config = yaml.safe_load((EXAMPLES_DIR / f"{CONFIG.get(crm, crm)}.yaml").read_text())
     config["field_mapping"]["contacts"].append({"type": "fixed_value", "value": "x", "crm_field": "no_such_field"})
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -111,9 +119,9 @@ def test_a_failing_gate_stops_the_push_and_says_why(pipeline, tmp_path: Path, mo
         pushed = [e for e in run.get_asset_materialization_events() if e.asset_key.path[-1] == "crm_push_results"]
         assert pushed == [], "the push step never started"
     write_endpoints = ("composite/sobjects", "jobs/ingest", "/batch/upsert", "/batch/update", "$batch",
-                       "/api/v2/persons", "/api/v2/organizations")
+                       "/api/v2/persons", "/api/v2/organizations", "/northwind/api/", "/oldbook/v1/")
     writes = sum(n for (c, m, e), n in sandbox.ctx.stats.calls.items()
-                 if c == crm and m in ("POST", "PATCH") and any(w in e for w in write_endpoints))
+                 if c == crm and m in ("POST", "PATCH", "PUT") and any(w in e for w in write_endpoints))
     assert writes == 0, "nothing reached the CRM"
 
 
@@ -146,7 +154,8 @@ def test_launch_options_manual_fields_an_owner_and_leads_instead_of_contacts(pip
 
 
 # The write endpoint of each CRM's contacts, as the sandbox's fault rules name it.
-CONTACT_WRITES = {"pipedrive": ("POST", "/api/v2/persons")}
+CONTACT_WRITES = {"pipedrive": ("POST", "/api/v2/persons"), "northwind": ("POST", "/northwind/api/people"),
+                  "oldbook": ("PUT", "/oldbook/v1/contacts/external/{ref}")}
 
 
 @pytest.mark.parametrize("pipeline", sorted(CONTACT_WRITES), indirect=True)
