@@ -40,7 +40,7 @@ TYPES = {"varchar": "string", "varchar_auto": "string", "text": "textarea", "dou
          "monetary": "currency", "int": "integer", "enum": "enumeration", "set": "multipicklist", "date": "date",
          "phone": "phone", "user": "owner", "org": "reference", "people": "reference", "address": "string"}
 READ_ONLY = {"id", "add_time", "update_time"}
-# Built-in person fields a write sends at the top level of the body (the rest: custom_fields).
+# Built-in fields a write sends at the top level of the body; the rest are custom fields.
 TOP_LEVEL = {"contacts": {"name", "first_name", "last_name", "job_title", "owner_id", "org_id"},
              "companies": {"name", "address", "owner_id"},
              "leads": {"title", "owner_id", "person_id", "organization_id"}}

@@ -40,7 +40,7 @@ class SandboxContext:
     # Per-CRM knobs (quotas, rate limits, validation rules, token lifetimes) live here so the
     # control API and tests can change them at run time.
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Which CRMs this server answers for; all by default.
+    # Which CRMs this server answers for; all by default (every_crm is defined further down).
     crms: tuple[str, ...] = field(default_factory=lambda: every_crm())
 
     def crm_settings(self, crm: str) -> dict[str, Any]:
