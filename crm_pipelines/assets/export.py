@@ -36,7 +36,9 @@ CHUNK = {"salesforce": 200, "hubspot": 100, "dynamics": 100}
 # Fields the CRM insists on for a new record; the suite checks every create carries them.
 REQUIRED_ON_CREATE = {("salesforce", "contacts"): ["LastName"], ("salesforce", "leads"): ["LastName", "Company"],
                       ("salesforce", "companies"): ["Name"], ("dynamics", "contacts"): ["lastname"],
-                      ("dynamics", "companies"): ["name"], ("hubspot", "companies"): ["name"]}
+                      ("dynamics", "companies"): ["name"], ("hubspot", "companies"): ["name"],
+                      # Pipedrive needs a person's name too, which the adapter makes of first and last name.
+                      ("pipedrive", "companies"): ["name"]}
 
 
 class ExportLaunch(dg.Config):
