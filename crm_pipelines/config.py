@@ -268,7 +268,7 @@ class UserMapping(_Strict):
 class Automation(_Strict):
     """How the pipeline runs by itself: the sensors' interval, automatic export, the nightly run."""
 
-    sync_interval_minutes: int = Field(5, ge=1, le=1440,
+    sync_interval_minutes: float = Field(5, gt=0, le=1440,
                                        description="how often the sensors ask the CRM and Enginy for changes")
     automatic_export: bool = Field(
         False, description="push the batches Enginy changes produce without a person launching export_push")
