@@ -9,7 +9,7 @@ from crm_pipelines.assets.dbt import build_rollup_assets, rollups_project
 from crm_pipelines.assets.enginy import enginy_assets
 from crm_pipelines.assets.export import build_export_assets, undo_associations
 from crm_pipelines.assets.matching import matching_assets
-from crm_pipelines.config import CONFIG_ENV_VAR, load_config
+from crm_pipelines.config import CONFIG_ENV_VAR, LEAD_TAB_CRMS, load_config
 from crm_pipelines.jobs import ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, build_jobs
 from crm_pipelines.resources.alerts import SLACK_WEBHOOK_ENV, SlackWebhook
 from crm_pipelines.resources.connections import crm_resource
@@ -56,7 +56,7 @@ def defs() -> dg.Definitions:
     # path inside it and the fix, instead of failing later inside a run.
     config = load_config(os.environ.get(CONFIG_ENV_VAR) or None)
     snapshots = build_crm_assets(os.environ.get(BACKFILL_START_ENV) or DEFAULT_BACKFILL_START)
-    export = build_export_assets(with_rollups=True, with_leads=config.active_crm == "salesforce")
+    export = build_export_assets(with_rollups=True, with_leads=config.active_crm in LEAD_TAB_CRMS)
     assets = [
         *enginy_assets, *snapshots, crm_users, crm_associations, crm_schema, *matching_assets,
         build_rollup_assets(), *export, pipeline_alerts,

@@ -179,7 +179,7 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
     ins = {"records": dg.AssetIn(enginy_table), "matches": dg.AssetIn(matches_table),
            "crm_records": dg.AssetIn(crm_table), "crm_schema": dg.AssetIn("crm_schema"),
            "crm_users": dg.AssetIn("crm_users"), "enginy_users": dg.AssetIn("enginy_users")}
-    if obj == "contacts":
+    if obj in ("contacts", "leads"):
         ins["company_matches"] = dg.AssetIn("company_matches")
     if rollups:
         ins["campaign_rollups"] = dg.AssetIn("campaign_rollups")
@@ -194,9 +194,12 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         mappings = getattr(integration_config.field_mapping, tab) or []
         records = changed_since(inputs["records"], config.only_changed_since).assign(id=lambda f: f["id"].astype(str))
         crm_records = parse_json(inputs["crm_records"])
-        matches = _by_enginy_id(_matches(inputs["matches"]), crm_records, crm.client().enginy_id_field)
+        client = crm.client()
+        matches = _by_enginy_id(_matches(inputs["matches"]), crm_records, client.enginy_id_field)
         campaign, campaign_mapping, links = None, None, None
-        if obj == "contacts" and integration_config.associations.contacts_to_companies:
+        # Salesforce and Dataverse leads name their company in a text field; Pipedrive's hang on one.
+        linked = obj == "contacts" or (obj == "leads" and getattr(client, "leads_link_to_companies", False))
+        if linked and integration_config.associations.contacts_to_companies:
             company = _matches(inputs["company_matches"])
             matched = company[company["outcome"].eq("matched")]
             matched_company = dict(zip(matched["enginy_id"], matched["crm_id"]))
@@ -216,7 +219,7 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         batch = _one_create_per_key(batch, records, obj)
         batch = _one_update_per_record(batch, records)
         batch["batch_id"] = context.run_id  # the write ledger keys writes by the batch they belong to
-        if obj == "contacts":
+        if linked:
             # Contacts of a company this export creates get its id when the push has it.
             batch["company_enginy_id"] = batch["enginy_id"].map(
                 dict(zip(records["id"], records["company_id"].astype("string"))))

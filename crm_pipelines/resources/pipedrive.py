@@ -71,6 +71,8 @@ class PipedriveClient:
     """The CrmClient for one Pipedrive company account."""
 
     crm = "pipedrive"
+    # A lead hangs on an organization (or a person): the export links it like a contact.
+    leads_link_to_companies = True
 
     def __init__(self, settings: "PipedriveResource") -> None:
         self.settings = settings
