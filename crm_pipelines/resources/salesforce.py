@@ -215,10 +215,11 @@ class SalesforceClient:
     def _bulk_push(self, sobject: str, action: str, group: list[Write]) -> list[WriteResult]:
         """Bulk API 2.0 ingest: creates upsert on the external id field, updates by Id."""
         key = self.settings.external_id_field if action == "create" else "Id"
-        records = [{**{k: "" if v is None else v for k, v in _links(w, sobject).items()},
+        # Bulk API 2.0 CSV: "#N/A" clears a field, an empty cell leaves it as it is.
+        records = [{**{k: "#N/A" if v is None else v for k, v in _links(w, sobject).items()},
                     key: w.enginy_id if action == "create" else w.crm_id} for w in group]
         columns = sorted({k for r in records for k in r})
-        rows = [{c: r.get(c, "#N/A") for c in columns} for r in records]  # #N/A leaves a field as it is
+        rows = [{c: r.get(c, "") for c in columns} for r in records]
 
         def run() -> list[WriteResult]:
             job = getattr(self.sf.bulk2, sobject)

@@ -156,3 +156,23 @@ def test_a_large_salesforce_push_goes_through_bulk_api_2_and_is_still_an_upsert(
     updates = [Write(f"u{i}", "update", w.enginy_id, {"Title": "VP"}, crm_id=first[w.write_id].crm_id)
                for i, w in enumerate(writes) if w.write_id != "bad"]
     assert {r.status for r in client.push("contacts", updates)} == {"updated"}
+
+
+@pytest.mark.parametrize("crm", ["salesforce"], indirect=True)
+def test_a_bulk_update_leaves_alone_the_fields_another_row_changes_and_clears_what_is_emptied(crm) -> None:
+    sandbox, spec = crm
+    client = SalesforceResource(login_url=sandbox.base_url, client_id="sandbox-client",
+                                client_secret="sandbox-secret", bulk_push_threshold=10).client()
+    made = client.push("contacts", [Write(f"w{i}", "create", f"en-{i}", {**spec.person(i), "Title": "CEO",
+                                                                         "Phone": "+34 600 000 000"})
+                                    for i in range(20)])
+    ids = [r.crm_id for r in sorted(made, key=lambda r: int(r.write_id[1:]))]
+    updates = [Write("t", "update", "en-0", {"Title": "CTO"}, crm_id=ids[0]),
+               Write("p", "update", "en-1", {"Phone": "+34 611 111 111"}, crm_id=ids[1]),
+               Write("c", "update", "en-2", {"Title": None}, crm_id=ids[2])]
+    updates += [Write(f"x{i}", "update", f"en-{i}", {"Department": "Sales"}, crm_id=ids[i]) for i in range(3, 20)]
+    assert {r.status for r in client.push("contacts", updates)} == {"updated"}
+    held = {r.id: r.fields for r in sandbox.ctx.store.records("salesforce", "Contact")}
+    assert (held[ids[0]]["Title"], held[ids[0]]["Phone"]) == ("CTO", "+34 600 000 000")
+    assert (held[ids[1]]["Title"], held[ids[1]]["Phone"]) == ("CEO", "+34 611 111 111")
+    assert held[ids[2]].get("Title") is None and held[ids[2]]["Phone"] == "+34 600 000 000"
