@@ -190,7 +190,8 @@ def create_mapping(con: duckdb.DuckDBPyConnection, table: str, values_sql: str, 
 
 def normalize(values: Iterable[object], kind: str) -> list[str | None]:
     """Normal forms of ``values`` (None where a value is no identifier), one per value."""
-    values = list(values)
+    # A missing value (None, NaN, pd.NA) is no identifier; as text it would be "nan", one key for all.
+    values = [None if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in values]
     con = duckdb.connect()
     try:
         frame = pd.DataFrame({"raw": pd.array([None if v is None else str(v) for v in values], dtype=object)})

@@ -136,3 +136,12 @@ def test_normalising_a_person_name_twice_changes_nothing(name):
 @given(names)
 def test_case_and_compatibility_forms_never_change_a_person_name(name):
     assert n.person_name(unicodedata.normalize("NFKC", name).upper()) == n.person_name(name.lower())
+
+
+@pytest.mark.parametrize("kind", ["text", "person_name", "company_name", "domain", "email", "linkedin"])
+def test_missing_values_are_no_identifier_whatever_pandas_calls_them(kind):
+    import numpy as np
+    import pandas as pd
+
+    assert n.normalize([None, np.nan, pd.NA, float("nan")], kind) == [None] * 4
+    assert n.normalize(pd.Series(["x", None], dtype="string"), kind)[1] is None
