@@ -17,7 +17,7 @@ from pydantic import Field
 
 from crm_pipelines.assets.matching import changed_since
 from crm_pipelines.config import IntegrationConfig
-from crm_pipelines.export.associations import REMOVED_COLUMNS, removed_links, undo_batch
+from crm_pipelines.export.associations import REMOVED_COLUMNS, record_removed, removed_links, undo_batch
 from crm_pipelines.export.batch import Launch, Owners, build_batch
 from crm_pipelines.export.dry_run import ACTIONS, render_dry_run
 from crm_pipelines.export.gates import expectation_suite_gates, rejection_gate, schema_gate
@@ -353,7 +353,7 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
             removed = removed_links(batch)
             if len(removed):
                 held = _load_table(warehouse, "removed_associations", pd.DataFrame(columns=REMOVED_COLUMNS))
-                warehouse.write_table("removed_associations", pd.concat([held, removed], ignore_index=True))
+                warehouse.write_table("removed_associations", record_removed(held, removed))
 
             def save(frame: pd.DataFrame) -> None:
                 warehouse.write_table("export_ledger", frame)
@@ -392,7 +392,10 @@ def export_rejections(warehouse: Warehouse, results: pd.DataFrame) -> dg.Output[
                       "bidirectional fields the CRM changed last.")
 def enginy_writeback(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     rows = []
-    for obj, table in (("companies", "company_export_batch"), ("contacts", "contact_export_batch")):
+    for obj, table in (("companies", "company_export_batch"), ("contacts", "contact_export_batch"),
+                       ("leads", "lead_export_batch")):
+        if table not in warehouse.table_names():
+            continue
         batch = parse_json(warehouse.read_table(table))
         for row in batch[batch["writeback"].map(bool)].to_dict("records"):
             rows.extend({"object": obj, "enginy_id": row["enginy_id"], "field": f, "value": v}

@@ -48,7 +48,7 @@ def changed_since(records: pd.DataFrame, since: str) -> pd.DataFrame:
     """The Enginy records updated after ``since`` (all of them when it is empty)."""
     if not since:
         return records
-    return records[pd.to_datetime(records["updated_at"], utc=True) > pd.Timestamp(since)]
+    return records[pd.to_datetime(records["updated_at"], utc=True) > pd.to_datetime(since, utc=True)]
 
 
 def _merged(name: str, fresh: pd.DataFrame, scope: MatchScope, warehouse: Warehouse) -> pd.DataFrame:

@@ -19,6 +19,16 @@ def removed_links(batch: pd.DataFrame) -> pd.DataFrame:
     }, columns=REMOVED_COLUMNS).reset_index(drop=True)
 
 
+def record_removed(held: pd.DataFrame, removed: pd.DataFrame) -> pd.DataFrame:
+    """The removed-links table with this push's removals added. A re-run of the same push (after
+    a crash, say) removes nothing new: a link still waiting to be put back is recorded once, or
+    the undo would restore it twice."""
+    pending = held[~held["restored"].astype(bool)]
+    waiting = set(zip(pending["contact_crm_id"].astype(str), pending["company_crm_id"].astype(str)))
+    new = removed[[(str(c), str(k)) not in waiting for c, k in zip(removed["contact_crm_id"], removed["company_crm_id"])]]
+    return pd.concat([held, new], ignore_index=True) if len(held) else new.reset_index(drop=True)
+
+
 def undo_batch(removed: pd.DataFrame) -> pd.DataFrame:
     """Updates that make each removed company the contact's primary company again."""
     pending = removed[~removed["restored"].astype(bool)]

@@ -54,3 +54,17 @@ def test_the_undo_job_makes_each_removed_company_primary_again(sandbox, tmp_path
     assert warehouse.read_table("removed_associations")["restored"].tolist() == [True]
     again = undo_associations.execute_in_process(resources={"crm": resource, "warehouse": warehouse})
     assert again.output_for_node("restore_removed_associations") == 0, "a restored link is not restored twice"
+
+
+def test_a_push_run_again_records_its_removed_links_once() -> None:
+    from crm_pipelines.export.associations import REMOVED_COLUMNS, record_removed, removed_links
+
+    batch = pd.DataFrame({"enginy_id": ["e1", "e2"], "action": ["update", "update"], "crm_id": ["c1", "c2"],
+                          "unlink_company_id": ["old1", None], "company_crm_id": ["new1", "new2"]})
+    first = record_removed(pd.DataFrame(columns=REMOVED_COLUMNS), removed_links(batch))
+    again = record_removed(first, removed_links(batch))
+    assert again[["contact_crm_id", "company_crm_id"]].values.tolist() == [["c1", "old1"]]
+    # Once put back, the same link removed by a later push is recorded again.
+    restored = again.assign(restored=True)
+    later = record_removed(restored, removed_links(batch))
+    assert len(later) == 2 and later["restored"].tolist() == [True, False]
