@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from crm_pipelines.sync_rules import SyncCondition
@@ -274,6 +274,18 @@ class Automation(_Strict):
         False, description="push the batches Enginy changes produce without a person launching export_push")
     nightly_reconciliation: str = Field("0 2 * * *", description="cron of the full reconciliation run")
     timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _fail(f"{value!r} is not a time zone",
+                        "use an IANA name such as UTC, Europe/Madrid or America/New_York") from None
+        return value
 
 
 class ActivitySync(_Strict):

@@ -9,7 +9,7 @@ from crm_pipelines.assets.dbt import build_rollup_assets, rollups_project
 from crm_pipelines.assets.enginy import enginy_assets
 from crm_pipelines.assets.export import build_export_assets, undo_associations
 from crm_pipelines.assets.matching import matching_assets
-from crm_pipelines.config import CONFIG_ENV_VAR, LEAD_TAB_CRMS, load_config
+from crm_pipelines.config import CONFIG_ENV_VAR, DEFAULT_CONFIG, LEAD_TAB_CRMS, ConfigError, load_config
 from crm_pipelines.jobs import ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, build_jobs
 from crm_pipelines.resources.alerts import SLACK_WEBHOOK_ENV, SlackWebhook
 from crm_pipelines.resources.connections import crm_resource
@@ -50,11 +50,22 @@ def build_resources() -> dict[str, object]:
     }
 
 
+def _nightly(job, config, config_path: str | None, partitions) -> dg.ScheduleDefinition:
+    cron = config.automation.nightly_reconciliation
+    try:
+        return build_nightly_reconciliation(job, cron, config.automation.timezone, partitions)
+    except dg.DagsterInvalidDefinitionError:
+        raise ConfigError(config_path or DEFAULT_CONFIG, [
+            f"automation.nightly_reconciliation: {cron!r} is not a cron schedule — fix: give five fields "
+            "(minute hour day-of-month month day-of-week), e.g. '0 2 * * *' for 02:00 every day"]) from None
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     # A broken integration config stops the code location from loading, with the file, the
     # path inside it and the fix, instead of failing later inside a run.
-    config = load_config(os.environ.get(CONFIG_ENV_VAR) or None)
+    config_path = os.environ.get(CONFIG_ENV_VAR) or None
+    config = load_config(config_path)
     snapshots = build_crm_assets(os.environ.get(BACKFILL_START_ENV) or DEFAULT_BACKFILL_START)
     export = build_export_assets(with_rollups=True, with_leads=config.active_crm in LEAD_TAB_CRMS)
     assets = [
@@ -72,8 +83,7 @@ def defs() -> dg.Definitions:
         jobs=[dg.define_asset_job(MATERIALIZE_ALL, selection=dg.AssetSelection.all(),
                                   description="Every asset of the pipeline, in dependency order."),
               *jobs.values(), undo_associations],
-        schedules=[build_nightly_reconciliation(jobs["nightly_reconciliation"], config.automation.nightly_reconciliation,
-                                                config.automation.timezone, partitions)],
+        schedules=[_nightly(jobs["nightly_reconciliation"], config, config_path, partitions)],
         sensors=[build_crm_change_sensor(interval, partitions, ("companies", "contacts", "leads")),
                  build_enginy_change_sensor(interval, batches, [jobs[ENGINY_SYNC], jobs[ENGINY_SYNC_AND_PUSH]]),
                  run_failure_alert, build_failed_check_alert(gates)],

@@ -255,3 +255,20 @@ def test_an_inbound_sync_rule_without_a_value_names_its_position() -> None:
     data["inbound_sync_rules"]["contacts"] = [[{"field": "Title", "operator": "contains"}]]
     [problem] = problems(data)
     assert problem == "inbound_sync_rules.contacts[0][0]: operator contains needs a value — fix: add value: …"
+
+
+def test_automation_settings_are_checked_where_they_are_written(tmp_path: Path, monkeypatch) -> None:
+    data = {**salesforce(), "automation": {"timezone": "Europe/Nowhere"}}
+    assert problems(data) == ["automation.timezone: 'Europe/Nowhere' is not a time zone — fix: use an IANA name "
+                              "such as UTC, Europe/Madrid or America/New_York"]
+    assert problems({**salesforce(), "automation": {"sync_interval_minutes": 0}})[0].startswith(
+        "automation.sync_interval_minutes:")
+    # The cron is Dagster's to read: a wrong one stops the code location with the path and the fix.
+    path = tmp_path / "team.yaml"
+    path.write_text(yaml.safe_dump({**salesforce(), "automation": {"nightly_reconciliation": "0 25 * *"}}))
+    monkeypatch.setenv("CRM_PIPELINES_CONFIG", str(path))
+    from crm_pipelines.definitions import defs
+
+    with pytest.raises(ConfigError) as refused:
+        defs()
+    assert str(refused.value).startswith(f"{path}: automation.nightly_reconciliation: '0 25 * *' is not a cron")

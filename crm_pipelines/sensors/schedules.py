@@ -1,5 +1,7 @@
 """The nightly reconciliation: everything pulled again, matched again, and what a push would do."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
@@ -16,7 +18,8 @@ def build_nightly_reconciliation(job: UnresolvedAssetJobDefinition, cron: str, t
                              "the run as export_dry_run. Nothing is pushed.")
     def nightly_reconciliation_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         # The partition of the day the run starts in: the incremental one, which reaches up to now.
-        day = partitions_def.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
+        when = context.scheduled_execution_time or datetime.now(UTC)  # None when launched by hand
+        day = partitions_def.get_partition_key_for_timestamp(when.timestamp())
         full = {"ops": {name: {"config": {"full_refresh": True}} for name in SNAPSHOTS.values()}}
         return dg.RunRequest(run_key=f"nightly:{day}", partition_key=day, run_config=full)
 
