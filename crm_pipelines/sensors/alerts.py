@@ -7,6 +7,7 @@ the fix is a person reconnecting the app, not a re-run.
 """
 
 import json
+import re
 
 import dagster as dg
 
@@ -21,8 +22,19 @@ pipeline_alerts = dg.AssetSpec(
                 "renew, with what failed and where to look. Also posted to Slack when SLACK_WEBHOOK_URL is set.")
 
 
+# An error's text may quote the URL it failed on: an API key in its query string, a password
+# in its authority. Neither may reach the alert log or Slack.
+_QUERY = re.compile(r"\?[^\s'\"<>]*=[^\s'\"<>]*")
+_USERINFO = re.compile(r"://[^/\s:@'\"]+:[^/\s@'\"]+@")
+
+
+def redact(text: str) -> str:
+    return _USERINFO.sub("://***@", _QUERY.sub("?…", text))
+
+
 def raise_alert(context, slack: SlackWebhook, kind: str, title: str, details: str, run_id: str | None) -> None:
     """Record the alert on pipeline_alerts, then tell Slack; a Slack outage never loses the record."""
+    title, details = redact(title), redact(details)
     metadata: dict[str, dg.RawMetadataValue] = {"kind": kind, "details": dg.MetadataValue.md(details)}
     if run_id:
         metadata["run"] = dg.MetadataValue.dagster_run(run_id)

@@ -68,10 +68,11 @@ def test_a_dynamics_connection_entra_id_refuses_raises_a_reconnect_alert(
             assert WRONG_SECRET not in text
 
 
-def test_a_failed_run_alerts_with_the_step_and_its_reason(slack) -> None:
+def test_a_failed_run_alerts_with_the_step_and_its_reason_and_no_secret(slack) -> None:
     @dg.op
     def pull_contacts() -> None:
-        raise RuntimeError("Salesforce answered 500 to GET /services/data/v62.0/query")
+        raise RuntimeError("Salesforce answered 500 to GET /services/data/v62.0/query; Max retries exceeded with "
+                           "url: /v1/persons?api_token=tok-123&limit=5; warehouse postgresql://etl:s3cret@db/wh")
 
     @dg.job
     def incremental_sync() -> None:
@@ -88,6 +89,8 @@ def test_a_failed_run_alerts_with_the_step_and_its_reason(slack) -> None:
     assert "pull_contacts: RuntimeError: Salesforce answered 500" in alert["details"] or \
         "pull_contacts: Salesforce answered 500" in alert["details"]
     assert "incremental_sync failed" in slack.messages[0]["text"]
+    for text in (alert["details"], slack.messages[0]["text"]):
+        assert "tok-123" not in text and "s3cret" not in text and "/v1/persons?…" in text
 
 
 def _failed_gate(instance: dg.DagsterInstance, description: str) -> dg.ExecuteInProcessResult:
