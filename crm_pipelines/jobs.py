@@ -1,7 +1,6 @@
 """The jobs a user launches from the UI, a schedule or a sensor, named for what they do."""
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 INCREMENTAL_SYNC = "incremental_sync"
 FULL_BACKFILL = "full_backfill"
@@ -17,8 +16,8 @@ MATCH_ASSETS = ("company_matches", "contact_matches")
 PUSH_ASSETS = ("crm_push_results", "export_rejections", "enginy_writeback", "crm_activity_push")
 
 
-def build_jobs(batches: list[str], asset_names: set[str]) -> list[UnresolvedAssetJobDefinition]:
-    """``batches``: the export batch assets there are; ``asset_names``: every asset defined."""
+def build_jobs(batches: list[str], asset_names: set[str]) -> list:
+    """The asset jobs (``dg.define_asset_job``). ``batches``: the export batch assets there are; ``asset_names``: every asset defined."""
     crm = dg.AssetSelection.groups("crm")
     snapshots = dg.AssetSelection.assets(*SNAPSHOTS.values(), ASSOCIATIONS)
     batch_selection = dg.AssetSelection.assets(*batches)

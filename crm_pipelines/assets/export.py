@@ -322,7 +322,8 @@ def _previous_rows(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> 
 
 
 class PushLaunch(dg.Config):
-    as_leads: bool = Field(False, description="Salesforce: push the lead batch rather than the contact batch")
+    as_leads: bool = Field(False, description="CRMs with Leads (Salesforce, Pipedrive): push the lead batch "
+                                              "rather than the contact batch")
 
 
 def _load_table(warehouse: Warehouse, name: str, empty: pd.DataFrame) -> pd.DataFrame:
@@ -381,7 +382,7 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
           ins={"results": dg.AssetIn("crm_push_results")},
           description="Rows that were not written, with the reason: refused by the export (a value the CRM "
                       "would not take) or by the CRM itself (its error). Nothing is lost: fix and re-run.")
-def export_rejections(warehouse: Warehouse, results: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+def export_rejections(results: pd.DataFrame) -> dg.Output[pd.DataFrame]:
     rejected = results[results["status"].eq("rejected")]
     return dg.Output(rejected.reset_index(drop=True), metadata={"rejected": len(rejected)})
 

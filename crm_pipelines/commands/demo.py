@@ -120,8 +120,6 @@ def _serve(active: str, ui_port: int) -> None:
     import subprocess
     import sys
 
-    from crm_pipelines.config import load_config
-
     def stop(signum, frame):  # a SIGTERM ends the demo as Ctrl-C does: UI stopped, sandbox saved
         raise KeyboardInterrupt
 
@@ -161,20 +159,19 @@ def _stop_group(process) -> None:
 
 def _change_a_contact(active: str, count: int) -> str:
     """Edit the job title of one contact of the snapshot through the CRM's own API."""
-    from crm_pipelines.config import load_config
+    from crm_pipelines.commands.review import warehouse_from_env
     from crm_pipelines.export.writes import Write
     from crm_pipelines.resources.connections import crm_resource
-    from crm_pipelines.resources.warehouse import Warehouse
 
     config = load_config(os.environ.get(CONFIG_ENV_VAR) or None)
     field = next((m.crm_field for m in config.field_mapping.contacts
                   if m.type == "enginy_field" and m.enginy_field == "job_title"), None)
     if field is None:
         return "the contacts tab maps no job_title field, so the demo has nothing to change"
-    warehouse = Warehouse(**({"url": os.environ["CRM_PIPELINES_WAREHOUSE_URL"]}
-                             if os.environ.get("CRM_PIPELINES_WAREHOUSE_URL") else {}))
-    contacts = warehouse.read_table("crm_contacts")
+    contacts = warehouse_from_env().read_table("crm_contacts")
     live = sorted(contacts.loc[~contacts["is_deleted"].astype(bool), "crm_id"].astype(str))
+    if not live:
+        return "the crm_contacts snapshot holds no contact to change"
     crm_id = live[count % len(live)]
     value = f"Changed in the CRM ({count})"
     resource = crm_resource(active, config.crm.settings.environment).process_config_and_initialize()

@@ -4,7 +4,7 @@ after every chunk: whatever happens between two saves, the next run knows what t
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import pandas as pd
@@ -44,7 +44,7 @@ def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: 
         if save_anyway_on_duplicates:
             again = {r.write_id for r in results if r.status == "rejected" and r.error_code in DUPLICATE_CODES}
             if again:
-                retry = [Write(**{**w.__dict__, "allow_duplicates": True}) for w in part if w.write_id in again]
+                retry = [replace(w, allow_duplicates=True) for w in part if w.write_id in again]
                 retried = {r.write_id: r for r in push(retry)}
                 sent += len(retry)
                 results = [retried.get(r.write_id, r) for r in results]

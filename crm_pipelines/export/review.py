@@ -14,7 +14,6 @@ from crm_pipelines.export.values import FieldSpec, Refused, coerce, kind
 REVIEW_COLUMNS = ["tab", "crm_field", "source", "status", "message"]
 # Enginy fields that are not text, by kind, for type checks against the CRM field.
 ENGINY_KINDS = {"employees": "integer", "created_at": "datetime", "updated_at": "datetime"}
-TAB_OBJECT = {"contacts": "contacts", "leads": "leads", "companies": "companies"}
 
 
 def specs(schema: pd.DataFrame, obj: str) -> dict[str, FieldSpec]:
@@ -41,7 +40,7 @@ def review_mapping(config: IntegrationConfig, schema: pd.DataFrame) -> pd.DataFr
         tabs["leads"] = config.field_mapping.leads
     objects = {obj: specs(schema, obj) for obj in set(schema["object"])}
     for tab, mappings in tabs.items():
-        fields = objects.get(TAB_OBJECT[tab])
+        fields = objects.get(tab)
         if fields is None:
             findings.append({"tab": tab, "crm_field": "", "source": "", "status": "error",
                              "message": f"the CRM has no {tab} object; remove field_mapping.{tab}"})
@@ -54,7 +53,7 @@ def review_mapping(config: IntegrationConfig, schema: pd.DataFrame) -> pd.DataFr
             findings.append({"tab": tab, "crm_field": m.crm_field, "source": source, "status": status,
                              "message": message})
     for tab, mapping in (("contacts", config.campaign_mapping.contacts), ("leads", config.campaign_mapping.leads)):
-        fields = objects.get(TAB_OBJECT[tab], {})
+        fields = objects.get(tab, {})
         for prop, crm_field in (mapping or {}).items():
             spec = fields.get(crm_field)
             if spec is None:

@@ -84,7 +84,6 @@ def run_failure_alert(context: dg.RunFailureSensorContext, slack: SlackWebhook) 
 
 def build_failed_check_alert(check_keys: list[dg.AssetCheckKey]) -> dg.SensorDefinition:
     """A sensor over the blocking checks' evaluations: each failure alerts once."""
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
     @dg.sensor(name="failed_check_alert", minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.RUNNING,
@@ -96,12 +95,12 @@ def build_failed_check_alert(check_keys: list[dg.AssetCheckKey]) -> dg.SensorDef
         raised = 0
         for key in check_keys:
             name = key.to_user_string()
-            history = storage.get_asset_check_execution_history(key, limit=20, status={
-                AssetCheckExecutionRecordStatus.FAILED, AssetCheckExecutionRecordStatus.SUCCEEDED})
+            history = [r for r in storage.get_asset_check_execution_history(key, limit=20)
+                       if r.status.value in ("SUCCEEDED", "FAILED")]  # evaluated, not merely planned
             # No cursor yet: only the latest evaluation counts, not the whole history.
             new = [r for r in history if r.id > seen.get(name, 0)] if name in seen else history[:1]
             for record in reversed(new):
-                if record.status != AssetCheckExecutionRecordStatus.FAILED:
+                if record.status.value != "FAILED":
                     continue
                 evaluation = record.event.asset_check_evaluation if record.event else None
                 why = evaluation.description if evaluation is not None and evaluation.description else "failed"

@@ -11,7 +11,6 @@ import json
 from datetime import datetime
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from crm_pipelines.jobs import (
     ASSOCIATIONS, ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, INCREMENTAL_SYNC, MATCH_ASSETS, SNAPSHOTS,
@@ -79,7 +78,7 @@ def scope_config(since: str, scoped_assets: list[str]) -> dict:
 
 
 def build_enginy_change_sensor(interval_seconds: int, batches: list[str],
-                               jobs: list[UnresolvedAssetJobDefinition]) -> dg.SensorDefinition:
+                               jobs: list) -> dg.SensorDefinition:
     """``jobs``: enginy_sync and enginy_sync_and_push, the two it may request."""
     scoped = [*MATCH_ASSETS, *batches]
 

@@ -3,12 +3,11 @@
 from datetime import UTC, datetime
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from crm_pipelines.jobs import NIGHTLY_RECONCILIATION, SNAPSHOTS
 
 
-def build_nightly_reconciliation(job: UnresolvedAssetJobDefinition, cron: str, timezone: str,
+def build_nightly_reconciliation(job, cron: str, timezone: str,
                                  partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.ScheduleDefinition:
     @dg.schedule(name="nightly_reconciliation_schedule", job=job, cron_schedule=cron, execution_timezone=timezone,
                  default_status=dg.DefaultScheduleStatus.STOPPED,

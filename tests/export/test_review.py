@@ -45,6 +45,7 @@ def test_mistakes_in_a_mapping_are_errors_and_warnings_that_say_what_to_do(descr
         "salesforce": ("CreatedDate", "NumberOfEmployees", "LeadSource"),
         "hubspot": ("hs_object_id", "numberofemployees", "lifecyclestage"),
         "dynamics": ("createdon", "numberofemployees", "preferredcontactmethodcode"),
+        "pipedrive": ("add_time", "Employees", "Sequence status"),
     }[crm]
     config["field_mapping"]["contacts"] = [
         {"type": "fixed_value", "value": "2026-01-01", "crm_field": read_only},
@@ -56,8 +57,11 @@ def test_mistakes_in_a_mapping_are_errors_and_warnings_that_say_what_to_do(descr
     path.write_text(yaml.safe_dump(config))
     code, output = review(url, path)
     assert code == 1
-    lines = {line.split()[2]: line for line in output.splitlines()
-             if line.startswith(("ok", "WARNING", "ERROR")) and line.split()[1] == "contacts"}
+    rows = [line for line in output.splitlines()
+            if line.startswith(("ok", "WARNING", "ERROR")) and line.split()[1] == "contacts"]
+    # CRM field names may hold spaces (Pipedrive's custom fields): the line starts with the name.
+    lines = {field: next(line for line in rows if line.split(None, 2)[2].startswith(field + " "))
+             for field in (read_only, company_field, picklist, "no_such_field_anywhere")}
     assert lines[read_only].startswith("ERROR") and ("read-only" in lines[read_only]
                                                      or "new record" in lines[read_only])
     assert lines[company_field].startswith("ERROR") and "companies" in lines[company_field]
