@@ -171,7 +171,7 @@ def _decide(wanted: list[tuple[Any, str, Any]], current: pd.Series | None, recor
                 fields[crm_field] = new
                 diff.append({"field": crm_field, "crm_value": None, "new_value": new, "rule": option})
             continue
-        if same(before, new) or new is None:
+        if same(before, new, spec) or new is None:
             continue
         enginy_field = getattr(mapping, "enginy_field", None)
         if option == "sync_if_empty" and not is_empty(before):

@@ -117,8 +117,15 @@ def _option(spec: FieldSpec, text: str) -> str:
     raise Refused(f"{spec.name}: {text!r} is not one of the allowed values: {allowed}")
 
 
-def same(a: Any, b: Any) -> bool:
-    """Whether a CRM value and a new value are the same for the diff (text case and number form aside)."""
+def same(a: Any, b: Any, spec: FieldSpec | None = None) -> bool:
+    """Whether a CRM value and a new value are the same for the diff (number form aside). With the
+    field's spec, the CRM's value is read as the new one was written — HubSpot's "true", a
+    Salesforce or Dataverse timestamp in its own format — so an unchanged value is no change."""
+    if spec is not None and not is_empty(a):
+        try:
+            a = coerce(spec, a)
+        except Refused:
+            pass
     if is_empty(a) and is_empty(b):
         return True
     if is_empty(a) or is_empty(b):

@@ -177,3 +177,20 @@ def test_the_launch_owner_replaces_an_existing_owner_only_when_asked() -> None:
     assert replace["owner_id"] == "005LAUNCH" and replace["action"] == "update"
     new = one([enginy()], [], [], [], Launch(owner_id="005LAUNCH"), owners=OWNERS)
     assert new["owner_id"] == "005LAUNCH"
+
+
+@pytest.mark.parametrize("spec, held, given", [
+    (FieldSpec("Opted__c", "boolean"), "true", True),  # HubSpot answers booleans as text
+    (FieldSpec("Met__c", "datetime"), "2026-03-01T09:30:00.000+0000", "2026-03-01 09:30:00"),  # Salesforce's form
+    (FieldSpec("Met__c", "datetime"), "2026-03-01T09:30:00Z", "2026-03-01T10:30:00+01:00"),  # Dataverse's form
+    (FieldSpec("LeadSource", "picklist", options=("Web", "Enginy_Outbound"), option_labels=("Web", "Enginy Outbound")),
+     "Enginy_Outbound", "Enginy Outbound"),
+    (FieldSpec("Employees", "int"), "120", 120.0),
+])
+def test_a_value_the_crm_holds_in_its_own_form_is_no_change(spec, held, given) -> None:
+    schema = {**SCHEMA, spec.name: spec}
+    batch = build_batch(pd.DataFrame([enginy()]), pd.DataFrame(MATCHED, columns=["enginy_id", "outcome", "crm_id"]),
+                        pd.DataFrame([crm_record(**{spec.name: held})], columns=["crm_id", "last_modified", "owner_id",
+                                                                                  "raw"]),
+                        [FixedValueMapping(type="fixed_value", value=given, crm_field=spec.name)], schema, Launch())
+    assert (batch.iloc[0]["action"], batch.iloc[0]["reason"]) == ("skip", "nothing to change")
