@@ -213,7 +213,8 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         batch = build_batch(records, matches, crm_records, mappings,
                             _schema(inputs["crm_schema"], tab), config.launch(integration_config),
                             _owners(integration_config, inputs["crm_users"], inputs["enginy_users"]),
-                            campaign, campaign_mapping, links)
+                            campaign, campaign_mapping, links,
+                            one_company_per_contact=not getattr(client, "contacts_link_many_companies", False))
         batch = batch.merge(matches[["enginy_id", "outcome"]], on="enginy_id", how="left")
         batch = _elsewhere(batch, inputs["matches"], tab)
         batch = _one_create_per_key(batch, records, obj)

@@ -58,13 +58,15 @@ class Owners:
 def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.DataFrame, mappings: list[Any],
                 schema: dict[str, FieldSpec], launch: Launch, owners: Owners | None = None,
                 campaign_values: pd.DataFrame | None = None, campaign_mapping: dict[str, str] | None = None,
-                company_links: dict[str, str] | None = None) -> pd.DataFrame:
+                company_links: dict[str, str] | None = None, one_company_per_contact: bool = True) -> pd.DataFrame:
     """One row per Enginy record (``records.id``); see BATCH_COLUMNS.
 
     ``matches``: enginy_id, outcome (new / matched / ambiguous), crm_id. ``crm_records``: the
     snapshot (crm_id, last_modified, owner_id, raw). ``campaign_values``: campaign properties per
     Enginy id, sent to the fields ``campaign_mapping`` names. ``company_links``: Enginy id → CRM
-    id of the company the record should be linked to.
+    id of the company the record should be linked to. ``one_company_per_contact``: the CRM holds a
+    single company per contact (all but HubSpot), so an additional link to a contact that has one
+    cannot be made — asking for it on every export would be an update that never lands.
     """
     if launch.association == "primary_remove_previous" and not launch.confirm_remove_previous:
         raise ValueError("association type primary_remove_previous removes the contacts' current primary "
@@ -81,7 +83,8 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
         crm_id = match["crm_id"] if match is not None and status == "matched" else None
         current = crm.loc[crm_id] if crm is not None and crm_id is not None and crm_id in crm.index else None
         row = {"enginy_id": enginy_id, "crm_id": crm_id, "fields": {}, "diff": [], "owner_id": None,
-               "reason": None, "writeback": {}, **_company_link(enginy_id, current, launch, company_links or {})}
+               "reason": None, "writeback": {}, **_company_link(enginy_id, current, launch, company_links or {},
+                                                                 one_company_per_contact)}
         if status == "matched" and (current is None or bool(current.get("is_deleted", False))):
             why = "is deleted in the CRM" if current is not None else "is not in this object's snapshot"
             rows.append({**row, "action": "skip", "reason": f"the matched CRM record {crm_id} {why}"})
@@ -119,11 +122,12 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
 
 
 def _company_link(enginy_id: str, current: pd.Series | None, launch: Launch,
-                  company_links: dict[str, str]) -> dict[str, Any]:
+                  company_links: dict[str, str], one_company_per_contact: bool) -> dict[str, Any]:
     """The company the contact should be linked to, how, and the link it replaces."""
     target = company_links.get(enginy_id)
     held = None if current is None or is_empty(current.get("account_id")) else current.get("account_id")
-    if target is None or target == held:
+    if target is None or target == held or (held is not None and launch.association == "additional"
+                                            and one_company_per_contact):
         return {"company_crm_id": None, "company_link": None, "unlink_company_id": None}
     link = "additional" if launch.association == "additional" else "primary"
     unlink = held if launch.association == "primary_remove_previous" else None

@@ -56,6 +56,8 @@ class HubSpotClient:
     """The CrmClient for one HubSpot account."""
 
     crm = "hubspot"
+    # A contact may hang on several companies (one primary): an additional link is always possible.
+    contacts_link_many_companies = True
 
     def __init__(self, settings: "HubSpotResource") -> None:
         self.settings = settings

@@ -194,3 +194,14 @@ def test_a_value_the_crm_holds_in_its_own_form_is_no_change(spec, held, given) -
                                                                                   "raw"]),
                         [FixedValueMapping(type="fixed_value", value=given, crm_field=spec.name)], schema, Launch())
     assert (batch.iloc[0]["action"], batch.iloc[0]["reason"]) == ("skip", "nothing to change")
+
+
+@pytest.mark.parametrize("one_company, expected", [(True, ("skip", None)), (False, ("update", "additional"))])
+def test_an_additional_company_link_is_asked_for_only_where_a_contact_can_hold_two(one_company, expected) -> None:
+    current = {**crm_record(FirstName="Ada"), "account_id": "001HELD"}
+    batch = build_batch(pd.DataFrame([enginy()]), pd.DataFrame(MATCHED, columns=["enginy_id", "outcome", "crm_id"]),
+                        pd.DataFrame([current]), [field("first_name", "FirstName")], SCHEMA,
+                        Launch(association="additional"), company_links={"e1": "001OTHER"},
+                        one_company_per_contact=one_company)
+    row = batch.iloc[0]
+    assert (row["action"], row["company_link"]) == expected
