@@ -68,13 +68,15 @@ class ApiKey:
 @dataclass(frozen=True)
 class BearerToken:
     """``Authorization: Bearer <token>`` from a supplier; on a 401 ``refresh`` (when given) is
-    called once and the request sent again with the supplier's new token."""
+    called once and the request sent again with the supplier's new token. ``scheme`` is the
+    word before the token where a CRM has its own (Zoho: ``Zoho-oauthtoken``)."""
 
     token: Callable[[], str]
     refresh: Callable[[], None] | None = None
+    scheme: str = "Bearer"
 
     def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
-        headers["Authorization"] = f"Bearer {self.token()}"
+        headers["Authorization"] = f"{self.scheme} {self.token()}"
 
 
 Auth = Union[ApiKey, BearerToken, None]
@@ -277,15 +279,17 @@ class RestClient:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None, json: Any = None,
-                headers: dict[str, str] | None = None, idempotent: bool | None = None) -> Any:
+                headers: dict[str, str] | None = None, idempotent: bool | None = None,
+                data: dict[str, Any] | None = None) -> Any:
         """The JSON answer (None for an empty one), after retries; raises RestError for an answer
-        that retrying cannot change and TransientCrmError when the retries are spent."""
+        that retrying cannot change and TransientCrmError when the retries are spent. ``data`` is
+        a form body (an OAuth token request: secrets stay out of the URL)."""
         url = self.url(path)
         safe = method.upper() != "POST" if idempotent is None else idempotent
 
         def attempt() -> Any:
             try:
-                response = self._send(method, url, params, json, headers)
+                response = self._send(method, url, params, json, headers, data)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 if safe or isinstance(exc, requests.ConnectTimeout):
                     raise
@@ -309,7 +313,7 @@ class RestClient:
             raise lost.error from lost.__cause__
 
     def _send(self, method: str, url: str, params: dict[str, Any] | None, json: Any,
-              headers: dict[str, str] | None) -> requests.Response:
+              headers: dict[str, str] | None, data: dict[str, Any] | None = None) -> requests.Response:
         for refreshed in (False, True):
             self._wait_for_window()
             all_headers, all_params = dict(headers or {}), dict(params or {})
@@ -317,8 +321,8 @@ class RestClient:
                 self.auth.apply(all_headers, all_params)
             self.api_calls += 1
             extra: dict[str, Any] = {} if self.verify is None else {"verify": self.verify}
-            response = self.session.request(method, url, params=all_params, json=json, headers=all_headers,
-                                            timeout=self.timeout, **extra)
+            response = self.session.request(method, url, params=all_params, json=json, data=data,
+                                            headers=all_headers, timeout=self.timeout, **extra)
             if self.rate_limit is not None:
                 self.last_rate_limit = self.rate_limit.read(response.headers) or self.last_rate_limit
             renewable = isinstance(self.auth, BearerToken) and self.auth.refresh is not None
@@ -345,11 +349,14 @@ class RestClient:
         return given
 
     def pages(self, path: str, paging: Paging, params: dict[str, Any] | None = None,
-              body: dict[str, Any] | None = None, method: str = "GET") -> Iterator[Page]:
-        """Every page of a listing or search, in the CRM's paging style."""
+              body: dict[str, Any] | None = None, method: str = "GET",
+              headers: dict[str, str] | None = None) -> Iterator[Page]:
+        """Every page of a listing or search, in the CRM's paging style; ``headers`` go with every
+        page (Zoho's If-Modified-Since)."""
         step: Request | None = paging.first(dict(params or {}), body)
         while step is not None:
-            answer = self.request(method, step.url or path, params=step.params, json=step.body, idempotent=True)
+            answer = self.request(method, step.url or path, params=step.params, json=step.body, headers=headers,
+                                  idempotent=True)
             records = dig(answer, paging.records) or []
             yield Page(list(records), answer)
             step = paging.following(step, answer, records)
