@@ -11,6 +11,7 @@ from typing import Any, Callable, Literal, Protocol, runtime_checkable
 import dagster as dg
 import pandas as pd
 
+from crm_pipelines.export.activities import Activity
 from crm_pipelines.export.writes import Write, WriteResult
 
 CrmObject = Literal["contacts", "companies", "leads", "users"]
@@ -76,6 +77,16 @@ class CrmClient(Protocol):
 
     def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
         """Send writes in batches at the CRM's ceiling; one result per write, in any order."""
+
+
+@runtime_checkable
+class ActivityLogging(Protocol):
+    """An optional capability of a CrmClient: campaign activities logged as completed CRM
+    activities. A CRM without it is reported as not supported by the activity push."""
+
+    def log_activities(self, activities: list[Activity]) -> list[WriteResult]:
+        """Create each activity once, in batches at the CRM's ceiling; one result per activity,
+        in order. An activity the CRM already holds (by its key) comes back created with its id."""
 
 
 class CrmResource(dg.ConfigurableResource):

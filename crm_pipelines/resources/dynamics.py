@@ -22,6 +22,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from pydantic import Field
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser
+from crm_pipelines.export.activities import Activity
+from crm_pipelines.resources.activity_writes import clip
 from crm_pipelines.resources.crm import (
     PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
 )
@@ -29,6 +31,13 @@ from crm_pipelines.resources.retries import TRANSIENT_STATUSES, TransientCrmErro
 
 ENTITY_SETS = {"contacts": ("contacts", "contactid", "contact"), "companies": ("accounts", "accountid", "account"),
                "leads": ("leads", "leadid", "lead"), "users": ("systemusers", "systemuserid", "systemuser")}
+
+# A completed task: statecode Completed with its status reason Completed.
+TASK_COMPLETED = {"statecode": 1, "statuscode": 5}
+SUBJECT_LENGTH, DESCRIPTION_LENGTH = 200, 2000
+# Keys per look-up query: an OData filter of equalities joined by "or" stays short.
+LOOKUP_KEYS = 25
+DUPLICATE_KEY = "0x80040237"
 
 
 def _odata_string(value: str) -> str:
@@ -248,6 +257,67 @@ class DynamicsClient:
                                                error_code=error.get("code")))
             self.progress(f"{entity_set}: {len(results):,} of {len(writes):,} writes sent")
         return results
+
+    def log_activities(self, activities: list[Activity]) -> list[WriteResult]:
+        """Completed task activities regarding the contact or lead, in ``$batch`` requests. Each
+        is a PATCH on the Enginy alternate key with If-None-Match: *, which creates and never
+        updates, so a batch sent again after a lost answer cannot log anything twice: what
+        already landed answers 412 and is looked up for its id."""
+        results: list[WriteResult] = []
+        for start in range(0, len(activities), self.settings.batch_size):
+            batch = activities[start:start + self.settings.batch_size]
+            boundary = f"batch_{uuid.uuid4().hex}"
+            parts = []
+            for a in batch:
+                regarding = "lead" if a.record_object == "leads" else "contact"
+                body: dict[str, Any] = {
+                    "subject": clip(a.subject, SUBJECT_LENGTH), "actualend": _odata_datetime(a.occurred_at),
+                    **TASK_COMPLETED, f"regardingobjectid_{regarding}_task@odata.bind": f"/{regarding}s({a.record_id})"}
+                if a.description:
+                    body["description"] = clip(a.description, DESCRIPTION_LENGTH)
+                if a.owner_id:
+                    body["ownerid@odata.bind"] = f"/systemusers({a.owner_id})"
+                parts.append("\r\n".join([
+                    f"--{boundary}", "Content-Type: application/http", "Content-Transfer-Encoding: binary", "",
+                    f"PATCH {self.api}/tasks({self.settings.enginy_key}='{_odata_string(a.write_id)}') HTTP/1.1",
+                    "Content-Type: application/json", "Prefer: return=representation", "If-None-Match: *", "",
+                    json.dumps(body, default=str)]))
+            payload = "\r\n".join(parts + [f"--{boundary}--", ""])
+            try:
+                response = self._send("POST", f"{self.api}/$batch", data=payload.encode(), headers={
+                    "Content-Type": f"multipart/mixed; boundary={boundary}", "Prefer": "odata.continue-on-error"})
+            except TransientCrmError as error:  # retries spent: the next run sends the batch again
+                results.extend(WriteResult(a.write_id, "failed", error=str(error)) for a in batch)
+                continue
+            answers = _batch_answers(response)
+            landed = []
+            for i, a in enumerate(batch):
+                status, body = answers[i] if i < len(answers) else (0, {})
+                error = body.get("error") or {}
+                if status == 201:
+                    results.append(WriteResult(a.write_id, "created", body.get("activityid")))
+                elif status == 412 and error.get("code") == DUPLICATE_KEY:
+                    landed.append(a.write_id)
+                elif status in TRANSIENT_STATUSES or status == 0:
+                    results.append(WriteResult(a.write_id, "failed", error=f"Dataverse answered {status}"))
+                else:
+                    results.append(WriteResult(a.write_id, "rejected", error=error.get("message"),
+                                               error_code=error.get("code")))
+            found = self._find_tasks(landed)
+            results.extend(WriteResult(key, "created", found.get(key)) for key in landed)
+            self.progress(f"tasks: {len(results):,} of {len(activities):,} activities sent")
+        order = {a.write_id: i for i, a in enumerate(activities)}
+        return sorted(results, key=lambda r: order[r.write_id])
+
+    def _find_tasks(self, keys: list[str]) -> dict[str, str]:
+        key = self.settings.enginy_key
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), LOOKUP_KEYS):
+            wanted = " or ".join(f"{key} eq '{_odata_string(k)}'" for k in keys[start:start + LOOKUP_KEYS])
+            query = urlencode({"$select": f"activityid,{key}", "$filter": wanted})
+            rows = self._send("GET", f"{self.api}/tasks?{query}").json().get("value", [])
+            found.update((r[key], r["activityid"]) for r in rows)
+        return found
 
     def describe(self, obj: CrmObject) -> list[CrmField]:
         _, _, logical = ENTITY_SETS[obj]

@@ -22,6 +22,8 @@ from hubspot.crm.objects import PublicObjectSearchRequest
 from pydantic import Field
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser, empty
+from crm_pipelines.export.activities import Activity
+from crm_pipelines.resources.activity_writes import log_once
 from crm_pipelines.resources.crm import (
     PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
 )
@@ -36,6 +38,12 @@ LIST_PAGE = 100
 # HubSpot answers 414 past 8 KB of request line; the list API repeats `properties=` per name.
 MAX_PROPERTIES_URL = 6_000
 ONE_MS = timedelta(milliseconds=1)
+# Activities as a HubSpot admin expects them: a sent email is an email engagement; a call or a
+# LinkedIn touchpoint a completed task of that type (what HubSpot's own sequences create).
+ENGAGEMENTS = {"email": "emails", "call": "tasks", "linkedin": "tasks"}
+# HubSpot-defined association type ids, engagement → contact.
+TO_CONTACT = {"emails": 198, "notes": 202, "tasks": 204}
+TASK_TYPES = {"call": "CALL", "linkedin_message": "LINKED_IN_MESSAGE", "linkedin_connection_request": "LINKED_IN_CONNECT"}
 
 
 class HubSpotApiError(RuntimeError):
@@ -70,7 +78,7 @@ class HubSpotClient:
         self._properties: dict[str, list[dict[str, Any]]] = {}
         self._last_search = 0.0
 
-    def _call(self, fn: Callable[[], T]) -> T:
+    def _call(self, fn: Callable[[], T], attempts: int = 6) -> T:
         def attempt() -> T:
             self.api_calls += 1
             try:
@@ -87,7 +95,7 @@ class HubSpotClient:
                     raise HubSpotApiError(status, str(getattr(exc, "body", "") or "")) from exc
                 raise
 
-        return with_retries(attempt)
+        return with_retries(attempt, attempts=attempts)
 
     # --- schema -----------------------------------------------------------------------------
     def _property_defs(self, object_type: str) -> list[dict[str, Any]]:
@@ -193,7 +201,8 @@ class HubSpotClient:
 
     def _search(self, object_type: str, filters: list[dict[str, Any]], sort: str, properties: list[str],
                 after: str | None = None, limit: int = SEARCH_PAGE, direction: str = "ASCENDING") -> Any:
-        search = getattr(self.api.crm, object_type).search_api
+        # Engagements live under crm.objects in the client; contacts and companies under crm.
+        search = (getattr(self.api.crm, object_type, None) or getattr(self.api.crm.objects, object_type)).search_api
         request = PublicObjectSearchRequest(
             filter_groups=[{"filters": filters}] if filters else [], sorts=[{"propertyName": sort, "direction": direction}],
             properties=properties, limit=limit, after=after)
@@ -313,6 +322,66 @@ class HubSpotClient:
         except TransientCrmError as error:  # retries spent: leave the batch for the next run
             return [WriteResult(w.write_id, "failed", error=str(error)) for w in batch]
 
+    # --- activities -------------------------------------------------------------------------
+    def log_activities(self, activities: list[Activity]) -> list[WriteResult]:
+        """Engagements created in batches of 100 with their contact association inline. They
+        have no upsert, so each carries its key in ``activity_id_property`` and a create whose
+        answer was lost is looked up before it is sent again."""
+        results: dict[str, WriteResult] = {}
+        for object_type in sorted(set(ENGAGEMENTS.values())):
+            group = [a for a in activities if ENGAGEMENTS[a.kind] == object_type]
+            for start in range(0, len(group), LIST_PAGE):
+                part = group[start:start + LIST_PAGE]
+                done = log_once(part, lambda batch, o=object_type: self._create_engagements(o, batch),
+                                lambda keys, o=object_type: self._find_engagements(o, keys))
+                results.update((r.write_id, r) for r in done)
+                self.progress(f"{object_type}: {len(results):,} of {len(activities):,} activities sent")
+        return [results[a.write_id] for a in activities]
+
+    def _engagement(self, object_type: str, a: Activity) -> dict[str, Any]:
+        properties = {"hs_timestamp": _millis(a.occurred_at), self.settings.activity_id_property: a.write_id}
+        if object_type == "emails":
+            properties |= {"hs_email_subject": a.subject, "hs_email_direction": "EMAIL", "hs_email_status": "SENT"}
+            if a.description:
+                properties["hs_email_text"] = a.description
+        else:
+            properties |= {"hs_task_subject": a.subject, "hs_task_status": "COMPLETED",
+                           "hs_task_type": TASK_TYPES[a.step_type]}
+            if a.description:
+                properties["hs_task_body"] = a.description
+        if a.owner_id:
+            properties["hubspot_owner_id"] = a.owner_id
+        return {"properties": properties, "associations": [{"to": {"id": a.record_id}, "types": [
+            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": TO_CONTACT[object_type]}]}]}
+
+    def _create_engagements(self, object_type: str, batch: list[Activity]) -> list[WriteResult]:
+        """One attempt (log_once decides what to send again). HubSpot refuses a whole batch for
+        one bad input: a refused batch is halved until the inputs at fault stand alone."""
+        if any(a.record_object != "contacts" for a in batch):
+            return [WriteResult(a.write_id, "rejected", error="HubSpot has no Lead object") for a in batch]
+        batch_api = getattr(self.api.crm.objects, object_type).batch_api
+        key = self.settings.activity_id_property
+        try:
+            answer = self._call(lambda: batch_api.create({"inputs": [self._engagement(object_type, a)
+                                                                     for a in batch]}), attempts=1)
+        except HubSpotApiError as error:
+            if error.status in (401, 403):
+                raise
+            if len(batch) == 1:
+                return [WriteResult(batch[0].write_id, "rejected", error=error.message, error_code=error.category)]
+            half = len(batch) // 2
+            return (self._create_engagements(object_type, batch[:half])
+                    + self._create_engagements(object_type, batch[half:]))
+        made = {(r.properties or {}).get(key): str(r.id) for r in answer.results}
+        return [WriteResult(a.write_id, "created", made[a.write_id]) if a.write_id in made
+                else WriteResult(a.write_id, "failed", error="HubSpot did not answer for this input") for a in batch]
+
+    def _find_engagements(self, object_type: str, keys: list[str]) -> dict[str, str]:
+        key = self.settings.activity_id_property
+        page = self._search(object_type, [{"propertyName": key, "operator": "IN", "values": keys}],
+                            "hs_object_id", [key], limit=SEARCH_PAGE)
+        return {(r.properties or {}).get(key): str(r.id) for r in page.results}
+
     def users(self) -> pd.DataFrame:
         owners, after = [], None
         while True:
@@ -388,6 +457,8 @@ class HubSpotResource(CrmResource):
     company_linkedin_property: str = Field("linkedin_company_page", description="company property with the LinkedIn page")
     enginy_id_property: str = Field("enginy_id", description="unique property holding Enginy's id; creates "
                                                              "upsert on it")
+    activity_id_property: str = Field("enginy_activity_id", description="engagement property holding the "
+                                                                       "Enginy event a logged activity came from")
     search_calls_per_second: float = Field(4.0, description="pace of search calls; HubSpot allows 5 a second")
     modified_property: dict[str, str] = Field(
         default_factory=lambda: {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate"},

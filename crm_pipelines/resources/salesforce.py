@@ -19,8 +19,11 @@ import requests
 from pydantic import Field
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
+from simple_salesforce.format import format_soql
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser
+from crm_pipelines.export.activities import Activity
+from crm_pipelines.resources.activity_writes import clip, log_once
 from crm_pipelines.resources.crm import (
     PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
 )
@@ -33,6 +36,10 @@ SOBJECTS = {"contacts": "Contact", "companies": "Account", "leads": "Lead", "use
 MAX_QUERY_URL = 14_000
 # sObject Collections take at most 200 records a call.
 COLLECTION_LIMIT = 200
+# Task fields' lengths: longer values are cut rather than refused.
+SUBJECT_LENGTH, DESCRIPTION_LENGTH = 255, 32_000
+# TaskSubtype per activity kind, where the org's picklist has it (else a plain Task).
+TASK_SUBTYPES = {"email": "Email", "call": "Call", "linkedin": "LinkedIn"}
 # Field types a SOQL SELECT cannot list on an API pull (compound fields repeat their parts).
 _UNSELECTABLE = {"address", "location", "base64"}
 _RELATIONSHIPS = {"Contact": ["Account.Name"]}
@@ -86,7 +93,7 @@ class SalesforceClient:
             self._sf = self._login()
         return self._sf
 
-    def _call(self, fn: Callable[[Salesforce], T]) -> T:
+    def _call(self, fn: Callable[[Salesforce], T], attempts: int = 6) -> T:
         def attempt() -> T:
             try:
                 return fn(self.sf)
@@ -98,7 +105,7 @@ class SalesforceClient:
                     raise TransientCrmError(exc.status, f"Salesforce answered {exc.status}") from exc
                 raise
 
-        return with_retries(attempt)
+        return with_retries(attempt, attempts=attempts)
 
     # --- CrmClient --------------------------------------------------------------------------
     def describe_raw(self, sobject: str) -> dict[str, Any]:
@@ -284,6 +291,50 @@ class SalesforceClient:
                 self.progress(f"{sobject}: {len(results):,} of {len(writes):,} writes sent")
         return results
 
+    # --- activities -------------------------------------------------------------------------
+    def log_activities(self, activities: list[Activity]) -> list[WriteResult]:
+        """Completed Tasks on the contact or lead (WhoId), in sObject Collections of 200. Tasks
+        have no upsert, so each carries its key in ``activity_id_field`` and a create whose
+        answer was lost is looked up before it is sent again."""
+        results: list[WriteResult] = []
+        for start in range(0, len(activities), COLLECTION_LIMIT):
+            part = activities[start:start + COLLECTION_LIMIT]
+            results.extend(log_once(part, self._create_tasks, self._find_tasks))
+            self.progress(f"Task: {len(results):,} of {len(activities):,} activities sent")
+        return results
+
+    def _task_picklist(self, name: str) -> set[str]:
+        field = next((f for f in self.describe_raw("Task")["fields"] if f["name"] == name), {})
+        return {p["value"] for p in field.get("picklistValues") or [] if p.get("active", True)}
+
+    def _create_tasks(self, activities: list[Activity]) -> list[WriteResult]:
+        subtypes, types = self._task_picklist("TaskSubtype"), self._task_picklist("Type")
+        records = []
+        for a in activities:
+            subtype = TASK_SUBTYPES[a.kind]
+            task = {"attributes": {"type": "Task"}, "WhoId": a.record_id, "Status": "Completed",
+                    "Subject": clip(a.subject, SUBJECT_LENGTH), "ActivityDate": a.occurred_at.date().isoformat(),
+                    "TaskSubtype": subtype if subtype in subtypes else "Task",
+                    self.settings.activity_id_field: a.write_id}
+            if subtype in types:
+                task["Type"] = subtype
+            if a.description:
+                task["Description"] = clip(a.description, DESCRIPTION_LENGTH)
+            if a.owner_id:
+                task["OwnerId"] = a.owner_id
+            records.append(task)
+        body = {"allOrNone": False, "records": records}
+        answers = self._call(lambda sf: sf.restful("composite/sobjects", method="POST", json=body), attempts=1)
+        return [_write_result(Write(a.write_id, "create", a.write_id, {}), answer)
+                for a, answer in zip(activities, answers)]
+
+    def _find_tasks(self, keys: list[str]) -> dict[str, str]:
+        field = self.settings.activity_id_field
+        # queryAll: a Task someone deleted in the CRM was logged; it is not logged again.
+        soql = format_soql(f"SELECT Id, {field} FROM Task WHERE {field} IN {{keys}}", keys=keys)
+        rows = self._call(lambda sf: sf.query_all(soql, include_deleted=True))["records"]
+        return {r[field]: r["Id"] for r in rows}
+
 
 def _links(write: Write, sobject: str) -> dict[str, Any]:
     """The write's fields with its owner and (for a contact) its account."""
@@ -381,6 +432,8 @@ class SalesforceResource(CrmResource):
     bulk_threshold: int = Field(10_000, description="pulls above this many records use Bulk API 2.0")
     external_id_field: str = Field("Enginy_Id__c", description="the external id field creates upsert on")
     bulk_push_threshold: int = Field(10_000, description="pushes of more writes than this use Bulk API 2.0")
+    activity_id_field: str = Field("Enginy_Activity_Id__c", description="Task text field holding the Enginy "
+                                                                        "event a logged activity came from")
     linkedin_field: str = Field("LinkedIn_Profile__c", description="Contact/Lead field holding the LinkedIn URL")
     company_linkedin_field: str = Field("LinkedIn_Company_Page__c", description="Account field with the LinkedIn page")
 

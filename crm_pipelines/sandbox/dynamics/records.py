@@ -19,7 +19,7 @@ from crm_pipelines.sandbox.app import SandboxContext
 from crm_pipelines.sandbox.store import utc_now
 
 from .odata import QueryError, format_datetime, parse_datetime, parse_key
-from .schema import BY_ENTITY_SET, CRM, DEFAULT_STATE, TABLES, Attribute, Table
+from .schema import BY_ENTITY_SET, CRM, DEFAULT_STATE, STATUS_OF_STATE, TABLES, Attribute, Table
 from .state import APP_USER_ID, state
 
 Fields = dict[str, Any]
@@ -351,7 +351,12 @@ def create(data: Data, table: Table, fields: Fields, record_id: str | None = Non
     defaults = DEFAULT_STATE.get(table.logical_name)
     if defaults is not None:
         row["statecode"] = row.get("statecode") if row.get("statecode") is not None else defaults[0]
-        row["statuscode"] = row.get("statuscode") if row.get("statuscode") is not None else defaults[1]
+        allowed = STATUS_OF_STATE.get(table.logical_name, {}).get(row["statecode"])
+        if row.get("statuscode") is None:
+            row["statuscode"] = allowed[0] if allowed else defaults[1]
+        elif allowed and row["statuscode"] not in allowed:
+            raise ODataError(400, BAD_PAYLOAD, f"{row['statuscode']} is not a valid status code for state code "
+                                               f"{row['statecode']} on {table.logical_name}")
     row["createdon"] = row["modifiedon"] = format_datetime(when)
     row["versionnumber"] = state(data.ctx).next_version()
     data.create(table.entity_set, record_id, row, when, request_id)

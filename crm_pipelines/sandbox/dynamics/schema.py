@@ -300,6 +300,9 @@ BY_ENTITY_SET = {t.entity_set: t for t in TABLES.values()}
 # The store's object name for each table is its entity set name (contacts, accounts, …).
 DEFAULT_STATE = {"contact": (0, 1), "account": (0, 1), "lead": (0, 1), "systemuser": None,
                  "task": (0, 2)}
+# The status reasons each state allows (a task: open 2-3, completed 5, canceled 6); the first is
+# the one Dataverse gives when only the state is set.
+STATUS_OF_STATE = {"task": {0: (2, 3), 1: (5,), 2: (6,)}}
 
 
 def table(settings: dict[str, Any], logical_name: str) -> Table:

@@ -179,6 +179,10 @@ CAMPAIGN_PROPERTIES = [
 BUILT_IN["contacts"] += _integration("contactinformation") + CAMPAIGN_PROPERTIES
 BUILT_IN["companies"] += _integration("companyinformation") + [
     _p("enginy_last_engagement", "Last Enginy engagement", group="enginy", hubspot_defined=False)]
+# Activities the integration logs carry the Enginy event they came from, to be found again.
+for _engagement in ENGAGEMENTS:
+    BUILT_IN[_engagement].append(_p("enginy_activity_id", "Enginy activity ID", group="enginy",
+                                    hubspot_defined=False))
 
 # Engagements cannot exist without a time; HubSpot refuses them without hs_timestamp.
 REQUIRED = {name: ("hs_timestamp",) for name in ENGAGEMENTS}

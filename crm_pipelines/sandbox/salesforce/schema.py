@@ -292,6 +292,9 @@ def _standard_fields() -> dict[str, list[Field]]:
         Field("TaskSubtype", "picklist", length=255, updateable=False, restricted=True,
               picklist=("Task", "Email", "ListEmail", "Cadence", "Call", "LinkedIn")),
         _ro("IsClosed", "boolean", nillable=False, label="Closed"),
+        # An activity custom field (no external id: activities have no upsert); the integration
+        # finds the Tasks it logged by it.
+        Field("Enginy_Activity_Id__c", "string", length=64, custom=True, label="Enginy Activity ID"),
         *_system_fields(),
     ]
     return {"Contact": contact, "Lead": lead, "Account": account, "User": user, "Task": task}

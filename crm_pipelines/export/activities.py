@@ -1,0 +1,235 @@
+"""Campaign events as completed CRM activities — the seeds' "Call / Email Activity Synchronization"
+(ZoomInfo Engage logs each one as a completed Task) and Zaplify's two switches (sync activities
+at all; include the message sent).
+
+Which events become activities (emails sent, LinkedIn messages and invitations sent, calls made),
+on which CRM record (the contact or lead the Enginy contact matched, or the one the push created),
+credited to whom (the campaign identity's CRM user, Step 4 of the integration config), with what
+subject and description. Events of contacts the CRM does not hold yet are kept as waiting: the
+next run logs them once their contact is matched or exported.
+
+Each event is logged once, ever: its Enginy id is the activity's key — the write ledger's key and
+a field on the CRM activity — so a re-run skips what the ledger holds as done, and a write whose
+answer never came back is looked up in the CRM before it is sent again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Literal
+
+import pandas as pd
+
+from crm_pipelines.config import ActivitySync, UserMapping
+from crm_pipelines.export.ledger import FINAL, mark_sent, record_results
+from crm_pipelines.export.values import is_empty
+from crm_pipelines.export.writes import WriteResult
+
+PRODUCT = "Enginy"
+# What the CRM shows, in one place: ZoomInfo Engage's "Engage: {Event} {EmailSubject}" and
+# "Engage Call: {Subject}", with our product's name.
+SUBJECTS = {
+    "email": PRODUCT + ": Sent Email {subject}",
+    "call": PRODUCT + " Call: {subject}",
+    "linkedin_message": PRODUCT + ": LinkedIn Message Sent",
+    "linkedin_connection_request": PRODUCT + ": LinkedIn Invitation Sent",
+}
+# The step types whose "sent" event is an activity (a profile visit is not an outreach touchpoint).
+KINDS: dict[str, Literal["email", "call", "linkedin"]] = {
+    "email": "email", "call": "call", "linkedin_message": "linkedin", "linkedin_connection_request": "linkedin"}
+LEDGER_OBJECT = "activities"
+ACTIVITY_COLUMNS = ["event_id", "contact_id", "step_type", "kind", "subject", "body", "description",
+                    "occurred_at", "owner_id", "owner_rule", "crm_object", "crm_record_id", "status", "reason"]
+WAITING_NEW = "the contact is not in the CRM yet: it is logged once the contact is exported"
+WAITING_AMBIGUOUS = "the contact matches several CRM records: it is logged once the match is resolved"
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One campaign event to log as a completed activity on a CRM contact or lead."""
+
+    write_id: str  # the Enginy event id: the ledger's key, and the key stored on the CRM activity
+    step_type: str  # email, call, linkedin_message, linkedin_connection_request
+    record_object: Literal["contacts", "leads"]
+    record_id: str  # the CRM contact or lead the activity is logged on
+    subject: str
+    description: str | None  # the message (when include_message_body) and the campaign it came from
+    occurred_at: datetime
+    owner_id: str | None = None  # None: the CRM's default (the integration user)
+    in_doubt: bool = False  # an earlier send got no answer: look it up in the CRM before sending again
+
+    # What the write ledger records of every write.
+    action = "create"
+    crm_id = None
+
+    @property
+    def kind(self) -> Literal["email", "call", "linkedin"]:
+        return KINDS[self.step_type]
+
+    @property
+    def enginy_id(self) -> str:
+        return self.write_id
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Step 4's user mapping as it credits an activity: identity, then its Enginy user, then a CRM
+    user with that user's email (how the export picks owners too), then the default owner."""
+
+    user_mapping: UserMapping
+    identity_users: dict[str, str]  # Enginy identity id → its Enginy user id
+    enginy_user_emails: dict[str, str]  # Enginy user id → email
+    crm_user_by_email: dict[str, str]  # lower-cased email → active CRM user id
+
+    def _crm_user(self, value: str | None) -> str | None:
+        """The mapping names CRM users by id or by email; an email no CRM user has names nobody."""
+        if not value:
+            return None
+        return self.crm_user_by_email.get(value.lower()) if "@" in value else value
+
+    def owner(self, identity_id: str | None) -> tuple[str | None, str]:
+        """(CRM user id or None, the rule that chose it)."""
+        mapping = self.user_mapping
+        if identity_id and (owner := self._crm_user(mapping.identities.get(identity_id))):
+            return owner, "identity"
+        user = self.identity_users.get(identity_id or "")
+        if user and (owner := self._crm_user(mapping.users.get(user))):
+            return owner, "user"
+        email = self.enginy_user_emails.get(user or "")
+        if email and (owner := self.crm_user_by_email.get(email.lower())):
+            return owner, "same_email"
+        if owner := self._crm_user(mapping.default_owner):
+            return owner, "default_owner"
+        return None, "crm_default"
+
+
+def crm_records(matches: pd.DataFrame, created: pd.DataFrame) -> pd.DataFrame:
+    """Per Enginy contact: the CRM record it is (crm_object, crm_id) or why there is none (outcome).
+
+    ``matches``: contact_matches; ``created``: the export ledger's contact and lead writes. A record
+    the push created counts where matching has not seen it yet (the snapshot predates the push)."""
+    people = matches.assign(enginy_id=matches["enginy_id"].astype(str))
+    people = people.assign(crm_object=people.get("crm_object", pd.Series("contacts", index=people.index))
+                           .fillna("contacts"))[["enginy_id", "outcome", "crm_id", "crm_object"]]
+    done = created[created["object"].isin(["contacts", "leads"]) & created["status"].isin(["created", "updated"])
+                   & created["crm_id"].notna()]
+    pushed = pd.DataFrame({"enginy_id": done["enginy_id"].astype(str), "outcome": "matched",
+                           "crm_id": done["crm_id"].astype(str), "crm_object": done["object"]})
+    # A matched record speaks first: it is what the CRM holds today; the push's own id fills the gaps.
+    known = people[people["outcome"].eq("matched")]
+    extra = pushed[~pushed["enginy_id"].isin(known["enginy_id"])].drop_duplicates("enginy_id", keep="last")
+    rest = people[~people["enginy_id"].isin(known["enginy_id"]) & ~people["enginy_id"].isin(extra["enginy_id"])]
+    return pd.concat([known, extra, rest], ignore_index=True)
+
+
+def _subject(step_type: str, subject: object, campaign: object) -> str:
+    # A call carries no subject of its own in Enginy: the campaign names what it was about.
+    text = subject if not is_empty(subject) else (campaign if step_type == "call" and not is_empty(campaign) else "")
+    return SUBJECTS[step_type].format(subject=str(text).strip()).strip()
+
+
+def _description(body: object, campaign: object, position: object, with_body: bool) -> str | None:
+    parts = [str(body).strip()] if with_body and not is_empty(body) and str(body).strip() else []
+    if not is_empty(campaign):
+        step = f", step {int(position)}" if not is_empty(position) else ""
+        parts.append(f"{PRODUCT} campaign: {campaign}{step}")
+    return "\n\n".join(parts) or None
+
+
+def plan_activities(events: pd.DataFrame, steps: pd.DataFrame, campaigns: pd.DataFrame, records: pd.DataFrame,
+                    settings: ActivitySync, attribution: Attribution) -> pd.DataFrame:
+    """One row per campaign event that is a CRM activity: ready (with its CRM record) or waiting.
+
+    ``events``, ``steps``, ``campaigns``: the Enginy tables; ``records``: ``crm_records(...)``."""
+    step = steps.assign(id=steps["id"].astype(str)).set_index("id")
+    frame = events[events["event_type"].eq("sent")].assign(step_id=lambda f: f["step_id"].astype(str))
+    frame = frame.assign(step_type=frame["step_id"].map(step["step_type"]),
+                         position=frame["step_id"].map(step["position"]))
+    frame = frame[frame["step_type"].isin(list(KINDS))]
+    names = dict(zip(campaigns["id"].astype(str), campaigns["name"]))
+    campaign_identity = dict(zip(campaigns["id"].astype(str), campaigns["identity_id"]))
+    by_contact = records.drop_duplicates("enginy_id").set_index("enginy_id")
+    rows = []
+    for e in frame.to_dict("records"):
+        contact, campaign_id = str(e["contact_id"]), str(e["campaign_id"])
+        campaign = names.get(campaign_id)
+        # The campaign's identity sent it; an event names the identity that acted, which wins.
+        identity = e.get("identity_id") if not is_empty(e.get("identity_id")) else campaign_identity.get(campaign_id)
+        owner, rule = attribution.owner(None if is_empty(identity) else str(identity))
+        record = by_contact.loc[contact] if contact in by_contact.index else None
+        ready = record is not None and record["outcome"] == "matched" and not is_empty(record["crm_id"])
+        reason = None if ready else (WAITING_AMBIGUOUS if record is not None and record["outcome"] == "ambiguous"
+                                     else WAITING_NEW)
+        rows.append({
+            "event_id": str(e["id"]), "contact_id": contact, "step_type": e["step_type"],
+            "kind": KINDS[e["step_type"]], "subject": _subject(e["step_type"], e.get("subject"), campaign),
+            "body": e.get("body") if settings.include_message_body and not is_empty(e.get("body")) else None,
+            "description": _description(e.get("body"), campaign, e.get("position"), settings.include_message_body),
+            "occurred_at": pd.Timestamp(e["occurred_at"]), "owner_id": owner, "owner_rule": rule,
+            "crm_object": record["crm_object"] if ready else None, "crm_record_id": str(record["crm_id"]) if ready
+            else None, "status": "ready" if ready else "waiting", "reason": reason})
+    return pd.DataFrame(rows, columns=ACTIVITY_COLUMNS)
+
+
+def activities_to_send(planned: pd.DataFrame, ledger: pd.DataFrame) -> tuple[list[Activity], int]:
+    """The ready rows the ledger does not hold as done, and how many it does."""
+    entries = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger
+    status = dict(zip(entries["write_id"], entries["status"])) if len(entries) else {}
+    ready = planned[planned["status"].eq("ready")]
+    done = ready["event_id"].map(lambda e: status.get(e) in FINAL)
+    activities = [Activity(r["event_id"], r["step_type"], r["crm_object"], r["crm_record_id"], r["subject"],
+                           r["description"], pd.Timestamp(r["occurred_at"]).to_pydatetime(),
+                           None if is_empty(r["owner_id"]) else r["owner_id"],
+                           in_doubt=r["event_id"] in status)
+                  for r in ready[~done].to_dict("records")]
+    return activities, int(done.sum())
+
+
+@dataclass
+class ActivityPushOutcome:
+    ledger: pd.DataFrame
+    counts: dict[str, int]  # created / rejected / failed in this run
+    sent: int
+    already_done: int
+
+
+def run_activity_push(log: Callable[[list[Activity]], list[WriteResult]], planned: pd.DataFrame,
+                      ledger: pd.DataFrame, save: Callable[[pd.DataFrame], None], chunk: int,
+                      progress: Callable[[str], None] = lambda message: None) -> ActivityPushOutcome:
+    """Log the ready activities chunk by chunk, the ledger saved before each chunk is sent and
+    after its answers: a run killed anywhere leaves the next one knowing what may have landed."""
+    activities, already = activities_to_send(planned, ledger)
+    counts: dict[str, int] = {}
+    for start in range(0, len(activities), chunk):
+        part = activities[start:start + chunk]
+        ledger = mark_sent(ledger, LEDGER_OBJECT, part)
+        save(ledger)
+        results = log(part)
+        ledger = record_results(ledger, results)
+        save(ledger)
+        for r in results:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        progress(f"activities: chunk {start // chunk + 1} of {-(-len(activities) // chunk)} sent")
+    return ActivityPushOutcome(ledger, counts, len(activities), already)
+
+
+def outcomes(planned: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
+    """Every planned row with how it ended: logged / rejected / failed / waiting, and the CRM
+    activity's id; the message itself is left out (it may be private, and it is in Enginy)."""
+    entries = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger
+    by_id = entries.set_index("write_id") if len(entries) else None
+    frame = planned.drop(columns=["body"]).assign(crm_activity_id=None)
+    for i, row in frame.iterrows():
+        if row["status"] != "ready":
+            continue
+        entry = by_id.loc[row["event_id"]] if by_id is not None and row["event_id"] in by_id.index else None
+        if entry is None:
+            frame.at[i, "status"] = "pending"
+            continue
+        frame.at[i, "status"] = {"created": "logged", "updated": "logged"}.get(entry["status"], entry["status"])
+        frame.at[i, "crm_activity_id"] = entry["crm_id"]
+        frame.at[i, "reason"] = entry["error"]
+    # "sent" without an answer: the run died; the next run looks the activity up before sending.
+    frame["status"] = frame["status"].replace({"sent": "failed"})
+    return frame

@@ -1,0 +1,109 @@
+"""Each CRM client logs activities through its official library against the sandbox: completed,
+on the right contact or lead, credited to the right user, and never twice — not after a lost
+answer, not after a run killed between the CRM's write and the ledger's record of it."""
+
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from crm_pipelines.export.activities import Activity, outcomes, run_activity_push
+from crm_pipelines.export.ledger import empty_ledger
+from crm_pipelines.sandbox.faults import FaultRule
+
+AT = datetime(2024, 5, 2, 9, 30, tzinfo=timezone.utc)
+STEPS = ("email", "call", "linkedin_message", "linkedin_connection_request")
+
+
+class Killed(Exception):
+    """Stands for the push process dying at that point."""
+
+
+def planned(org, n: int, person: str = "c1") -> pd.DataFrame:
+    """n ready activities on one person, in the shape plan_activities gives them."""
+    crm_object, record = org.people[person]
+    return pd.DataFrame({"event_id": [f"evt-{i:04d}" for i in range(n)], "contact_id": person,
+                         "step_type": [STEPS[i % 4] for i in range(n)], "subject": [f"Enginy Call: {i}" for i in range(n)],
+                         "description": None, "occurred_at": [AT + timedelta(minutes=i) for i in range(n)],
+                         "owner_id": org.users["ada"], "owner_rule": "identity", "crm_object": crm_object,
+                         "crm_record_id": record, "status": "ready", "reason": None, "body": None, "kind": None})
+
+
+def assert_each_once(org, n: int) -> None:
+    logged = org.crm.logged(org.sandbox)
+    assert sorted(a["key"] for a in logged) == [f"evt-{i:04d}" for i in range(n)], "every event is in the CRM"
+    assert all(a["creates"] == 1 for a in logged), "and none was logged twice"
+
+
+def test_activities_land_completed_on_their_contact_or_lead_credited_to_their_owner(org) -> None:
+    client = org.crm.resource(org.sandbox).client()
+    people = ["c1", "c2", "c3"]
+    activities = [Activity(f"e{i}", step, *org.people[person], subject=f"Subject {i}", description=f"Said {i}",
+                           occurred_at=AT, owner_id=org.users[owner])
+                  for i, (step, person, owner) in enumerate(zip(STEPS, people + ["c1"], ["ada", "bob", "ada", "bob"]))]
+    activities.append(Activity("e-default", "call", *org.people["c2"], subject="No owner", description=None,
+                               occurred_at=AT))
+    results = client.log_activities(activities)
+    assert [r.status for r in results] == ["created"] * 5 and all(r.crm_id for r in results)
+    logged = {a["key"]: a for a in org.crm.logged(org.sandbox)}
+    for activity in activities[:4]:
+        held = logged[activity.write_id]
+        assert held["record"] == activity.record_id and held["owner"] == org.users[
+            "ada" if activity.write_id in ("e0", "e2") else "bob"]
+        assert held["subject"] == activity.subject and held["description"] == activity.description
+        assert held["completed"]
+    # No owner given: the CRM's default — the integration user (Salesforce, Dataverse), nobody (HubSpot).
+    assert logged["e-default"]["owner"] not in (org.users["ada"], org.users["bob"])
+    if org.crm.has_leads:
+        assert logged["e2"]["record"] == org.people["c3"][1] and org.people["c3"][0] == "leads"
+
+
+def test_an_answer_lost_after_the_crm_wrote_is_looked_up_rather_than_sent_again(org) -> None:
+    method, endpoint = org.crm.create
+    org.sandbox.ctx.faults.add(FaultRule(crm=org.crm.name, endpoint=endpoint, method=method, kind="drop", nth=1))
+    client = org.crm.resource(org.sandbox).client()
+    outcome = run_activity_push(client.log_activities, planned(org, 30), empty_ledger(), lambda ledger: None, 200)
+    assert outcome.counts == {"created": 30}
+    assert_each_once(org, 30)
+
+
+def test_throttling_and_server_errors_lose_nothing_and_log_nothing_twice(org) -> None:
+    method, endpoint = org.crm.create
+    for rule in ({"status": 429, "retry_after": 0, "nth": 1}, {"status": 503, "retry_after": 0, "nth": 2}):
+        org.sandbox.ctx.faults.add(FaultRule(crm=org.crm.name, endpoint=endpoint, method=method, **rule))
+    client = org.crm.resource(org.sandbox).client()
+    outcome = run_activity_push(client.log_activities, planned(org, 30), empty_ledger(), lambda ledger: None, 200)
+    assert outcome.counts == {"created": 30}
+    assert_each_once(org, 30)
+
+
+@pytest.mark.parametrize("when", ["before a chunk is sent", "after the CRM wrote, before the answer was recorded"])
+def test_a_run_killed_mid_push_resumes_and_logs_each_event_exactly_once(org, when) -> None:
+    client = org.crm.resource(org.sandbox).client()
+    n = org.crm.ceiling * 2 + 10
+    store = {"ledger": empty_ledger()}
+
+    def save(ledger: pd.DataFrame) -> None:
+        store["ledger"] = ledger.copy()
+
+    calls = {"n": 0}
+
+    def dying(activities):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            if when.startswith("after"):
+                client.log_activities(activities)
+            raise Killed()
+        return client.log_activities(activities)
+
+    with pytest.raises(Killed):
+        run_activity_push(dying, planned(org, n), store["ledger"], save, org.crm.ceiling)
+    assert (store["ledger"]["status"] == "sent").sum() == org.crm.ceiling, "the ledger knew what was in flight"
+    again = run_activity_push(client.log_activities, planned(org, n), store["ledger"], save, org.crm.ceiling)
+    assert again.already_done == org.crm.ceiling, "the finished chunk was not sent again"
+    assert_each_once(org, n)
+    assert set(outcomes(planned(org, n), again.ledger)["status"]) == {"logged"}
+
+    creates = org.crm.create_calls(org.sandbox)
+    third = run_activity_push(client.log_activities, planned(org, n), again.ledger, save, org.crm.ceiling)
+    assert third.sent == 0 and org.crm.create_calls(org.sandbox) == creates, "a finished push sends nothing"
