@@ -1,0 +1,103 @@
+"""The sandbox's Zoho CRM: the accounts server's OAuth 2.0 token endpoint and the CRM API v7, as
+crm_pipelines.resources.zoho calls them (any HTTP client will do)::
+
+    token = requests.post(f"{base_url}/oauth/v2/token", data={"grant_type": "refresh_token",
+        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN}).json()
+    requests.get(f"{base_url}/crm/v7/Contacts", params={"fields": "Last_Name,Email"},
+                 headers={"Authorization": f"Zoho-oauthtoken {token['access_token']}"})
+
+Modules: Contacts (linked to an account by the ``Account_Name`` lookup), Accounts and Leads, with
+an ``Owner`` (a user) each; custom fields ``Enginy_Id`` (unique, so an upsert may check
+duplicates on it) and ``LinkedIn`` (fields.py). Access tokens expire after ``token_seconds``;
+``expire_tokens(ctx)`` ends them at once. Settings (PATCH /_sandbox/settings/zoho):
+``token_seconds``, ``tokens_per_10_minutes``, ``concurrency``, and the client id, secret and
+refresh token the accounts server accepts.
+
+Endpoint templates, as ctx.stats counts them and FaultRule.endpoint names them:
+  /oauth/v2/token · /crm/v7/{module} (GET list, POST insert, PUT update)
+  /crm/v7/{module}/{id} · /crm/v7/{module}/upsert · /crm/v7/{module}/deleted
+  /crm/v7/coql · /crm/v7/settings/fields · /crm/v7/users
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from starlette.routing import BaseRoute
+
+from crm_pipelines.sandbox.app import SandboxContext
+from crm_pipelines.sandbox.seed import SeedData
+from crm_pipelines.sandbox.store import Record
+
+from .api import API, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, expire_tokens, next_id, routes as _routes
+from .fields import CRM
+
+__all__ = ["API", "CLIENT_ID", "CLIENT_SECRET", "CRM", "REFRESH_TOKEN", "expire_tokens", "insert", "routes",
+           "seed"]
+
+# The generator speaks Salesforce's lead statuses; Zoho's own options stand in for them.
+LEAD_STATUS = {"Open - Not Contacted": "Not Contacted", "Working - Contacted": "Contacted",
+               "Qualified": "Pre-Qualified"}
+
+
+def routes(ctx: SandboxContext) -> list[BaseRoute]:
+    return _routes(ctx)
+
+
+def _when(value: Any) -> datetime | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).to_pydatetime()
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def insert(ctx: SandboxContext, module: str, fields: dict[str, Any], created_at: datetime | None = None,
+           modified_at: datetime | None = None) -> Record:
+    """Put a record straight into the store, unchecked, as if it had always been in the org
+    (seeding, and tests needing many records); its history holds a single create."""
+    clean = {k: v for k, v in fields.items() if v is not None and (not isinstance(v, str) or v.strip())}
+    record = ctx.store.create(CRM, module, next_id(ctx, module), clean, at=created_at)
+    if modified_at is not None and modified_at > record.created_at:
+        record.modified_at = modified_at
+    return record
+
+
+def seed(ctx: SandboxContext, seed: SeedData) -> None:
+    """Users → users, companies → Accounts, contacts → Contacts, or Leads where the generator
+    marks them as leads."""
+    users: dict[str, str] = {}
+    for row in seed.users.itertuples(index=False):
+        first, last = _text(row.first_name), _text(row.last_name)
+        users[row.seed_id] = insert(ctx, "users", {
+            "first_name": first, "last_name": last, "full_name": " ".join(p for p in (first, last) if p),
+            "email": _text(row.email), "active": True}).id
+
+    accounts: dict[str, str] = {}
+    for row in seed.companies.itertuples(index=False):
+        accounts[row.seed_id] = insert(ctx, "Accounts", {
+            "Account_Name": _text(row.name), "Website": _text(row.website) or _text(row.domain),
+            "Phone": _text(row.phone), "Industry": _text(row.industry), "LinkedIn": _text(row.linkedin_url),
+            "Employees": None if pd.isna(row.employees) else int(row.employees),
+            "Owner": users.get(row.owner_seed_id), "_seed_id": row.seed_id,
+        }, created_at=_when(row.created_at), modified_at=_when(row.modified_at)).id
+
+    for row in seed.contacts.itertuples(index=False):
+        common = {"First_Name": _text(row.first_name), "Last_Name": _text(row.last_name) or "(unknown)",
+                  "Email": _text(row.email), "Phone": _text(row.phone), "LinkedIn": _text(row.linkedin_url),
+                  "Owner": users.get(row.owner_seed_id), "_seed_id": row.seed_id}
+        when = {"created_at": _when(row.created_at), "modified_at": _when(row.modified_at)}
+        if bool(row.is_lead):
+            insert(ctx, "Leads", {**common, "Company": _text(row.company_name), "Designation": _text(row.job_title),
+                                  "Lead_Status": LEAD_STATUS.get(_text(row.lead_status) or "")}, **when)
+        else:
+            insert(ctx, "Contacts", {**common, "Title": _text(row.job_title),
+                                     "Account_Name": accounts.get(_text(row.company_seed_id) or "")}, **when)
