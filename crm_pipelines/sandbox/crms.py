@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from crm_pipelines.sandbox import dynamics, hubspot, pipedrive, salesforce, zoho
+from crm_pipelines.sandbox import dynamics, hubspot, pipedrive, salesforce, tribecrm, zoho
 from crm_pipelines.sandbox.custom import northwind, oldbook
 
-MODULES = (salesforce, hubspot, dynamics, pipedrive, northwind, oldbook, zoho)
+MODULES = (salesforce, hubspot, dynamics, pipedrive, northwind, oldbook, zoho, tribecrm)
 
 
 def seed(ctx, data) -> dict[str, int]:
