@@ -143,33 +143,32 @@ def plan_activities(events: pd.DataFrame, steps: pd.DataFrame, campaigns: pd.Dat
 
     ``events``, ``steps``, ``campaigns``: the Enginy tables; ``records``: ``crm_records(...)``."""
     step = steps.assign(id=steps["id"].astype(str)).set_index("id")
-    frame = events[events["event_type"].eq("sent")].assign(step_id=lambda f: f["step_id"].astype(str))
-    frame = frame.assign(step_type=frame["step_id"].map(step["step_type"]),
-                         position=frame["step_id"].map(step["position"]))
-    frame = frame[frame["step_type"].isin(list(KINDS))]
-    names = dict(zip(campaigns["id"].astype(str), campaigns["name"]))
-    campaign_identity = dict(zip(campaigns["id"].astype(str), campaigns["identity_id"]))
-    by_contact = records.drop_duplicates("enginy_id").set_index("enginy_id")
-    rows = []
-    for e in frame.to_dict("records"):
-        contact, campaign_id = str(e["contact_id"]), str(e["campaign_id"])
-        campaign = names.get(campaign_id)
-        # The campaign's identity sent it; an event names the identity that acted, which wins.
-        identity = e.get("identity_id") if not is_empty(e.get("identity_id")) else campaign_identity.get(campaign_id)
-        owner, rule = attribution.owner(None if is_empty(identity) else str(identity))
-        record = by_contact.loc[contact] if contact in by_contact.index else None
-        ready = record is not None and record["outcome"] == "matched" and not is_empty(record["crm_id"])
-        reason = None if ready else (WAITING_AMBIGUOUS if record is not None and record["outcome"] == "ambiguous"
-                                     else WAITING_NEW)
-        rows.append({
-            "event_id": str(e["id"]), "contact_id": contact, "step_type": e["step_type"],
-            "kind": KINDS[e["step_type"]], "subject": _subject(e["step_type"], e.get("subject"), campaign),
-            "body": e.get("body") if settings.include_message_body and not is_empty(e.get("body")) else None,
-            "description": _description(e.get("body"), campaign, e.get("position"), settings.include_message_body),
-            "occurred_at": pd.Timestamp(e["occurred_at"]), "owner_id": owner, "owner_rule": rule,
-            "crm_object": record["crm_object"] if ready else None, "crm_record_id": str(record["crm_id"]) if ready
-            else None, "status": "ready" if ready else "waiting", "reason": reason})
-    return pd.DataFrame(rows, columns=ACTIVITY_COLUMNS)
+    frame = events[events["event_type"].eq("sent")]
+    step_id = frame["step_id"].astype(str)
+    frame = frame.assign(step_type=step_id.map(step["step_type"]), position=step_id.map(step["position"]),
+                         contact_id=frame["contact_id"].astype(str), campaign_id=frame["campaign_id"].astype(str))
+    frame = frame[frame["step_type"].isin(list(KINDS))].reset_index(drop=True)
+    campaign = frame["campaign_id"].map(dict(zip(campaigns["id"].astype(str), campaigns["name"])))
+    # The campaign's identity sent it; an event names the identity that acted, which wins.
+    identity = frame["identity_id"].where(frame["identity_id"].notna(), frame["campaign_id"].map(
+        dict(zip(campaigns["id"].astype(str), campaigns["identity_id"])))).fillna("").astype(str)
+    credit = {i: attribution.owner(i or None) for i in identity.drop_duplicates()}
+    record = frame[["contact_id"]].merge(records.drop_duplicates("enginy_id"), how="left", left_on="contact_id",
+                                         right_on="enginy_id")
+    ready = record["outcome"].eq("matched") & record["crm_id"].notna()
+    with_body = settings.include_message_body
+    return pd.DataFrame({
+        "event_id": frame["id"].astype(str), "contact_id": frame["contact_id"], "step_type": frame["step_type"],
+        "kind": frame["step_type"].map(KINDS),
+        "subject": [_subject(t, s, c) for t, s, c in zip(frame["step_type"], frame["subject"], campaign)],
+        "body": [b if with_body and not is_empty(b) else None for b in frame["body"]],
+        "description": [_description(b, c, p, with_body) for b, c, p in zip(frame["body"], campaign, frame["position"])],
+        "occurred_at": pd.to_datetime(frame["occurred_at"], utc=True),
+        "owner_id": [credit[i][0] for i in identity], "owner_rule": [credit[i][1] for i in identity],
+        "crm_object": record["crm_object"].where(ready, None), "crm_record_id": record["crm_id"].where(ready, None),
+        "status": ready.map({True: "ready", False: "waiting"}),
+        "reason": record["outcome"].map(lambda o: WAITING_AMBIGUOUS if o == "ambiguous" else WAITING_NEW)
+                                   .where(~ready, None)}, columns=ACTIVITY_COLUMNS)
 
 
 def activities_to_send(planned: pd.DataFrame, ledger: pd.DataFrame) -> tuple[list[Activity], int]:
@@ -215,21 +214,17 @@ def run_activity_push(log: Callable[[list[Activity]], list[WriteResult]], planne
 
 
 def outcomes(planned: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
-    """Every planned row with how it ended: logged / rejected / failed / waiting, and the CRM
-    activity's id; the message itself is left out (it may be private, and it is in Enginy)."""
+    """Every planned row with how it ended: logged / rejected / failed / pending / waiting, and the
+    CRM activity's id; the message itself is left out (it may be private, and Enginy holds it)."""
     entries = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger
-    by_id = entries.set_index("write_id") if len(entries) else None
-    frame = planned.drop(columns=["body"]).assign(crm_activity_id=None)
-    for i, row in frame.iterrows():
-        if row["status"] != "ready":
-            continue
-        entry = by_id.loc[row["event_id"]] if by_id is not None and row["event_id"] in by_id.index else None
-        if entry is None:
-            frame.at[i, "status"] = "pending"
-            continue
-        frame.at[i, "status"] = {"created": "logged", "updated": "logged"}.get(entry["status"], entry["status"])
-        frame.at[i, "crm_activity_id"] = entry["crm_id"]
-        frame.at[i, "reason"] = entry["error"]
+    status = dict(zip(entries["write_id"], entries["status"])) if len(entries) else {}
+    crm_id = dict(zip(entries["write_id"], entries["crm_id"])) if len(entries) else {}
+    error = dict(zip(entries["write_id"], entries["error"])) if len(entries) else {}
+    frame = planned.drop(columns=["body"])
+    ready = frame["status"].eq("ready")
     # "sent" without an answer: the run died; the next run looks the activity up before sending.
-    frame["status"] = frame["status"].replace({"sent": "failed"})
-    return frame
+    ended = frame["event_id"].map(status).map({"created": "logged", "updated": "logged", "rejected": "rejected",
+                                               "failed": "failed", "sent": "failed"}).fillna("pending")
+    return frame.assign(status=frame["status"].where(~ready, ended),
+                        reason=frame["reason"].where(~ready, frame["event_id"].map(error)),
+                        crm_activity_id=frame["event_id"].map(crm_id).where(ready, None))

@@ -54,7 +54,8 @@ def log_once(activities: list[Activity], create: Create, find: Find, attempts: i
             error = exc
             if _written_maybe(exc):
                 doubtful = {a.write_id for a in pending}
-            time.sleep(_pause(exc, attempt))
+            if attempt + 1 < attempts:
+                time.sleep(_pause(exc, attempt))
     for a in pending:  # attempts spent: the ledger keeps them in doubt for the next run
         results[a.write_id] = WriteResult(a.write_id, "failed", error=str(error))
     return [results[a.write_id] for a in activities]

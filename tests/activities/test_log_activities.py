@@ -107,3 +107,19 @@ def test_a_run_killed_mid_push_resumes_and_logs_each_event_exactly_once(org, whe
     creates = org.crm.create_calls(org.sandbox)
     third = run_activity_push(client.log_activities, planned(org, n), again.ledger, save, org.crm.ceiling)
     assert third.sent == 0 and org.crm.create_calls(org.sandbox) == creates, "a finished push sends nothing"
+
+
+def test_activities_whose_retries_ran_out_are_logged_by_the_next_run_once(org) -> None:
+    """Six creates in a row answered 503 (the CRM may or may not have written): the run ends with
+    that batch failed (HubSpot's other engagement type still goes through), and the next run
+    looks the failed ones up before it sends them."""
+    method, endpoint = org.crm.create
+    org.sandbox.ctx.faults.add(FaultRule(crm=org.crm.name, endpoint=endpoint, method=method, status=503,
+                                         retry_after=0, times=6))
+    client = org.crm.resource(org.sandbox).client()
+    first = run_activity_push(client.log_activities, planned(org, 20), empty_ledger(), lambda ledger: None, 200)
+    failed = first.counts.get("failed", 0)
+    assert failed >= 5 and first.counts.get("created", 0) == 20 - failed
+    second = run_activity_push(client.log_activities, planned(org, 20), first.ledger, lambda ledger: None, 200)
+    assert second.counts == {"created": failed} and second.already_done == 20 - failed
+    assert_each_once(org, 20)

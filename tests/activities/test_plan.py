@@ -89,6 +89,12 @@ def test_an_unmapped_identity_falls_back_to_its_user_then_email_then_default_own
         assert (row["owner_id"], row["owner_rule"]) == expected
 
 
+def test_an_event_without_its_identity_is_credited_through_its_campaigns_identity() -> None:
+    attribution = Attribution(UserMapping(identities={"id-ada": "005-ada"}), {}, {}, {})
+    row = plan([event("e1", "s-call", identity=None)], attribution=attribution).iloc[0]
+    assert (row["owner_id"], row["owner_rule"]) == ("005-ada", "identity")
+
+
 def test_a_mapping_may_name_the_crm_user_by_email() -> None:
     attribution = Attribution(UserMapping(identities={"id-ada": "ADA@crm.example"}), {}, {},
                               {"ada@crm.example": "005-ada"})
