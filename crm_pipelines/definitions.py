@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from crm_pipelines.assets.activities import crm_activity_push
 from crm_pipelines.assets.crm import build_crm_assets, crm_associations, crm_schema, crm_users
 from crm_pipelines.assets.dbt import build_rollup_assets, rollups_project
 from crm_pipelines.assets.enginy import enginy_assets
@@ -70,7 +71,7 @@ def defs() -> dg.Definitions:
     export = build_export_assets(with_rollups=True, with_leads=config.active_crm in LEAD_TAB_CRMS)
     assets = [
         *enginy_assets, *snapshots, crm_users, crm_associations, crm_schema, *matching_assets,
-        build_rollup_assets(), *export, pipeline_alerts,
+        build_rollup_assets(), *export, crm_activity_push, pipeline_alerts,
     ]
     names = {key.path[-1] for a in assets if isinstance(a, dg.AssetsDefinition) for key in a.keys}
     batches = sorted(name for name in names if name.endswith("_export_batch"))
