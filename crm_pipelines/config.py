@@ -9,6 +9,7 @@ reading it is editing that file.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -294,6 +295,9 @@ class ActivitySync(_Strict):
 
     enabled: bool = False
     include_message_body: bool = Field(False, description="add the message sent to the activity's description")
+    since: date | None = Field(None, description=(
+        "log only touchpoints from this day on (UTC), so turning the sync on does not push years of "
+        "history at once; empty: every touchpoint"))
 
 
 class IntegrationConfig(_Strict):

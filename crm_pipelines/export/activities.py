@@ -144,6 +144,8 @@ def plan_activities(events: pd.DataFrame, steps: pd.DataFrame, campaigns: pd.Dat
     ``events``, ``steps``, ``campaigns``: the Enginy tables; ``records``: ``crm_records(...)``."""
     step = steps.assign(id=steps["id"].astype(str)).set_index("id")
     frame = events[events["event_type"].eq("sent")]
+    if settings.since is not None:
+        frame = frame[pd.to_datetime(frame["occurred_at"], utc=True) >= pd.Timestamp(settings.since, tz="UTC")]
     step_id = frame["step_id"].astype(str)
     frame = frame.assign(step_type=step_id.map(step["step_type"]), position=step_id.map(step["position"]),
                          contact_id=frame["contact_id"].astype(str), campaign_id=frame["campaign_id"].astype(str))

@@ -127,3 +127,16 @@ def test_the_ledger_skips_logged_events_and_marks_unanswered_ones_for_a_look_up(
     ledger = record_results(ledger, [WriteResult("e1", "created", "00T1")])
     again, done = activities_to_send(planned, ledger)
     assert done == 1 and [(a.write_id, a.in_doubt) for a in again] == [("e2", True), ("e3", False)]
+
+
+def test_touchpoints_before_the_since_day_are_not_logged() -> None:
+    import datetime as dt
+
+    events = [{**event("old", "s-mail", subject="Hi"), "occurred_at": AT - dt.timedelta(days=40)},
+              event("new", "s-mail", subject="Hi again")]
+    records = crm_records(matched("c1"), empty_ledger())
+    since = (AT - dt.timedelta(days=1)).date()
+    rows = plan_activities(pd.DataFrame(events), STEPS, CAMPAIGNS, records,
+                           ActivitySync(enabled=True, since=since), NOBODY)
+    assert list(rows["event_id"]) == ["new"]
+    assert list(plan(events)["event_id"]) == ["old", "new"], "without since, every touchpoint"
