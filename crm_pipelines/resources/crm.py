@@ -1,7 +1,11 @@
-"""The CrmClient protocol: what every CRM resource (Salesforce, HubSpot, Dynamics 365) offers.
+"""The CrmClient protocol: what every CRM resource offers.
 
 Assets speak only this protocol, so the snapshot, matching, export and push assets are the
-same for every CRM; each adapter hides its CRM's wire protocol behind it.
+same for every CRM; each adapter hides its CRM's wire protocol behind it. A client may also say
+how its CRM links records, with attributes the export reads (absent means False):
+``contacts_link_many_companies`` (a contact can hang on several companies: HubSpot) and
+``leads_link_to_companies`` (a lead hangs on an organization: Pipedrive); and count its calls in
+``api_calls`` for the push's metadata.
 """
 
 from dataclasses import dataclass, field
@@ -48,6 +52,9 @@ class PullResult:
     # What the next incremental pull needs beyond the cursor (Dataverse's delta link, …).
     state: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # e.g. "window split in 4 (search cap)"
+    # A CRM that deletes for good and lists no deletions (TribeCRM): every id it still holds, so
+    # the snapshot can mark the records missing from it deleted. None: deletions are in records.
+    live_ids: set[str] | None = None
 
 
 @runtime_checkable
@@ -90,7 +97,7 @@ class ActivityLogging(Protocol):
 
 
 class CrmResource(dg.ConfigurableResource):
-    """Base of the Salesforce, HubSpot and Dynamics resources: configuration in, a CrmClient out."""
+    """Base of every CRM's resource: configuration in, a CrmClient out."""
 
     def client(self) -> CrmClient:
         raise NotImplementedError
