@@ -70,10 +70,11 @@ def _owners(config: IntegrationConfig, crm_users: pd.DataFrame, enginy_users: pd
     by_email = {str(e).lower(): str(i) for e, i in zip(active.get("email", []), active.get("crm_id", [])) if e}
 
     def user_id(value: str | None) -> str | None:
-        """The users mapping names CRM users by id or by email."""
+        """The users mapping names CRM users by id or by email; an email no active CRM user has
+        owns nothing (the next owner rule applies) rather than being sent as an id the CRM refuses."""
         if value is None:
             return None
-        return by_email.get(value.lower(), value) if "@" in value else value
+        return by_email.get(value.lower()) if "@" in value else value
 
     return Owners(
         user_mapping={k: user_id(v) for k, v in config.user_mapping.users.items()},
