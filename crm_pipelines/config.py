@@ -23,9 +23,10 @@ CONFIG_ENV_VAR = "CRM_PIPELINES_CONFIG"
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 DEFAULT_CONFIG = EXAMPLES_DIR / "salesforce.yaml"
 
-CRMS = ("salesforce", "hubspot", "dynamics", "pipedrive", "custom")
-# CRMs whose field mapping has a Leads tab (the seeds: Salesforce, and Pipedrive's leads).
-LEAD_TAB_CRMS = ("salesforce", "pipedrive")
+CRMS = ("salesforce", "hubspot", "dynamics", "pipedrive", "zoho", "tribecrm", "custom")
+# CRMs whose field mapping has a Leads tab (the seeds: Salesforce, and Pipedrive's leads; Zoho's
+# Leads module).
+LEAD_TAB_CRMS = ("salesforce", "pipedrive", "zoho")
 
 # Columns of the Enginy tables a mapping or identifier may name (crm_pipelines/enginy/schema.py).
 ENGINY_CONTACT_FIELDS = ("id", "first_name", "last_name", "email", "phone", "job_title", "linkedin_url",
@@ -89,6 +90,8 @@ class CrmSelection(_Strict):
     hubspot: CrmSettings | None = None
     dynamics: CrmSettings | None = None
     pipedrive: CrmSettings | None = None
+    zoho: CrmSettings | None = None
+    tribecrm: CrmSettings | None = None
     custom: CrmSettings | None = Field(None, description="Custom CRM (beta): the REST API the YAML file named by "
                                                          "CUSTOM_CRM_API_FILE describes")
 
@@ -319,11 +322,11 @@ class IntegrationConfig(_Strict):
     def _salesforce_only_options(self) -> "IntegrationConfig":
         if self.crm.active not in LEAD_TAB_CRMS:
             if self.field_mapping.leads is not None:
-                raise _fail("field_mapping.leads: the Leads tab exists for Salesforce and Pipedrive only",
-                            "remove field_mapping.leads, or enable salesforce or pipedrive")
+                raise _fail("field_mapping.leads: the Leads tab exists for Salesforce, Pipedrive and Zoho CRM only",
+                            "remove field_mapping.leads, or enable salesforce, pipedrive or zoho")
             if self.campaign_mapping.leads is not None:
-                raise _fail("campaign_mapping.leads: Leads exist for Salesforce and Pipedrive only",
-                            "remove campaign_mapping.leads, or enable salesforce or pipedrive")
+                raise _fail("campaign_mapping.leads: Leads exist for Salesforce, Pipedrive and Zoho CRM only",
+                            "remove campaign_mapping.leads, or enable salesforce, pipedrive or zoho")
         if self.crm.active != "salesforce":
             if self.create_on_duplicate_warning:
                 raise _fail("create_on_duplicate_warning: duplicate-rule warnings are a Salesforce feature",

@@ -105,6 +105,9 @@ def refresh_snapshot(pull, existing: pd.DataFrame | None, cursor: datetime | Non
     result = pull(since, until, state or {})
     changes = result.records
     base = existing if mode != "full" and existing is not None else changes.iloc[0:0]
+    seen = changes["last_modified"].max() if len(changes) else None
+    if result.live_ids is not None and len(base):
+        changes = pd.concat([changes, vanished(base, changes, result.live_ids)], ignore_index=True)
     known = set(base["crm_id"]) if len(base) else set()
     snapshot = fold_changes(base, changes)
     excluded = 0
@@ -112,7 +115,6 @@ def refresh_snapshot(pull, existing: pd.DataFrame | None, cursor: datetime | Non
         kept = keep(snapshot["raw"]).to_numpy()
         excluded = int((~kept).sum())
         snapshot = snapshot[kept].reset_index(drop=True)
-    seen = changes["last_modified"].max() if len(changes) else None
     cursor_after = cursor if mode != "full" else None
     # A first-ever backfill of past days sets no cursor: the next sync up to now pulls everything.
     if seen is not None and not pd.isna(seen) and not (mode == "window" and cursor is None):
@@ -127,6 +129,15 @@ def refresh_snapshot(pull, existing: pd.DataFrame | None, cursor: datetime | Non
         updated=int((fresh["crm_id"].isin(known) & ~deleted).sum()),
         deleted=int(deleted.sum()), excluded_by_rules=excluded, cursor_before=cursor, cursor_after=cursor_after,
         api_calls=result.api_calls, pages=result.pages, state=result.state)
+
+
+def vanished(base: pd.DataFrame, changes: pd.DataFrame, live_ids: set[str]) -> pd.DataFrame:
+    """Snapshot records the CRM no longer holds, flagged deleted as of now (when the pull saw
+    them gone): for CRMs that delete for good and cannot list deletions."""
+    gone = base[~base["is_deleted"].astype(bool) & ~base["crm_id"].isin(live_ids)
+                & ~base["crm_id"].isin(changes["crm_id"])]
+    now = pd.Timestamp.now(tz="UTC").floor("us")
+    return gone.assign(is_deleted=True, last_modified=now)
 
 
 def _not_already_held(changes: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:

@@ -102,7 +102,7 @@ def test_the_leads_tab_is_refused_for_a_crm_without_leads() -> None:
     data = hubspot()
     data["field_mapping"]["leads"] = [{"type": "enginy_field", "enginy_field": "email", "crm_field": "email"}]
     [problem] = problems(data)
-    assert problem.startswith("field_mapping.leads: the Leads tab exists for Salesforce and Pipedrive only")
+    assert problem.startswith("field_mapping.leads: the Leads tab exists for Salesforce, Pipedrive and Zoho CRM only")
 
 
 def test_pipedrive_maps_leads_too() -> None:
@@ -117,7 +117,7 @@ def test_campaign_mapping_for_leads_is_refused_for_a_crm_without_leads() -> None
     data = hubspot()
     data["campaign_mapping"]["leads"] = {"sequence_status": "x"}
     [problem] = problems(data)
-    assert problem.startswith("campaign_mapping.leads: Leads exist for Salesforce and Pipedrive only")
+    assert problem.startswith("campaign_mapping.leads: Leads exist for Salesforce, Pipedrive and Zoho CRM only")
 
 
 def test_create_on_duplicate_warning_is_refused_outside_salesforce() -> None:

@@ -15,6 +15,8 @@ from crm_pipelines.resources.dynamics import DynamicsResource
 from crm_pipelines.resources.hubspot import HubSpotResource
 from crm_pipelines.resources.pipedrive import PipedriveResource
 from crm_pipelines.resources.salesforce import SalesforceResource
+from crm_pipelines.resources.tribecrm import TribeCrmResource
+from crm_pipelines.resources.zoho import ZohoResource
 
 # Variable names per CRM, documented in the README.
 ENVIRONMENT = {
@@ -28,12 +30,18 @@ ENVIRONMENT = {
                  "token_cache_key": "DYNAMICS_TOKEN_CACHE_KEY"},
     "pipedrive": {"api_token": "PIPEDRIVE_API_TOKEN", "base_url": "PIPEDRIVE_BASE_URL",
                   "ca_bundle": "PIPEDRIVE_CA_BUNDLE"},
+    "zoho": {"client_id": "ZOHO_CLIENT_ID", "client_secret": "ZOHO_CLIENT_SECRET",
+             "refresh_token": "ZOHO_REFRESH_TOKEN", "accounts_url": "ZOHO_ACCOUNTS_URL",
+             "api_domain": "ZOHO_API_DOMAIN", "ca_bundle": "ZOHO_CA_BUNDLE"},
+    "tribecrm": {"api_key": "TRIBECRM_API_KEY", "base_url": "TRIBECRM_BASE_URL", "ca_bundle": "TRIBECRM_CA_BUNDLE",
+                 "enginy_id_label": "TRIBECRM_ENGINY_ID_LABEL"},
 }
 REQUIRED = {"salesforce": {"client_id", "client_secret"}, "hubspot": {"access_token"},
-            "dynamics": {"environment_url", "tenant_id", "client_id", "client_secret"}, "pipedrive": {"api_token"}}
+            "dynamics": {"environment_url", "tenant_id", "client_id", "client_secret"}, "pipedrive": {"api_token"},
+            "zoho": {"client_id", "client_secret", "refresh_token"}, "tribecrm": {"api_key"}}
 RESOURCES: dict[str, type[CrmResource]] = {
     "salesforce": SalesforceResource, "hubspot": HubSpotResource, "dynamics": DynamicsResource,
-    "pipedrive": PipedriveResource}
+    "pipedrive": PipedriveResource, "zoho": ZohoResource, "tribecrm": TribeCrmResource}
 
 
 def crm_resource(crm: str, environment: str = "production") -> CrmResource:

@@ -21,6 +21,17 @@ def client_environment(crm: str, sandbox: RunningSandbox) -> dict[str, str]:
 
         return {"PIPEDRIVE_BASE_URL": base, "PIPEDRIVE_API_TOKEN": API_TOKEN,
                 "PIPEDRIVE_CA_BUNDLE": str(sandbox.tls.ca_bundle.resolve())}
+    if crm == "zoho":
+        from crm_pipelines.sandbox import zoho
+
+        return {"ZOHO_ACCOUNTS_URL": base, "ZOHO_API_DOMAIN": base, "ZOHO_CLIENT_ID": zoho.CLIENT_ID,
+                "ZOHO_CLIENT_SECRET": zoho.CLIENT_SECRET, "ZOHO_REFRESH_TOKEN": zoho.REFRESH_TOKEN,
+                "ZOHO_CA_BUNDLE": str(sandbox.tls.ca_bundle.resolve())}
+    if crm == "tribecrm":
+        from crm_pipelines.sandbox.tribecrm import API, API_KEY
+
+        return {"TRIBECRM_BASE_URL": base + API, "TRIBECRM_API_KEY": API_KEY,
+                "TRIBECRM_CA_BUNDLE": str(sandbox.tls.ca_bundle.resolve())}
     if crm in ("northwind", "oldbook"):  # in-house CRMs, connected as the Custom CRM
         from crm_pipelines.config import EXAMPLES_DIR
         from crm_pipelines.resources.custom_api import load_api

@@ -31,11 +31,11 @@ from crm_pipelines.sandbox.app import SandboxContext
 from crm_pipelines.sandbox.seed import SeedData
 from crm_pipelines.sandbox.store import Record
 
-from .api import API, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, expire_tokens, next_id, routes as _routes
+from .api import API, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, TOKEN_PATH, expire_tokens, next_id, routes as _routes
 from .fields import CRM
 
-__all__ = ["API", "CLIENT_ID", "CLIENT_SECRET", "CRM", "REFRESH_TOKEN", "expire_tokens", "insert", "routes",
-           "seed"]
+__all__ = ["API", "CLIENT_ID", "CLIENT_SECRET", "CRM", "REFRESH_TOKEN", "TOKEN_PATH", "expire_tokens", "insert",
+           "routes", "seed"]
 
 # The generator speaks Salesforce's lead statuses; Zoho's own options stand in for them.
 LEAD_STATUS = {"Open - Not Contacted": "Not Contacted", "Working - Contacted": "Contacted",
