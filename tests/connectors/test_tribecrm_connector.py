@@ -13,7 +13,8 @@ from crm_pipelines.sandbox.faults import FaultRule
 from crm_pipelines.snapshot import refresh_snapshot
 
 START = datetime(2025, 3, 1, tzinfo=timezone.utc)
-LIST = f"{tribecrm.API}/{{entity_set}}"
+PERSONS = f"{tribecrm.API}/{tribecrm.PERSON}"
+ORGANIZATIONS = f"{tribecrm.API}/{tribecrm.ORGANIZATION}"
 ENGINY_ID = tribecrm.custom_name("Enginy Id")
 
 
@@ -86,7 +87,7 @@ def test_a_backfill_window_filters_on_the_modification_date(sandbox) -> None:
 
 def test_a_429_is_waited_out_for_as_long_as_retry_after_says(sandbox) -> None:
     people(sandbox, 3)
-    sandbox.ctx.faults.add(FaultRule(crm="tribecrm", endpoint=LIST, method="GET", status=429, retry_after=1, nth=1))
+    sandbox.ctx.faults.add(FaultRule(crm="tribecrm", endpoint=PERSONS, method="GET", status=429, retry_after=1, nth=1))
     crm = client(sandbox)
     started = datetime.now(timezone.utc)
     assert len(crm.pull("companies", None, None).records) == 0
@@ -116,7 +117,7 @@ def test_a_create_makes_the_person_and_the_employment_once_even_sent_twice(sandb
 
 
 def test_a_create_whose_answer_is_lost_is_found_by_its_enginy_id_not_made_twice(sandbox) -> None:
-    sandbox.ctx.faults.add(FaultRule(crm="tribecrm", endpoint=LIST, method="POST", kind="drop", nth=1))
+    sandbox.ctx.faults.add(FaultRule(crm="tribecrm", endpoint=ORGANIZATIONS, method="POST", kind="drop", nth=1))
     [result] = client(sandbox).push("companies", [Write("w1", "create", "enginy-9", {"Name": "Acme"})])
     assert result.status == "created"
     [made] = sandbox.ctx.store.records("tribecrm", tribecrm.ORGANIZATION, include_deleted=True)

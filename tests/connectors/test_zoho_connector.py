@@ -13,7 +13,7 @@ from crm_pipelines.sandbox.faults import FaultRule
 from crm_pipelines.sandbox.zoho.api import ID_BASE
 
 START = datetime(2025, 3, 1, tzinfo=timezone.utc)
-CONTACTS = f"{zoho.API}/{{module}}"
+CONTACTS = f"{zoho.API}/Contacts"
 
 
 def client(sandbox, **settings) -> ZohoClient:
@@ -57,7 +57,7 @@ def test_an_incremental_pull_lists_changes_since_the_cursor_and_reads_deletions(
     assert sorted(by_id.index) == sorted([ids[3], ids[4]]), "only what changed since the cursor"
     assert by_id.loc[ids[3], "job_title"] == "CFO" and not by_id.loc[ids[3], "is_deleted"]
     assert bool(by_id.loc[ids[4], "is_deleted"])
-    assert calls(sandbox, "GET", f"{zoho.API}/{{module}}/deleted") == 1
+    assert calls(sandbox, "GET", f"{zoho.API}/Contacts/deleted") == 1
     assert result.api_calls <= 4, "the fields, one page of changes, one of deletions"
 
 
@@ -127,7 +127,7 @@ def test_creates_are_upserts_on_the_enginy_id_so_sending_them_again_updates(sand
     writes = [Write(f"w{i}", "create", f"enginy-{i}", {"Last_Name": f"L{i}"}, company_id=account)
               for i in range(150)]
     first = crm.push("contacts", writes)
-    assert {r.status for r in first} == {"created"} and calls(sandbox, "POST", f"{zoho.API}/{{module}}/upsert") == 2
+    assert {r.status for r in first} == {"created"} and calls(sandbox, "POST", f"{zoho.API}/Contacts/upsert") == 2
     again = crm.push("contacts", writes)
     assert {r.status for r in again} == {"updated"} and [r.crm_id for r in again] == [r.crm_id for r in first]
     stored = sandbox.ctx.store.records("zoho", "Contacts")
@@ -136,7 +136,7 @@ def test_creates_are_upserts_on_the_enginy_id_so_sending_them_again_updates(sand
 
 def test_a_lost_upsert_answer_is_sent_again_and_still_makes_one_record(sandbox) -> None:
     crm = client(sandbox)
-    sandbox.ctx.faults.add(FaultRule(crm="zoho", endpoint=f"{zoho.API}/{{module}}/upsert", kind="drop", nth=1))
+    sandbox.ctx.faults.add(FaultRule(crm="zoho", endpoint=f"{zoho.API}/Contacts/upsert", kind="drop", nth=1))
     [result] = crm.push("contacts", [write(1)])
     assert result.status == "updated", "the second upsert found what the first one made"
     [record] = sandbox.ctx.store.records("zoho", "Contacts", include_deleted=True)

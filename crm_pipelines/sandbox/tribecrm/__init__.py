@@ -12,8 +12,8 @@ names (``entities.custom_name(label)``); ``$metadata`` gives their labels. Setti
 ``max_page_size``.
 
 Endpoint templates, as ctx.stats counts them and FaultRule.endpoint names them:
-  /v1/odata/{entity_set} (GET list, POST create) · /v1/odata/{entity_set}({key}) (GET, PATCH, PUT,
-  DELETE) · /v1/odata/$metadata
+  /v1/odata/Relation_Person (GET list, POST create) · /v1/odata/Relation_Person({key}) (GET, PATCH,
+  PUT, DELETE), the other entity sets alike · /v1/odata/$metadata
 """
 
 from __future__ import annotations

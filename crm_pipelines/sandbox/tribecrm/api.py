@@ -221,7 +221,7 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         return ctx.route(CRM, path, serve, methods, error_shape)
 
     def entity_set_of(request: Request) -> str:
-        name = request.path_params["entity_set"]
+        name = request.path_params.get("entity_set") or request.url.path.split("/")[3].split("(")[0]
         if name not in ENTITY_SETS:
             raise TribeError(404, "NotFound", f"No resource was found for the segment '{name}'.")
         return name
@@ -316,6 +316,9 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
 
     return [
         endpoint(f"{API}/$metadata", metadata, ["GET"]),
-        endpoint(f"{API}/{{entity_set}}({{key}})", single, ["GET", "PATCH", "PUT", "DELETE"]),
-        endpoint(f"{API}/{{entity_set}}", collection, ["GET", "POST"]),
+        # Each entity set's own routes, so call counts and fault rules can name one; then any other
+        # name, answered 404.
+        *[route for entity_set in (*ENTITY_SETS, "{entity_set}") for route in (
+            endpoint(f"{API}/{entity_set}({{key}})", single, ["GET", "PATCH", "PUT", "DELETE"]),
+            endpoint(f"{API}/{entity_set}", collection, ["GET", "POST"]))],
     ]

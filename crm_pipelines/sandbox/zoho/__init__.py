@@ -14,8 +14,8 @@ duplicates on it) and ``LinkedIn`` (fields.py). Access tokens expire after ``tok
 refresh token the accounts server accepts.
 
 Endpoint templates, as ctx.stats counts them and FaultRule.endpoint names them:
-  /oauth/v2/token · /crm/v7/{module} (GET list, POST insert, PUT update)
-  /crm/v7/{module}/{id} · /crm/v7/{module}/upsert · /crm/v7/{module}/deleted
+  /oauth/v2/token · /crm/v7/Contacts (GET list, POST insert, PUT update) · /crm/v7/Contacts/{id}
+  /crm/v7/Contacts/upsert · /crm/v7/Contacts/deleted (Accounts and Leads alike)
   /crm/v7/coql · /crm/v7/settings/fields · /crm/v7/users
 """
 

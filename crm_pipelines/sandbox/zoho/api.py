@@ -377,7 +377,9 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         return ctx.route(CRM, path, serve, methods, error_shape)
 
     def module_of(request: Request) -> str:
-        module = request.path_params.get("module") or request.query_params.get("module")
+        segment = request.url.path.split("/")[3]  # /crm/v7/<module>/…; settings/fields names it in the query
+        module = request.path_params.get("module") or (segment if segment in MODULES else None) or \
+            request.query_params.get("module")
         if not module:
             raise ZohoError(400, "REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
                             {"param_name": "module"})
@@ -587,8 +589,11 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         endpoint(f"{API}/coql", query, ["POST"]),
         endpoint(f"{API}/users", users, ["GET"]),
         endpoint(f"{API}/settings/fields", settings_fields, ["GET"]),
-        endpoint(f"{API}/{{module}}/upsert", upsert, ["POST"]),
-        endpoint(f"{API}/{{module}}/deleted", deleted, ["GET"]),
-        endpoint(f"{API}/{{module}}/{{id}}", record_one, ["GET", "PUT", "DELETE"]),
-        endpoint(f"{API}/{{module}}", records, ["GET", "POST", "PUT"]),
+        # Each module's own routes, so call counts and fault rules can name one module; then any
+        # other module name, answered INVALID_MODULE.
+        *[route for module in (*MODULES, "{module}") for route in (
+            endpoint(f"{API}/{module}/upsert", upsert, ["POST"]),
+            endpoint(f"{API}/{module}/deleted", deleted, ["GET"]),
+            endpoint(f"{API}/{module}/{{id}}", record_one, ["GET", "PUT", "DELETE"]),
+            endpoint(f"{API}/{module}", records, ["GET", "POST", "PUT"]))],
     ]
