@@ -15,15 +15,16 @@ from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.export.values import same
 from crm_pipelines.resources.custom_api import load_api
 from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
-from crm_pipelines.sandbox import crms, pipedrive
+from crm_pipelines.sandbox import crms, pipedrive, tribecrm
 from crm_pipelines.sandbox.connection import client_environment
 from crm_pipelines.sandbox.faults import FaultRule
 
 TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
 CONTACT_OBJECT = {"salesforce": "Contact", "hubspot": "contacts", "dynamics": "contacts", "pipedrive": "persons",
-                  "northwind": "people", "oldbook": "contacts"}
+                  "northwind": "people", "oldbook": "contacts", "zoho": "Contacts", "tribecrm": tribecrm.PERSON}
 ENGINY_KEY = {"salesforce": "Enginy_Id__c", "hubspot": "enginy_id", "dynamics": "crm_enginyid",
-              "pipedrive": "Enginy Id", "northwind": "enginy_id", "oldbook": "enginy_id"}
+              "pipedrive": "Enginy Id", "northwind": "enginy_id", "oldbook": "enginy_id", "zoho": "Enginy_Id",
+              "tribecrm": tribecrm.custom_name("Enginy Id")}
 # The in-house CRMs of the sandbox are connected as the Custom CRM, through custom.yaml.
 CONFIG = {"northwind": "custom", "oldbook": "custom"}
 
@@ -32,13 +33,17 @@ def fields_of(sandbox, crm: str, record) -> dict:
     """A stored record's fields under the names the integration config uses."""
     if crm == "pipedrive":
         return pipedrive.named_fields(sandbox.ctx, "persons", record)
+    if crm == "tribecrm":  # the job title is the person's employment's
+        work = [e for e in sandbox.ctx.store.records(crm, tribecrm.CONTACT) if e.fields.get("Person.ID") == record.id]
+        return {**record.fields, "JobTitle": work[-1].fields.get("JobTitle") if work else None}
     if crm in CONFIG:
         contacts = load_api(EXAMPLES_DIR / "custom_api" / f"{crm}.yaml").contacts
         return {name: record.fields.get(contacts.api_name(name)) for name in contacts.fields}
     return record.fields
 
 
-@pytest.fixture(params=["salesforce", "hubspot", "dynamics", "pipedrive", "northwind", "oldbook"])
+@pytest.fixture(params=["salesforce", "hubspot", "dynamics", "pipedrive", "northwind", "oldbook", "zoho",
+                        "tribecrm"])
 def pipeline(request, sandbox, tmp_path: Path, monkeypatch):
     crm = request.param
     data = generate_frames(120, seed=21)
@@ -119,7 +124,8 @@ def test_a_failing_gate_stops_the_push_and_says_why(pipeline, tmp_path: Path, mo
         pushed = [e for e in run.get_asset_materialization_events() if e.asset_key.path[-1] == "crm_push_results"]
         assert pushed == [], "the push step never started"
     write_endpoints = ("composite/sobjects", "jobs/ingest", "/batch/upsert", "/batch/update", "$batch",
-                       "/api/v2/persons", "/api/v2/organizations", "/northwind/api/", "/oldbook/v1/")
+                       "/api/v2/persons", "/api/v2/organizations", "/northwind/api/", "/oldbook/v1/", "/crm/v7/",
+                       "/v1/odata/")
     writes = sum(n for (c, m, e), n in sandbox.ctx.stats.calls.items()
                  if c == crm and m in ("POST", "PATCH", "PUT") and any(w in e for w in write_endpoints))
     assert writes == 0, "nothing reached the CRM"
@@ -155,7 +161,8 @@ def test_launch_options_manual_fields_an_owner_and_leads_instead_of_contacts(pip
 
 # The write endpoint of each CRM's contacts, as the sandbox's fault rules name it.
 CONTACT_WRITES = {"pipedrive": ("POST", "/api/v2/persons"), "northwind": ("POST", "/northwind/api/people"),
-                  "oldbook": ("PUT", "/oldbook/v1/contacts/external/{ref}")}
+                  "oldbook": ("PUT", "/oldbook/v1/contacts/external/{ref}"),
+                  "tribecrm": ("POST", f"{tribecrm.API}/{tribecrm.PERSON}")}
 
 
 @pytest.mark.parametrize("pipeline", sorted(CONTACT_WRITES), indirect=True)
@@ -189,6 +196,35 @@ def test_faults_during_the_push_lose_nothing_and_the_re_run_creates_nothing_twic
     pushed = [key for r in sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])
               if (key := fields_of(sandbox, crm, r).get(ENGINY_KEY[crm]))]
     assert len(pushed) == len(set(pushed)) > 0, "one CRM record per Enginy contact"
+    snapshot = warehouse.read_table("crm_contacts")
+    assert len(snapshot) == len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm], include_deleted=True))
+
+
+@pytest.mark.parametrize("pipeline", ["zoho"], indirect=True)
+def test_faults_during_a_batched_upsert_lose_nothing_and_the_re_run_creates_nothing_twice(pipeline) -> None:
+    """Zoho upserts a hundred contacts a call: the first call's retries run out and all its creates
+    fail, to be sent again by the re-run; later calls meet throttling, an answer lost after Zoho
+    wrote and a server error — an upsert on the Enginy id may be sent again, so every contact is in
+    Zoho once."""
+    crm, sandbox, warehouse, _ = pipeline
+    for rule in ({"status": 503, "retry_after": 0, "times": 6}, {"status": 429, "retry_after": 0, "nth": 7},
+                 {"kind": "drop", "nth": 8}, {"status": 500, "nth": 9}):
+        sandbox.ctx.faults.add(FaultRule(crm=crm, endpoint="/crm/v7/Contacts/upsert", method="POST", **rule))
+    with dg.instance_for_test() as instance:
+        first = run_everything(instance)
+        assert first.success, [e.message for e in first.all_events if e.is_failure]
+        failed = warehouse.read_table("crm_push_results").query("object == 'contacts' and status == 'failed'")
+        assert 1 < len(failed) <= 100 and set(failed["action"]) == {"create"}, "the first upsert call's creates"
+        assert run_everything(instance).success
+        assert [rule.hits for rule in sandbox.ctx.faults.rules()] == [6, 1, 1, 1], "every fault was met"
+        repull = defs_job().execute_in_process(instance=instance, partition_key=TODAY, asset_selection=[
+            dg.AssetKey("crm_companies"), dg.AssetKey("crm_contacts")])
+        assert repull.success
+    contacts = warehouse.read_table("crm_push_results").query("object == 'contacts'")
+    assert "failed" not in set(contacts["status"]) and "pending" not in set(contacts["status"])
+    assert created_once(sandbox, crm)
+    pushed = [key for r in sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm]) if (key := r.fields.get("Enginy_Id"))]
+    assert len(pushed) == len(set(pushed)) >= len(failed), "one Zoho contact per Enginy contact"
     snapshot = warehouse.read_table("crm_contacts")
     assert len(snapshot) == len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm], include_deleted=True))
 
