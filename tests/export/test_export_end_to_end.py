@@ -229,21 +229,24 @@ def test_faults_during_a_batched_upsert_lose_nothing_and_the_re_run_creates_noth
     assert len(snapshot) == len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm], include_deleted=True))
 
 
-@pytest.mark.parametrize("pipeline", ["pipedrive"], indirect=True)
-def test_pipedrive_contacts_pushed_as_leads_land_once_as_leads(pipeline) -> None:
+LEAD_OBJECT = {"pipedrive": "leads", "zoho": "Leads"}
+
+
+@pytest.mark.parametrize("pipeline", sorted(LEAD_OBJECT), indirect=True)
+def test_contacts_pushed_as_leads_land_once_as_leads(pipeline) -> None:
     crm, sandbox, warehouse, _ = pipeline
-    persons_before = len(sandbox.ctx.store.records(crm, "persons"))
-    leads_before = len(sandbox.ctx.store.records(crm, "leads"))
+    contacts_before = len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm]))
+    leads_before = len(sandbox.ctx.store.records(crm, LEAD_OBJECT[crm]))
     as_leads = {"ops": {"crm_push_results": {"config": {"as_leads": True}}}}
     with dg.instance_for_test() as instance:
         assert run_everything(instance, as_leads).success
         results = warehouse.read_table("crm_push_results")
         created = results[(results["object"] == "leads") & (results["status"] == "created")]
         assert len(created) > 0 and (results["object"] == "contacts").sum() == 0
-        assert len(sandbox.ctx.store.records(crm, "persons")) == persons_before, "no person was created"
-        leads = sandbox.ctx.store.records(crm, "leads")
+        assert len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])) == contacts_before, "no contact was created"
+        leads = sandbox.ctx.store.records(crm, LEAD_OBJECT[crm])
         assert len(leads) == leads_before + len(created)
         assert run_everything(instance, as_leads).success
     again = warehouse.read_table("crm_push_results")
     assert not ((again["object"] == "leads") & (again["status"] == "created")).any(), "the re-run creates no lead"
-    assert len(sandbox.ctx.store.records(crm, "leads")) == leads_before + len(created)
+    assert len(sandbox.ctx.store.records(crm, LEAD_OBJECT[crm])) == leads_before + len(created)
