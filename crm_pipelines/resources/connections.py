@@ -32,7 +32,8 @@ ENVIRONMENT = {
                   "ca_bundle": "PIPEDRIVE_CA_BUNDLE"},
     "zoho": {"client_id": "ZOHO_CLIENT_ID", "client_secret": "ZOHO_CLIENT_SECRET",
              "refresh_token": "ZOHO_REFRESH_TOKEN", "accounts_url": "ZOHO_ACCOUNTS_URL",
-             "api_domain": "ZOHO_API_DOMAIN", "ca_bundle": "ZOHO_CA_BUNDLE"},
+             "api_domain": "ZOHO_API_DOMAIN", "ca_bundle": "ZOHO_CA_BUNDLE",
+             "token_cache_path": "ZOHO_TOKEN_CACHE_PATH", "token_cache_key": "ZOHO_TOKEN_CACHE_KEY"},
     "tribecrm": {"api_key": "TRIBECRM_API_KEY", "base_url": "TRIBECRM_BASE_URL", "ca_bundle": "TRIBECRM_CA_BUNDLE",
                  "enginy_id_label": "TRIBECRM_ENGINY_ID_LABEL"},
 }

@@ -3,7 +3,8 @@
 Contacts are our contacts, Accounts our companies, Leads our leads. A refresh token (a
 self-client's, from the API console) buys short-lived access tokens from the accounts server of
 the org's data centre; a token is reused until it expires or Zoho answers ``INVALID_TOKEN``,
-then renewed once — the accounts server grants only a few tokens every ten minutes.
+then renewed once — the accounts server grants only ten tokens every ten minutes, so clients
+share them: in the process, and across processes through an encrypted token file.
 
 Pulls: a first (or full) pull and an incremental one list the module sorted by
 ``Modified_Time`` — the incremental one with ``If-Modified-Since`` — and walk its
@@ -19,14 +20,20 @@ id, 100 a call. Zoho answers each record on its own; a refused record is rejecte
 code and the field it names.
 """
 
+import fcntl
 import hashlib
+import json
+import os
 import re
 import threading
 import time
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
+from cryptography.fernet import Fernet, InvalidToken
 from pydantic import Field
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser, empty
@@ -55,8 +62,48 @@ class ZohoAuthError(RuntimeError):
 
 # Access tokens by (accounts server, client, refresh token) digest, shared by every client in the
 # process: each asset builds its own client, and Zoho grants only ten tokens every ten minutes.
-_TOKENS: dict[str, tuple[str, float]] = {}
+# Steps in other processes (the multiprocess executor, the sensor's runs) share them through the
+# token file when one is configured.
+_TOKENS: dict[str, tuple[str, float]] = {}  # digest → (access token, time.time() it stops being used)
 _TOKENS_LOCK = threading.Lock()
+
+
+class TokenFile:
+    """Access tokens on disk for other processes, Fernet-encrypted; flock keeps two processes
+    from buying at once."""
+
+    def __init__(self, path: str, key: str) -> None:
+        self.path = Path(path)
+        try:
+            self.fernet = Fernet(key.encode())
+        except (ValueError, TypeError):
+            raise ValueError("ZOHO_TOKEN_CACHE_KEY must be a Fernet key — fix: set it to the output of `python "
+                             "-c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
+                             ) from None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def read(self) -> dict[str, list[Any]]:
+        try:
+            return json.loads(self.fernet.decrypt(self.path.read_bytes()))
+        except (FileNotFoundError, InvalidToken, ValueError):
+            return {}  # none yet, or written with another key: buy one
+
+    def write(self, entries: dict[str, list[Any]]) -> None:
+        now = time.time()
+        kept = {k: v for k, v in entries.items() if v[1] > now}
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_bytes(self.fernet.encrypt(json.dumps(kept).encode()))
+        os.chmod(temporary, 0o600)
+        temporary.replace(self.path)
 
 
 class ZohoTokens:
@@ -68,24 +115,35 @@ class ZohoTokens:
                                    name="Zoho's accounts server")
         self.key = hashlib.sha256("\n".join((settings.accounts_url, settings.client_id,
                                               settings.refresh_token)).encode()).hexdigest()
+        self.file = TokenFile(settings.token_cache_path, settings.token_cache_key) \
+            if settings.token_cache_path else None
         self._used: str | None = None
-        self.refreshed = 0  # access tokens this client bought, for tests and metadata
 
-    def token(self) -> str:
+    def _held(self) -> tuple[str, float] | None:
         with _TOKENS_LOCK:
             held = _TOKENS.get(self.key)
-        if held is None or time.monotonic() >= held[1]:
+        if (held is None or held[1] <= time.time()) and self.file is not None:
+            entry = self.file.read().get(self.key)
+            held = (entry[0], entry[1]) if entry else None
+        return held if held is not None and held[1] > time.time() else None
+
+    def token(self) -> str:
+        held = self._held()
+        if held is None:
             self.refresh()
-            with _TOKENS_LOCK:
-                held = _TOKENS[self.key]
-        self._used = held[0]
-        return held[0]
+            held = self._held()
+        self._used = held[0] if held else None
+        return self._used or ""
 
     def refresh(self) -> None:
         """Buy a token, unless another client already replaced the one this client last used."""
-        with _TOKENS_LOCK:
+        with _TOKENS_LOCK, (self.file.locked() if self.file is not None else nullcontext()):
             held = _TOKENS.get(self.key)
-            if held is not None and held[0] != self._used and time.monotonic() < held[1]:
+            if self.file is not None:
+                entry = self.file.read().get(self.key)
+                held = (entry[0], entry[1]) if entry else held
+            if held is not None and held[0] != self._used and held[1] > time.time():
+                _TOKENS[self.key] = held
                 return
             # A form body, so the refresh token and secret never sit in a URL a log could print.
             answer = self.accounts.request("POST", "/oauth/v2/token", idempotent=True, data={
@@ -97,10 +155,10 @@ class ZohoTokens:
                 raise ZohoAuthError(f"Zoho's accounts server refused the refresh token ({code}): generate a new "
                                     "one for the integration and set ZOHO_REFRESH_TOKEN (and ZOHO_ACCOUNTS_URL for "
                                     "the org's data centre)")
-            # Renew a minute early rather than spend a call on a 401.
-            _TOKENS[self.key] = (answer["access_token"],
-                                 time.monotonic() + max(0, int(answer.get("expires_in", 3600)) - 60))
-            self.refreshed += 1
+            # Given up a minute early rather than spend a call on a 401.
+            _TOKENS[self.key] = (answer["access_token"], time.time() + max(0, int(answer.get("expires_in", 3600)) - 60))
+            if self.file is not None:
+                self.file.write({**self.file.read(), self.key: list(_TOKENS[self.key])})
 
 
 def _time(value: Any) -> pd.Timestamp | None:
@@ -387,6 +445,9 @@ class ZohoResource(CrmResource):
                                                           "Contacts, Accounts and Leads")
     linkedin_field: str = Field("LinkedIn", description="API name of the field with the LinkedIn URL")
     page_size: int = Field(200, ge=1, le=200, description="records a page (Zoho's ceiling is 200)")
+    token_cache_path: str = Field("", description="a file where processes share access tokens, encrypted; empty: "
+                                                  "each process buys its own")
+    token_cache_key: str = Field("", description="Fernet key for the token file; bind with EnvVar")
 
     def client(self) -> ZohoClient:
         return ZohoClient(self)

@@ -2,9 +2,12 @@
 deletions, COQL windows past Zoho's 10,000-row reach, refresh tokens, 429s, and an upsert that
 never creates a record twice."""
 
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from cryptography.fernet import Fernet
 
 from crm_pipelines.resources.crm import Write
 from crm_pipelines.resources.zoho import ZohoAuthError, ZohoClient, ZohoResource
@@ -155,3 +158,22 @@ def test_refused_records_are_rejected_with_zohos_code_and_field_and_the_rest_wri
                                                                                 "invalid data (Email)")
     assert by_id["w3"].error_code == "MANDATORY_NOT_FOUND" and "Last_Name" in by_id["w3"].error
     assert (by_id["w4"].status, by_id["w4"].error_code) == ("rejected", "NOT_FOUND")
+
+
+def test_processes_share_access_tokens_through_the_encrypted_token_file(sandbox, tmp_path) -> None:
+    """Steps of a multiprocess run each build a client in their own process: with a token file
+    they buy one token between them, which Zoho's ten-in-ten-minutes limit needs."""
+    zoho.insert(sandbox.ctx, "Contacts", {"Last_Name": "Shared"})
+    key = Fernet.generate_key().decode()
+    step = (
+        "import sys; from crm_pipelines.resources.zoho import ZohoResource; "
+        "c = ZohoResource(client_id=sys.argv[1], client_secret=sys.argv[2], refresh_token=sys.argv[3], "
+        "accounts_url=sys.argv[4], api_domain=sys.argv[4], ca_bundle=sys.argv[5], token_cache_path=sys.argv[6], "
+        "token_cache_key=sys.argv[7]).client(); print(len(c.pull('contacts', None, None).records))")
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", step, zoho.CLIENT_ID, zoho.CLIENT_SECRET, zoho.REFRESH_TOKEN,
+                               sandbox.base_url, str(sandbox.tls.ca_bundle), str(tmp_path / "zoho.tokens"), key],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr[-2000:]
+    assert calls(sandbox, "POST", zoho.TOKEN_PATH) == 1
+    assert zoho.REFRESH_TOKEN.encode() not in (tmp_path / "zoho.tokens").read_bytes()
