@@ -16,7 +16,9 @@ contacts.parquet:  seed_id, first_name, last_name, email, phone, job_title, link
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -54,3 +56,19 @@ class SeedData:
         self.users[USER_COLUMNS].to_parquet(directory / "users.parquet", index=False)
         self.companies[COMPANY_COLUMNS].to_parquet(directory / "companies.parquet", index=False)
         self.contacts[CONTACT_COLUMNS].to_parquet(directory / "contacts.parquet", index=False)
+
+
+def seed_time(value: Any) -> datetime | None:
+    """A generated timestamp as an aware datetime (naive ones are UTC); None when missing."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).to_pydatetime()
+
+
+def seed_text(value: Any) -> str | None:
+    """A generated value as stripped text; None when missing or blank."""
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return text or None

@@ -35,7 +35,7 @@ import pandas as pd
 from starlette.routing import BaseRoute
 
 from crm_pipelines.sandbox.app import SandboxContext
-from crm_pipelines.sandbox.seed import SeedData
+from crm_pipelines.sandbox.seed import SeedData, seed_text, seed_time
 from crm_pipelines.sandbox.store import Record
 
 from . import associations as links
@@ -53,20 +53,6 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
     return _routes(ctx)
 
 
-def _when(value: Any) -> datetime | None:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    stamp = pd.Timestamp(value)
-    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).to_pydatetime()
-
-
-def _text(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def insert(ctx: SandboxContext, obj: str, properties: dict[str, Any], created_at: datetime | None = None,
            modified_at: datetime | None = None) -> Record:
     """Put a record straight into the store, unchecked, as if it had always been in the portal.
@@ -74,7 +60,7 @@ def insert(ctx: SandboxContext, obj: str, properties: dict[str, Any], created_at
     For seeding and for tests that need thousands of records without thousands of calls; the
     history holds a single create, so "created exactly once" checks stay meaningful.
     """
-    clean = {k: str(v) for k, v in properties.items() if _text(v) is not None}
+    clean = {k: str(v) for k, v in properties.items() if seed_text(v) is not None}
     record = ctx.store.create(CRM, obj, next_id(ctx, obj), clean, at=created_at)
     if modified_at is not None and modified_at > record.created_at:
         record.modified_at = modified_at
@@ -85,8 +71,8 @@ def seed(ctx: SandboxContext, seed: SeedData) -> None:
     """Users → owners, companies → companies, contacts → contacts with their primary company."""
     owners: dict[str, str] = {}
     for row in seed.users.itertuples(index=False):
-        owner = insert(ctx, "owners", {"email": _text(row.email), "firstName": _text(row.first_name),
-                                       "lastName": _text(row.last_name)})
+        owner = insert(ctx, "owners", {"email": seed_text(row.email), "firstName": seed_text(row.first_name),
+                                       "lastName": seed_text(row.last_name)})
         owner.fields["userId"] = int(owner.id) + 7_000_000
         owners[row.seed_id] = owner.id
 
@@ -97,27 +83,27 @@ def seed(ctx: SandboxContext, seed: SeedData) -> None:
             "numberofemployees": None if pd.isna(row.employees) else int(row.employees),
             "linkedin_company_page": row.linkedin_url, "hubspot_owner_id": owners.get(row.owner_seed_id),
             "_seed_id": row.seed_id,
-        }, created_at=_when(row.created_at), modified_at=_when(row.modified_at))
+        }, created_at=seed_time(row.created_at), modified_at=seed_time(row.modified_at))
         companies[row.seed_id] = record.id
 
     emails: set[str] = set()
     for row in seed.contacts.itertuples(index=False):
-        email = _text(row.email)
+        email = seed_text(row.email)
         # HubSpot keeps one contact per email; a duplicate person already in the portal exists
         # there only under another (or no) address, so the second copy keeps no email.
         if email is not None and email.lower() in emails:
             email = None
         if email is not None:
             emails.add(email.lower())
-        company_id = companies.get(_text(row.company_seed_id) or "")
+        company_id = companies.get(seed_text(row.company_seed_id) or "")
         record = insert(ctx, "contacts", {
             "firstname": row.first_name, "lastname": row.last_name, "email": email, "phone": row.phone,
             "jobtitle": row.job_title, "hs_linkedin_url": row.linkedin_url, "company": row.company_name,
             "hubspot_owner_id": owners.get(row.owner_seed_id),
             "lifecyclestage": "lead" if bool(row.is_lead) else "customer",
-            "hs_lead_status": LEAD_STATUS.get(_text(row.lead_status) or "") if bool(row.is_lead) else None,
+            "hs_lead_status": LEAD_STATUS.get(seed_text(row.lead_status) or "") if bool(row.is_lead) else None,
             "associatedcompanyid": company_id, "_seed_id": row.seed_id,
-        }, created_at=_when(row.created_at), modified_at=_when(row.modified_at))
+        }, created_at=seed_time(row.created_at), modified_at=seed_time(row.modified_at))
         if company_id is not None:
             links.seed_pair(ctx, "contacts", record.id, "companies", company_id,
                             [links.UNLABELED_CONTACT_COMPANY, links.PRIMARY_COMPANY], at=record.created_at)

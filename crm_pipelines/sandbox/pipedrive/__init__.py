@@ -24,7 +24,7 @@ import pandas as pd
 from starlette.routing import BaseRoute
 
 from crm_pipelines.sandbox.app import SandboxContext
-from crm_pipelines.sandbox.seed import SeedData
+from crm_pipelines.sandbox.seed import SeedData, seed_text, seed_time
 from crm_pipelines.sandbox.store import Record
 
 from .api import API_TOKEN, routes as _routes
@@ -35,20 +35,6 @@ __all__ = ["API_TOKEN", "CRM", "insert", "routes", "seed"]
 
 def routes(ctx: SandboxContext) -> list[BaseRoute]:
     return _routes(ctx)
-
-
-def _when(value: Any) -> datetime | None:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    stamp = pd.Timestamp(value)
-    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).to_pydatetime()
-
-
-def _text(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def insert(ctx: SandboxContext, obj: str, fields: dict[str, Any], created_at: datetime | None = None,
@@ -73,32 +59,32 @@ def seed(ctx: SandboxContext, seed: SeedData) -> None:
     marks as a lead is a person with a lead on it."""
     users: dict[str, str] = {}
     for row in seed.users.itertuples(index=False):
-        name = " ".join(p for p in (_text(row.first_name), _text(row.last_name)) if p)
-        users[row.seed_id] = insert(ctx, "users", {"name": name, "email": _text(row.email), "active": True}).id
+        name = " ".join(p for p in (seed_text(row.first_name), seed_text(row.last_name)) if p)
+        users[row.seed_id] = insert(ctx, "users", {"name": name, "email": seed_text(row.email), "active": True}).id
 
     org_keys = {name: custom_key(ctx, "organizations", name) for name in ("Website", "LinkedIn", "Employees")}
     companies: dict[str, str] = {}
     for row in seed.companies.itertuples(index=False):
         record = insert(ctx, "organizations", {
-            "name": _text(row.name), "owner_id": users.get(row.owner_seed_id),
-            org_keys["Website"]: _text(row.website) or _text(row.domain), org_keys["LinkedIn"]: _text(row.linkedin_url),
+            "name": seed_text(row.name), "owner_id": users.get(row.owner_seed_id),
+            org_keys["Website"]: seed_text(row.website) or seed_text(row.domain), org_keys["LinkedIn"]: seed_text(row.linkedin_url),
             org_keys["Employees"]: None if pd.isna(row.employees) else int(row.employees), "_seed_id": row.seed_id,
-        }, created_at=_when(row.created_at), modified_at=_when(row.modified_at))
+        }, created_at=seed_time(row.created_at), modified_at=seed_time(row.modified_at))
         companies[row.seed_id] = record.id
 
     linkedin = custom_key(ctx, "persons", "LinkedIn")
     for row in seed.contacts.itertuples(index=False):
-        first, last = _text(row.first_name), _text(row.last_name)
-        email, phone = _text(row.email), _text(row.phone)
-        org_id = companies.get(_text(row.company_seed_id) or "")
+        first, last = seed_text(row.first_name), seed_text(row.last_name)
+        email, phone = seed_text(row.email), seed_text(row.phone)
+        org_id = companies.get(seed_text(row.company_seed_id) or "")
         person = insert(ctx, "persons", {
             "name": " ".join(p for p in (first, last) if p) or email or "(no name)", "first_name": first,
-            "last_name": last, "job_title": _text(row.job_title), "org_id": org_id,
+            "last_name": last, "job_title": seed_text(row.job_title), "org_id": org_id,
             "owner_id": users.get(row.owner_seed_id),
             "emails": [{"value": email, "primary": True, "label": "work"}] if email else None,
             "phones": [{"value": phone, "primary": True, "label": "work"}] if phone else None,
-            linkedin: _text(row.linkedin_url), "_seed_id": row.seed_id,
-        }, created_at=_when(row.created_at), modified_at=_when(row.modified_at))
+            linkedin: seed_text(row.linkedin_url), "_seed_id": row.seed_id,
+        }, created_at=seed_time(row.created_at), modified_at=seed_time(row.modified_at))
         if bool(row.is_lead):
             insert(ctx, "leads", {"title": f"{person.fields['name']} lead", "person_id": person.id,
                                   "organization_id": org_id, "owner_id": users.get(row.owner_seed_id),

@@ -45,7 +45,7 @@ from crm_pipelines.sandbox.salesforce import bulk, rest
 from crm_pipelines.sandbox.salesforce.common import DEFAULTS, TOKEN_PATH
 from crm_pipelines.sandbox.salesforce import schema as _schema
 from crm_pipelines.sandbox.salesforce.schema import CRM, make_id, schema_for
-from crm_pipelines.sandbox.seed import SeedData
+from crm_pipelines.sandbox.seed import SeedData, seed_text, seed_time
 from crm_pipelines.sandbox.store import Record
 
 __all__ = ["CRM", "DEFAULTS", "TOKEN_PATH", "add_custom_field", "insert", "make_id", "routes", "seed"]
@@ -83,15 +83,6 @@ def add_custom_field(ctx: SandboxContext, obj: str, name: str, type: str = "stri
     return _schema.add_custom_field(ctx.crm_settings(CRM), obj, spec).describe()
 
 
-def _when(value: Any) -> datetime | None:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return stamp.to_pydatetime()
-
-
 def insert(ctx: SandboxContext, obj: str, fields: dict[str, Any], created_at: datetime | None = None,
            modified_at: datetime | None = None) -> Record:
     """Put a record straight into the store, unchecked, as if it had always been in the org.
@@ -109,19 +100,12 @@ def insert(ctx: SandboxContext, obj: str, fields: dict[str, Any], created_at: da
     return record
 
 
-def _text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def seed(ctx: SandboxContext, seed: SeedData) -> None:
     """Users → User, companies → Account, contacts → Contact (or Lead when is_lead)."""
     users: dict[str, str] = {}
     for row in seed.users.itertuples(index=False):
-        first, last = _text(row.first_name), _text(row.last_name) or "User"
-        email = _text(row.email)
+        first, last = seed_text(row.first_name), seed_text(row.last_name) or "User"
+        email = seed_text(row.email)
         alias = ((first or "")[:1] + last[:4]).lower() or "user"
         record = insert(ctx, "User", {"FirstName": first, "LastName": last, "Email": email, "Username": email,
                                       "Alias": alias, "IsActive": True, "_seed_id": row.seed_id})
@@ -131,24 +115,24 @@ def seed(ctx: SandboxContext, seed: SeedData) -> None:
     for row in seed.companies.itertuples(index=False):
         employees = None if pd.isna(row.employees) else int(row.employees)
         record = insert(ctx, "Account", {
-            "Name": _text(row.name), "Website": _text(row.website), "Phone": _text(row.phone),
-            "Industry": _text(row.industry), "NumberOfEmployees": employees,
-            "LinkedIn_Company_Page__c": _text(row.linkedin_url), "OwnerId": users.get(row.owner_seed_id),
+            "Name": seed_text(row.name), "Website": seed_text(row.website), "Phone": seed_text(row.phone),
+            "Industry": seed_text(row.industry), "NumberOfEmployees": employees,
+            "LinkedIn_Company_Page__c": seed_text(row.linkedin_url), "OwnerId": users.get(row.owner_seed_id),
             "_seed_id": row.seed_id,
-        }, created_at=_when(row.created_at), modified_at=_when(row.modified_at))
+        }, created_at=seed_time(row.created_at), modified_at=seed_time(row.modified_at))
         accounts[row.seed_id] = record.id
 
     for row in seed.contacts.itertuples(index=False):
         common = {
-            "FirstName": _text(row.first_name), "LastName": _text(row.last_name) or "[not provided]",
-            "Email": _text(row.email), "Phone": _text(row.phone), "Title": _text(row.job_title),
-            "LinkedIn_Profile__c": _text(row.linkedin_url), "OwnerId": users.get(row.owner_seed_id),
+            "FirstName": seed_text(row.first_name), "LastName": seed_text(row.last_name) or "[not provided]",
+            "Email": seed_text(row.email), "Phone": seed_text(row.phone), "Title": seed_text(row.job_title),
+            "LinkedIn_Profile__c": seed_text(row.linkedin_url), "OwnerId": users.get(row.owner_seed_id),
             "_seed_id": row.seed_id,
         }
-        when = {"created_at": _when(row.created_at), "modified_at": _when(row.modified_at)}
+        when = {"created_at": seed_time(row.created_at), "modified_at": seed_time(row.modified_at)}
         if bool(row.is_lead):
-            insert(ctx, "Lead", {**common, "Company": _text(row.company_name) or "[not provided]",
-                                 "Status": _text(row.lead_status) or "Open - Not Contacted"}, **when)
+            insert(ctx, "Lead", {**common, "Company": seed_text(row.company_name) or "[not provided]",
+                                 "Status": seed_text(row.lead_status) or "Open - Not Contacted"}, **when)
         else:
-            company = _text(row.company_seed_id)
+            company = seed_text(row.company_seed_id)
             insert(ctx, "Contact", {**common, "AccountId": accounts.get(company) if company else None}, **when)

@@ -26,7 +26,7 @@ import pandas as pd
 from starlette.routing import BaseRoute
 
 from crm_pipelines.sandbox.app import SandboxContext
-from crm_pipelines.sandbox.seed import SeedData
+from crm_pipelines.sandbox.seed import SeedData, seed_text, seed_time
 from crm_pipelines.sandbox.store import Record
 
 from .api import API, API_KEY, routes as _routes
@@ -38,20 +38,6 @@ __all__ = ["API", "API_KEY", "CONTACT", "CRM", "EMPLOYEE", "ORGANIZATION", "PERS
 
 def routes(ctx: SandboxContext) -> list[BaseRoute]:
     return _routes(ctx)
-
-
-def _when(value: Any) -> datetime | None:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    stamp = pd.Timestamp(value)
-    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).to_pydatetime()
-
-
-def _text(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def insert(ctx: SandboxContext, entity_set: str, fields: dict[str, Any], created_at: datetime | None = None,
@@ -74,27 +60,27 @@ def seed(ctx: SandboxContext, seed: SeedData) -> None:
     """Users → employees (each a person too, as in TribeCRM), companies → organizations, contacts
     → persons working at their company. Nothing seeded was made by Enginy: no Enginy Id is set."""
     for row in seed.users.itertuples(index=False):
-        person = insert(ctx, PERSON, {"FirstName": _text(row.first_name), "LastName": _text(row.last_name),
-                                      "EmailAddress": _text(row.email)}, key=_key("user", row.seed_id))
-        insert(ctx, EMPLOYEE, {"Person.ID": person.id, "EmailAddress": _text(row.email), "IsActive": True},
+        person = insert(ctx, PERSON, {"FirstName": seed_text(row.first_name), "LastName": seed_text(row.last_name),
+                                      "EmailAddress": seed_text(row.email)}, key=_key("user", row.seed_id))
+        insert(ctx, EMPLOYEE, {"Person.ID": person.id, "EmailAddress": seed_text(row.email), "IsActive": True},
                key=_key("employee", row.seed_id))
 
     organizations: dict[str, str] = {}
     for row in seed.companies.itertuples(index=False):
         organizations[row.seed_id] = insert(ctx, ORGANIZATION, {
-            "Name": _text(row.name), "Website": _text(row.website) or _text(row.domain),
-            "PhoneNumber": _text(row.phone), "LinkedIn": _text(row.linkedin_url),
+            "Name": seed_text(row.name), "Website": seed_text(row.website) or seed_text(row.domain),
+            "PhoneNumber": seed_text(row.phone), "LinkedIn": seed_text(row.linkedin_url),
             "NumberOfEmployees": None if pd.isna(row.employees) else int(row.employees), "_seed_id": row.seed_id,
-        }, created_at=_when(row.created_at), modified_at=_when(row.modified_at), key=_key("org", row.seed_id)).id
+        }, created_at=seed_time(row.created_at), modified_at=seed_time(row.modified_at), key=_key("org", row.seed_id)).id
 
     for row in seed.contacts.itertuples(index=False):
-        when = {"created_at": _when(row.created_at), "modified_at": _when(row.modified_at)}
+        when = {"created_at": seed_time(row.created_at), "modified_at": seed_time(row.modified_at)}
         person = insert(ctx, PERSON, {
-            "FirstName": _text(row.first_name), "LastName": _text(row.last_name) or "(unknown)",
-            "EmailAddress": _text(row.email), "PhoneNumber": _text(row.phone), "LinkedIn": _text(row.linkedin_url),
+            "FirstName": seed_text(row.first_name), "LastName": seed_text(row.last_name) or "(unknown)",
+            "EmailAddress": seed_text(row.email), "PhoneNumber": seed_text(row.phone), "LinkedIn": seed_text(row.linkedin_url),
             "_seed_id": row.seed_id}, key=_key("person", row.seed_id), **when)
-        organization = organizations.get(_text(row.company_seed_id) or "")
+        organization = organizations.get(seed_text(row.company_seed_id) or "")
         if organization is not None:
             insert(ctx, CONTACT, {"Person.ID": person.id, "Relation.ID": organization,
-                                  "JobTitle": _text(row.job_title), "EmailAddress": _text(row.email)},
+                                  "JobTitle": seed_text(row.job_title), "EmailAddress": seed_text(row.email)},
                    key=_key("contact", row.seed_id), **when)

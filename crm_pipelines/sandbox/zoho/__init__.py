@@ -28,7 +28,7 @@ import pandas as pd
 from starlette.routing import BaseRoute
 
 from crm_pipelines.sandbox.app import SandboxContext
-from crm_pipelines.sandbox.seed import SeedData
+from crm_pipelines.sandbox.seed import SeedData, seed_text, seed_time
 from crm_pipelines.sandbox.store import Record
 
 from .api import API, CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, TOKEN_PATH, expire_tokens, next_id, routes as _routes
@@ -44,20 +44,6 @@ LEAD_STATUS = {"Open - Not Contacted": "Not Contacted", "Working - Contacted": "
 
 def routes(ctx: SandboxContext) -> list[BaseRoute]:
     return _routes(ctx)
-
-
-def _when(value: Any) -> datetime | None:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    stamp = pd.Timestamp(value)
-    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).to_pydatetime()
-
-
-def _text(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def insert(ctx: SandboxContext, module: str, fields: dict[str, Any], created_at: datetime | None = None,
@@ -76,28 +62,28 @@ def seed(ctx: SandboxContext, seed: SeedData) -> None:
     marks them as leads."""
     users: dict[str, str] = {}
     for row in seed.users.itertuples(index=False):
-        first, last = _text(row.first_name), _text(row.last_name)
+        first, last = seed_text(row.first_name), seed_text(row.last_name)
         users[row.seed_id] = insert(ctx, "users", {
             "first_name": first, "last_name": last, "full_name": " ".join(p for p in (first, last) if p),
-            "email": _text(row.email), "active": True}).id
+            "email": seed_text(row.email), "active": True}).id
 
     accounts: dict[str, str] = {}
     for row in seed.companies.itertuples(index=False):
         accounts[row.seed_id] = insert(ctx, "Accounts", {
-            "Account_Name": _text(row.name), "Website": _text(row.website) or _text(row.domain),
-            "Phone": _text(row.phone), "Industry": _text(row.industry), "LinkedIn": _text(row.linkedin_url),
+            "Account_Name": seed_text(row.name), "Website": seed_text(row.website) or seed_text(row.domain),
+            "Phone": seed_text(row.phone), "Industry": seed_text(row.industry), "LinkedIn": seed_text(row.linkedin_url),
             "Employees": None if pd.isna(row.employees) else int(row.employees),
             "Owner": users.get(row.owner_seed_id), "_seed_id": row.seed_id,
-        }, created_at=_when(row.created_at), modified_at=_when(row.modified_at)).id
+        }, created_at=seed_time(row.created_at), modified_at=seed_time(row.modified_at)).id
 
     for row in seed.contacts.itertuples(index=False):
-        common = {"First_Name": _text(row.first_name), "Last_Name": _text(row.last_name) or "(unknown)",
-                  "Email": _text(row.email), "Phone": _text(row.phone), "LinkedIn": _text(row.linkedin_url),
+        common = {"First_Name": seed_text(row.first_name), "Last_Name": seed_text(row.last_name) or "(unknown)",
+                  "Email": seed_text(row.email), "Phone": seed_text(row.phone), "LinkedIn": seed_text(row.linkedin_url),
                   "Owner": users.get(row.owner_seed_id), "_seed_id": row.seed_id}
-        when = {"created_at": _when(row.created_at), "modified_at": _when(row.modified_at)}
+        when = {"created_at": seed_time(row.created_at), "modified_at": seed_time(row.modified_at)}
         if bool(row.is_lead):
-            insert(ctx, "Leads", {**common, "Company": _text(row.company_name), "Designation": _text(row.job_title),
-                                  "Lead_Status": LEAD_STATUS.get(_text(row.lead_status) or "")}, **when)
+            insert(ctx, "Leads", {**common, "Company": seed_text(row.company_name), "Designation": seed_text(row.job_title),
+                                  "Lead_Status": LEAD_STATUS.get(seed_text(row.lead_status) or "")}, **when)
         else:
-            insert(ctx, "Contacts", {**common, "Title": _text(row.job_title),
-                                     "Account_Name": accounts.get(_text(row.company_seed_id) or "")}, **when)
+            insert(ctx, "Contacts", {**common, "Title": seed_text(row.job_title),
+                                     "Account_Name": accounts.get(seed_text(row.company_seed_id) or "")}, **when)
