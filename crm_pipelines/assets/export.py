@@ -51,7 +51,8 @@ class ExportLaunch(dg.Config):
     association: Literal["", "additional", "primary", "primary_remove_previous"] = Field(
         "", description="how contacts are linked to their company; empty: the config's default_association_type")
     confirm_remove_previous: bool = False
-    max_rejected_share: float = Field(0.05, description="a batch with more rejected rows than this is blocked")
+    max_rejected_share: float = Field(0.05, ge=0, le=1,
+                                      description="a batch with more rejected rows than this is blocked")
     only_changed_since: str = Field("", description="ISO timestamp: only Enginy records updated after it (the "
                                                     "Enginy change sensor sets it); empty: every record")
 

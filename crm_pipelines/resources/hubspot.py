@@ -459,7 +459,7 @@ class HubSpotResource(CrmResource):
                                                              "upsert on it")
     activity_id_property: str = Field("enginy_activity_id", description="engagement property holding the "
                                                                        "Enginy event a logged activity came from")
-    search_calls_per_second: float = Field(4.0, description="pace of search calls; HubSpot allows 5 a second")
+    search_calls_per_second: float = Field(4.0, gt=0, description="pace of search calls; HubSpot allows 5 a second")
     modified_property: dict[str, str] = Field(
         default_factory=lambda: {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate"},
         description="the last-modified property searched per object")
