@@ -96,6 +96,17 @@ class ActivityLogging(Protocol):
         in order. An activity the CRM already holds (by its key) comes back created with its id."""
 
 
+def push_one_by_one(obj: str, writes: list[Write], send: Callable[[Write], WriteResult],
+                    progress: Progress) -> list[WriteResult]:
+    """Each write in a call of its own, for APIs that write one record a call, with progress."""
+    results = []
+    for n, write in enumerate(writes, start=1):
+        results.append(send(write))
+        if n % PROGRESS_EVERY == 0:
+            progress(f"{obj}: {n:,} of {len(writes):,} writes sent")
+    return results
+
+
 class CrmResource(dg.ConfigurableResource):
     """Base of every CRM's resource: configuration in, a CrmClient out."""
 

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser, empty
 from crm_pipelines.resources.crm import (
-    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
+    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult, push_one_by_one,
 )
 from crm_pipelines.resources.custom_api import API_FILE_ENV, ENGINY_ID, CustomCrmApi, ObjectApi, load_api
 from crm_pipelines.resources.rest import RestClient, RestError, create_once, dig
@@ -145,12 +145,7 @@ class CustomCrmClient:
         if obj not in self.api.objects():
             return [WriteResult(w.write_id, "rejected", error=f"{self.api.name} describes no {obj}") for w in writes]
         spec = self._object(obj)
-        results = []
-        for n, write in enumerate(writes, start=1):
-            results.append(self._push_one(obj, spec, write))
-            if n % PROGRESS_EVERY == 0:
-                self.progress(f"{obj}: {n:,} of {len(writes):,} writes sent")
-        return results
+        return push_one_by_one(obj, writes, lambda write: self._push_one(obj, spec, write), self.progress)
 
     def _push_one(self, obj: str, spec: ObjectApi, write: Write) -> WriteResult:
         try:

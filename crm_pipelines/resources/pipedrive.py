@@ -24,7 +24,7 @@ from pydantic import Field
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser, empty
 from crm_pipelines.resources.crm import (
-    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
+    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult, push_one_by_one,
 )
 from crm_pipelines.resources.rest import (
     ApiKey, CursorPaging, OffsetPaging, Page, RateLimitHeaders, RestClient, RestError, create_once,
@@ -241,12 +241,7 @@ class PipedriveClient:
         """One call a write, within the rate limit the answers report."""
         if obj not in ENTITIES:
             return [WriteResult(w.write_id, "rejected", error=f"Pipedrive has no {obj} object") for w in writes]
-        results = []
-        for n, write in enumerate(writes, start=1):
-            results.append(self._push_one(obj, write))
-            if n % PROGRESS_EVERY == 0:
-                self.progress(f"{obj}: {n:,} of {len(writes):,} writes sent")
-        return results
+        return push_one_by_one(obj, writes, lambda write: self._push_one(obj, write), self.progress)
 
     def _push_one(self, obj: str, write: Write) -> WriteResult:
         path = "/v1/leads" if obj == "leads" else f"/api/v2/{ENTITIES[obj][0]}"

@@ -26,7 +26,7 @@ from pydantic import Field
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser, empty
 from crm_pipelines.resources.crm import (
-    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
+    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult, push_one_by_one,
 )
 from crm_pipelines.resources.rest import ApiKey, NextLinkPaging, RestClient, RestError, create_once
 from crm_pipelines.resources.retries import TransientCrmError
@@ -261,12 +261,7 @@ class TribeCrmClient:
         """One call a write (two for a contact whose employment changes)."""
         if obj not in ENTITY_SETS:
             return [WriteResult(w.write_id, "rejected", error=f"TribeCRM has no {obj} object") for w in writes]
-        results = []
-        for n, write in enumerate(writes, start=1):
-            results.append(self._push_one(obj, write))
-            if n % PROGRESS_EVERY == 0:
-                self.progress(f"{obj}: {n:,} of {len(writes):,} writes sent")
-        return results
+        return push_one_by_one(obj, writes, lambda write: self._push_one(obj, write), self.progress)
 
     def _push_one(self, obj: str, write: Write) -> WriteResult:
         entity_set = ENTITY_SETS[obj]
