@@ -17,7 +17,8 @@ PUSH_ASSETS = ("crm_push_results", "export_rejections", "enginy_writeback", "crm
 
 
 def build_jobs(batches: list[str], asset_names: set[str]) -> list:
-    """The asset jobs (``dg.define_asset_job``). ``batches``: the export batch assets there are; ``asset_names``: every asset defined."""
+    """The asset jobs (``dg.define_asset_job``). ``batches``: the export batch assets there are;
+    ``asset_names``: every asset defined."""
     crm = dg.AssetSelection.groups("crm")
     snapshots = dg.AssetSelection.assets(*SNAPSHOTS.values(), ASSOCIATIONS)
     batch_selection = dg.AssetSelection.assets(*batches)

@@ -84,8 +84,9 @@ def build_enginy_change_sensor(interval_seconds: int, batches: list[str],
 
     @dg.sensor(name="enginy_change_sensor", jobs=jobs, minimum_interval_seconds=interval_seconds,
                default_status=dg.DefaultSensorStatus.STOPPED, description=(
-                   f"Every {_duration(interval_seconds)}, asks Enginy for contacts and companies updated since the last run and, only then, "
-                   "requests matching and export batches for just those records (enginy_sync); with "
+                   f"Every {_duration(interval_seconds)}, asks Enginy for contacts and companies updated since "
+                   "the last run and, only then, requests matching and export batches for just those records "
+                   "(enginy_sync); with "
                    "automation.automatic_export in the integration config the push follows "
                    "(enginy_sync_and_push), otherwise the batches wait for a person to launch export_push."))
     def enginy_change_sensor(context: dg.SensorEvaluationContext, enginy: EnginyDatabase,

@@ -107,8 +107,9 @@ def test_the_demo_serves_sensors_a_backfill_and_a_change_picked_up_within_one_in
 
     today = datetime.now(timezone.utc).date()
     days = [(today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
-    launched = demo.graphql("""mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
-        __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""", params={
+    launched = demo.graphql("""mutation($params: LaunchBackfillParams!) {
+        launchPartitionBackfill(backfillParams: $params) {
+            __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""", params={
         "partitionNames": days, "title": "7-day CRM backfill",
         "assetSelection": [{"path": [name]} for name in ("crm_companies", "crm_contacts", "crm_leads")]})
     backfill = launched["launchPartitionBackfill"]
