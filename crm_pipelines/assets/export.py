@@ -19,6 +19,8 @@ from crm_pipelines.assets.matching import changed_since
 from crm_pipelines.config import IntegrationConfig
 from crm_pipelines.export.associations import REMOVED_COLUMNS, record_removed, removed_links, undo_batch
 from crm_pipelines.export.batch import Launch, Owners, build_batch
+from crm_pipelines.export.batch_rules import (known_by_enginy_id, leave_to_other_object, match_outcomes,
+                                              one_create_per_identifier, one_update_per_crm_record)
 from crm_pipelines.export.dry_run import ACTIONS, render_dry_run
 from crm_pipelines.export.gates import expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import empty_ledger
@@ -83,84 +85,6 @@ def _owners(config: IntegrationConfig, crm_users: pd.DataFrame, enginy_users: pd
         crm_user_by_email=by_email, default_owner=user_id(config.user_mapping.default_owner))
 
 
-def _matches(frame: pd.DataFrame) -> pd.DataFrame:
-    """The match table's outcome per Enginy record, in the columns the batch builder reads."""
-    return frame[["enginy_id", "outcome", "crm_id"]].assign(enginy_id=lambda f: f["enginy_id"].astype(str))
-
-
-def _by_enginy_id(matches: pd.DataFrame, crm_records: pd.DataFrame, field: str) -> pd.DataFrame:
-    """A CRM record carrying an Enginy id is that Enginy record, whatever the identifier rules say:
-    it is how records an earlier export created are found again."""
-    if not len(crm_records):
-        return matches
-    live = crm_records[~crm_records["is_deleted"].astype(bool)] if "is_deleted" in crm_records else crm_records
-    owned = {str(raw.get(field)): crm_id for crm_id, raw in zip(live["crm_id"], live["raw"])
-             if isinstance(raw, dict) and raw.get(field)}
-    hit = matches["enginy_id"].isin(owned)
-    matches = matches.copy()
-    matches.loc[hit, "outcome"] = "matched"
-    matches.loc[hit, "crm_id"] = matches.loc[hit, "enginy_id"].map(owned)
-    missing = sorted(set(owned) - set(matches["enginy_id"]))
-    if missing:
-        matches = pd.concat([matches, pd.DataFrame({"enginy_id": missing, "outcome": "matched",
-                                                    "crm_id": [owned[m] for m in missing]})], ignore_index=True)
-    return matches
-
-
-def _elsewhere(batch: pd.DataFrame, matches: pd.DataFrame, tab: str) -> pd.DataFrame:
-    """Salesforce people match Contacts and Leads: a contact batch leaves those that are Leads to
-    the lead batch, and the reverse, rather than creating the person a second time."""
-    if "crm_object" not in matches or tab == "companies":
-        return batch
-    other = matches[matches["outcome"].eq("matched") & matches["crm_object"].ne(tab)]
-    where = dict(zip(other["enginy_id"].astype(str), other["crm_object"]))
-    hit = batch["enginy_id"].isin(where)
-    batch.loc[hit, "action"] = "skip"
-    batch.loc[hit, "reason"] = batch.loc[hit, "enginy_id"].map(
-        lambda e: f"already in the CRM as one of its {where[e]}; export it to {where[e]} to update it")
-    return batch
-
-
-def _one_create_per_key(batch: pd.DataFrame, records: pd.DataFrame, obj: str) -> pd.DataFrame:
-    """Two Enginy records that are one person (or company) by their identifiers make one create:
-    the later ones are skipped, naming the one that is created."""
-    from crm_pipelines.matching.normalize import normalize
-
-    if obj == "companies":
-        keys = [normalize(records.get("domain", pd.Series(dtype=object)), "domain"),
-                normalize(records.get("name", pd.Series(dtype=object)), "company_name")]
-    else:
-        keys = [normalize(records.get("linkedin_url", pd.Series(dtype=object)), "linkedin"),
-                normalize(records.get("email", pd.Series(dtype=object)), "email")]
-    key = pd.Series([next((k[i] for k in keys if k[i]), None) for i in range(len(records))], index=records["id"])
-    batch["match_key"] = batch["enginy_id"].map(key)
-    creates = batch["action"].eq("create") & batch["match_key"].notna()
-    first = batch[creates].drop_duplicates("match_key").set_index("match_key")["enginy_id"]
-    twin = creates & batch["match_key"].map(first).ne(batch["enginy_id"])
-    batch.loc[twin, "action"] = "skip"
-    batch.loc[twin, "reason"] = batch.loc[twin, "match_key"].map(
-        lambda k: f"the same identifiers as Enginy record {first[k]}, which is created instead")
-    return batch
-
-
-def _one_update_per_record(batch: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
-    """Several Enginy records matching one CRM record would overwrite each other run after run:
-    the one changed last in Enginy speaks for the record, the others' updates are skipped."""
-    matched = batch[batch["crm_id"].notna() & (batch["action"].eq("update")
-                                               | batch["reason"].eq("nothing to change"))]
-    if not matched["crm_id"].duplicated().any():
-        return batch
-    changed = pd.to_datetime(matched["enginy_id"].map(dict(zip(records["id"], records.get("updated_at", pd.NaT)))),
-                             utc=True)
-    order = matched.assign(changed=changed).sort_values(["changed", "enginy_id"], ascending=[False, True])
-    winner = order.drop_duplicates("crm_id").set_index("crm_id")["enginy_id"]
-    losers = order.index[order["enginy_id"].ne(order["crm_id"].map(winner)) & order["action"].eq("update")]
-    batch.loc[losers, "action"] = "skip"
-    batch.loc[losers, "reason"] = batch.loc[losers, "crm_id"].map(
-        lambda c: f"CRM record {c} also matches Enginy record {winner[c]}, changed more recently, which speaks for it")
-    return batch
-
-
 def _schema(crm_schema: pd.DataFrame, obj: str) -> dict[str, FieldSpec]:
     return specs(parse_json(crm_schema.copy()), obj)
 
@@ -197,12 +121,12 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         records = changed_since(inputs["records"], config.only_changed_since).assign(id=lambda f: f["id"].astype(str))
         crm_records = parse_json(inputs["crm_records"])
         client = crm.client()
-        matches = _by_enginy_id(_matches(inputs["matches"]), crm_records, client.enginy_id_field)
+        matches = known_by_enginy_id(match_outcomes(inputs["matches"]), crm_records, client.enginy_id_field)
         campaign, campaign_mapping, links = None, None, None
         # Salesforce and Dataverse leads name their company in a text field; Pipedrive's hang on one.
         linked = obj == "contacts" or (obj == "leads" and getattr(client, "leads_link_to_companies", False))
         if linked and integration_config.associations.contacts_to_companies:
-            company = _matches(inputs["company_matches"])
+            company = match_outcomes(inputs["company_matches"])
             matched = company[company["outcome"].eq("matched")]
             matched_company = dict(zip(matched["enginy_id"], matched["crm_id"]))
             links = {str(c): matched_company[str(k)] for c, k in zip(records["id"], records["company_id"])
@@ -218,9 +142,9 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
                             campaign, campaign_mapping, links,
                             one_company_per_contact=not getattr(client, "contacts_link_many_companies", False))
         batch = batch.merge(matches[["enginy_id", "outcome"]], on="enginy_id", how="left")
-        batch = _elsewhere(batch, inputs["matches"], tab)
-        batch = _one_create_per_key(batch, records, obj)
-        batch = _one_update_per_record(batch, records)
+        batch = leave_to_other_object(batch, inputs["matches"], tab)
+        batch = one_create_per_identifier(batch, records, obj)
+        batch = one_update_per_crm_record(batch, records)
         batch["batch_id"] = context.run_id  # the write ledger keys writes by the batch they belong to
         if linked:
             # Contacts of a company this export creates get its id when the push has it.
