@@ -4,11 +4,18 @@ One resource speaks to both, and one IO manager stores each asset's DataFrame as
 after the asset. Connections are short-lived: DuckDB allows one writing process per file, and
 Dagster's multiprocess executor runs steps in separate processes, so a writer that finds the
 file locked waits and retries instead of failing the run.
+
+A DuckDB file is attached for each operation to one in-memory DuckDB kept by the process, and
+detached after it (which frees the file for dbt and the other steps): starting a DuckDB database
+costs tens of milliseconds, attaching a file to a running one about one, and a run makes
+hundreds of these operations.
 """
 
 import io
 import json
+import os
 import re
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -38,6 +45,26 @@ def _identifier(name: str) -> str:
 
 def _locked(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+_ATTACHED = "warehouse"  # the attached file's catalog name while an operation runs
+_process_duckdb: tuple[int, duckdb.DuckDBPyConnection] | None = None
+# One operation at a time per process: they share the in-memory database and its one attachment.
+_process_duckdb_lock = threading.RLock()
+
+
+def _in_memory_duckdb() -> duckdb.DuckDBPyConnection:
+    """This process's in-memory DuckDB; a forked child makes its own rather than share its parent's."""
+    global _process_duckdb
+    if _process_duckdb is None or _process_duckdb[0] != os.getpid():
+        _process_duckdb = (os.getpid(), duckdb.connect(":memory:"))
+    return _process_duckdb[1]
+
+
+@retry(retry=retry_if_exception(_locked), wait=wait_random_exponential(0.05, 2), stop=stop_after_delay(120),
+       reraise=True)
+def _attach(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    conn.execute(f"ATTACH $path AS {_ATTACHED}", {"path": str(path)})
 
 
 def redact_url(url: str) -> str:
@@ -100,17 +127,17 @@ class Warehouse(dg.ConfigurableResource):
 
     @contextmanager
     def _duckdb(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The warehouse file attached as the default catalog for as long as the block runs."""
         self.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._connect_duckdb()
-        try:
-            yield conn
-        finally:
-            conn.close()
-
-    @retry(retry=retry_if_exception(_locked), wait=wait_random_exponential(0.05, 2), stop=stop_after_delay(120),
-           reraise=True)
-    def _connect_duckdb(self) -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(str(self.duckdb_path))
+        with _process_duckdb_lock:
+            conn = _in_memory_duckdb()
+            _attach(conn, self.duckdb_path)
+            try:
+                conn.execute(f"USE {_ATTACHED}")
+                yield conn
+            finally:
+                conn.execute("USE memory")
+                conn.execute(f"DETACH {_ATTACHED}")
 
     def engine(self) -> sa.Engine:
         return sa.create_engine(self.sqlalchemy_url())
@@ -167,7 +194,8 @@ class Warehouse(dg.ConfigurableResource):
             engine.dispose()
 
     def table_names(self) -> list[str]:
-        sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = $schema ORDER BY 1"
+        sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = $schema "
+               "AND table_catalog = current_database() ORDER BY 1")
         if self.kind == "postgresql":
             sql = sql.replace("$schema", ":schema")
         return self.query(sql, {"schema": self.schema})["table_name"].tolist()
