@@ -8,6 +8,7 @@ import pytest
 
 from crm_pipelines.sandbox.app import SandboxContext
 from crm_pipelines.sandbox.server import RunningSandbox, start_in_thread
+from tests.pipeline import Template, build_template
 
 
 @pytest.fixture(scope="session")
@@ -25,12 +26,41 @@ def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> RunningSandbox:
         os.environ["REQUESTS_CA_BUNDLE"] = previous
 
 
-@pytest.fixture
-def sandbox(sandbox_server: RunningSandbox) -> RunningSandbox:
+def emptied(sandbox: RunningSandbox) -> RunningSandbox:
     """The running sandbox with empty state, no faults and zeroed counters."""
-    ctx = sandbox_server.ctx
+    ctx = sandbox.ctx
     ctx.store.reset()
     ctx.stats.reset()
     ctx.faults.clear()
     ctx.settings.clear()
-    return sandbox_server
+    return sandbox
+
+
+@pytest.fixture
+def sandbox(sandbox_server: RunningSandbox) -> RunningSandbox:
+    """The running sandbox with empty state, no faults and zeroed counters."""
+    return emptied(sandbox_server)
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    """Generated Enginy data with its warehouse copies and rollups, built once per test process."""
+    return build_template(tmp_path_factory.mktemp("template"))
+
+
+def _start_order(item: pytest.Item) -> int:
+    """The longest tests first, so that two workers end together: the demo served to the UI
+    (minutes, mostly waiting on Dagster's daemons), then the end-to-end exports and the other
+    slow tests, then the rest."""
+    if item.nodeid.startswith("tests/orchestration/test_dagster_dev.py"):
+        return 0
+    if item.nodeid.startswith("tests/export/test_export_end_to_end.py") or item.get_closest_marker("slow"):
+        return 1
+    return 2
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A stable sort, after pytest has grouped the tests that share a module-scoped fixture
+    # value, so each group stays together and its fixture is built once.
+    items.sort(key=_start_order)

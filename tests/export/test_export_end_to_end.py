@@ -1,25 +1,31 @@
 """The whole export for each CRM, through the code location's own job: generated Enginy data
-and a seeded sandbox CRM → snapshots → matches → rollups → batches → gates → push; then a new
-snapshot shows exactly the intended state, and a second run creates nothing."""
+and a seeded sandbox CRM → snapshots → matches → rollups → batches → gates → push → activities;
+then a new snapshot shows exactly the intended state, and a second run creates nothing.
 
-from datetime import datetime, timezone
+Each CRM is pushed once per test process (the ``pushed`` fixture: a first run, a second run and
+an export_push whose gate fails), and the tests below read what those runs left; scenarios that
+need a CRM of their own (faults, launch options, leads) start from the same template warehouse."""
+
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import yaml
 
 from crm_pipelines.config import EXAMPLES_DIR
-from crm_pipelines.enginy.database import write_tables
-from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.export.values import same
+from crm_pipelines.jobs import EXPORT_PUSH
 from crm_pipelines.resources.custom_api import load_api
 from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
 from crm_pipelines.sandbox import crms, pipedrive, tribecrm
 from crm_pipelines.sandbox.connection import client_environment
 from crm_pipelines.sandbox.faults import FaultRule
+from tests.activities.crms import CRMS as ACTIVITY_CRMS
+from tests.conftest import emptied
+from tests.pipeline import Template, run, run_after_rollups
 
-TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
 CONTACT_OBJECT = {"salesforce": "Contact", "hubspot": "contacts", "dynamics": "contacts", "pipedrive": "persons",
                   "northwind": "people", "oldbook": "contacts", "zoho": "Contacts", "tribecrm": tribecrm.PERSON}
 ENGINY_KEY = {"salesforce": "Enginy_Id__c", "hubspot": "enginy_id", "dynamics": "crm_enginyid",
@@ -42,35 +48,100 @@ def fields_of(sandbox, crm: str, record) -> dict:
     return record.fields
 
 
-@pytest.fixture(params=["salesforce", "hubspot", "dynamics", "pipedrive", "northwind", "oldbook", "zoho",
-                        "tribecrm"])
-def pipeline(request, sandbox, tmp_path: Path, monkeypatch):
-    crm = request.param
-    data = generate_frames(120, seed=21)
-    enginy_url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
-    write_tables(enginy_url, data.enginy)
+CRM_NAMES = ["salesforce", "hubspot", "dynamics", "pipedrive", "northwind", "oldbook", "zoho", "tribecrm"]
+WRITE_ENDPOINTS = ("composite/sobjects", "jobs/ingest", "/batch/upsert", "/batch/update", "$batch",
+                   "/api/v2/persons", "/api/v2/organizations", "/northwind/api/", "/oldbook/v1/", "/crm/v7/",
+                   "/v1/odata/")
+
+
+def seeded(sandbox, crm: str, template: Template, directory: Path, config: Path | None = None) -> dict[str, str]:
+    """The CRM seeded with the template's CRM side (HubSpot's rate limits lifted), and the
+    environment that points the code location at it and at a copy of the template."""
     module = next(m for m in crms.MODULES if m.CRM == crm)
-    module.seed(sandbox.ctx, data.crm)
+    module.seed(sandbox.ctx, template.data.crm)
     if crm == "hubspot":
         sandbox.ctx.crm_settings("hubspot").update({"burst_limit": None, "search_per_second": None})
-    env = {"CRM_PIPELINES_CONFIG": str(EXAMPLES_DIR / f"{CONFIG.get(crm, crm)}.yaml"),
-           "ENGINY_DATABASE_URL": enginy_url,
-           "CRM_PIPELINES_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}", **client_environment(crm, sandbox)}
+    enginy_url, warehouse_url = template.copy_to(directory)
+    return {"CRM_PIPELINES_CONFIG": str(config or EXAMPLES_DIR / f"{CONFIG.get(crm, crm)}.yaml"),
+            "ENGINY_DATABASE_URL": enginy_url, "CRM_PIPELINES_WAREHOUSE_URL": warehouse_url,
+            **client_environment(crm, sandbox)}
+
+
+@dataclass
+class Pushed:
+    """What one CRM's export runs left: read right after each run, so later tests that reset the
+    sandbox cannot change it."""
+
+    crm: str
+    before: int  # the CRM's contacts before the first run
+    first: dg.ExecuteInProcessResult
+    batch: pd.DataFrame  # contact_export_batch of the first run
+    results: pd.DataFrame  # crm_push_results of the first run
+    after: int  # the CRM's contacts after the first run
+    held: dict  # Enginy id → the CRM contact's fields, after the first run
+    activities: pd.DataFrame | None  # crm_activity_push of the first run, where the CRM logs activities
+    logged: list[dict] | None  # the activities the CRM holds after the first run
+    second: dg.ExecuteInProcessResult
+    again: pd.DataFrame  # contact_export_batch of the second run
+    created_once: bool
+    activities_again: pd.DataFrame | None
+    logged_again: list[dict] | None
+    gate_run: dg.ExecuteInProcessResult  # export_push with a field the CRM does not have
+    gate_writes: int  # write calls the CRM received during it
+
+
+@pytest.fixture(scope="module", params=CRM_NAMES)
+def pushed(request, sandbox_server, template: Template, tmp_path_factory) -> Pushed:
+    crm = request.param
+    sandbox = emptied(sandbox_server)
+    directory = tmp_path_factory.mktemp(f"pushed-{crm}")
+    config = yaml.safe_load((EXAMPLES_DIR / f"{CONFIG.get(crm, crm)}.yaml").read_text())
+    if crm in ACTIVITY_CRMS:
+        config["activity_sync"] = {"enabled": True, "include_message_body": True}
+    (directory / "integration.yaml").write_text(yaml.safe_dump(config))
+    env = seeded(sandbox, crm, template, directory, directory / "integration.yaml")
+    warehouse = Warehouse(url=env["CRM_PIPELINES_WAREHOUSE_URL"])
+    logs = ACTIVITY_CRMS.get(crm)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        before = len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm]))
+        with dg.instance_for_test() as instance:
+            first = run_after_rollups(instance)
+            after = sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])
+            held = {fields_of(sandbox, crm, r).get(ENGINY_KEY[crm]): fields_of(sandbox, crm, r) for r in after}
+            state = dict(crm=crm, before=before, first=first, after=len(after), held=held,
+                         batch=parse_json_columns(warehouse.read_table("contact_export_batch"), ("fields", "diff")),
+                         results=warehouse.read_table("crm_push_results"),
+                         activities=warehouse.read_table("crm_activity_push") if logs else None,
+                         logged=logs.logged(sandbox) if logs else None)
+            second = run_after_rollups(instance)
+        state.update(second=second, created_once=created_once(sandbox, crm),
+                     again=parse_json_columns(warehouse.read_table("contact_export_batch"), ("fields",)),
+                     activities_again=warehouse.read_table("crm_activity_push") if logs else None,
+                     logged_again=logs.logged(sandbox) if logs else None)
+        # A person adds a field the CRM does not have and launches export_push: the gate stops it.
+        config["field_mapping"]["contacts"].append({"type": "fixed_value", "value": "x", "crm_field": "no_such_field"})
+        (directory / "broken.yaml").write_text(yaml.safe_dump(config))
+        patch.setenv("CRM_PIPELINES_CONFIG", str(directory / "broken.yaml"))
+        sandbox.ctx.stats.reset()
+        from crm_pipelines.definitions import defs
+
+        with dg.instance_for_test() as instance:
+            gate_run = defs().resolve_job_def(EXPORT_PUSH).execute_in_process(instance=instance, raise_on_error=False)
+        writes = sum(n for (c, m, e), n in sandbox.ctx.stats.calls.items()
+                     if c == crm and m in ("POST", "PATCH", "PUT") and any(w in e for w in WRITE_ENDPOINTS))
+    return Pushed(**state, gate_run=gate_run, gate_writes=writes)
+
+
+@pytest.fixture
+def pipeline(request, sandbox, template: Template, tmp_path: Path, monkeypatch):
+    """A CRM of the test's own, seeded, and a copy of the template warehouse."""
+    crm = request.param
+    env = seeded(sandbox, crm, template, tmp_path)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    return crm, sandbox, Warehouse(url=env["CRM_PIPELINES_WAREHOUSE_URL"]), data
-
-
-def defs_job() -> dg.JobDefinition:
-    from crm_pipelines.definitions import MATERIALIZE_ALL, defs
-
-    return defs().resolve_job_def(MATERIALIZE_ALL)
-
-
-def run_everything(instance: dg.DagsterInstance, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
-    job = defs_job()
-    return job.execute_in_process(instance=instance, partition_key=TODAY, run_config=run_config or {},
-                                  raise_on_error=False)
+    return crm, sandbox, Warehouse(url=env["CRM_PIPELINES_WAREHOUSE_URL"]), template.data
 
 
 def created_once(sandbox, crm: str) -> bool:
@@ -78,57 +149,59 @@ def created_once(sandbox, crm: str) -> bool:
     return all([c.op for c in r.history].count("create") == 1 for r in records)
 
 
-def test_an_export_pushes_exactly_its_batch_and_a_second_run_creates_nothing(pipeline) -> None:
-    crm, sandbox, warehouse, data = pipeline
-    before = len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm]))
-    with dg.instance_for_test() as instance:
-        first = run_everything(instance)
-        assert first.success, [e.message for e in first.all_events if e.is_failure]
-        batch = parse_json_columns(warehouse.read_table("contact_export_batch"), ("fields", "diff"))
-        results = warehouse.read_table("crm_push_results")
-        contacts = results[results["object"] == "contacts"]
-        creates = batch[batch["action"] == "create"]
-        assert len(creates) > 0 and (batch["action"] == "update").sum() + (batch["action"] == "skip").sum() > 0
-        assert set(contacts.loc[contacts["action"] == "create", "status"]) <= {"created", "rejected"}
-        created = contacts[contacts["status"] == "created"]
-        after = sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])
-        assert len(after) == before + len(created), "exactly the batch's creates, nothing more"
-        held = {fields_of(sandbox, crm, r).get(ENGINY_KEY[crm]): fields_of(sandbox, crm, r) for r in after}
-        for row in creates.head(20).to_dict("records"):
-            record = held[row["enginy_id"]]
-            for field, value in row["fields"].items():
-                # the CRM's own spelling of the value: HubSpot answers numbers as text, …
-                assert same(record.get(field), value) or str(record.get(field)).lower() == str(
-                    value).lower(), (field, value, record.get(field))
-        # The next snapshot sees what was pushed, and the next export finds it: no second create.
-        second = run_everything(instance)
-        assert second.success
-        again = parse_json_columns(warehouse.read_table("contact_export_batch"), ("fields",))
-        assert not set(again.loc[again["action"] == "create", "enginy_id"]) & set(created["enginy_id"])
-        assert created_once(sandbox, crm)
+def test_an_export_pushes_exactly_its_batch(pushed: Pushed) -> None:
+    assert pushed.first.success, [e.message for e in pushed.first.all_events if e.is_failure]
+    batch, results = pushed.batch, pushed.results
+    contacts = results[results["object"] == "contacts"]
+    creates = batch[batch["action"] == "create"]
+    assert len(creates) > 0 and (batch["action"] == "update").sum() + (batch["action"] == "skip").sum() > 0
+    assert set(contacts.loc[contacts["action"] == "create", "status"]) <= {"created", "rejected"}
+    created = contacts[contacts["status"] == "created"]
+    assert pushed.after == pushed.before + len(created), "exactly the batch's creates, nothing more"
+    for row in creates.head(20).to_dict("records"):
+        record = pushed.held[row["enginy_id"]]
+        for field, value in row["fields"].items():
+            # the CRM's own spelling of the value: HubSpot answers numbers as text, …
+            assert same(record.get(field), value) or str(record.get(field)).lower() == str(
+                value).lower(), (field, value, record.get(field))
 
 
-def test_a_failing_gate_stops_the_push_and_says_why(pipeline, tmp_path: Path, monkeypatch) -> None:
-    crm, sandbox, warehouse, _ = pipeline
-    config = yaml.safe_load((EXAMPLES_DIR / f"{CONFIG.get(crm, crm)}.yaml").read_text())
-    config["field_mapping"]["contacts"].append({"type": "fixed_value", "value": "x", "crm_field": "no_such_field"})
-    path = tmp_path / "broken.yaml"
-    path.write_text(yaml.safe_dump(config))
-    monkeypatch.setenv("CRM_PIPELINES_CONFIG", str(path))
-    with dg.instance_for_test() as instance:
-        run = run_everything(instance)
-        checks = [e for e in run.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
-        gate = next(e.event_specific_data for e in checks
-                    if e.event_specific_data.asset_key.path[-1] == "contact_export_batch")
-        assert not gate.passed and "no_such_field" in gate.description
-        pushed = [e for e in run.get_asset_materialization_events() if e.asset_key.path[-1] == "crm_push_results"]
-        assert pushed == [], "the push step never started"
-    write_endpoints = ("composite/sobjects", "jobs/ingest", "/batch/upsert", "/batch/update", "$batch",
-                       "/api/v2/persons", "/api/v2/organizations", "/northwind/api/", "/oldbook/v1/", "/crm/v7/",
-                       "/v1/odata/")
-    writes = sum(n for (c, m, e), n in sandbox.ctx.stats.calls.items()
-                 if c == crm and m in ("POST", "PATCH", "PUT") and any(w in e for w in write_endpoints))
-    assert writes == 0, "nothing reached the CRM"
+def test_the_next_snapshot_sees_what_was_pushed_and_a_second_run_creates_nothing(pushed: Pushed) -> None:
+    assert pushed.second.success
+    contacts = pushed.results[pushed.results["object"] == "contacts"]
+    created = contacts[contacts["status"] == "created"]
+    again = pushed.again
+    assert not set(again.loc[again["action"] == "create", "enginy_id"]) & set(created["enginy_id"])
+    assert pushed.created_once
+
+
+def test_a_failing_gate_stops_the_push_and_says_why(pushed: Pushed) -> None:
+    checks = [e for e in pushed.gate_run.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
+    gate = next(e.event_specific_data for e in checks
+                if e.event_specific_data.asset_key.path[-1] == "contact_export_batch")
+    assert not gate.passed and "no_such_field" in gate.description
+    sent = [e for e in pushed.gate_run.get_asset_materialization_events() if e.asset_key.path[-1] == "crm_push_results"]
+    assert sent == [], "the push step never started"
+    assert pushed.gate_writes == 0, "nothing reached the CRM"
+
+
+@pytest.mark.parametrize("pushed", sorted(ACTIVITY_CRMS), indirect=True)
+def test_after_the_push_each_sent_event_of_a_crm_contact_is_logged_once_on_it(pushed: Pushed) -> None:
+    results = pushed.activities
+    logged = results[results["status"] == "logged"]
+    assert len(logged) > 0 and set(results["status"]) <= {"logged", "waiting"}
+    held = {a["key"]: a for a in pushed.logged}
+    assert sorted(held) == sorted(logged["event_id"]), "exactly the logged events are in the CRM"
+    for row in logged.to_dict("records"):
+        assert held[row["event_id"]]["record"] == row["crm_record_id"]
+        assert held[row["event_id"]]["completed"]
+    credited = logged[logged["owner_rule"] != "crm_default"]
+    assert len(credited) > 0 and all(held[e]["owner"] == o for e, o in zip(credited["event_id"],
+                                                                           credited["owner_id"]))
+    again = pushed.activities_again
+    assert set(again.loc[again["status"] == "logged", "event_id"]) >= set(logged["event_id"])
+    assert all(a["creates"] == 1 for a in pushed.logged_again), "nothing was logged twice"
+    assert len(pushed.logged_again) == (again["status"] == "logged").sum()
 
 
 @pytest.mark.parametrize("pipeline", ["salesforce"], indirect=True)
@@ -139,7 +212,7 @@ def test_launch_options_manual_fields_an_owner_and_leads_instead_of_contacts(pip
     leads_before = len(sandbox.ctx.store.records("salesforce", "Lead"))
     contacts_before = len(sandbox.ctx.store.records("salesforce", "Contact"))
     with dg.instance_for_test() as instance:
-        run = run_everything(instance, {"ops": {
+        run = run_after_rollups(instance, {"ops": {
             "contact_export_batch": {"config": launch}, "lead_export_batch": {"config": launch},
             "crm_push_results": {"config": {"as_leads": True}}}})
         assert run.success
@@ -178,16 +251,15 @@ def test_faults_during_the_push_lose_nothing_and_the_re_run_creates_nothing_twic
                  {"kind": "drop", "nth": 10}, {"status": 500, "nth": 12}):
         sandbox.ctx.faults.add(FaultRule(crm=crm, endpoint=endpoint, method=method, **rule))
     with dg.instance_for_test() as instance:
-        first = run_everything(instance)
+        first = run_after_rollups(instance)
         assert first.success, [e.message for e in first.all_events if e.is_failure]
         assert [rule.hits for rule in sandbox.ctx.faults.rules()] == [6, 1, 1, 1], "every fault was met"
         failed = warehouse.read_table("crm_push_results").query("object == 'contacts' and status == 'failed'")
         assert len(failed) == 1, "the write whose retries ran out"
-        second = run_everything(instance)
+        second = run_after_rollups(instance)
         assert second.success
         # The second run pulled before it pushed the failed write: pull once more to see it.
-        repull = defs_job().execute_in_process(instance=instance, partition_key=TODAY, asset_selection=[
-            dg.AssetKey("crm_companies"), dg.AssetKey("crm_contacts")])
+        repull = run(instance, dg.AssetSelection.assets("crm_companies", "crm_contacts"))
         assert repull.success
     results = warehouse.read_table("crm_push_results")
     contacts = results[results["object"] == "contacts"]
@@ -211,14 +283,13 @@ def test_faults_during_a_batched_upsert_lose_nothing_and_the_re_run_creates_noth
                  {"kind": "drop", "nth": 8}, {"status": 500, "nth": 9}):
         sandbox.ctx.faults.add(FaultRule(crm=crm, endpoint="/crm/v7/Contacts/upsert", method="POST", **rule))
     with dg.instance_for_test() as instance:
-        first = run_everything(instance)
+        first = run_after_rollups(instance)
         assert first.success, [e.message for e in first.all_events if e.is_failure]
         failed = warehouse.read_table("crm_push_results").query("object == 'contacts' and status == 'failed'")
         assert 1 < len(failed) <= 100 and set(failed["action"]) == {"create"}, "the first upsert call's creates"
-        assert run_everything(instance).success
+        assert run_after_rollups(instance).success
         assert [rule.hits for rule in sandbox.ctx.faults.rules()] == [6, 1, 1, 1], "every fault was met"
-        repull = defs_job().execute_in_process(instance=instance, partition_key=TODAY, asset_selection=[
-            dg.AssetKey("crm_companies"), dg.AssetKey("crm_contacts")])
+        repull = run(instance, dg.AssetSelection.assets("crm_companies", "crm_contacts"))
         assert repull.success
     contacts = warehouse.read_table("crm_push_results").query("object == 'contacts'")
     assert "failed" not in set(contacts["status"]) and "pending" not in set(contacts["status"])
@@ -239,14 +310,14 @@ def test_contacts_pushed_as_leads_land_once_as_leads(pipeline) -> None:
     leads_before = len(sandbox.ctx.store.records(crm, LEAD_OBJECT[crm]))
     as_leads = {"ops": {"crm_push_results": {"config": {"as_leads": True}}}}
     with dg.instance_for_test() as instance:
-        assert run_everything(instance, as_leads).success
+        assert run_after_rollups(instance, as_leads).success
         results = warehouse.read_table("crm_push_results")
         created = results[(results["object"] == "leads") & (results["status"] == "created")]
         assert len(created) > 0 and (results["object"] == "contacts").sum() == 0
         assert len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])) == contacts_before, "no contact was created"
         leads = sandbox.ctx.store.records(crm, LEAD_OBJECT[crm])
         assert len(leads) == leads_before + len(created)
-        assert run_everything(instance, as_leads).success
+        assert run_after_rollups(instance, as_leads).success
     again = warehouse.read_table("crm_push_results")
     assert not ((again["object"] == "leads") & (again["status"] == "created")).any(), "the re-run creates no lead"
     assert len(sandbox.ctx.store.records(crm, LEAD_OBJECT[crm])) == leads_before + len(created)

@@ -17,6 +17,7 @@ from crm_pipelines.jobs import ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, INCREMENTAL_SY
 from crm_pipelines.resources.warehouse import Warehouse
 from crm_pipelines.sandbox.connection import client_environment
 from tests.connectors.test_snapshot_assets import CRMS
+from tests.pipeline import Template, run_after_rollups
 from tests.postgres import dagster_instance_on_postgres
 
 pytestmark = pytest.mark.postgres
@@ -132,16 +133,22 @@ def _touch(enginy_url: str, ids: list[str], title: str) -> datetime:
 
 @pytest.mark.slow
 def test_the_enginy_sensor_requests_matching_and_batches_for_the_changed_records_only(
-        sandbox, instance, tmp_path: Path, monkeypatch) -> None:
-    from crm_pipelines.definitions import MATERIALIZE_ALL, defs as load
+        sandbox, instance, template: Template, tmp_path: Path, monkeypatch) -> None:
+    """After a first sync (the template's Enginy copies and rollups, then the rest of the pipeline)
+    the sensor's runs are enginy_sync and enginy_sync_and_push, dbt included."""
+    from crm_pipelines.definitions import defs as load
 
     crm = "hubspot"
-    CRMS[crm].seed(sandbox.ctx, generate_frames(120, seed=21).crm)
+    CRMS[crm].seed(sandbox.ctx, template.data.crm)
     sandbox.ctx.crm_settings("hubspot").update({"burst_limit": None, "search_per_second": None})
-    warehouse = _environment(monkeypatch, tmp_path, crm, sandbox)
-    enginy_url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
+    enginy_url, warehouse_url = template.copy_to(tmp_path)
+    env = {"CRM_PIPELINES_CONFIG": str(EXAMPLES_DIR / f"{crm}.yaml"), "ENGINY_DATABASE_URL": enginy_url,
+           "CRM_PIPELINES_WAREHOUSE_URL": warehouse_url, **client_environment(crm, sandbox)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    warehouse = Warehouse(url=warehouse_url)
     defs = load()
-    assert defs.resolve_job_def(MATERIALIZE_ALL).execute_in_process(instance=instance, partition_key=TODAY).success
+    assert run_after_rollups(instance).success
     everyone = len(warehouse.read_table("contact_matches"))
 
     first = _tick(defs, "enginy_change_sensor", instance, None)
