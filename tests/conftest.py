@@ -51,7 +51,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
 def _start_order(item: pytest.Item) -> int:
     """The longest tests first, so that two workers end together: the demo served to the UI
     (minutes, mostly waiting on Dagster's daemons), then the end-to-end exports and the other
-    slow tests, then the rest."""
+    slow tests, then the rest. xdist (--dist loadscope) hands out modules in the order of their
+    first test."""
     if item.nodeid.startswith("tests/orchestration/test_dagster_dev.py"):
         return 0
     if item.nodeid.startswith("tests/export/test_export_end_to_end.py") or item.get_closest_marker("slow"):
