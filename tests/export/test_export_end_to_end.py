@@ -109,7 +109,8 @@ def pushed(request, sandbox_server, template: Template, tmp_path_factory) -> Pus
         with dg.instance_for_test() as instance:
             first = run_after_rollups(instance)
             after = sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])
-            held = {fields_of(sandbox, crm, r).get(ENGINY_KEY[crm]): fields_of(sandbox, crm, r) for r in after}
+            held = {fields.get(ENGINY_KEY[crm]): fields
+                    for fields in (fields_of(sandbox, crm, r) for r in after)}
             state = dict(crm=crm, before=before, first=first, after=len(after), held=held,
                          batch=parse_json_columns(warehouse.read_table("contact_export_batch"), ("fields", "diff")),
                          results=warehouse.read_table("crm_push_results"),
