@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from crm_pipelines.sandbox.app import SandboxContext
 from crm_pipelines.sandbox.server import RunningSandbox, start_in_thread
-from tests.pipeline import Template, build_template
+from tests.pipeline import Template, build_template, template_in
 
 
 @pytest.fixture(scope="session")
@@ -42,10 +46,26 @@ def sandbox(sandbox_server: RunningSandbox) -> RunningSandbox:
     return emptied(sandbox_server)
 
 
+def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """The directory ``name``, filled by ``build`` once per test run: the first xdist worker to ask
+    builds it while the others wait for it, instead of each building its own."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this run's temporary directory, which its workers share
+    directory = root / name
+    with FileLock(f"{directory}.lock"):
+        if not (directory / ".built").exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir()
+            build(directory)
+            (directory / ".built").touch()
+    return directory
+
+
 @pytest.fixture(scope="session")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    """Generated Enginy data with its warehouse copies and rollups, built once per test process."""
-    return build_template(tmp_path_factory.mktemp("template"))
+    """Generated Enginy data with its warehouse copies and rollups, built once per test run."""
+    return template_in(once_per_run(tmp_path_factory, "template", build_template))
 
 
 def _start_order(item: pytest.Item) -> int:

@@ -2,9 +2,10 @@
 
 Every end-to-end test starts from the same generated Enginy data (120 contacts, seed 21), and
 the Enginy copies and the dbt campaign rollups depend only on that data, not on the CRM. So a
-test session builds them once, through the code location's own job, into a template warehouse;
-each test copies the template's two files (the Enginy database and the warehouse) and runs the
-rest of the job — snapshots, matching, batches, gates, push, activities — on its own copy.
+test run builds them once (for all its xdist workers), through the code location's own job, into
+a template warehouse; each test copies the template's two files (the Enginy database and the
+warehouse) and runs the rest of the job — snapshots, matching, batches, gates, push,
+activities — on its own copy.
 The full job, dbt included, still runs end to end in the demo, the sensor and nightly tests.
 """
 
@@ -55,10 +56,14 @@ def run(instance: dg.DagsterInstance, selection: dg.AssetSelection, run_config: 
         raise_on_error=False)
 
 
-def build_template(directory: Path) -> Template:
-    data = generate_frames(120, seed=21)
-    enginy = directory / "enginy.sqlite"
-    warehouse = directory / "wh.duckdb"
+def template_in(directory: Path) -> Template:
+    """The template whose files ``build_template`` wrote into ``directory``."""
+    return Template(generate_frames(120, seed=21), directory / "enginy.sqlite", directory / "wh.duckdb")
+
+
+def build_template(directory: Path) -> None:
+    template = template_in(directory)
+    data, enginy, warehouse = template.data, template.enginy, template.warehouse
     write_tables(f"sqlite:///{enginy}", data.enginy)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ENGINY_DATABASE_URL", f"sqlite:///{enginy}")
@@ -67,7 +72,6 @@ def build_template(directory: Path) -> Template:
         with dg.instance_for_test() as instance:
             built = run(instance, dg.AssetSelection.groups(ENGINY_GROUP, ROLLUPS_GROUP), partition_key=None)
     assert built.success, [e.message for e in built.all_events if e.is_failure]
-    return Template(data, enginy, warehouse)
 
 
 def run_after_rollups(instance: dg.DagsterInstance, run_config: dict | None = None) -> dg.ExecuteInProcessResult:

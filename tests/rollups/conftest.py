@@ -16,6 +16,7 @@ import pytest
 from crm_pipelines.assets.dbt import DBT_PROJECT_DIR, build_rollup_assets, rollups_project
 from crm_pipelines.resources.dbt import warehouse_dbt
 from crm_pipelines.resources.warehouse import Warehouse, WarehouseIOManager
+from tests.conftest import once_per_run
 from tests.postgres import TEST_DB_URL, fresh_schema
 
 TARGETS = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -83,3 +84,25 @@ def as_records(frame: pd.DataFrame, key: str = "contact_id") -> dict[str, dict]:
                 clean[column] = value
         records[str(clean.pop(key))] = clean
     return records
+
+
+
+def _build_hand_built(directory: Path) -> None:
+    from tests.rollups.test_hand_built_rollups import data_set
+
+    with warehouse_on("duckdb", directory) as warehouse:
+        load_enginy(warehouse, data_set().tables())
+        built = build_rollups(warehouse)
+    assert built.result.success, built.failed_checks()
+
+
+@pytest.fixture(scope="session")
+def hand_built_on_duckdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB warehouse holding the hand-built data set and its rollups, built once per test run.
+    Tests that change the data build on a copy of it (``copy_of``)."""
+    return once_per_run(tmp_path_factory, "hand-built-rollups", _build_hand_built) / "warehouse.duckdb"
+
+
+def copy_of(warehouse_file: Path, directory: Path) -> Warehouse:
+    """A DuckDB warehouse of a test's own, holding what ``warehouse_file`` holds."""
+    return Warehouse(url=f"duckdb:///{shutil.copy(warehouse_file, directory / 'warehouse.duckdb')}")
