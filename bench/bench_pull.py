@@ -15,7 +15,9 @@ import time
 
 from bench.sandbox_crms import resources, start_sandbox
 from crm_pipelines.enginy.generator import generate_frames
-from crm_pipelines.sandbox import dynamics, hubspot, salesforce
+from crm_pipelines.crms.dynamics import emulator as dynamics
+from crm_pipelines.crms.hubspot import emulator as hubspot
+from crm_pipelines.crms.salesforce import emulator as salesforce
 
 PAGE_CEILING = {"salesforce": 2_000, "hubspot": 100, "dynamics": 5_000}
 CONTACT_OBJECT = {"salesforce": "Contact", "hubspot": "contacts", "dynamics": "contacts"}

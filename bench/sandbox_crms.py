@@ -3,11 +3,12 @@
 import os
 import tempfile
 
-from crm_pipelines.resources.crm import CrmResource
-from crm_pipelines.resources.dynamics import DynamicsResource
-from crm_pipelines.resources.hubspot import HubSpotResource
-from crm_pipelines.resources.salesforce import SalesforceResource
-from crm_pipelines.sandbox import dynamics, hubspot
+from crm_pipelines.crms.base import CrmResource
+from crm_pipelines.crms.dynamics.client import DynamicsResource
+from crm_pipelines.crms.hubspot.client import HubSpotResource
+from crm_pipelines.crms.salesforce.client import SalesforceResource
+from crm_pipelines.crms.dynamics import emulator as dynamics
+from crm_pipelines.crms.hubspot import emulator as hubspot
 from crm_pipelines.sandbox.app import SandboxContext
 from crm_pipelines.sandbox.server import RunningSandbox, start_in_thread
 

@@ -14,19 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from crm_pipelines.sync_rules import SyncCondition
+from crm_pipelines.crms import registry
+from crm_pipelines.sync_rules import SyncCondition, config_problem
 
 CONFIG_ENV_VAR = "CRM_PIPELINES_CONFIG"
-EXAMPLES_DIR = Path(__file__).parent / "examples"
-DEFAULT_CONFIG = EXAMPLES_DIR / "salesforce.yaml"
+DEFAULT_CONFIG = registry.example_config(registry.DEFAULT)
 
-CRMS = ("salesforce", "hubspot", "dynamics", "pipedrive", "zoho", "tribecrm", "custom")
-# CRMs whose field mapping has a Leads tab (the seeds: Salesforce, and Pipedrive's leads; Zoho's
-# Leads module).
-LEAD_TAB_CRMS = ("salesforce", "pipedrive", "zoho")
 
 # Columns of the Enginy tables a mapping or identifier may name (crm_pipelines/enginy/schema.py).
 ENGINY_CONTACT_FIELDS = ("id", "first_name", "last_name", "email", "phone", "job_title", "linkedin_url",
@@ -61,15 +56,13 @@ class ConfigError(ValueError):
         super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A config section: unknown keys are refused (a typo never passes silently), values frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _fail(message: str, fix: str) -> PydanticCustomError:
-    return PydanticCustomError("crm_config", "{message} — fix: {fix}", {"message": message, "fix": fix})
-
-
-class InboundSyncRules(_Strict):
+class InboundSyncRules(StrictModel):
     """Which CRM records enter the snapshot: per object, an OR of AND-groups on CRM fields."""
 
     contacts: list[list[SyncCondition]] | None = None
@@ -79,42 +72,41 @@ class InboundSyncRules(_Strict):
 
 # --- Step 1: sync configuration -------------------------------------------------------------
 
-class CrmSettings(_Strict):
+class CrmSettings(StrictModel):
     enabled: bool = False
     environment: Literal["sandbox", "production"] = "production"
     integration_user: str | None = Field(None, description="email of the CRM's API integration user")
 
 
-class CrmSelection(_Strict):
-    salesforce: CrmSettings | None = None
-    hubspot: CrmSettings | None = None
-    dynamics: CrmSettings | None = None
-    pipedrive: CrmSettings | None = None
-    zoho: CrmSettings | None = None
-    tribecrm: CrmSettings | None = None
-    custom: CrmSettings | None = Field(None, description="Custom CRM (beta): the REST API the YAML file named by "
-                                                         "CUSTOM_CRM_API_FILE describes")
+class _CrmSelection(StrictModel):
+    """crm: one key per registered CRM (crm_pipelines/crms/registry.py), exactly one enabled."""
 
     @model_validator(mode="after")
-    def _exactly_one_enabled(self) -> "CrmSelection":
-        enabled = [name for name in CRMS if (s := getattr(self, name)) is not None and s.enabled]
+    def _exactly_one_enabled(self) -> "_CrmSelection":
+        enabled = [name for name in registry.names() if (s := getattr(self, name)) is not None and s.enabled]
         if len(enabled) > 1:
-            raise _fail(f"{' and '.join(enabled)} are both enabled; only one CRM can be active at a time",
+            raise config_problem(f"{' and '.join(enabled)} are both enabled; only one CRM can be active at a time",
                         f"set enabled: false on all but one of {', '.join(enabled)}")
         if not enabled:
-            raise _fail("no CRM is enabled", f"set enabled: true under one of {', '.join(CRMS)}")
+            raise config_problem("no CRM is enabled", f"set enabled: true under one of {', '.join(registry.names())}")
         return self
 
     @property
     def active(self) -> str:
-        return next(name for name in CRMS if (s := getattr(self, name)) is not None and s.enabled)
+        return next(name for name in registry.names() if (s := getattr(self, name)) is not None and s.enabled)
 
     @property
     def settings(self) -> CrmSettings:
         return getattr(self, self.active)
 
 
-class FieldCondition(_Strict):
+CrmSelection = create_model(
+    "CrmSelection", __base__=_CrmSelection,
+    **{name: (CrmSettings | None, Field(None, description=registry.facts(name).description))
+       for name in registry.names()})
+
+
+class FieldCondition(StrictModel):
     """One equality in a custom identifier: an Enginy field equals a CRM field after normalising."""
 
     enginy: str
@@ -122,7 +114,7 @@ class FieldCondition(_Strict):
     normalize: Normalizer = "auto"
 
 
-class _Identifier(_Strict):
+class _Identifier(StrictModel):
     custom: list[list[FieldCondition]] | None = Field(
         None, description="OR of AND-groups; used only with rule: custom")
 
@@ -130,18 +122,18 @@ class _Identifier(_Strict):
         rule = getattr(self, "rule")
         if rule == "custom":
             if not self.custom or any(not group for group in self.custom):
-                raise _fail("rule custom needs at least one non-empty AND-group under custom",
+                raise config_problem("rule custom needs at least one non-empty AND-group under custom",
                             "add e.g. custom: [[{enginy: email, crm: email}]]")
             for g, group in enumerate(self.custom):
                 for c, cond in enumerate(group):
                     if cond.enginy not in enginy_fields:
-                        raise _fail(f"custom[{g}][{c}].enginy: unknown Enginy field {cond.enginy!r}",
+                        raise config_problem(f"custom[{g}][{c}].enginy: unknown Enginy field {cond.enginy!r}",
                                     f"use one of {', '.join(enginy_fields)}")
                     if cond.crm not in crm_fields and not cond.crm.startswith("raw."):
-                        raise _fail(f"custom[{g}][{c}].crm: unknown CRM field {cond.crm!r}",
+                        raise config_problem(f"custom[{g}][{c}].crm: unknown CRM field {cond.crm!r}",
                                     f"use one of {', '.join(crm_fields)}, or raw.<CRM field name>")
         elif self.custom is not None:
-            raise _fail(f"custom conditions are given but rule is {rule!r}",
+            raise config_problem(f"custom conditions are given but rule is {rule!r}",
                         "set rule: custom, or remove custom")
 
 
@@ -162,12 +154,12 @@ class CompanyIdentifier(_Identifier):
     def _valid(self) -> "CompanyIdentifier":
         self._check_custom(ENGINY_COMPANY_FIELDS, CRM_COMPANY_FIELDS)
         if self.include_any_domain_extension and self.rule == "custom":
-            raise _fail("include_any_domain_extension applies to the domain rules only",
+            raise config_problem("include_any_domain_extension applies to the domain rules only",
                         "use normalize: domain in a custom condition, or choose rule: domain")
         return self
 
 
-class Associations(_Strict):
+class Associations(StrictModel):
     """The two 'General' toggles of Step 1."""
 
     contacts_to_companies: bool = True
@@ -176,21 +168,21 @@ class Associations(_Strict):
 
 # --- Step 2: field mapping ------------------------------------------------------------------
 
-class EnginyFieldMapping(_Strict):
+class EnginyFieldMapping(StrictModel):
     type: Literal["enginy_field"]
     enginy_field: str
     crm_field: str
     option: MappingOption = "enginy_overwrites_crm"
 
 
-class FixedValueMapping(_Strict):
+class FixedValueMapping(StrictModel):
     type: Literal["fixed_value"]
     value: str | int | float | bool
     crm_field: str
     option: MappingOption = "enginy_overwrites_crm"
 
 
-class ManualExportMapping(_Strict):
+class ManualExportMapping(StrictModel):
     """A CRM field whose value the person launching the export types in (run config)."""
 
     type: Literal["manual_export"]
@@ -198,7 +190,7 @@ class ManualExportMapping(_Strict):
     option: MappingOption = "enginy_overwrites_crm"
 
 
-class EngagementMapping(_Strict):
+class EngagementMapping(StrictModel):
     """Set on the record when an activity is logged in the CRM; at most one per tab."""
 
     type: Literal["engagement"]
@@ -216,21 +208,21 @@ FieldMapping = Annotated[
 def _check_tab(tab: str, mappings: list[Any], enginy_fields: tuple[str, ...]) -> None:
     engagement = [m for m in mappings if m.type == "engagement"]
     if len(engagement) > 1:
-        raise _fail(f"field_mapping.{tab}: {len(engagement)} engagement fields, at most 1 allowed",
+        raise config_problem(f"field_mapping.{tab}: {len(engagement)} engagement fields, at most 1 allowed",
                     "keep one engagement field in this tab")
     seen: dict[str, int] = {}
     for i, m in enumerate(mappings):
         if m.crm_field in seen:
-            raise _fail(f"field_mapping.{tab}[{i}].crm_field: {m.crm_field!r} is mapped twice "
+            raise config_problem(f"field_mapping.{tab}[{i}].crm_field: {m.crm_field!r} is mapped twice "
                         f"(also at field_mapping.{tab}[{seen[m.crm_field]}])",
                         "map each CRM field once per tab")
         seen[m.crm_field] = i
         if m.type == "enginy_field" and m.enginy_field not in enginy_fields:
-            raise _fail(f"field_mapping.{tab}[{i}].enginy_field: unknown Enginy field {m.enginy_field!r}",
+            raise config_problem(f"field_mapping.{tab}[{i}].enginy_field: unknown Enginy field {m.enginy_field!r}",
                         f"use one of {', '.join(enginy_fields)}")
 
 
-class FieldMappingTabs(_Strict):
+class FieldMappingTabs(StrictModel):
     contacts: list[FieldMapping] = Field(default_factory=list)
     leads: list[FieldMapping] | None = Field(None, description="Salesforce and Pipedrive only")
     companies: list[FieldMapping] = Field(default_factory=list)
@@ -245,7 +237,7 @@ class FieldMappingTabs(_Strict):
 
 # --- Step 3 and Step 4 ----------------------------------------------------------------------
 
-class CampaignMapping(_Strict):
+class CampaignMapping(StrictModel):
     """Which campaign property goes to which CRM field, per object."""
 
     contacts: dict[str, str] = Field(default_factory=dict)
@@ -256,12 +248,12 @@ class CampaignMapping(_Strict):
         for tab in ("contacts", "leads"):
             for prop in (getattr(self, tab) or {}):
                 if prop not in CAMPAIGN_PROPERTIES:
-                    raise _fail(f"campaign_mapping.{tab}.{prop}: unknown campaign property",
+                    raise config_problem(f"campaign_mapping.{tab}.{prop}: unknown campaign property",
                                 f"use one of {', '.join(CAMPAIGN_PROPERTIES)}")
         return self
 
 
-class UserMapping(_Strict):
+class UserMapping(StrictModel):
     identities: dict[str, str] = Field(default_factory=dict, description="Enginy identity id → CRM user id")
     users: dict[str, str] = Field(default_factory=dict, description="Enginy user id → CRM user id")
     default_owner: str | None = Field(None, description="CRM user id owning exports of unmapped users")
@@ -269,7 +261,7 @@ class UserMapping(_Strict):
 
 # --- Running unattended ----------------------------------------------------------------------
 
-class Automation(_Strict):
+class Automation(StrictModel):
     """How the pipeline runs by itself: the sensors' interval, automatic export, the nightly run."""
 
     sync_interval_minutes: float = Field(5, gt=0, le=1440,
@@ -287,12 +279,12 @@ class Automation(_Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise _fail(f"{value!r} is not a time zone",
+            raise config_problem(f"{value!r} is not a time zone",
                         "use an IANA name such as UTC, Europe/Madrid or America/New_York") from None
         return value
 
 
-class ActivitySync(_Strict):
+class ActivitySync(StrictModel):
     """Campaign events logged in the CRM as completed activities (Step 4's identities mapping
     decides whom the CRM credits)."""
 
@@ -303,7 +295,7 @@ class ActivitySync(_Strict):
         "history at once; empty: every touchpoint"))
 
 
-class IntegrationConfig(_Strict):
+class IntegrationConfig(StrictModel):
     crm: CrmSelection
     contact_identifier: ContactIdentifier = Field(default_factory=ContactIdentifier)
     company_identifier: CompanyIdentifier = Field(default_factory=CompanyIdentifier)
@@ -319,18 +311,23 @@ class IntegrationConfig(_Strict):
     activity_sync: ActivitySync = Field(default_factory=ActivitySync)
 
     @model_validator(mode="after")
-    def _salesforce_only_options(self) -> "IntegrationConfig":
-        if self.crm.active not in LEAD_TAB_CRMS:
+    def _options_the_active_crm_has(self) -> "IntegrationConfig":
+        active = registry.facts(self.crm.active)
+        if not active.has_leads:
+            with_leads = [f for f in registry.FACTS.values() if f.has_leads]
+            labels = ", ".join(f.label for f in with_leads[:-1]) + f" and {with_leads[-1].label}"
+            names = ", ".join(f.name for f in with_leads[:-1]) + f" or {with_leads[-1].name}"
             if self.field_mapping.leads is not None:
-                raise _fail("field_mapping.leads: the Leads tab exists for Salesforce, Pipedrive and Zoho CRM only",
-                            "remove field_mapping.leads, or enable salesforce, pipedrive or zoho")
+                raise config_problem(f"field_mapping.leads: the Leads tab exists for {labels} only",
+                            f"remove field_mapping.leads, or enable {names}")
             if self.campaign_mapping.leads is not None:
-                raise _fail("campaign_mapping.leads: Leads exist for Salesforce, Pipedrive and Zoho CRM only",
-                            "remove campaign_mapping.leads, or enable salesforce, pipedrive or zoho")
-        if self.crm.active != "salesforce":
-            if self.create_on_duplicate_warning:
-                raise _fail("create_on_duplicate_warning: duplicate-rule warnings are a Salesforce feature",
-                            "remove create_on_duplicate_warning, or enable salesforce")
+                raise config_problem(f"campaign_mapping.leads: Leads exist for {labels} only",
+                            f"remove campaign_mapping.leads, or enable {names}")
+        if not active.duplicate_rules and self.create_on_duplicate_warning:
+            with_rules = [f for f in registry.FACTS.values() if f.duplicate_rules]
+            raise config_problem(f"create_on_duplicate_warning: duplicate-rule warnings are a "
+                        f"{' and '.join(f.label for f in with_rules)} feature",
+                        f"remove create_on_duplicate_warning, or enable {' or '.join(f.name for f in with_rules)}")
         return self
 
     @property
@@ -399,7 +396,7 @@ def load_config(path: str | Path | None = None) -> IntegrationConfig:
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.is_file():
         raise ConfigError(path, [f"no such file — fix: point {CONFIG_ENV_VAR} at an existing YAML file, "
-                                 f"e.g. one of {', '.join(str(p) for p in sorted(EXAMPLES_DIR.glob('*.yaml')))}"])
+                                 f"e.g. one of {', '.join(str(p) for p in registry.example_configs())}"])
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

@@ -10,10 +10,11 @@ from crm_pipelines.assets.dbt import build_rollup_assets, rollups_project
 from crm_pipelines.assets.enginy import enginy_assets
 from crm_pipelines.assets.export import build_export_assets, undo_associations
 from crm_pipelines.assets.matching import matching_assets
-from crm_pipelines.config import CONFIG_ENV_VAR, DEFAULT_CONFIG, LEAD_TAB_CRMS, ConfigError, load_config
+from crm_pipelines.config import CONFIG_ENV_VAR, DEFAULT_CONFIG, ConfigError, load_config
 from crm_pipelines.jobs import ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, build_jobs
 from crm_pipelines.resources.alerts import SLACK_WEBHOOK_ENV, SlackWebhook
-from crm_pipelines.resources.connections import crm_resource
+from crm_pipelines.crms import registry
+from crm_pipelines.crms.registry import crm_resource
 from crm_pipelines.resources.dbt import warehouse_dbt
 from crm_pipelines.resources.enginy import ENGINY_URL_ENV, EnginyDatabase
 from crm_pipelines.resources.integration import IntegrationSettings
@@ -75,7 +76,7 @@ def defs() -> dg.Definitions:
     config_path = os.environ.get(CONFIG_ENV_VAR) or None
     config = load_config(config_path)
     snapshots = build_crm_assets(os.environ.get(BACKFILL_START_ENV) or DEFAULT_BACKFILL_START)
-    export = build_export_assets(with_rollups=True, with_leads=config.active_crm in LEAD_TAB_CRMS)
+    export = build_export_assets(with_rollups=True, with_leads=registry.facts(config.active_crm).has_leads)
     assets = [
         *enginy_assets, *snapshots, crm_users, crm_associations, crm_schema, *matching_assets,
         build_rollup_assets(), *export, crm_activity_push, pipeline_alerts,

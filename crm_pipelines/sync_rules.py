@@ -16,8 +16,8 @@ Operator = Literal["equals", "not_equals", "contains", "not_contains", "starts_w
 _UNARY = {"is_empty", "is_not_empty"}
 
 
-def _fail(message: str, fix: str) -> PydanticCustomError:
-    # The same error type as crm_pipelines.config, so config errors read alike everywhere.
+def config_problem(message: str, fix: str) -> PydanticCustomError:
+    """A problem in the integration config, with its fix; every config error reads alike."""
     return PydanticCustomError("crm_config", "{message} — fix: {fix}", {"message": message, "fix": fix})
 
 
@@ -31,9 +31,9 @@ class SyncCondition(BaseModel):
     @model_validator(mode="after")
     def _value_given(self) -> "SyncCondition":
         if self.operator not in _UNARY and self.value is None:
-            raise _fail(f"operator {self.operator} needs a value", "add value: …")
+            raise config_problem(f"operator {self.operator} needs a value", "add value: …")
         if self.operator == "in" and not isinstance(self.value, list):
-            raise _fail("operator in needs a list value", "write value: [a, b]")
+            raise config_problem("operator in needs a list value", "write value: [a, b]")
         return self
 
 

@@ -5,17 +5,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from crm_pipelines.crms.registry import example_config
 from crm_pipelines.config import (
-    CAMPAIGN_PROPERTIES, DEFAULT_CONFIG, EXAMPLES_DIR, ConfigError, load_config, parse_config,
+    CAMPAIGN_PROPERTIES, DEFAULT_CONFIG, ConfigError, load_config, parse_config,
 )
 
 
 def salesforce() -> dict:
-    return yaml.safe_load((EXAMPLES_DIR / "salesforce.yaml").read_text())
+    return yaml.safe_load((example_config("salesforce")).read_text())
 
 
 def hubspot() -> dict:
-    return yaml.safe_load((EXAMPLES_DIR / "hubspot.yaml").read_text())
+    return yaml.safe_load((example_config("hubspot")).read_text())
 
 
 def problems(data: dict) -> list[str]:
@@ -28,7 +29,7 @@ def problems(data: dict) -> list[str]:
 
 @pytest.mark.parametrize("name, crm", [("salesforce", "salesforce"), ("hubspot", "hubspot"), ("dynamics", "dynamics")])
 def test_each_shipped_example_loads_and_names_its_crm(name: str, crm: str) -> None:
-    assert load_config(EXAMPLES_DIR / f"{name}.yaml").active_crm == crm
+    assert load_config(example_config(name)).active_crm == crm
 
 
 def test_the_bundled_default_is_the_salesforce_example() -> None:
@@ -225,7 +226,7 @@ def test_a_missing_file_points_at_the_examples(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "nope.yaml")
     assert "no such file" in str(caught.value)
-    assert "salesforce.yaml" in str(caught.value)
+    assert str(example_config("salesforce")) in str(caught.value)
 
 
 def test_a_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
@@ -237,7 +238,7 @@ def test_a_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
 
 
 def test_field_types_and_user_mapping_are_read_as_written() -> None:
-    config = load_config(EXAMPLES_DIR / "salesforce.yaml")
+    config = load_config(example_config("salesforce"))
     types = [m.type for m in config.field_mapping.contacts]
     assert types.count("engagement") == 1 and "manual_export" in types and "fixed_value" in types
     assert config.user_mapping.default_owner == "pat.default@enginy-customer.com"
@@ -246,7 +247,7 @@ def test_field_types_and_user_mapping_are_read_as_written() -> None:
 
 
 def test_inbound_sync_rules_read_as_or_of_and_groups() -> None:
-    rules = load_config(EXAMPLES_DIR / "salesforce.yaml").inbound_sync_rules.leads
+    rules = load_config(example_config("salesforce")).inbound_sync_rules.leads
     assert [[c.field for c in group] for group in rules] == [["Title"], ["AnnualRevenue"]]
 
 

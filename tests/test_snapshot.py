@@ -79,7 +79,7 @@ def test_a_deletion_reported_by_id_only_keeps_what_was_known_about_the_record() 
 
 
 def _pull(changes: pd.DataFrame):
-    from crm_pipelines.resources.crm import PullResult
+    from crm_pipelines.crms.base import PullResult
 
     calls = []
 

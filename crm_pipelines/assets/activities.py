@@ -7,13 +7,14 @@ import time
 import dagster as dg
 import pandas as pd
 
-from crm_pipelines.assets.export import CHUNK, EXPORT_GROUP, parse_json
+from crm_pipelines.assets.export import EXPORT_GROUP, parse_json
+from crm_pipelines.crms import registry
 from crm_pipelines.config import IntegrationConfig
 from crm_pipelines.export.activities import (
     ACTIVITY_COLUMNS, Attribution, crm_records, outcomes, plan_activities, run_activity_push,
 )
 from crm_pipelines.export.ledger import empty_ledger
-from crm_pipelines.resources.crm import CrmResource
+from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import Warehouse
 
@@ -73,7 +74,7 @@ def crm_activity_push(context: dg.AssetExecutionContext, crm: CrmResource, wareh
     calls_before = getattr(client, "api_calls", 0)
     outcome = run_activity_push(client.log_activities, planned, _table(warehouse, ACTIVITY_LEDGER, empty_ledger()),
                                 lambda ledger: warehouse.write_table(ACTIVITY_LEDGER, ledger),
-                                CHUNK.get(config.active_crm, 100), context.log.info)
+                                registry.facts(config.active_crm).push_chunk, context.log.info)
     results = outcomes(planned, outcome.ledger)[RESULT_COLUMNS]
     waiting = results[results["status"].eq("waiting")]
     return dg.Output(results, metadata={

@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from crm_pipelines.canonical import CrmAssociation, CrmCompany, CrmContact, CrmUser
-from crm_pipelines.resources.crm import CrmResource
+from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import Warehouse
 from crm_pipelines.snapshot import fill_company_names, refresh_snapshot

@@ -27,20 +27,14 @@ from crm_pipelines.export.ledger import empty_ledger
 from crm_pipelines.export.push import outcomes, run_push
 from crm_pipelines.export.review import review_mapping, specs
 from crm_pipelines.export.values import FieldSpec
-from crm_pipelines.resources.crm import CrmResource
+from crm_pipelines.crms import registry
+from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
 
 EXPORT_GROUP = "export"
 SCOPE_EVERY_RECORD = "every Enginy record"
 JSON_COLUMNS = ("fields", "diff", "writeback", "raw", "options", "option_labels")
-CHUNK = {"salesforce": 200, "hubspot": 100, "dynamics": 100}
-# Fields the CRM insists on for a new record; the suite checks every create carries them.
-REQUIRED_ON_CREATE = {("salesforce", "contacts"): ["LastName"], ("salesforce", "leads"): ["LastName", "Company"],
-                      ("salesforce", "companies"): ["Name"], ("dynamics", "contacts"): ["lastname"],
-                      ("dynamics", "companies"): ["name"], ("hubspot", "companies"): ["name"],
-                      # Pipedrive needs a person's name too, which the adapter makes of first and last name.
-                      ("pipedrive", "companies"): ["name"]}
 
 
 class ExportLaunch(dg.Config):
@@ -215,7 +209,7 @@ def _gate_check(asset: dg.AssetsDefinition, obj: str) -> dg.AssetChecksDefinitio
         schema = _schema(crm_schema, obj)
         previous, limit = _previous_rows(context, asset.key)
         gates = [schema_gate(batch), rejection_gate(batch, limit),
-                 *expectation_suite_gates(batch, schema, REQUIRED_ON_CREATE.get((config.active_crm, obj), []),
+                 *expectation_suite_gates(batch, schema, list(registry.facts(config.active_crm).required_on_create.get(obj, ())),
                                           previous)]
         review = review_mapping(config, parse_json(crm_schema.copy()))
         errors = review[(review["status"] == "error") & (review["tab"] == obj)]
@@ -269,7 +263,7 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
         client = crm.client()
         client.progress = context.log.info
         ledger = _load_table(warehouse, "export_ledger", empty_ledger())
-        chunk = CHUNK.get(integration_config.active_crm, 100)
+        chunk = registry.facts(integration_config.active_crm).push_chunk
         ended, counts, calls_before = [], {}, getattr(client, "api_calls", 0)
         company_ids: dict[str, str] = {}
         for obj, table in (("companies", "company_export_batch"),

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from crm_pipelines.crms import registry
 from crm_pipelines.matching import near_miss
 from crm_pipelines.matching.engine import CrmIndex, company_links, fill_rates
 from crm_pipelines.matching.report import build_report
@@ -25,10 +26,10 @@ _common = dict(group_name=MATCHING_GROUP, io_manager_key="warehouse_io_manager",
 
 
 def crm_people(crm: str, contacts: pd.DataFrame, leads: pd.DataFrame) -> pd.DataFrame:
-    """The CRM records an Enginy contact may already be: Contacts, and Leads too in Salesforce,
-    where a person is often still a Lead."""
+    """The CRM records an Enginy contact may already be: Contacts, and Leads too where a person
+    is often still a Lead (Salesforce)."""
     frames = [contacts.assign(object="contacts")]
-    if crm == "salesforce" and len(leads):
+    if registry.facts(crm).leads_may_be_people and len(leads):
         frames.append(leads.assign(object="leads"))
     return pd.concat(frames, ignore_index=True)
 

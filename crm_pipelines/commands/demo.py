@@ -12,10 +12,9 @@ import typer
 from crm_pipelines.commands.generate import DATA_DIR, write_dataset
 from crm_pipelines.config import CONFIG_ENV_VAR, load_config
 from crm_pipelines.resources.warehouse import redact_url
-from crm_pipelines.sandbox import crms
-from crm_pipelines.sandbox.app import SandboxContext
-from crm_pipelines.sandbox.connection import client_environment
-from crm_pipelines.sandbox.seed import SeedData
+from crm_pipelines.crms.registry import client_environment, facts
+from crm_pipelines.sandbox.app import SandboxContext, seed as seed_sandbox
+from crm_pipelines.enginy.crm_side import SeedData
 from crm_pipelines.sandbox.server import start_in_thread
 
 DEFAULT_DAGSTER_HOME = Path(".dagster_home")
@@ -52,7 +51,8 @@ def demo(
         typer.echo(f"Generating {contacts:,} contacts (seed {seed}) into {DATA_DIR}/ …")
         write_dataset(DATA_DIR, contacts, seed, enginy_url)
 
-    active = load_config(os.environ.get(CONFIG_ENV_VAR) or None).active_crm
+    # The sandbox CRM standing for the active CRM (for the Custom CRM, the first of its in-house examples).
+    active = next(iter(facts(load_config(os.environ.get(CONFIG_ENV_VAR) or None).active_crm).emulators))
     ctx = SandboxContext(crms=(active,))
     # The sandbox keeps its records between demos, as a real CRM would: what one demo pushed,
     # the next one finds (the warehouse's snapshots and write ledger remember it too).
@@ -65,7 +65,7 @@ def demo(
         ctx.store.load(state)
         loaded = {active: sum(len(ctx.store.records(c, o)) for c, o in ctx.store.objects())}
     else:
-        loaded = crms.seed(ctx, SeedData.load(DATA_DIR / "crm"))
+        loaded = seed_sandbox(ctx, SeedData.load(DATA_DIR / "crm"))
     sandbox = start_in_thread(ctx, tls_dir=DATA_DIR / "sandbox-tls")
     os.environ["REQUESTS_CA_BUNDLE"] = str(sandbox.tls.ca_bundle.resolve())
     os.environ.update(client_environment(active, sandbox))
@@ -161,7 +161,7 @@ def _change_a_contact(active: str, count: int) -> str:
     """Edit the job title of one contact of the snapshot through the CRM's own API."""
     from crm_pipelines.commands.review import warehouse_from_env
     from crm_pipelines.export.writes import Write
-    from crm_pipelines.resources.connections import crm_resource
+    from crm_pipelines.crms.registry import crm_of, crm_resource
 
     config = load_config(os.environ.get(CONFIG_ENV_VAR) or None)
     field = next((m.crm_field for m in config.field_mapping.contacts
@@ -174,7 +174,7 @@ def _change_a_contact(active: str, count: int) -> str:
         return "the crm_contacts snapshot holds no contact to change"
     crm_id = live[count % len(live)]
     value = f"Changed in the CRM ({count})"
-    resource = crm_resource(active, config.crm.settings.environment).process_config_and_initialize()
+    resource = crm_resource(crm_of(active), config.crm.settings.environment).process_config_and_initialize()
     [result] = resource.client().push(
         "contacts", [Write(f"demo-change-{count}", "update", "", {field: value}, crm_id=crm_id)])
     if result.status != "updated":

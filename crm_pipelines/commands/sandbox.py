@@ -9,16 +9,16 @@ from typing import Annotated
 
 import typer
 
-from crm_pipelines.sandbox import crms
-from crm_pipelines.sandbox.app import SandboxContext, every_crm
+from crm_pipelines.crms.registry import emulated_names
+from crm_pipelines.sandbox.app import SandboxContext, seed
 from crm_pipelines.sandbox.faults import FaultRule
-from crm_pipelines.sandbox.seed import SeedData
+from crm_pipelines.enginy.crm_side import SeedData
 from crm_pipelines.sandbox.server import serve_forever
 from crm_pipelines.sandbox.tls import ensure_certificate
 
 
-# Every CRM the sandbox emulates (crm_pipelines.sandbox.crms), as the choices of --crm.
-Crm = Enum("Crm", {name: name for name in every_crm()}, type=str)
+# Every CRM the sandbox emulates (crm_pipelines/crms/registry.py), as the choices of --crm.
+Crm = Enum("Crm", {name: name for name in emulated_names()}, type=str)
 
 
 def sandbox(
@@ -54,7 +54,7 @@ def sandbox(
         ctx.store.load(state)
         typer.echo(f"Loaded sandbox state from {state}")
     elif seed_from:
-        loaded = crms.seed(ctx, SeedData.load(seed_from))
+        loaded = seed(ctx, SeedData.load(seed_from))
         typer.echo("Seeded " + ", ".join(f"{name}: {n:,} records" for name, n in loaded.items()))
     tls = ensure_certificate(tls_dir)
     typer.echo(f"Sandbox CRM ({', '.join(ctx.crms)}) on https://{host}:{port}")

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from crm_pipelines.enginy import vocabulary as vocab
-from crm_pipelines.sandbox.seed import SeedData
+from crm_pipelines.enginy.crm_side import SeedData
 
 EPOCH = np.datetime64("2026-01-05T09:00:00", "ms")
 DAY_MS = 86_400_000

@@ -16,15 +16,14 @@ answer never came back is looked up in the CRM before it is sent again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Callable, Literal
+from typing import Callable
 
 import pandas as pd
 
 from crm_pipelines.config import ActivitySync, UserMapping
 from crm_pipelines.export.ledger import FINAL, mark_sent, record_results
 from crm_pipelines.export.values import is_empty
-from crm_pipelines.export.writes import WriteResult
+from crm_pipelines.export.writes import KINDS, Activity, WriteResult
 
 PRODUCT = "Enginy"
 # What the CRM shows, in one place: ZoomInfo Engage's "Engage: {Event} {EmailSubject}" and
@@ -35,41 +34,11 @@ SUBJECTS = {
     "linkedin_message": PRODUCT + ": LinkedIn Message Sent",
     "linkedin_connection_request": PRODUCT + ": LinkedIn Invitation Sent",
 }
-# The step types whose "sent" event is an activity (a profile visit is not an outreach touchpoint).
-KINDS: dict[str, Literal["email", "call", "linkedin"]] = {
-    "email": "email", "call": "call", "linkedin_message": "linkedin", "linkedin_connection_request": "linkedin"}
 LEDGER_OBJECT = "activities"
 ACTIVITY_COLUMNS = ["event_id", "contact_id", "step_type", "kind", "subject", "body", "description",
                     "occurred_at", "owner_id", "owner_rule", "crm_object", "crm_record_id", "status", "reason"]
 WAITING_NEW = "the contact is not in the CRM yet: it is logged once the contact is exported"
 WAITING_AMBIGUOUS = "the contact matches several CRM records: it is logged once the match is resolved"
-
-
-@dataclass(frozen=True)
-class Activity:
-    """One campaign event to log as a completed activity on a CRM contact or lead."""
-
-    write_id: str  # the Enginy event id: the ledger's key, and the key stored on the CRM activity
-    step_type: str  # email, call, linkedin_message, linkedin_connection_request
-    record_object: Literal["contacts", "leads"]
-    record_id: str  # the CRM contact or lead the activity is logged on
-    subject: str
-    description: str | None  # the message (when include_message_body) and the campaign it came from
-    occurred_at: datetime
-    owner_id: str | None = None  # None: the CRM's default (the integration user)
-    in_doubt: bool = False  # an earlier send got no answer: look it up in the CRM before sending again
-
-    # What the write ledger records of every write.
-    action = "create"
-    crm_id = None
-
-    @property
-    def kind(self) -> Literal["email", "call", "linkedin"]:
-        return KINDS[self.step_type]
-
-    @property
-    def enginy_id(self) -> str:
-        return self.write_id
 
 
 @dataclass(frozen=True)

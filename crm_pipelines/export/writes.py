@@ -1,8 +1,10 @@
-"""What the push sends and what comes back, shared by the CRM clients and the ledger."""
+"""What the push sends and what comes back — records and campaign activities — shared by the CRM
+clients (crms/base.py's protocol) and the ledger."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 
@@ -31,3 +33,35 @@ class WriteResult:
     crm_id: str | None = None
     error: str | None = None
     error_code: str | None = None  # the CRM's own code, e.g. DUPLICATES_DETECTED
+
+
+# The step types whose "sent" event is an activity (a profile visit is not an outreach touchpoint).
+KINDS: dict[str, Literal["email", "call", "linkedin"]] = {
+    "email": "email", "call": "call", "linkedin_message": "linkedin", "linkedin_connection_request": "linkedin"}
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One campaign event to log as a completed activity on a CRM contact or lead."""
+
+    write_id: str  # the Enginy event id: the ledger's key, and the key stored on the CRM activity
+    step_type: str  # email, call, linkedin_message, linkedin_connection_request
+    record_object: Literal["contacts", "leads"]
+    record_id: str  # the CRM contact or lead the activity is logged on
+    subject: str
+    description: str | None  # the message (when include_message_body) and the campaign it came from
+    occurred_at: datetime
+    owner_id: str | None = None  # None: the CRM's default (the integration user)
+    in_doubt: bool = False  # an earlier send got no answer: look it up in the CRM before sending again
+
+    # What the write ledger records of every write.
+    action = "create"
+    crm_id = None
+
+    @property
+    def kind(self) -> Literal["email", "call", "linkedin"]:
+        return KINDS[self.step_type]
+
+    @property
+    def enginy_id(self) -> str:
+        return self.write_id

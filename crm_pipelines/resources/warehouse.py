@@ -35,7 +35,7 @@ DEFAULT_WAREHOUSE_URL = "duckdb:///data/warehouse.duckdb"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _identifier(name: str) -> str:
+def sql_identifier(name: str) -> str:
     # Table and schema names come from asset keys and config, never from data; still, refuse
     # anything that is not a plain identifier rather than quote our way around it.
     if not _IDENTIFIER.match(name):
@@ -145,10 +145,10 @@ class Warehouse(dg.ConfigurableResource):
     def write_table(self, name: str, frame: pd.DataFrame) -> int:
         """Replace table ``name`` with ``frame``; returns the row count."""
         frame = _json_columns(frame)
-        table = f"{_identifier(self.schema)}.{_identifier(name)}"
+        table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
         if self.kind == "duckdb":
             with self._duckdb() as conn:
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_identifier(self.schema)}")
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {sql_identifier(self.schema)}")
                 conn.register("incoming_frame", frame)
                 conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming_frame")
                 conn.unregister("incoming_frame")
@@ -156,21 +156,21 @@ class Warehouse(dg.ConfigurableResource):
         engine = self.engine()
         try:
             with engine.begin() as conn:
-                conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {_identifier(self.schema)}"))
+                conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {sql_identifier(self.schema)}"))
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
                 # pandas writes the DDL (column types) from the frame; COPY loads the rows fast.
                 frame.head(0).to_sql(name, conn, schema=self.schema, index=False)
                 buffer = io.StringIO()
                 frame.to_csv(buffer, index=False, header=False)
                 buffer.seek(0)
-                columns = ", ".join(_identifier(c) for c in frame.columns)
+                columns = ", ".join(sql_identifier(c) for c in frame.columns)
                 conn.connection.cursor().copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
         finally:
             engine.dispose()
         return len(frame)
 
     def read_table(self, name: str) -> pd.DataFrame:
-        table = f"{_identifier(self.schema)}.{_identifier(name)}"
+        table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
         if self.kind == "duckdb":
             with self._duckdb() as conn:
                 return conn.execute(f"SELECT * FROM {table}").df()

@@ -1,16 +1,17 @@
 """The sandbox's HTTP application: every CRM's routes, faults, accounting and control API.
 
-The three CRMs' URL spaces do not overlap (Salesforce under /services, HubSpot under /crm,
-/oauth and /engagements, Dynamics under /api/data and its authority under /{tenant}), so one
-server on one port answers all of them, and each CRM module contributes routes.
+The emulated CRMs' URL spaces do not overlap (Salesforce under /services, HubSpot under /crm,
+Dynamics under /api/data, Zoho under /crm/v7, …), so one server on one port answers all of
+them; each CRM's emulator (crms/<crm>/emulator, found through the registry) contributes routes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,9 +19,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from crm_pipelines.crms.registry import emulated_names, emulator
 from crm_pipelines.sandbox.faults import FaultRule, Faults, Stats
 from crm_pipelines.sandbox.store import Store
 
+T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
 ErrorShape = Callable[[int, str], Response]
 
@@ -40,11 +43,25 @@ class SandboxContext:
     # Per-CRM knobs (quotas, rate limits, validation rules, token lifetimes) live here so the
     # control API and tests can change them at run time.
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Which CRMs this server answers for; all by default (every_crm is defined further down).
-    crms: tuple[str, ...] = field(default_factory=lambda: every_crm())
+    # Which CRMs this server answers for: every CRM the registry emulates, by default.
+    crms: tuple[str, ...] = field(default_factory=emulated_names)
+    # Each emulator's own state (sessions, tokens, rate-limit windows, indexes) under a key of its
+    # own: owned by this context, so two sandboxes in one process never share it.
+    emulator_state: dict[str, tuple[int | None, Any]] = field(default_factory=dict, repr=False)
+    _state_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def crm_settings(self, crm: str) -> dict[str, Any]:
         return self.settings.setdefault(crm, {})
+
+    def state_of(self, key: str, make: Callable[[], T], reset_with_store: bool = False) -> T:
+        """The emulator state ``key``, made on first use; with ``reset_with_store`` made anew after
+        the store is reset (a reset sandbox is a fresh account: earlier tokens and quotas go)."""
+        generation = self.store.generation if reset_with_store else None
+        with self._state_lock:
+            held = self.emulator_state.get(key)
+            if held is None or held[0] != generation:
+                held = self.emulator_state[key] = (generation, make())
+            return held[1]
 
     def route(self, crm: str, path: str, handler: Handler, methods: list[str],
               error_shape: ErrorShape) -> Route:
@@ -145,17 +162,17 @@ def control_routes(ctx: SandboxContext) -> list[BaseRoute]:
     ]
 
 
-def every_crm() -> tuple[str, ...]:
-    from crm_pipelines.sandbox import crms  # the CRM modules import this one
-
-    return tuple(module.CRM for module in crms.MODULES)
+def seed(ctx: SandboxContext, data) -> dict[str, int]:
+    """Load the generator's CRM side into every CRM the sandbox serves; returns records per CRM."""
+    loaded = {}
+    for name in ctx.crms:
+        emulator(name).seed(ctx, data)
+        loaded[name] = sum(len(ctx.store.records(c, o)) for c, o in ctx.store.objects() if c == name)
+    return loaded
 
 
 def build_app(ctx: SandboxContext) -> Starlette:
-    from crm_pipelines.sandbox import crms
-
     routes: list[BaseRoute] = control_routes(ctx)
-    for module in crms.MODULES:
-        if module.CRM in ctx.crms:
-            routes.extend(module.routes(ctx))
+    for name in ctx.crms:
+        routes.extend(emulator(name).routes(ctx))
     return Starlette(routes=routes)

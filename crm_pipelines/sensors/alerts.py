@@ -2,7 +2,7 @@
 (its history in the UI is the alert log) and, when SLACK_WEBHOOK_URL is set, a Slack message.
 
 A Dynamics connection Entra ID no longer accepts fails with "reconnect Dynamics:" (see
-crm_pipelines/resources/dynamics.py); that failure is raised as its own kind of alert, because
+crm_pipelines/crms/dynamics/client.py); that failure is raised as its own kind of alert, because
 the fix is a person reconnecting the app, not a re-run.
 """
 

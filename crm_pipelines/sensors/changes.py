@@ -15,7 +15,7 @@ import dagster as dg
 from crm_pipelines.jobs import (
     ASSOCIATIONS, ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, INCREMENTAL_SYNC, MATCH_ASSETS, SNAPSHOTS,
 )
-from crm_pipelines.resources.crm import CrmResource
+from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.resources.enginy import EnginyDatabase
 from crm_pipelines.resources.integration import IntegrationSettings
 

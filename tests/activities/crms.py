@@ -8,11 +8,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from crm_pipelines.sandbox import dynamics as sandbox_dynamics
-from crm_pipelines.sandbox import hubspot as sandbox_hubspot
-from crm_pipelines.sandbox import salesforce as sandbox_salesforce
-from crm_pipelines.sandbox.hubspot import associations as hubspot_links
-from crm_pipelines.sandbox.seed import SeedData
+from crm_pipelines.crms.dynamics import emulator as sandbox_dynamics
+from crm_pipelines.crms.hubspot import emulator as sandbox_hubspot
+from crm_pipelines.crms.salesforce import emulator as sandbox_salesforce
+from crm_pipelines.crms.hubspot.emulator import associations as hubspot_links
+from crm_pipelines.enginy.crm_side import SeedData
 from tests.connectors.test_push import CRMS as PUSH_CRMS
 
 SEEDED = datetime(2024, 1, 1, tzinfo=timezone.utc)

@@ -9,13 +9,13 @@ import dagster as dg
 import pandas as pd
 import yaml
 
+from crm_pipelines.crms.registry import example_config
 from crm_pipelines.assets.activities import crm_activity_push
-from crm_pipelines.config import EXAMPLES_DIR
 from crm_pipelines.export.activities import WAITING_NEW
 from crm_pipelines.resources.integration import IntegrationSettings
-from crm_pipelines.resources.pipedrive import PipedriveResource
+from crm_pipelines.crms.pipedrive.client import PipedriveResource
 from crm_pipelines.resources.warehouse import Warehouse, WarehouseIOManager
-from crm_pipelines.sandbox.pipedrive import API_TOKEN
+from crm_pipelines.crms.pipedrive.emulator import API_TOKEN
 
 AT = datetime(2024, 5, 2, 9, 30, tzinfo=timezone.utc)
 BODY = "Hi Grace, a thought about your outbound team."
@@ -61,7 +61,7 @@ def prepare(org, tmp_path: Path, enabled: bool = True, body: bool = False, match
         for p in ("c1", "c2", "c3")]))
     client = org.crm.resource(org.sandbox).client()
     warehouse.write_table("crm_users", client.users()[["crm_id", "email", "is_active"]])
-    config = yaml.safe_load((EXAMPLES_DIR / f"{org.crm.name}.yaml").read_text())
+    config = yaml.safe_load((example_config(org.crm.name)).read_text())
     config["user_mapping"] = {"identities": {"id-ada": org.users["ada"]}}
     config["activity_sync"] = {"enabled": enabled, "include_message_body": body}
     path = tmp_path / "integration.yaml"
@@ -133,7 +133,7 @@ def test_with_activity_sync_off_nothing_is_sent_and_the_run_says_why(org, tmp_pa
 
 
 def test_a_crm_that_cannot_log_activities_is_reported_not_supported(sandbox, tmp_path) -> None:
-    config = yaml.safe_load((EXAMPLES_DIR / "pipedrive.yaml").read_text())
+    config = yaml.safe_load((example_config("pipedrive")).read_text())
     config["activity_sync"] = {"enabled": True}
     path = tmp_path / "integration.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from crm_pipelines.export.activities import Activity, outcomes, run_activity_push
+from crm_pipelines.export.activities import outcomes, run_activity_push
+from crm_pipelines.export.writes import Activity
 from crm_pipelines.export.ledger import empty_ledger
 from crm_pipelines.sandbox.faults import FaultRule
 

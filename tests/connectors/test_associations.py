@@ -8,7 +8,7 @@ from crm_pipelines.export.batch import Launch, build_batch
 from crm_pipelines.export.ledger import empty_ledger
 from crm_pipelines.export.push import run_push
 from crm_pipelines.export.writes import Write
-from crm_pipelines.sandbox.hubspot import associations
+from crm_pipelines.crms.hubspot.emulator import associations
 from tests.connectors.test_push import CRMS
 
 COMPANY_NAME = {"salesforce": "Name", "hubspot": "name", "dynamics": "name"}

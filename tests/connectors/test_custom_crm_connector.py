@@ -9,12 +9,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from crm_pipelines.config import EXAMPLES_DIR, ConfigError
-from crm_pipelines.resources.connections import crm_resource
-from crm_pipelines.resources.crm import Write
-from crm_pipelines.resources.custom_api import load_api
-from crm_pipelines.resources.custom_crm import CustomCrmClient
-from crm_pipelines.sandbox.custom import northwind, oldbook
+from crm_pipelines.crms.custom.api import EXAMPLE_APIS
+from crm_pipelines.config import ConfigError
+from crm_pipelines.crms.registry import crm_resource
+from crm_pipelines.crms.base import Write
+from crm_pipelines.crms.custom.api import load_api
+from crm_pipelines.crms.custom.client import CustomCrmClient
+from crm_pipelines.crms.custom.emulator import northwind, oldbook
 from crm_pipelines.sandbox.faults import FaultRule
 
 START = datetime(2025, 3, 1, tzinfo=timezone.utc)
@@ -24,7 +25,7 @@ LIST = {"northwind": "/northwind/api/people", "oldbook": "/oldbook/v1/contacts"}
 
 
 def client(sandbox, crm: str, page_size: int | None = None) -> CustomCrmClient:
-    api = load_api(EXAMPLES_DIR / "custom_api" / f"{crm}.yaml")
+    api = load_api(EXAMPLE_APIS / f"{crm}.yaml")
     if page_size is not None:
         api = api.model_copy(update={"paging": api.paging.model_copy(update={"limit": page_size})})
     module = MODULES[crm]
@@ -171,7 +172,7 @@ def test_fields_are_described_under_the_descriptions_names(sandbox) -> None:
     (lambda d: d["paging"].update(style="pages"), "paging.style: 'pages' is not allowed — fix: use one of"),
 ])
 def test_a_mistake_in_an_api_description_names_the_file_the_path_and_the_fix(tmp_path, change, problem) -> None:
-    data = yaml.safe_load((EXAMPLES_DIR / "custom_api" / "northwind.yaml").read_text())
+    data = yaml.safe_load((EXAMPLE_APIS / "northwind.yaml").read_text())
     change(data)
     path = tmp_path / "acme.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -183,7 +184,7 @@ def test_a_mistake_in_an_api_description_names_the_file_the_path_and_the_fix(tmp
 def test_the_resource_binds_the_key_to_the_variable_the_description_names(monkeypatch) -> None:
     """The key never sits in a file: the description names its variable, and Dagster resolves it
     at run time (so it stays out of the UI and the logs)."""
-    monkeypatch.setenv("CUSTOM_CRM_API_FILE", str(EXAMPLES_DIR / "custom_api" / "oldbook.yaml"))
+    monkeypatch.setenv("CUSTOM_CRM_API_FILE", str(EXAMPLE_APIS / "oldbook.yaml"))
     resource = crm_resource("custom")
     assert resource.api_key.env_var_name == "OLDBOOK_API_TOKEN"
     monkeypatch.delenv("CUSTOM_CRM_API_FILE")

@@ -9,8 +9,8 @@ from cryptography.fernet import Fernet
 
 from crm_pipelines.canonical import CrmContact
 from crm_pipelines.enginy.generator import generate_frames
-from crm_pipelines.resources.dynamics import DynamicsResource, ReconnectRequired
-from crm_pipelines.sandbox import dynamics as sandbox_dynamics
+from crm_pipelines.crms.dynamics.client import DynamicsResource, ReconnectRequired
+from crm_pipelines.crms.dynamics import emulator as sandbox_dynamics
 from crm_pipelines.sandbox.faults import FaultRule
 from crm_pipelines.snapshot import fold_changes
 

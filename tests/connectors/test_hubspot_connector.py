@@ -7,10 +7,10 @@ from hubspot.crm.contacts import SimplePublicObjectInput, SimplePublicObjectInpu
 
 from crm_pipelines.canonical import CrmCompany, CrmContact
 from crm_pipelines.enginy.generator import generate_frames
-from crm_pipelines.resources.hubspot import HubSpotClient, HubSpotResource
-from crm_pipelines.sandbox import hubspot as sandbox_hubspot
+from crm_pipelines.crms.hubspot.client import HubSpotClient, HubSpotResource
+from crm_pipelines.crms.hubspot import emulator as sandbox_hubspot
 from crm_pipelines.sandbox.faults import FaultRule
-from crm_pipelines.sandbox.hubspot.schema import add_custom_property
+from crm_pipelines.crms.hubspot.emulator.schema import add_custom_property
 from crm_pipelines.snapshot import fold_changes
 
 CRM = "hubspot"

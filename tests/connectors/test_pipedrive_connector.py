@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from crm_pipelines.enginy.generator import generate_frames
-from crm_pipelines.resources.crm import Write
-from crm_pipelines.resources.pipedrive import PipedriveClient, PipedriveResource
-from crm_pipelines.sandbox import pipedrive
+from crm_pipelines.crms.base import Write
+from crm_pipelines.crms.pipedrive.client import PipedriveClient, PipedriveResource
+from crm_pipelines.crms.pipedrive import emulator as pipedrive
 from crm_pipelines.sandbox.faults import FaultRule
-from crm_pipelines.sandbox.pipedrive.fields import hashed_key
+from crm_pipelines.crms.pipedrive.emulator.fields import hashed_key
 
 START = datetime(2025, 3, 1, tzinfo=timezone.utc)
 PERSONS = "/api/v2/persons"

@@ -6,12 +6,12 @@ from typing import Callable
 
 import pytest
 
-from crm_pipelines.resources.crm import CrmResource, Write
-from crm_pipelines.resources.dynamics import DynamicsResource
-from crm_pipelines.resources.hubspot import HubSpotResource
-from crm_pipelines.resources.salesforce import SalesforceResource
-from crm_pipelines.sandbox import dynamics as sandbox_dynamics
-from crm_pipelines.sandbox import hubspot as sandbox_hubspot
+from crm_pipelines.crms.base import CrmResource, Write
+from crm_pipelines.crms.dynamics.client import DynamicsResource
+from crm_pipelines.crms.hubspot.client import HubSpotResource
+from crm_pipelines.crms.salesforce.client import SalesforceResource
+from crm_pipelines.crms.dynamics import emulator as sandbox_dynamics
+from crm_pipelines.crms.hubspot import emulator as sandbox_hubspot
 from crm_pipelines.sandbox.faults import FaultRule
 
 

@@ -1,11 +1,11 @@
-"""The shared REST client (crm_pipelines/resources/rest.py) over HTTPS against the sandbox's
+"""The shared REST client (crm_pipelines/crms/wire/rest.py) over HTTPS against the sandbox's
 HubSpot, whose bearer tokens, next links and fault rules exercise what the Pipedrive and
 Custom CRM tests do not."""
 
 import pytest
 
-from crm_pipelines.resources.rest import BearerToken, NextLinkPaging, RestClient, UncertainWrite
-from crm_pipelines.sandbox import hubspot
+from crm_pipelines.crms.wire.rest import BearerToken, NextLinkPaging, RestClient, UncertainWrite
+from crm_pipelines.crms.hubspot import emulator as hubspot
 from crm_pipelines.sandbox.faults import FaultRule
 
 CONTACTS = "/crm/v3/objects/{objectType}"

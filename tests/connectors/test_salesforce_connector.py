@@ -6,8 +6,8 @@ import pytest
 
 from crm_pipelines.canonical import CrmContact
 from crm_pipelines.enginy.generator import generate_frames
-from crm_pipelines.resources.salesforce import SalesforceAuthError, SalesforceResource
-from crm_pipelines.sandbox import salesforce as sandbox_salesforce
+from crm_pipelines.crms.salesforce.client import SalesforceAuthError, SalesforceResource
+from crm_pipelines.crms.salesforce import emulator as sandbox_salesforce
 from crm_pipelines.sandbox.faults import FaultRule
 from crm_pipelines.snapshot import fold_changes
 

@@ -14,25 +14,25 @@ import pytest
 import yaml
 from hubspot.crm.contacts import SimplePublicObjectInput, SimplePublicObjectInputForCreate
 
+from crm_pipelines.crms.registry import example_config
 from crm_pipelines.assets.crm import build_crm_assets, crm_associations, crm_schema, crm_users
-from crm_pipelines.config import EXAMPLES_DIR
 from crm_pipelines.enginy.generator import generate_frames
-from crm_pipelines.resources.crm import CrmResource
-from crm_pipelines.resources.dynamics import DynamicsResource
-from crm_pipelines.resources.hubspot import HubSpotResource
+from crm_pipelines.crms.base import CrmResource
+from crm_pipelines.crms.dynamics.client import DynamicsResource
+from crm_pipelines.crms.hubspot.client import HubSpotResource
 from crm_pipelines.resources.integration import IntegrationSettings
-from crm_pipelines.resources.pipedrive import PipedriveResource
-from crm_pipelines.resources.salesforce import SalesforceResource
-from crm_pipelines.resources.tribecrm import TribeCrmResource
-from crm_pipelines.resources.zoho import ZohoResource
+from crm_pipelines.crms.pipedrive.client import PipedriveResource
+from crm_pipelines.crms.salesforce.client import SalesforceResource
+from crm_pipelines.crms.tribecrm.client import TribeCrmResource
+from crm_pipelines.crms.zoho.client import ZohoResource
 from crm_pipelines.resources.warehouse import Warehouse, WarehouseIOManager
-from crm_pipelines.sandbox import dynamics as sandbox_dynamics
-from crm_pipelines.sandbox import hubspot as sandbox_hubspot
-from crm_pipelines.sandbox import pipedrive as sandbox_pipedrive
-from crm_pipelines.sandbox import salesforce as sandbox_salesforce
-from crm_pipelines.sandbox import tribecrm as sandbox_tribecrm
-from crm_pipelines.sandbox import zoho as sandbox_zoho
-from crm_pipelines.sandbox.connection import client_environment
+from crm_pipelines.crms.dynamics import emulator as sandbox_dynamics
+from crm_pipelines.crms.hubspot import emulator as sandbox_hubspot
+from crm_pipelines.crms.pipedrive import emulator as sandbox_pipedrive
+from crm_pipelines.crms.salesforce import emulator as sandbox_salesforce
+from crm_pipelines.crms.tribecrm import emulator as sandbox_tribecrm
+from crm_pipelines.crms.zoho import emulator as sandbox_zoho
+from crm_pipelines.crms.registry import client_environment
 
 TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
 ASSETS = [*build_crm_assets("2024-10-01"), crm_users, crm_associations, crm_schema]
@@ -157,7 +157,7 @@ def resources(crm, tmp_path: Path):
         "crm": spec.resource(sandbox),
         "warehouse": warehouse,
         "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
-        "integration": IntegrationSettings(config_path=str(EXAMPLES_DIR / f"{spec.name}.yaml")),
+        "integration": IntegrationSettings(config_path=str(example_config(spec.name))),
     }
 
 
@@ -231,7 +231,7 @@ def test_a_backfill_of_several_days_re_pulls_records_modified_in_those_days(crm,
 
 def test_inbound_sync_rules_keep_only_the_records_they_describe(crm, resources, tmp_path: Path) -> None:
     sandbox, spec = crm
-    config = yaml.safe_load((EXAMPLES_DIR / f"{spec.name}.yaml").read_text())
+    config = yaml.safe_load((example_config(spec.name)).read_text())
     config["inbound_sync_rules"] = {"contacts": [
         [{"field": spec.title_field, "operator": "contains", "value": "Sales"}],
         [{"field": spec.title_field, "operator": "equals", "value": "CEO"}]]}
@@ -255,7 +255,7 @@ def test_the_readme_backfill_command_materializes_a_partition_range(crm, tmp_pat
     sandbox, spec = crm
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_PIPELINES_", "DAGSTER_"))}
     env.update(client_environment(spec.name, sandbox))
-    env.update({"CRM_PIPELINES_CONFIG": str(EXAMPLES_DIR / f"{spec.name}.yaml"),
+    env.update({"CRM_PIPELINES_CONFIG": str(example_config(spec.name)),
                 "CRM_PIPELINES_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}",
                 "CRM_PIPELINES_BACKFILL_START": "2024-01-01", "DAGSTER_HOME": str(tmp_path)})
     days = sorted({r.modified_at.strftime("%Y-%m-%d") for r in stored(sandbox, spec)})

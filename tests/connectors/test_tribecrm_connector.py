@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
-from crm_pipelines.resources.crm import Write
-from crm_pipelines.resources.tribecrm import TribeCrmClient, TribeCrmResource
-from crm_pipelines.sandbox import tribecrm
+from crm_pipelines.crms.base import Write
+from crm_pipelines.crms.tribecrm.client import TribeCrmClient, TribeCrmResource
+from crm_pipelines.crms.tribecrm import emulator as tribecrm
 from crm_pipelines.sandbox.faults import FaultRule
 from crm_pipelines.snapshot import refresh_snapshot
 

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography.fernet import Fernet
 
-from crm_pipelines.resources.crm import Write
-from crm_pipelines.resources.zoho import ZohoAuthError, ZohoClient, ZohoResource
-from crm_pipelines.sandbox import zoho
+from crm_pipelines.crms.base import Write
+from crm_pipelines.crms.zoho.client import ZohoAuthError, ZohoClient, ZohoResource
+from crm_pipelines.crms.zoho import emulator as zoho
 from crm_pipelines.sandbox.faults import FaultRule
-from crm_pipelines.sandbox.zoho.api import ID_BASE
+from crm_pipelines.crms.zoho.emulator.api import ID_BASE
 
 START = datetime(2025, 3, 1, tzinfo=timezone.utc)
 CONTACTS = f"{zoho.API}/Contacts"
@@ -166,7 +166,7 @@ def test_processes_share_access_tokens_through_the_encrypted_token_file(sandbox,
     zoho.insert(sandbox.ctx, "Contacts", {"Last_Name": "Shared"})
     key = Fernet.generate_key().decode()
     step = (
-        "import sys; from crm_pipelines.resources.zoho import ZohoResource; "
+        "import sys; from crm_pipelines.crms.zoho.client import ZohoResource; "
         "c = ZohoResource(client_id=sys.argv[1], client_secret=sys.argv[2], refresh_token=sys.argv[3], "
         "accounts_url=sys.argv[4], api_domain=sys.argv[4], ca_bundle=sys.argv[5], token_cache_path=sys.argv[6], "
         "token_cache_key=sys.argv[7]).client(); print(len(c.pull('contacts', None, None).records))")

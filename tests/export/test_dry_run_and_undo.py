@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from crm_pipelines.assets.export import undo_associations
 from crm_pipelines.cli import app
 from crm_pipelines.export.writes import Write
-from crm_pipelines.resources.salesforce import SalesforceResource
+from crm_pipelines.crms.salesforce.client import SalesforceResource
 from crm_pipelines.resources.warehouse import Warehouse
 
 BATCH = pd.DataFrame({

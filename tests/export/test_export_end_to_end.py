@@ -14,13 +14,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from crm_pipelines.config import EXAMPLES_DIR
+from crm_pipelines.crms.registry import example_config
+from crm_pipelines.crms.custom.api import EXAMPLE_APIS
 from crm_pipelines.export.values import same
 from crm_pipelines.jobs import EXPORT_PUSH
-from crm_pipelines.resources.custom_api import load_api
+from crm_pipelines.crms.custom.api import load_api
 from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
-from crm_pipelines.sandbox import crms, pipedrive, tribecrm
-from crm_pipelines.sandbox.connection import client_environment
+from crm_pipelines.crms.pipedrive import emulator as pipedrive
+from crm_pipelines.crms.tribecrm import emulator as tribecrm
+from crm_pipelines.crms.registry import client_environment, emulator
 from crm_pipelines.sandbox.faults import FaultRule
 from tests.activities.crms import CRMS as ACTIVITY_CRMS
 from tests.conftest import emptied
@@ -43,7 +45,7 @@ def fields_of(sandbox, crm: str, record) -> dict:
         work = [e for e in sandbox.ctx.store.records(crm, tribecrm.CONTACT) if e.fields.get("Person.ID") == record.id]
         return {**record.fields, "JobTitle": work[-1].fields.get("JobTitle") if work else None}
     if crm in CONFIG:
-        contacts = load_api(EXAMPLES_DIR / "custom_api" / f"{crm}.yaml").contacts
+        contacts = load_api(EXAMPLE_APIS / f"{crm}.yaml").contacts
         return {name: record.fields.get(contacts.api_name(name)) for name in contacts.fields}
     return record.fields
 
@@ -57,12 +59,11 @@ WRITE_ENDPOINTS = ("composite/sobjects", "jobs/ingest", "/batch/upsert", "/batch
 def seeded(sandbox, crm: str, template: Template, directory: Path, config: Path | None = None) -> dict[str, str]:
     """The CRM seeded with the template's CRM side (HubSpot's rate limits lifted), and the
     environment that points the code location at it and at a copy of the template."""
-    module = next(m for m in crms.MODULES if m.CRM == crm)
-    module.seed(sandbox.ctx, template.data.crm)
+    emulator(crm).seed(sandbox.ctx, template.data.crm)
     if crm == "hubspot":
         sandbox.ctx.crm_settings("hubspot").update({"burst_limit": None, "search_per_second": None})
     enginy_url, warehouse_url = template.copy_to(directory)
-    return {"CRM_PIPELINES_CONFIG": str(config or EXAMPLES_DIR / f"{CONFIG.get(crm, crm)}.yaml"),
+    return {"CRM_PIPELINES_CONFIG": str(config or example_config(CONFIG.get(crm, crm))),
             "ENGINY_DATABASE_URL": enginy_url, "CRM_PIPELINES_WAREHOUSE_URL": warehouse_url,
             **client_environment(crm, sandbox)}
 
@@ -95,7 +96,7 @@ def pushed(request, sandbox_server, template: Template, tmp_path_factory) -> Pus
     crm = request.param
     sandbox = emptied(sandbox_server)
     directory = tmp_path_factory.mktemp(f"pushed-{crm}")
-    config = yaml.safe_load((EXAMPLES_DIR / f"{CONFIG.get(crm, crm)}.yaml").read_text())
+    config = yaml.safe_load((example_config(CONFIG.get(crm, crm))).read_text())
     if crm in ACTIVITY_CRMS:
         config["activity_sync"] = {"enabled": True, "include_message_body": True}
     (directory / "integration.yaml").write_text(yaml.safe_dump(config))

@@ -7,9 +7,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from crm_pipelines.crms.registry import example_config
 from crm_pipelines.assets.crm import crm_schema
 from crm_pipelines.cli import app
-from crm_pipelines.config import EXAMPLES_DIR
 from crm_pipelines.resources.warehouse import Warehouse, WarehouseIOManager
 from tests.connectors.test_snapshot_assets import CRMS
 
@@ -33,14 +33,14 @@ def review(url: str, config: Path) -> tuple[int, str]:
 
 def test_each_example_mapping_reviews_without_errors_against_its_crm(described) -> None:
     crm, url = described
-    code, output = review(url, EXAMPLES_DIR / f"{crm}.yaml")
+    code, output = review(url, example_config(crm))
     assert code == 0, output
     assert " 0 errors" in output and "ok " in output
 
 
 def test_mistakes_in_a_mapping_are_errors_and_warnings_that_say_what_to_do(described, tmp_path: Path) -> None:
     crm, url = described
-    config = yaml.safe_load((EXAMPLES_DIR / f"{crm}.yaml").read_text())
+    config = yaml.safe_load((example_config(crm)).read_text())
     read_only, company_field, picklist = {
         "salesforce": ("CreatedDate", "NumberOfEmployees", "LeadSource"),
         "hubspot": ("hs_object_id", "numberofemployees", "lifecyclestage"),
@@ -71,5 +71,5 @@ def test_mistakes_in_a_mapping_are_errors_and_warnings_that_say_what_to_do(descr
 
 
 def test_without_a_schema_table_the_command_says_how_to_get_one(tmp_path: Path) -> None:
-    code, output = review(f"duckdb:///{tmp_path / 'empty.duckdb'}", EXAMPLES_DIR / "salesforce.yaml")
+    code, output = review(f"duckdb:///{tmp_path / 'empty.duckdb'}", example_config("salesforce"))
     assert code == 2 and "materialize the crm_schema asset" in output

@@ -9,17 +9,17 @@ import dagster as dg
 import pandas as pd
 import yaml
 
+from crm_pipelines.crms.registry import example_config
 from crm_pipelines.assets.crm import build_crm_assets
 from crm_pipelines.assets.enginy import enginy_assets
 from crm_pipelines.assets.matching import matching_assets
-from crm_pipelines.config import EXAMPLES_DIR
 from crm_pipelines.enginy.database import write_tables
 from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.resources.enginy import EnginyDatabase
 from crm_pipelines.resources.integration import IntegrationSettings
-from crm_pipelines.resources.salesforce import SalesforceResource
+from crm_pipelines.crms.salesforce.client import SalesforceResource
 from crm_pipelines.resources.warehouse import Warehouse, WarehouseIOManager
-from crm_pipelines.sandbox import salesforce as sandbox_salesforce
+from crm_pipelines.crms.salesforce import emulator as sandbox_salesforce
 
 TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
 
@@ -29,7 +29,7 @@ def test_matching_assets_read_whole_daily_snapshots_and_write_matches_duplicates
     sandbox_salesforce.seed(sandbox.ctx, data.crm)
     enginy_url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
     write_tables(enginy_url, data.enginy)
-    config = yaml.safe_load((EXAMPLES_DIR / "salesforce.yaml").read_text())
+    config = yaml.safe_load((example_config("salesforce")).read_text())
     config.pop("inbound_sync_rules")  # every lead in the snapshot, so the truth is simple
     (tmp_path / "integration.yaml").write_text(yaml.safe_dump(config))
     warehouse = Warehouse(url=f"duckdb:///{tmp_path / 'warehouse.duckdb'}")

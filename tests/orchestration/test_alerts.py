@@ -8,12 +8,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from crm_pipelines.config import EXAMPLES_DIR
+from crm_pipelines.crms.registry import example_config
 from crm_pipelines.enginy.database import write_tables
 from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.resources.alerts import AlertDeliveryError, SlackWebhook
-from crm_pipelines.sandbox import dynamics as sandbox_dynamics
-from crm_pipelines.sandbox.connection import client_environment
+from crm_pipelines.crms.dynamics import emulator as sandbox_dynamics
+from crm_pipelines.crms.registry import client_environment
 from crm_pipelines.sensors.alerts import ALERTS, build_failed_check_alert, raise_alert, run_failure_alert
 from tests.orchestration.slack import SlackEndpoint
 from tests.postgres import dagster_instance_on_postgres
@@ -42,7 +42,7 @@ def test_a_dynamics_connection_entra_id_refuses_raises_a_reconnect_alert(
     enginy_url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
     write_tables(enginy_url, generate_frames(30, seed=3).enginy)
     env = {**client_environment("dynamics", sandbox), "DYNAMICS_CLIENT_SECRET": WRONG_SECRET,
-           "CRM_PIPELINES_CONFIG": str(EXAMPLES_DIR / "dynamics.yaml"), "ENGINY_DATABASE_URL": enginy_url,
+           "CRM_PIPELINES_CONFIG": str(example_config("dynamics")), "ENGINY_DATABASE_URL": enginy_url,
            "CRM_PIPELINES_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)

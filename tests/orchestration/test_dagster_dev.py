@@ -19,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from crm_pipelines.config import EXAMPLES_DIR
+from crm_pipelines.crms.registry import example_config
 from crm_pipelines.definitions import MATERIALIZE_ALL
 from crm_pipelines.enginy.schema import TABLES
 from crm_pipelines.sandbox.server import free_port
@@ -32,7 +32,7 @@ REPOSITORY = {"repositoryLocationName": LOCATION, "repositoryName": "__repositor
 
 class Demo:
     def __init__(self, tmp_path: Path) -> None:
-        config = yaml.safe_load((EXAMPLES_DIR / "salesforce.yaml").read_text())
+        config = yaml.safe_load((example_config("salesforce")).read_text())
         config["automation"] = {"sync_interval_minutes": INTERVAL_MINUTES}
         (tmp_path / "integration.yaml").write_text(yaml.safe_dump(config))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_PIPELINES_", "DAGSTER_"))}

@@ -7,12 +7,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from crm_pipelines.config import EXAMPLES_DIR
+from crm_pipelines.crms.registry import example_config
 from crm_pipelines.enginy.database import write_tables
 from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
-from crm_pipelines.sandbox import salesforce as sandbox_salesforce
-from crm_pipelines.sandbox.connection import client_environment
+from crm_pipelines.crms.salesforce import emulator as sandbox_salesforce
+from crm_pipelines.crms.registry import client_environment
 
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
@@ -24,7 +24,7 @@ def test_the_nightly_run_refreshes_everything_and_attaches_a_dry_run_without_pus
     enginy_url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
     write_tables(enginy_url, data.enginy)
     sandbox_salesforce.seed(sandbox.ctx, data.crm)
-    env = {"CRM_PIPELINES_CONFIG": str(EXAMPLES_DIR / "salesforce.yaml"), "ENGINY_DATABASE_URL": enginy_url,
+    env = {"CRM_PIPELINES_CONFIG": str(example_config("salesforce")), "ENGINY_DATABASE_URL": enginy_url,
            "CRM_PIPELINES_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}",
            **client_environment("salesforce", sandbox)}
     for key, value in env.items():

@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from crm_pipelines.config import EXAMPLES_DIR
+from crm_pipelines.crms.registry import example_config
 from crm_pipelines.enginy.database import write_tables
 from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.jobs import ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, INCREMENTAL_SYNC
 from crm_pipelines.resources.warehouse import Warehouse
-from crm_pipelines.sandbox.connection import client_environment
+from crm_pipelines.crms.registry import client_environment
 from tests.connectors.test_snapshot_assets import CRMS
 from tests.pipeline import Template, run_after_rollups
 from tests.postgres import dagster_instance_on_postgres
@@ -34,7 +34,7 @@ def _environment(monkeypatch, tmp_path: Path, crm: str, sandbox, config: Path | 
     data = generate_frames(120, seed=21)
     enginy_url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
     write_tables(enginy_url, data.enginy)
-    env = {"CRM_PIPELINES_CONFIG": str(config or EXAMPLES_DIR / f"{crm}.yaml"), "ENGINY_DATABASE_URL": enginy_url,
+    env = {"CRM_PIPELINES_CONFIG": str(config or example_config(crm)), "ENGINY_DATABASE_URL": enginy_url,
            "CRM_PIPELINES_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}", **client_environment(crm, sandbox)}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -142,7 +142,7 @@ def test_the_enginy_sensor_requests_matching_and_batches_for_the_changed_records
     CRMS[crm].seed(sandbox.ctx, template.data.crm)
     sandbox.ctx.crm_settings("hubspot").update({"burst_limit": None, "search_per_second": None})
     enginy_url, warehouse_url = template.copy_to(tmp_path)
-    env = {"CRM_PIPELINES_CONFIG": str(EXAMPLES_DIR / f"{crm}.yaml"), "ENGINY_DATABASE_URL": enginy_url,
+    env = {"CRM_PIPELINES_CONFIG": str(example_config(crm)), "ENGINY_DATABASE_URL": enginy_url,
            "CRM_PIPELINES_WAREHOUSE_URL": warehouse_url, **client_environment(crm, sandbox)}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -168,7 +168,7 @@ def test_the_enginy_sensor_requests_matching_and_batches_for_the_changed_records
     assert sorted(batch["enginy_id"].astype(str)) == sorted(changed)
     assert "crm_push_results" not in meta, "without automatic export the batch waits for export_push"
 
-    config = yaml.safe_load((EXAMPLES_DIR / f"{crm}.yaml").read_text())
+    config = yaml.safe_load((example_config(crm)).read_text())
     config["automation"] = {"automatic_export": True}
     path = tmp_path / "automatic.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -16,7 +16,7 @@ from hubspot.crm.owners import ApiException
 from typer.testing import CliRunner
 
 from crm_pipelines.cli import app
-from crm_pipelines.sandbox.hubspot import ACCESS_TOKEN
+from crm_pipelines.crms.hubspot.emulator import ACCESS_TOKEN
 from crm_pipelines.sandbox.server import free_port
 
 

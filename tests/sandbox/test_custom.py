@@ -2,7 +2,7 @@
 
 import requests
 
-from crm_pipelines.sandbox.custom import northwind, oldbook
+from crm_pipelines.crms.custom.emulator import northwind, oldbook
 
 NW = {"X-Api-Key": northwind.API_KEY}
 OB = {"Authorization": f"Token {oldbook.API_KEY}"}

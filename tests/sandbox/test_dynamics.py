@@ -9,9 +9,9 @@ import msal
 import pytest
 import requests
 
-from crm_pipelines.sandbox.dynamics import (CLIENT_ID, CLIENT_SECRET, TENANT_ID, TENANT_NAME,
+from crm_pipelines.crms.dynamics.emulator import (CLIENT_ID, CLIENT_SECRET, TENANT_ID, TENANT_NAME,
                                             add_custom_attributes, seed)
-from crm_pipelines.sandbox.dynamics.odata import quote_literal
+from crm_pipelines.crms.dynamics.emulator.odata import quote_literal
 from crm_pipelines.sandbox.faults import FaultRule
 from crm_pipelines.sandbox.server import RunningSandbox
 

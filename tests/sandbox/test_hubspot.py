@@ -17,7 +17,7 @@ from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId as ContactRe
 from hubspot.crm.contacts import PublicObjectSearchRequest, SimplePublicObjectInput, SimplePublicObjectInputForCreate
 
 from crm_pipelines.sandbox.faults import FaultRule
-from crm_pipelines.sandbox.hubspot import ACCESS_TOKEN, CRM, insert, seed
+from crm_pipelines.crms.hubspot.emulator import ACCESS_TOKEN, CRM, insert, seed
 from crm_pipelines.sandbox.server import RunningSandbox
 
 OBJECTS = "/crm/v3/objects/{objectType}"

@@ -3,7 +3,7 @@
 import requests
 
 from crm_pipelines.sandbox.faults import FaultRule
-from crm_pipelines.sandbox.pipedrive import API_TOKEN, insert
+from crm_pipelines.crms.pipedrive.emulator import API_TOKEN, insert
 
 TOKEN = {"x-api-token": API_TOKEN}
 

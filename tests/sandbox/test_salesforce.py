@@ -18,8 +18,8 @@ from simple_salesforce.exceptions import (
 
 from crm_pipelines.sandbox.app import SandboxContext, build_app
 from crm_pipelines.sandbox.faults import FaultRule
-from crm_pipelines.sandbox.salesforce import CRM, add_custom_field, insert, seed
-from crm_pipelines.sandbox.salesforce.schema import id_suffix
+from crm_pipelines.crms.salesforce.emulator import CRM, add_custom_field, insert, seed
+from crm_pipelines.crms.salesforce.emulator.schema import id_suffix
 
 QUERY = "/services/data/{version}/query/"
 QUERY_MORE = "/services/data/{version}/query/{locator}"

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import requests
 
-from crm_pipelines.sandbox import tribecrm
+from crm_pipelines.crms.tribecrm import emulator as tribecrm
 from crm_pipelines.sandbox.faults import FaultRule
 
 KEY = {"Authorization": f"Bearer {tribecrm.API_KEY}"}

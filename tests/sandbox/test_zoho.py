@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from crm_pipelines.sandbox import zoho
+from crm_pipelines.crms.zoho import emulator as zoho
 from crm_pipelines.sandbox.faults import FaultRule
 
 API = zoho.API
