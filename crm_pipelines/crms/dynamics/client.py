@@ -60,6 +60,12 @@ def _batch_answers(response: requests.Response) -> list[tuple[int, dict[str, Any
     return answers
 
 
+# Entra ID's answers that pass: its service unavailable, and AADSTS50196, its throttle on an app
+# asking for tokens too often.
+ENTRA_TRANSIENT = {"temporarily_unavailable", "server_error"}
+ENTRA_THROTTLED = {50196}
+
+
 class ReconnectRequired(RuntimeError):
     """The CRM no longer accepts the stored grant; a person must reconnect the integration."""
 
@@ -116,6 +122,9 @@ class DynamicsClient:
             self.cache.persist()
         if "access_token" not in result:
             reason = (result.get("error_description") or result.get("error") or "no token").splitlines()[0]
+            if result.get("error") in ENTRA_TRANSIENT or ENTRA_THROTTLED & set(result.get("error_codes") or ()):
+                # Entra ID is down or throttling token requests: tried again, not a reconnect.
+                raise TransientCrmError(None, f"Entra ID did not issue a token for now ({result.get('error')}): {reason}")
             raise ReconnectRequired(f"reconnect Dynamics: Entra ID refused the app ({result.get('error')}): {reason}")
         return result["access_token"]
 

@@ -27,7 +27,9 @@ from crm_pipelines.crms.wire.activity_writes import clip, log_once
 from crm_pipelines.crms.base import (
     PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
 )
-from crm_pipelines.crms.wire.retries import TRANSIENT_ERRORS, TRANSIENT_STATUSES, TransientCrmError, with_retries
+from crm_pipelines.crms.wire.retries import (
+    TRANSIENT_ERRORS, TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries,
+)
 
 T = TypeVar("T")
 
@@ -75,12 +77,16 @@ class SalesforceClient:
         else:
             form |= {"grant_type": "client_credentials"}
         response = self.session.post(f"{s.login_host}/services/oauth2/token", data=form, timeout=60)
+        if response.status_code in TRANSIENT_STATUSES:  # throttled or down: the call is tried again
+            raise TransientCrmError(response.status_code, f"Salesforce's login answered {response.status_code}",
+                                    retry_after_seconds(response.headers.get("Retry-After")))
         if response.status_code != 200:
             try:
                 body = response.json()
-                reason = f"{body.get('error')}: {body.get('error_description')}"
             except ValueError:
-                reason = response.text[:200]
+                body = None
+            reason = (f"{body.get('error')}: {body.get('error_description')}" if isinstance(body, dict)
+                      else response.text[:200])
             raise SalesforceAuthError(f"Salesforce refused the integration's credentials at {s.login_host} "
                                       f"({response.status_code} {reason}) — check the connected app and user")
         token = response.json()
