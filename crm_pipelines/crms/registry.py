@@ -8,6 +8,7 @@ in FACTS below.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from pathlib import Path
 from types import ModuleType
@@ -26,9 +27,11 @@ if TYPE_CHECKING:
     from crm_pipelines.crms.base import CrmResource
 
 FACTS: dict[str, CrmFacts] = {f.name: f for f in (SALESFORCE, HUBSPOT, DYNAMICS, PIPEDRIVE, ZOHO, TRIBECRM, CUSTOM)}
+# CRMs from outside the package ("module:ATTRIBUTE" of a CrmFacts, comma-separated): an in-house
+# CRM kept in a repository of its own, or the toy CRM of tests/crms/toy.
+EXTRA_CRMS_ENV = "CRM_PIPELINES_CRMS"
 # The integration config used when none is given (CRM_PIPELINES_CONFIG unset).
 DEFAULT = SALESFORCE.name
-CRMS_DIR = Path(__file__).parent
 
 
 class UnknownCrm(KeyError):
@@ -50,8 +53,10 @@ def facts(crm: str) -> CrmFacts:
 
 
 def example_config(crm: str) -> Path:
-    """The example integration config in the CRM's folder: crms/<crm>/example.yaml."""
-    return CRMS_DIR / facts(crm).name / "example.yaml"
+    """The example integration config in the CRM's folder (crms/<crm>/example.yaml): the folder
+    its client module lives in, found without importing the client."""
+    client_module = facts(crm).client.partition(":")[0]
+    return Path(importlib.util.find_spec(client_module).origin).parent / "example.yaml"
 
 
 def example_configs() -> list[Path]:
@@ -78,6 +83,17 @@ def crm_resource(crm: str, environment: str = "production") -> CrmResource:
                                  if field in known.required or os.environ.get(variable)}
     return make(**fields, **known.settings(environment))
 
+
+def _register_extra_crms() -> None:
+    for path in filter(None, (p.strip() for p in os.environ.get(EXTRA_CRMS_ENV, "").split(","))):
+        extra = _load(path)
+        if not isinstance(extra, CrmFacts) or extra.name in FACTS:
+            raise ValueError(f"{EXTRA_CRMS_ENV}: {path} is not the CrmFacts of a new CRM — fix: name a "
+                             f"module:ATTRIBUTE holding a CrmFacts whose name is not one of {', '.join(FACTS)}")
+        FACTS[extra.name] = extra
+
+
+_register_extra_crms()
 
 # The sandbox: each CRM's emulators, by the name the sandbox serves them under.
 EMULATED: dict[str, str] = {name: crm for crm, known in FACTS.items() for name in known.emulators}
