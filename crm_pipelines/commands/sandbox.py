@@ -1,4 +1,5 @@
-"""`crm-pipelines sandbox`: a local Salesforce, HubSpot and Dynamics 365 over HTTPS."""
+"""`crm-pipelines sandbox`: the emulated CRMs (Salesforce, HubSpot, Dynamics 365, Pipedrive, Zoho CRM,
+TribeCRM and the Custom CRM's two in-house APIs) over HTTPS."""
 
 from __future__ import annotations
 
