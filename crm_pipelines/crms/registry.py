@@ -2,7 +2,7 @@
 emulator; a name not listed is a clear error, never a fall-through to another CRM's settings.
 
 An eighth CRM is a folder crms/<name>/ (client, emulator, facts.py, example.yaml) and one line
-in FACTS below.
+in BUILT_IN below.
 """
 
 from __future__ import annotations
@@ -14,24 +14,35 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from crm_pipelines.crms.custom.facts import FACTS as CUSTOM
-from crm_pipelines.crms.dynamics.facts import FACTS as DYNAMICS
 from crm_pipelines.crms.facts import CrmFacts
-from crm_pipelines.crms.hubspot.facts import FACTS as HUBSPOT
-from crm_pipelines.crms.pipedrive.facts import FACTS as PIPEDRIVE
-from crm_pipelines.crms.salesforce.facts import FACTS as SALESFORCE
-from crm_pipelines.crms.tribecrm.facts import FACTS as TRIBECRM
-from crm_pipelines.crms.zoho.facts import FACTS as ZOHO
 
 if TYPE_CHECKING:
     from crm_pipelines.crms.base import CrmResource
 
-FACTS: dict[str, CrmFacts] = {f.name: f for f in (SALESFORCE, HUBSPOT, DYNAMICS, PIPEDRIVE, ZOHO, TRIBECRM, CUSTOM)}
-# CRMs from outside the package ("module:ATTRIBUTE" of a CrmFacts, comma-separated): an in-house
-# CRM kept in a repository of its own, or the toy CRM of tests/crms/toy.
+
+def _load(path: str) -> Any:
+    module, _, name = path.partition(":")
+    loaded = importlib.import_module(module)
+    return getattr(loaded, name) if name else loaded
+
+
+# Every CRM, in the README's order, by the import path of its facts (plain data: loading them
+# loads no client): an eighth CRM is one line here.
+BUILT_IN = (
+    "crm_pipelines.crms.salesforce.facts:FACTS",
+    "crm_pipelines.crms.hubspot.facts:FACTS",
+    "crm_pipelines.crms.dynamics.facts:FACTS",
+    "crm_pipelines.crms.pipedrive.facts:FACTS",
+    "crm_pipelines.crms.zoho.facts:FACTS",
+    "crm_pipelines.crms.tribecrm.facts:FACTS",
+    "crm_pipelines.crms.custom.facts:FACTS",
+)
+FACTS: dict[str, CrmFacts] = {facts.name: facts for facts in map(_load, BUILT_IN)}
+# CRMs from outside the package, the same way ("module:ATTRIBUTE" of a CrmFacts, comma-separated):
+# an in-house CRM kept in a repository of its own, or the toy CRM of tests/crms/toy.
 EXTRA_CRMS_ENV = "CRM_PIPELINES_CRMS"
 # The integration config used when none is given (CRM_PIPELINES_CONFIG unset).
-DEFAULT = SALESFORCE.name
+DEFAULT = "salesforce"
 
 
 class UnknownCrm(KeyError):
@@ -61,12 +72,6 @@ def example_config(crm: str) -> Path:
 
 def example_configs() -> list[Path]:
     return [example_config(crm) for crm in FACTS]
-
-
-def _load(path: str) -> Any:
-    module, _, name = path.partition(":")
-    loaded = importlib.import_module(module)
-    return getattr(loaded, name) if name else loaded
 
 
 def crm_resource(crm: str, environment: str = "production") -> CrmResource:

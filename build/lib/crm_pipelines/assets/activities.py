@@ -1,0 +1,88 @@
+"""crm_activity_push: campaign events logged in the CRM as completed activities, after the record
+push, so the contacts it created are there to log them on. The plan is
+crm_pipelines.export.activities; the wire is each CRM client's ``log_activities``."""
+
+import time
+
+import dagster as dg
+import pandas as pd
+
+from crm_pipelines.assets.export import EXPORT_GROUP, parse_json
+from crm_pipelines.crms import registry
+from crm_pipelines.config import IntegrationConfig
+from crm_pipelines.export.activities import (
+    ACTIVITY_COLUMNS, Attribution, crm_records, outcomes, plan_activities, run_activity_push,
+)
+from crm_pipelines.export.ledger import empty_ledger
+from crm_pipelines.crms.base import CrmResource
+from crm_pipelines.resources.integration import IntegrationSettings
+from crm_pipelines.resources.warehouse import Warehouse
+
+# Activities keep their own ledger table: the record push rewrites export_ledger whole, and a
+# record push and an activity push running at once must not drop each other's entries.
+ACTIVITY_LEDGER = "activity_ledger"
+RECORD_LEDGER = "export_ledger"
+ENGINY_TABLES = ("enginy_campaign_events", "enginy_campaign_steps", "enginy_campaigns", "enginy_identities",
+                 "enginy_users")
+RESULT_COLUMNS = [c for c in ACTIVITY_COLUMNS if c != "body"] + ["crm_activity_id"]
+
+
+def _table(warehouse: Warehouse, name: str, empty: pd.DataFrame | None = None) -> pd.DataFrame:
+    if name in warehouse.table_names():
+        return warehouse.read_table(name)
+    if empty is None:
+        raise dg.Failure(f"the warehouse has no {name} table yet: materialize {name} first")
+    return empty
+
+
+def _attribution(config: IntegrationConfig, warehouse: Warehouse) -> Attribution:
+    identities, users = warehouse.read_table("enginy_identities"), warehouse.read_table("enginy_users")
+    crm_users = _table(warehouse, "crm_users", pd.DataFrame(columns=["crm_id", "email", "is_active"]))
+    active = crm_users[crm_users["is_active"].astype(bool)] if len(crm_users) else crm_users
+    return Attribution(
+        config.user_mapping,
+        identity_users={str(i): str(u) for i, u in zip(identities["id"], identities["user_id"]) if pd.notna(u)},
+        enginy_user_emails=dict(zip(users["id"].astype(str), users["email"])),
+        crm_user_by_email={str(e).lower(): str(i) for e, i in zip(active["email"], active["crm_id"]) if pd.notna(e)})
+
+
+def _skipped(note: str) -> dg.Output[pd.DataFrame]:
+    return dg.Output(pd.DataFrame(columns=RESULT_COLUMNS), metadata={"skipped": note, "rows": 0})
+
+
+@dg.asset(group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager", kinds={"pandas"},
+          deps=["crm_push_results", "contact_matches", "crm_users", *ENGINY_TABLES],
+          description="Campaign events (emails sent, LinkedIn messages and invitations sent, calls) logged once "
+                      "each as completed activities on the matched CRM contact or lead, credited to the "
+                      "campaign identity's CRM user. Events of contacts not in the CRM yet wait for a later run.")
+def crm_activity_push(context: dg.AssetExecutionContext, crm: CrmResource, warehouse: Warehouse,
+                      integration: IntegrationSettings) -> dg.Output[pd.DataFrame]:
+    started = time.monotonic()
+    config = integration.load()
+    settings = config.activity_sync
+    if not settings.enabled:
+        return _skipped("activity_sync.enabled is false in the integration config: no activity was sent")
+    client = crm.client()
+    if not hasattr(client, "log_activities"):
+        return _skipped(f"logging activities is not supported for {config.active_crm} yet: no activity was sent")
+    client.progress = context.log.info
+    records = crm_records(warehouse.read_table("contact_matches"),
+                          parse_json(_table(warehouse, RECORD_LEDGER, empty_ledger())))
+    planned = plan_activities(warehouse.read_table("enginy_campaign_events"),
+                              warehouse.read_table("enginy_campaign_steps"), warehouse.read_table("enginy_campaigns"),
+                              records, settings, _attribution(config, warehouse))
+    calls_before = getattr(client, "api_calls", 0)
+    outcome = run_activity_push(client.log_activities, planned, _table(warehouse, ACTIVITY_LEDGER, empty_ledger()),
+                                lambda ledger: warehouse.write_table(ACTIVITY_LEDGER, ledger),
+                                registry.facts(config.active_crm).push_chunk, context.log.info)
+    results = outcomes(planned, outcome.ledger)[RESULT_COLUMNS]
+    waiting = results[results["status"].eq("waiting")]
+    return dg.Output(results, metadata={
+        **{f"events_{k}": int(v) for k, v in results["status"].value_counts().items()},
+        "logged_this_run": outcome.counts.get("created", 0),
+        "logged_before": outcome.already_done,
+        "waiting_reasons": dg.MetadataValue.json(waiting["reason"].value_counts().to_dict()),
+        "credited_by": dg.MetadataValue.json(results["owner_rule"].value_counts().to_dict()),
+        "include_message_body": settings.include_message_body,
+        "api_calls": getattr(client, "api_calls", 0) - calls_before,
+        "seconds": round(time.monotonic() - started, 2)})

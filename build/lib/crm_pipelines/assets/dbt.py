@@ -1,0 +1,90 @@
+"""The campaign rollups: the dbt models in dbt_project/ as Dagster assets.
+
+Each dbt source is the enginy_<table> asset that copied the table into the warehouse, so the
+models run after those copies and before the export batches that read ``campaign_rollups``;
+each dbt test is an asset check on the model it tests.
+
+The manifest is made the way dagster-dbt recommends: at build time (scripts/setup.sh runs
+``dagster-dbt project prepare-and-package --file crm_pipelines/assets/dbt.py``) and on every
+load under ``dagster dev`` (``prepare_if_dev``). When the definitions load and it is missing or
+older than the project's files, it is parsed then, so a fresh clone or an edited model never
+needs a manual ``dbt parse``.
+"""
+
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
+
+from crm_pipelines.resources.dbt import WarehouseDbtResource, dbt_on_path
+from crm_pipelines.resources.warehouse import Warehouse, sql_identifier
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+
+rollups_project = DbtProject(project_dir=DBT_PROJECT_DIR)
+
+
+class EnginySourcesTranslator(DagsterDbtTranslator):
+    """A dbt source table is the asset that wrote it: its warehouse name (``enginy_contacts``)."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey(dbt_resource_props["identifier"])
+        return super().get_asset_key(dbt_resource_props)
+
+
+def _manifest_is_stale(project: DbtProject) -> bool:
+    if not project.manifest_path.exists():
+        return True
+    built = project.manifest_path.stat().st_mtime
+    sources = [project.project_dir / "dbt_project.yml", project.project_dir / "profiles.yml",
+               *(path for folder in ("models", "macros", "tests")
+                 for path in (project.project_dir / folder).rglob("*") if path.suffix in {".sql", ".yml"})]
+    return any(path.stat().st_mtime > built for path in sources)
+
+
+def prepared_manifest(project: DbtProject = rollups_project) -> Path:
+    """The project's manifest.json, parsed first if it is missing or stale."""
+    with dbt_on_path():
+        project.prepare_if_dev()
+        if _manifest_is_stale(project):
+            project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+            project.preparer.prepare(project)
+    return project.manifest_path
+
+
+def _with_row_counts(context: dg.AssetExecutionContext, events: list[Any], warehouse: Warehouse) -> Iterator[Any]:
+    """The run's events, each model's output carrying its table and row count as the IO manager's do.
+
+    Counted after dbt has exited: on DuckDB the dbt process holds the file while it runs."""
+    for event in events:
+        if isinstance(event, dg.Output):
+            table = context.asset_key_for_output(event.output_name).path[-1]
+            # Table names come from the manifest, never from data; sql_identifier refuses anything odd.
+            rows = warehouse.query(f"SELECT count(*) AS n FROM {sql_identifier(warehouse.schema)}.{sql_identifier(table)}")
+            event = event.with_metadata({**event.metadata, "dagster/row_count": int(rows["n"].iloc[0]),
+                                         "warehouse_table": dg.MetadataValue.text(f"{warehouse.schema}.{table}")})
+        yield event
+
+
+def build_rollup_assets() -> dg.AssetsDefinition:
+    """The dbt models and their tests as one multi-asset, built from the (prepared) manifest."""
+
+    @dbt_assets(manifest=prepared_manifest(), project=rollups_project, name="campaign_rollups_dbt",
+                dagster_dbt_translator=EnginySourcesTranslator(), io_manager_key="warehouse_io_manager")
+    def campaign_rollups_dbt(context: dg.AssetExecutionContext, dbt: WarehouseDbtResource,
+                             warehouse: Warehouse) -> Iterator[Any]:
+        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+        # Collected, then yielded: the row counts need the warehouse, which dbt holds until it
+        # exits (dbt's own log lines still stream to the run's logs as they come).
+        events = list(invocation.stream())
+        yield from _with_row_counts(context, events, warehouse)
+        error = invocation.get_error()
+        if error is not None:
+            raise error  # its artefacts (logs, run_results.json) stay in the target path, for a look
+        shutil.rmtree(invocation.target_path, ignore_errors=True)
+
+    return campaign_rollups_dbt

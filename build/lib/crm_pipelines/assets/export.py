@@ -1,0 +1,348 @@
+"""Export batches, the gates in front of them, and the push.
+
+The batch assets show exactly what a push would do (each row: create, update of only the
+changing fields, skip or reject, with its diff); blocking checks stop the push when a batch is
+bad; ``crm_push_results`` pushes companies, then contacts (or Salesforce leads), through the
+write ledger, so a re-run after any failure finishes without writing anything twice.
+"""
+
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from crm_pipelines.assets.matching import changed_since
+from crm_pipelines.config import IntegrationConfig
+from crm_pipelines.export.associations import REMOVED_COLUMNS, record_removed, removed_links, undo_batch
+from crm_pipelines.export.batch import Launch, Owners, build_batch
+from crm_pipelines.export.batch_rules import (known_by_enginy_id, leave_to_other_object, match_outcomes,
+                                              one_create_per_identifier, one_update_per_crm_record)
+from crm_pipelines.export.dry_run import ACTIONS, render_dry_run
+from crm_pipelines.export.gates import expectation_suite_gates, rejection_gate, schema_gate
+from crm_pipelines.export.ledger import empty_ledger
+from crm_pipelines.export.push import outcomes, run_push
+from crm_pipelines.export.review import review_mapping, specs
+from crm_pipelines.export.values import FieldSpec
+from crm_pipelines.crms import registry
+from crm_pipelines.crms.base import CrmResource
+from crm_pipelines.resources.integration import IntegrationSettings
+from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
+
+EXPORT_GROUP = "export"
+SCOPE_EVERY_RECORD = "every Enginy record"
+JSON_COLUMNS = ("fields", "diff", "writeback", "raw", "options", "option_labels")
+
+
+class ExportLaunch(dg.Config):
+    """The choices of the seeds' export modal, given as run config at launch."""
+
+    sync_mode: Literal["upsert", "update_only", "create_only"] = "upsert"
+    manual_values: dict[str, str] = Field(default_factory=dict, description="CRM field → value for manual fields")
+    owner_id: str = Field("", description="a CRM user id to own what is exported; empty: the owner rules")
+    overwrite_owner: bool = Field(False, description="the launch owner replaces owners already set in the CRM")
+    association: Literal["", "additional", "primary", "primary_remove_previous"] = Field(
+        "", description="how contacts are linked to their company; empty: the config's default_association_type")
+    confirm_remove_previous: bool = False
+    max_rejected_share: float = Field(0.05, ge=0, le=1,
+                                      description="a batch with more rejected rows than this is blocked")
+    only_changed_since: str = Field("", description="ISO timestamp: only Enginy records updated after it (the "
+                                                    "Enginy change sensor sets it); empty: every record")
+
+    def launch(self, config: IntegrationConfig) -> Launch:
+        return Launch(self.sync_mode, dict(self.manual_values), self.owner_id or None, self.overwrite_owner,
+                      self.association or config.default_association_type, self.confirm_remove_previous)
+
+
+def parse_json(frame: pd.DataFrame) -> pd.DataFrame:
+    """JSON columns back to Python objects (the warehouse stores them as text)."""
+    return parse_json_columns(frame, JSON_COLUMNS)
+
+
+def _owners(config: IntegrationConfig, crm_users: pd.DataFrame, enginy_users: pd.DataFrame) -> Owners:
+    active = crm_users[crm_users["is_active"].astype(bool)] if len(crm_users) else crm_users
+    by_email = {str(e).lower(): str(i) for e, i in zip(active.get("email", []), active.get("crm_id", [])) if e}
+
+    def user_id(value: str | None) -> str | None:
+        """The users mapping names CRM users by id or by email; an email no active CRM user has
+        owns nothing (the next owner rule applies) rather than being sent as an id the CRM refuses."""
+        if value is None:
+            return None
+        return by_email.get(value.lower()) if "@" in value else value
+
+    return Owners(
+        user_mapping={k: user_id(v) for k, v in config.user_mapping.users.items()},
+        enginy_user_emails=dict(zip(enginy_users["id"], enginy_users["email"])) if len(enginy_users) else {},
+        crm_user_by_email=by_email, default_owner=user_id(config.user_mapping.default_owner))
+
+
+def _schema(crm_schema: pd.DataFrame, obj: str) -> dict[str, FieldSpec]:
+    return specs(parse_json(crm_schema.copy()), obj)
+
+
+def _metadata(batch: pd.DataFrame) -> dict[str, Any]:
+    counts = batch["action"].value_counts().to_dict()
+    preview = batch[batch["action"].isin(["create", "update"])].head(20)
+    lines = [f"| {r['enginy_id']} | {r['action']} | {r['crm_id'] or ''} | "
+             + "; ".join(f"{d['field']}: {d['crm_value']!r} → {d['new_value']!r}" for d in r["diff"]) + " |"
+             for r in preview.to_dict("records")]
+    return {**{f"rows_{k}": int(v) for k, v in counts.items()}, "rows": len(batch),
+            "diff_preview": dg.MetadataValue.md("| Enginy id | action | CRM id | field: CRM value → new value |\n"
+                                                "| --- | --- | --- | --- |\n" + "\n".join(lines) if lines else
+                                                "(nothing to write)")}
+
+
+def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str, tab: str, rollups: bool):
+    ins = {"records": dg.AssetIn(enginy_table), "matches": dg.AssetIn(matches_table),
+           "crm_records": dg.AssetIn(crm_table), "crm_schema": dg.AssetIn("crm_schema"),
+           "crm_users": dg.AssetIn("crm_users"), "enginy_users": dg.AssetIn("enginy_users")}
+    if obj in ("contacts", "leads"):
+        ins["company_matches"] = dg.AssetIn("company_matches")
+    if rollups:
+        ins["campaign_rollups"] = dg.AssetIn("campaign_rollups")
+
+    @dg.asset(name=f"{'lead' if tab == 'leads' else obj[:-1] if obj != 'companies' else 'company'}_export_batch",
+              group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager", ins=ins, kinds={"pandas"},
+              description=f"One row per Enginy {obj[:-1] if obj != 'companies' else 'company'}: the create, the "
+                          "update of only the fields that change (with its diff), or why it is skipped or rejected.")
+    def _batch(context: dg.AssetExecutionContext, config: ExportLaunch, integration: IntegrationSettings,
+               crm: CrmResource, **inputs: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+        integration_config = integration.load()
+        mappings = getattr(integration_config.field_mapping, tab) or []
+        records = changed_since(inputs["records"], config.only_changed_since).assign(id=lambda f: f["id"].astype(str))
+        crm_records = parse_json(inputs["crm_records"])
+        client = crm.client()
+        matches = known_by_enginy_id(match_outcomes(inputs["matches"]), crm_records, client.enginy_id_field)
+        campaign, campaign_mapping, links = None, None, None
+        # Salesforce and Dataverse leads name their company in a text field; Pipedrive's hang on one.
+        linked = obj == "contacts" or (obj == "leads" and getattr(client, "leads_link_to_companies", False))
+        if linked and integration_config.associations.contacts_to_companies:
+            company = match_outcomes(inputs["company_matches"])
+            matched = company[company["outcome"].eq("matched")]
+            matched_company = dict(zip(matched["enginy_id"], matched["crm_id"]))
+            links = {str(c): matched_company[str(k)] for c, k in zip(records["id"], records["company_id"])
+                     if str(k) in matched_company}
+        if "campaign_rollups" in inputs:
+            table = inputs["campaign_rollups"]
+            key = "contact_id" if "contact_id" in table else table.columns[0]
+            campaign = table.assign(**{key: table[key].astype(str)}).set_index(key)
+            campaign_mapping = getattr(integration_config.campaign_mapping, tab) or {}
+        batch = build_batch(records, matches, crm_records, mappings,
+                            _schema(inputs["crm_schema"], tab), config.launch(integration_config),
+                            _owners(integration_config, inputs["crm_users"], inputs["enginy_users"]),
+                            campaign, campaign_mapping, links,
+                            one_company_per_contact=not getattr(client, "contacts_link_many_companies", False))
+        batch = batch.merge(matches[["enginy_id", "outcome"]], on="enginy_id", how="left")
+        batch = leave_to_other_object(batch, inputs["matches"], tab)
+        batch = one_create_per_identifier(batch, records, obj)
+        batch = one_update_per_crm_record(batch, records)
+        batch["batch_id"] = context.run_id  # the write ledger keys writes by the batch they belong to
+        if linked:
+            # Contacts of a company this export creates get its id when the push has it.
+            batch["company_enginy_id"] = batch["enginy_id"].map(
+                dict(zip(records["id"], records["company_id"].astype("string"))))
+        context.log.info("%s batch: %s", obj, batch["action"].value_counts().to_dict())
+        scope = (f"Enginy records updated after {config.only_changed_since}" if config.only_changed_since
+                 else SCOPE_EVERY_RECORD)
+        return dg.Output(batch, metadata={**_metadata(batch), "max_rejected_share": config.max_rejected_share,
+                                          "scope": scope})
+
+    return _batch
+
+
+def build_export_assets(with_rollups: bool, with_leads: bool) -> list:
+    """The batches, their blocking gates and the push; contacts carry the campaign properties
+    when the campaign_rollups model is in the graph; a lead batch where the CRM has Leads."""
+    batches = {"companies": _batch_asset("companies", "enginy_companies", "crm_companies", "company_matches",
+                                         "companies", False),
+               "contacts": _batch_asset("contacts", "enginy_contacts", "crm_contacts", "contact_matches", "contacts",
+                                        with_rollups)}
+    if with_leads:
+        batches["leads"] = _batch_asset("leads", "enginy_contacts", "crm_leads", "contact_matches", "leads",
+                                        with_rollups)
+    checks = [_gate_check(asset, obj) for obj, asset in batches.items()]
+    names = [asset.key.path[-1] for asset in batches.values()]
+    return [*batches.values(), *checks, _push_asset(names), export_rejections, enginy_writeback,
+            _dry_run_asset(names)]
+
+
+class DryRunConfig(dg.Config):
+    report_dir: str = "data/reports"
+    """Folder the full dry run is written to (the UI shows its path)."""
+
+
+def _dry_run_asset(batches: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(name="export_dry_run", group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager",
+              kinds={"pandas"}, deps=batches,
+              description="What the next push would do, record by record — each write's field diff, each skip "
+                          "and rejection with its reason — without pushing. The nightly reconciliation attaches it.")
+    def export_dry_run(config: DryRunConfig, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
+        present = {name: parse_json(warehouse.read_table(name)) for name in batches if name in warehouse.table_names()}
+        text = "\n".join(render_dry_run(present, limit=1_000_000)).strip()
+        path = Path(config.report_dir) / "export_dry_run.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+        counts = pd.DataFrame([{"batch": name, "action": action, "rows": int((batch["action"] == action).sum())}
+                               for name, batch in present.items() for action in ACTIONS])
+        shown = "\n".join(render_dry_run(present, limit=20))
+        return dg.Output(counts, metadata={
+            **{f"{name}_{action}": int((batch["action"] == action).sum())
+               for name, batch in present.items() for action in ("create", "update")},
+            "diff": dg.MetadataValue.md(f"```\n{shown.strip() or '(no batch yet)'}\n```"),
+            "full_dry_run": dg.MetadataValue.path(str(path.resolve()))})
+
+    return export_dry_run
+
+
+def _gate_check(asset: dg.AssetsDefinition, obj: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=asset, blocking=True, name="export_gates",
+                    description="Blocks the push: the batch's shape, a great-expectations suite of its values, "
+                                "the share of rejected rows, and the field mapping's review.",
+                    additional_ins={"crm_schema": dg.AssetIn("crm_schema")})
+    def _check(context: dg.AssetCheckExecutionContext, integration: IntegrationSettings, warehouse: Warehouse,
+               crm_schema: pd.DataFrame) -> dg.AssetCheckResult:
+        batch = parse_json(warehouse.read_table(asset.key.path[-1]))
+        config = integration.load()
+        schema = _schema(crm_schema, obj)
+        previous, limit = _previous_rows(context, asset.key)
+        gates = [schema_gate(batch), rejection_gate(batch, limit),
+                 *expectation_suite_gates(batch, schema, list(registry.facts(config.active_crm).required_on_create.get(obj, ())),
+                                          previous)]
+        review = review_mapping(config, parse_json(crm_schema.copy()))
+        errors = review[(review["status"] == "error") & (review["tab"] == obj)]
+        failed = [g for g in gates if not g.passed]
+        why = [g.description for g in failed] + [f"mapping {r['crm_field']}: {r['message']}"
+                                                 for r in errors.to_dict("records")]
+        return dg.AssetCheckResult(
+            passed=not why, severity=dg.AssetCheckSeverity.ERROR,
+            description="; ".join(why) if why else f"all {len(gates)} gates passed",
+            metadata={"gates": dg.MetadataValue.json([g.__dict__ for g in gates]),
+                      "mapping_errors": len(errors)})
+
+    return _check
+
+
+def _previous_rows(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> tuple[int | None, float]:
+    """The previous full batch's row count (for the bounds) and the rejected share allowed at
+    launch. A batch of only the records changed since the last sync has no bounds to keep."""
+    records = context.instance.fetch_materializations(key, limit=20).records
+    metadata = records[0].asset_materialization.metadata if records else {}
+    limit = float(metadata["max_rejected_share"].value) if "max_rejected_share" in metadata else 0.05
+
+    def full(meta: dict) -> bool:
+        return "scope" not in meta or meta["scope"].value == SCOPE_EVERY_RECORD
+
+    if not records or not full(metadata):
+        return None, limit
+    earlier = [r.asset_materialization.metadata for r in records[1:] if full(r.asset_materialization.metadata)]
+    value = earlier[0].get("rows") if earlier else None
+    return (int(value.value) if value is not None else None), limit
+
+
+class PushLaunch(dg.Config):
+    as_leads: bool = Field(False, description="CRMs with Leads (Salesforce, Pipedrive): push the lead batch "
+                                              "rather than the contact batch")
+
+
+def _load_table(warehouse: Warehouse, name: str, empty: pd.DataFrame) -> pd.DataFrame:
+    return parse_json(warehouse.read_table(name)) if name in warehouse.table_names() else empty
+
+
+def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(name="crm_push_results", group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager",
+              kinds={"pandas"}, deps=batches,
+              description="Every batch row as it ended: created / updated / skipped / rejected (with the CRM's "
+                          "error) / failed (retried next run). Writes go through the export_ledger table.")
+    def crm_push_results(context: dg.AssetExecutionContext, config: PushLaunch, crm: CrmResource, warehouse: Warehouse,
+                         integration: IntegrationSettings) -> dg.Output[pd.DataFrame]:
+        started = time.monotonic()
+        integration_config = integration.load()
+        client = crm.client()
+        client.progress = context.log.info
+        ledger = _load_table(warehouse, "export_ledger", empty_ledger())
+        chunk = registry.facts(integration_config.active_crm).push_chunk
+        ended, counts, calls_before = [], {}, getattr(client, "api_calls", 0)
+        company_ids: dict[str, str] = {}
+        for obj, table in (("companies", "company_export_batch"),
+                           ("leads" if config.as_leads else "contacts",
+                            "lead_export_batch" if config.as_leads else "contact_export_batch")):
+            batch = parse_json(warehouse.read_table(table))
+            if obj != "companies" and company_ids and "company_enginy_id" in batch:
+                batch["company_crm_id"] = batch["company_crm_id"].fillna(batch["company_enginy_id"].map(company_ids))
+            removed = removed_links(batch)
+            if len(removed):
+                held = _load_table(warehouse, "removed_associations", pd.DataFrame(columns=REMOVED_COLUMNS))
+                warehouse.write_table("removed_associations", record_removed(held, removed))
+
+            def save(frame: pd.DataFrame) -> None:
+                warehouse.write_table("export_ledger", frame)
+
+            outcome = run_push(lambda writes, o=obj: client.push(o, writes), obj, batch, ledger, save, chunk,
+                               integration_config.create_on_duplicate_warning, context.log.info)
+            ledger = outcome.ledger
+            result = outcomes(batch, obj, ledger).assign(object=obj)
+            if obj == "companies":
+                company_ids = dict(zip(result["enginy_id"], result["crm_id"]))
+            ended.append(result)
+            counts[obj] = outcome.counts
+        results = pd.concat(ended, ignore_index=True)
+        summary = results["status"].value_counts().to_dict()
+        return dg.Output(results, metadata={
+            **{f"rows_{k}": int(v) for k, v in summary.items()},
+            "per_object": dg.MetadataValue.json(counts),
+            "api_calls": getattr(client, "api_calls", 0) - calls_before,
+            "seconds": round(time.monotonic() - started, 2)})
+
+    return crm_push_results
+
+
+@dg.asset(group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager", kinds={"pandas"},
+          ins={"results": dg.AssetIn("crm_push_results")},
+          description="Rows that were not written, with the reason: refused by the export (a value the CRM "
+                      "would not take) or by the CRM itself (its error). Nothing is lost: fix and re-run.")
+def export_rejections(results: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+    rejected = results[results["status"].eq("rejected")]
+    return dg.Output(rejected.reset_index(drop=True), metadata={"rejected": len(rejected)})
+
+
+@dg.asset(group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager", kinds={"pandas"},
+          deps=["company_export_batch", "contact_export_batch"],
+          description="Enginy records and fields to update from the CRM: crm_overwrites_enginy fields, and "
+                      "bidirectional fields the CRM changed last.")
+def enginy_writeback(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
+    rows = []
+    for obj, table in (("companies", "company_export_batch"), ("contacts", "contact_export_batch"),
+                       ("leads", "lead_export_batch")):
+        if table not in warehouse.table_names():
+            continue
+        batch = parse_json(warehouse.read_table(table))
+        for row in batch[batch["writeback"].map(bool)].to_dict("records"):
+            rows.extend({"object": obj, "enginy_id": row["enginy_id"], "field": f, "value": v}
+                        for f, v in row["writeback"].items())
+    frame = pd.DataFrame(rows, columns=["object", "enginy_id", "field", "value"])
+    return dg.Output(frame, metadata={"fields": len(frame)})
+
+
+@dg.op(description="Make each company that primary_remove_previous unlinked a contact's primary company again.")
+def restore_removed_associations(context: dg.OpExecutionContext, crm: CrmResource, warehouse: Warehouse) -> int:
+    if "removed_associations" not in warehouse.table_names():
+        context.log.info("no association was removed by an export")
+        return 0
+    removed = warehouse.read_table("removed_associations")
+    batch = undo_batch(removed)
+    client = crm.client()
+    outcome = run_push(lambda writes: client.push("contacts", writes), "contacts", batch, empty_ledger(),
+                       lambda frame: None, 100, log=context.log.info)
+    done = set(outcomes(batch, "contacts", outcome.ledger).query("status == 'updated'")["crm_id"])
+    warehouse.write_table("removed_associations", removed.assign(
+        restored=removed["restored"].astype(bool) | removed["contact_crm_id"].isin(done)))
+    context.log.info("restored %d links", len(done))
+    return len(done)
+
+
+@dg.job(description="Put back the company links an export with primary_remove_previous removed.")
+def undo_associations() -> None:
+    restore_removed_associations()

@@ -1,0 +1,182 @@
+"""`crm-pipelines demo`: the whole pipeline end to end on embedded defaults."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crm_pipelines.commands.generate import DATA_DIR, write_dataset
+from crm_pipelines.config import CONFIG_ENV_VAR, load_config
+from crm_pipelines.resources.warehouse import redact_url
+from crm_pipelines.crms.registry import client_environment, facts
+from crm_pipelines.sandbox.app import SandboxContext, seed as seed_sandbox
+from crm_pipelines.enginy.crm_side import SeedData
+from crm_pipelines.sandbox.server import start_in_thread
+
+DEFAULT_DAGSTER_HOME = Path(".dagster_home")
+
+
+def demo(
+    contacts: Annotated[int, typer.Option(help="Enginy contacts to generate when there is no data yet.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed for generated data.")] = 42,
+    regenerate: Annotated[bool, typer.Option(help="Generate fresh data even if data/ has some.")] = False,
+    serve: Annotated[bool, typer.Option(help=(
+        "After the run, keep the sandbox CRM up and start the Dagster UI on it: turn crm_change_sensor on "
+        "there, press Enter here to change a contact in the sandbox, and watch the sensor sync it."))] = False,
+    ui_port: Annotated[int, typer.Option(help="Port of the Dagster UI started by --serve.")] = 3000,
+) -> None:
+    """Generate data if needed, start the sandbox CRM, and materialize every asset in one Dagster run.
+
+    Uses the embedded defaults unless the environment says otherwise: the Enginy database
+    data/enginy.sqlite (ENGINY_DATABASE_URL), the DuckDB warehouse data/warehouse.duckdb
+    (CRM_PIPELINES_WAREHOUSE_URL), and a SQLite Dagster instance in .dagster_home (DAGSTER_HOME),
+    so the run shows up afterwards in `dagster dev`.
+    """
+    import dagster as dg
+
+    from crm_pipelines.definitions import MATERIALIZE_ALL, defs
+
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+
+    enginy_url = os.environ.get("ENGINY_DATABASE_URL")
+    generate_now = regenerate or not (DATA_DIR / "crm" / "contacts.parquet").exists() or (
+        not enginy_url and not (DATA_DIR / "enginy.sqlite").exists())
+    if generate_now:
+        typer.echo(f"Generating {contacts:,} contacts (seed {seed}) into {DATA_DIR}/ …")
+        write_dataset(DATA_DIR, contacts, seed, enginy_url)
+
+    # The sandbox CRM standing for the active CRM (for the Custom CRM, the first of its in-house examples).
+    active = next(iter(facts(load_config(os.environ.get(CONFIG_ENV_VAR) or None).active_crm).emulators))
+    ctx = SandboxContext(crms=(active,))
+    # The sandbox keeps its records between demos, as a real CRM would: what one demo pushed,
+    # the next one finds (the warehouse's snapshots and write ledger remember it too).
+    state = DATA_DIR / f"sandbox-{active}.json"
+    if generate_now:  # new data: the sandbox CRM and the default warehouse start again from it
+        state.unlink(missing_ok=True)
+        if not os.environ.get("CRM_PIPELINES_WAREHOUSE_URL"):
+            (DATA_DIR / "warehouse.duckdb").unlink(missing_ok=True)
+    if state.exists():
+        ctx.store.load(state)
+        loaded = {active: sum(len(ctx.store.records(c, o)) for c, o in ctx.store.objects())}
+    else:
+        loaded = seed_sandbox(ctx, SeedData.load(DATA_DIR / "crm"))
+    sandbox = start_in_thread(ctx, tls_dir=DATA_DIR / "sandbox-tls")
+    os.environ["REQUESTS_CA_BUNDLE"] = str(sandbox.tls.ca_bundle.resolve())
+    os.environ.update(client_environment(active, sandbox))
+    typer.echo(f"Sandbox {active} on {sandbox.base_url} with {loaded[active]:,} records "
+               f"(integration config: {os.environ.get(CONFIG_ENV_VAR) or 'the bundled ' + active + ' example'})")
+    try:
+        definitions = defs()
+        job = definitions.resolve_job_def(MATERIALIZE_ALL)
+        today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        with dg.DagsterInstance.get() as instance:
+            result = job.execute_in_process(instance=instance, partition_key=today, raise_on_error=False)
+            _report(result, home)
+        if serve and result.success:
+            _serve(active, ui_port)
+    finally:
+        sandbox.stop()
+        ctx.store.save(state)
+    if not result.success:
+        raise typer.Exit(1)
+
+
+def _report(result, home: Path) -> None:
+    import dagster as dg
+
+    typer.echo("")
+    typer.echo(f"Run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'}")
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        rows = materialization.metadata.get("dagster/row_count")
+        table = materialization.metadata.get("warehouse_table")
+        typer.echo(f"  {materialization.asset_key.to_user_string():32} "
+                   f"{(f'{rows.value:,} rows' if rows else ''):>14}  {table.value if table else ''}")
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            typer.echo(f"  FAILED {event.step_key}: {event.event_specific_data.error.message.strip()}")
+    typer.echo("")
+    typer.echo("Where to look:")
+    warehouse = os.environ.get("CRM_PIPELINES_WAREHOUSE_URL") or "duckdb:///data/warehouse.duckdb"
+    typer.echo(f"  the warehouse tables:  {redact_url(warehouse)}")
+    if warehouse.startswith("duckdb:///"):
+        path = warehouse.removeprefix("duckdb:///")
+        typer.echo("    .venv/bin/python -c \"import duckdb; "
+                   f"print(duckdb.connect('{path}', read_only=True).sql('from crm_contacts limit 5'))\"")
+    typer.echo(f"  the run in the Dagster UI:  DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml "
+               "then open http://127.0.0.1:3000")
+
+
+def _serve(active: str, ui_port: int) -> None:
+    """`dagster dev` on the same instance, sandbox and warehouse, until Ctrl-C; each line read
+    from stdin changes a contact in the sandbox CRM through its API, as a CRM user would."""
+    import signal
+    import subprocess
+    import sys
+
+    def stop(signum, frame):  # a SIGTERM ends the demo as Ctrl-C does: UI stopped, sandbox saved
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    interval = load_config(os.environ.get(CONFIG_ENV_VAR) or None).automation.sync_interval_minutes
+    command = [str(Path(sys.executable).with_name("dagster")), "dev", "-m", "crm_pipelines.definitions",
+               "-h", "127.0.0.1", "-p", str(ui_port)]
+    # Its own process group, so stopping it stops the daemon and code server it starts too.
+    ui = subprocess.Popen(command, start_new_session=True)
+    typer.echo(f"\nDagster UI on http://127.0.0.1:{ui_port} (pid {ui.pid}). Turn on crm_change_sensor under "
+               f"Automation; it asks the sandbox every {interval:g} minutes.")
+    typer.echo("Press Enter to change a contact in the sandbox CRM; Ctrl-C to stop.")
+    try:
+        for count, _ in enumerate(sys.stdin, start=1):
+            typer.echo(_change_a_contact(active, count))
+        ui.wait()  # stdin closed (not a terminal): serve until interrupted
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop_group(ui)
+        typer.echo("Dagster UI stopped.")
+
+
+def _stop_group(process) -> None:
+    import signal
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        if process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            continue
+
+
+def _change_a_contact(active: str, count: int) -> str:
+    """Edit the job title of one contact of the snapshot through the CRM's own API."""
+    from crm_pipelines.commands.review import warehouse_from_env
+    from crm_pipelines.export.writes import Write
+    from crm_pipelines.crms.registry import crm_of, crm_resource
+
+    config = load_config(os.environ.get(CONFIG_ENV_VAR) or None)
+    field = next((m.crm_field for m in config.field_mapping.contacts
+                  if m.type == "enginy_field" and m.enginy_field == "job_title"), None)
+    if field is None:
+        return "the contacts tab maps no job_title field, so the demo has nothing to change"
+    contacts = warehouse_from_env().read_table("crm_contacts")
+    live = sorted(contacts.loc[~contacts["is_deleted"].astype(bool), "crm_id"].astype(str))
+    if not live:
+        return "the crm_contacts snapshot holds no contact to change"
+    crm_id = live[count % len(live)]
+    value = f"Changed in the CRM ({count})"
+    resource = crm_resource(crm_of(active), config.crm.settings.environment).process_config_and_initialize()
+    [result] = resource.client().push(
+        "contacts", [Write(f"demo-change-{count}", "update", "", {field: value}, crm_id=crm_id)])
+    if result.status != "updated":
+        return f"the {active} sandbox did not take the change: {result.error}"
+    return f"contact {crm_id}: {field} is now {value!r} in the {active} sandbox"

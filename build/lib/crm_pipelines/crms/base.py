@@ -1,0 +1,114 @@
+"""The CrmClient protocol: what every CRM resource offers.
+
+Assets speak only this protocol, so the snapshot, matching, export and push assets are the
+same for every CRM; each adapter hides its CRM's wire protocol behind it. A client may also say
+how its CRM links records, with attributes the export reads (absent means False):
+``contacts_link_many_companies`` (a contact can hang on several companies: HubSpot) and
+``leads_link_to_companies`` (a lead hangs on an organization: Pipedrive); and count its calls in
+``api_calls`` for the push's metadata.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Literal, Protocol, runtime_checkable
+
+import dagster as dg
+import pandas as pd
+
+from crm_pipelines.export.writes import Activity
+from crm_pipelines.export.writes import Write, WriteResult
+
+CrmObject = Literal["contacts", "companies", "leads", "users"]
+# Where a client reports progress on a long pull (the asset points it at the run's log).
+Progress = Callable[[str], None]
+# A long pull reports progress every this many pages.
+PROGRESS_EVERY = 20
+
+
+@dataclass(frozen=True)
+class CrmField:
+    """One field as the CRM describes it (for field mapping review and value coercion)."""
+
+    name: str
+    label: str
+    type: str  # the CRM's own type name: picklist, string, enumeration, number, …
+    createable: bool
+    updateable: bool
+    required: bool = False
+    options: tuple[str, ...] = ()  # internal values of a picklist / enumeration
+    option_labels: tuple[str, ...] = ()
+    unique: bool = False
+    external_id: bool = False
+
+
+@dataclass
+class PullResult:
+    """Changed records of one object in a time window, as canonical frames."""
+
+    records: pd.DataFrame  # canonical (crm_pipelines.canonical), is_deleted marks deletions
+    cursor: datetime | None  # the greatest modification time seen; the next pull starts there
+    api_calls: int = 0
+    pages: int = 0
+    # What the next incremental pull needs beyond the cursor (Dataverse's delta link, …).
+    state: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. "window split in 4 (search cap)"
+    # A CRM that deletes for good and lists no deletions (TribeCRM): every id it still holds, so
+    # the snapshot can mark the records missing from it deleted. None: deletions are in records.
+    live_ids: set[str] | None = None
+
+
+@runtime_checkable
+class CrmClient(Protocol):
+    crm: str
+    progress: Progress
+
+    def pull(self, obj: CrmObject, since: datetime | None, until: datetime | None,
+             state: dict[str, Any] | None = None) -> PullResult:
+        """Records of ``obj`` modified in [since, until), deletions included where the CRM can
+        tell; since=None: all. ``state`` is what the previous pull's result carried."""
+
+    def latest_change(self, obj: CrmObject, since: datetime | None) -> datetime | None:
+        """The newest modification time of ``obj`` strictly after ``since`` (since=None: any), or
+        None when nothing changed. One cheap call — a one-row query sorted by the modification
+        timestamp — because the change sensor asks it every few minutes."""
+
+    def describe(self, obj: CrmObject) -> list[CrmField]:
+        """The object's fields with types, options and whether they can be written."""
+
+    def users(self) -> pd.DataFrame:
+        """CRM users as a canonical CrmUser frame."""
+
+    @property
+    def enginy_id_field(self) -> str:
+        """The CRM field holding Enginy's id on records the push created."""
+
+    def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
+        """Send writes in batches at the CRM's ceiling; one result per write, in any order."""
+
+
+@runtime_checkable
+class ActivityLogging(Protocol):
+    """An optional capability of a CrmClient: campaign activities logged as completed CRM
+    activities. A CRM without it is reported as not supported by the activity push."""
+
+    def log_activities(self, activities: list[Activity]) -> list[WriteResult]:
+        """Create each activity once, in batches at the CRM's ceiling; one result per activity,
+        in order. An activity the CRM already holds (by its key) comes back created with its id."""
+
+
+def push_one_by_one(obj: str, writes: list[Write], send: Callable[[Write], WriteResult],
+                    progress: Progress) -> list[WriteResult]:
+    """Each write in a call of its own, for APIs that write one record a call, with progress."""
+    results = []
+    for n, write in enumerate(writes, start=1):
+        results.append(send(write))
+        if n % PROGRESS_EVERY == 0:
+            progress(f"{obj}: {n:,} of {len(writes):,} writes sent")
+    return results
+
+
+class CrmResource(dg.ConfigurableResource):
+    """Base of every CRM's resource: configuration in, a CrmClient out."""
+
+    def client(self) -> CrmClient:
+        raise NotImplementedError

@@ -1,0 +1,15 @@
+"""Microsoft Dynamics 365 (Dataverse Web API), reached with an app registration through msal."""
+
+from crm_pipelines.crms.facts import CrmFacts
+
+FACTS = CrmFacts(
+    name="dynamics", label="Microsoft Dynamics 365", client="crm_pipelines.crms.dynamics.client:DynamicsResource",
+    environment={"environment_url": "DYNAMICS_ENVIRONMENT_URL", "tenant_id": "DYNAMICS_TENANT_ID",
+                 "client_id": "DYNAMICS_CLIENT_ID", "client_secret": "DYNAMICS_CLIENT_SECRET",
+                 "authority_host": "DYNAMICS_AUTHORITY_HOST", "token_cache_path": "DYNAMICS_TOKEN_CACHE_PATH",
+                 "token_cache_key": "DYNAMICS_TOKEN_CACHE_KEY"},
+    required=frozenset({"environment_url", "tenant_id", "client_id", "client_secret"}),
+    push_chunk=100,  # changes per $batch request
+    required_on_create={"contacts": ("lastname",), "companies": ("name",)},
+    emulators={"dynamics": "crm_pipelines.crms.dynamics.emulator"},
+)

@@ -1,0 +1,468 @@
+"""HubSpot through hubspot-api-client: private-app token, CRM v3 list and search.
+
+A full pull pages through the list API, 100 records a call, by HubSpot's id cursor (stable
+while others write). Incremental and backfill pulls search on the last-modified property,
+ascending, and every query starts again at the last timestamp seen rather than paging by
+offset: offset paging skips a record whenever one on an earlier page is modified during the
+pull, and stops at HubSpot's 10,000-result cap. Records sharing the last timestamp are asked for
+again and de-duplicated; an instant holding more than a page is walked by record id. Deletions
+are the archived records whose archive time falls in the window.
+"""
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, TypeVar
+from urllib.parse import quote
+
+import pandas as pd
+import urllib3
+from hubspot import HubSpot
+from hubspot.crm.objects import PublicObjectSearchRequest
+from pydantic import Field
+
+from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser, empty
+from crm_pipelines.export.writes import Activity
+from crm_pipelines.crms.wire.activity_writes import log_once
+from crm_pipelines.crms.base import (
+    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
+)
+from crm_pipelines.crms.wire.retries import TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries
+
+T = TypeVar("T")
+
+OBJECT_TYPES = {"contacts": "contacts", "companies": "companies"}
+SEARCH_CAP = 10_000
+SEARCH_PAGE = 200
+LIST_PAGE = 100
+# HubSpot answers 414 past 8 KB of request line; the list API repeats `properties=` per name.
+MAX_PROPERTIES_URL = 6_000
+ONE_MS = timedelta(milliseconds=1)
+# Activities as a HubSpot admin expects them: a sent email is an email engagement; a call or a
+# LinkedIn touchpoint a completed task of that type (what HubSpot's own sequences create).
+ENGAGEMENTS = {"email": "emails", "call": "tasks", "linkedin": "tasks"}
+# HubSpot-defined association type ids, engagement → contact.
+TO_CONTACT = {"emails": 198, "notes": 202, "tasks": 204}
+TASK_TYPES = {"call": "CALL", "linkedin_message": "LINKED_IN_MESSAGE", "linkedin_connection_request": "LINKED_IN_CONNECT"}
+
+
+class HubSpotApiError(RuntimeError):
+    """An answer HubSpot gives for the request itself (validation, conflict, auth): not retried."""
+
+    def __init__(self, status: int, body: str) -> None:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = {}
+        self.status = status
+        self.category = parsed.get("category")
+        self.message = parsed.get("message") or body[:500]
+        super().__init__(f"HubSpot answered {status}: {self.message}")
+
+
+class HubSpotClient:
+    """The CrmClient for one HubSpot account."""
+
+    crm = "hubspot"
+    # A contact may hang on several companies (one primary): an additional link is always possible.
+    contacts_link_many_companies = True
+
+    def __init__(self, settings: "HubSpotResource") -> None:
+        self.settings = settings
+        options: dict[str, Any] = {"access_token": settings.access_token, "host": settings.host.rstrip("/")}
+        if settings.ca_bundle:
+            options["ssl_ca_cert"] = settings.ca_bundle
+        self.api = HubSpot(**options)
+        self.api_calls = 0
+        self.progress: Progress = lambda message: None
+        self._properties: dict[str, list[dict[str, Any]]] = {}
+        self._last_search = 0.0
+
+    def _call(self, fn: Callable[[], T], attempts: int = 6) -> T:
+        def attempt() -> T:
+            self.api_calls += 1
+            try:
+                return fn()
+            except (urllib3.exceptions.HTTPError, ConnectionError) as exc:  # dropped or refused connection
+                raise TransientCrmError(None, f"HubSpot connection failed: {type(exc).__name__}") from exc
+            except Exception as exc:  # every generated sub-client has its own ApiException class
+                status = getattr(exc, "status", None)
+                if status in TRANSIENT_STATUSES:
+                    headers = getattr(exc, "headers", None) or {}
+                    raise TransientCrmError(status, f"HubSpot answered {status}",
+                                            retry_after_seconds(headers.get("Retry-After"))) from exc
+                if status is not None:
+                    raise HubSpotApiError(status, str(getattr(exc, "body", "") or "")) from exc
+                raise
+
+        return with_retries(attempt, attempts=attempts)
+
+    # --- schema -----------------------------------------------------------------------------
+    def _property_defs(self, object_type: str) -> list[dict[str, Any]]:
+        if object_type not in self._properties:
+            answer = self._call(lambda: self.api.crm.properties.core_api.get_all(object_type=object_type))
+            self._properties[object_type] = [p.to_dict() for p in answer.results]
+        return self._properties[object_type]
+
+    def describe(self, obj: CrmObject) -> list[CrmField]:
+        if obj not in OBJECT_TYPES:
+            raise LookupError(f"HubSpot has no {obj} object")
+        fields = []
+        for p in self._property_defs(OBJECT_TYPES[obj]):
+            read_only = bool((p.get("modification_metadata") or {}).get("read_only_value")) or bool(p.get("calculated"))
+            options = [o for o in p.get("options") or [] if not o.get("hidden")]
+            fields.append(CrmField(
+                name=p["name"], label=p.get("label") or p["name"], type=p.get("type") or "string",
+                createable=not read_only, updateable=not read_only,
+                options=tuple(o["value"] for o in options), option_labels=tuple(o.get("label") or "" for o in options),
+                unique=bool(p.get("has_unique_value"))))
+        return fields
+
+    def _property_chunks(self, object_type: str) -> list[list[str]]:
+        """Property names split so each list call's URL stays under HubSpot's limit."""
+        chunks: list[list[str]] = [[]]
+        length = 0
+        for name in (p["name"] for p in self._property_defs(object_type)):
+            cost = len("&properties=") + len(quote(name))
+            if chunks[-1] and length + cost > MAX_PROPERTIES_URL:
+                chunks.append([])
+                length = 0
+            chunks[-1].append(name)
+            length += cost
+        return chunks
+
+    # --- pulls ------------------------------------------------------------------------------
+    def pull(self, obj: CrmObject, since: datetime | None, until: datetime | None,
+             state: dict[str, Any] | None = None) -> PullResult:
+        if obj == "users":
+            return PullResult(self.users(), None, api_calls=self.api_calls)
+        if obj not in OBJECT_TYPES:
+            model = CrmContact if obj == "leads" else CrmCompany
+            return PullResult(empty(model), None, notes=["HubSpot has no Lead object"])
+        object_type = OBJECT_TYPES[obj]
+        calls_before = self.api_calls
+        modified = self.settings.modified_property[obj]
+        rows_by_id: dict[str, dict[str, Any]] = {}
+        pages, notes = 0, []
+        if since is None and until is None:
+            for properties in self._property_chunks(object_type):
+                chunk, chunk_pages = self._list(object_type, properties, archived=False)
+                pages += chunk_pages
+                for row in chunk:
+                    merged = rows_by_id.setdefault(row["id"], {"id": row["id"], "archived": False, "properties": {}})
+                    merged["properties"].update(row["properties"])
+                    merged["updated_at"] = row["updated_at"]
+        else:
+            # Search takes its properties in the body, so one query carries all of them.
+            names = [p["name"] for p in self._property_defs(object_type)]
+            found, search_pages, queries = self._search_window(
+                object_type, names, modified, since, until or datetime.now(timezone.utc))
+            pages += search_pages
+            rows_by_id.update((row["id"], {**row, "archived": False}) for row in found)
+            if queries > 1:
+                notes.append(f"window walked in {queries} queries, each restarting at the last timestamp seen "
+                             f"(search pages by offset and stops at {SEARCH_CAP:,} results)")
+            archived, archived_pages = self._list(object_type, ["hs_object_id"], archived=True)
+            pages += archived_pages
+            low = pd.Timestamp(since) if since is not None else None
+            high = pd.Timestamp(until) if until is not None else None
+            for row in archived:
+                at = pd.Timestamp(row["archived_at"]) if row.get("archived_at") else None
+                if at is not None and (low is None or at >= low) and (high is None or at < high):
+                    rows_by_id[row["id"]] = {"id": row["id"], "archived": True, "properties": row["properties"],
+                                             "updated_at": row["archived_at"]}
+        records = _canonical(obj, list(rows_by_id.values()), self.settings)
+        cursor = records["last_modified"].max() if len(records) else None
+        return PullResult(records, None if cursor is None or pd.isna(cursor) else cursor.to_pydatetime(),
+                          api_calls=self.api_calls - calls_before, pages=pages, notes=notes)
+
+    def latest_change(self, obj: CrmObject, since: datetime | None) -> datetime | None:
+        if obj not in OBJECT_TYPES:
+            return None  # HubSpot has no Lead object
+        modified = self.settings.modified_property[obj]
+        filters = [_filter(modified, "GT", since)] if since is not None else []
+        page = self._search(OBJECT_TYPES[obj], filters, modified, [modified], limit=1, direction="DESCENDING")
+        return _modified(_plain(page.results[0]), modified) if page.results else None
+
+    def _list(self, object_type: str, properties: list[str], archived: bool) -> tuple[list[dict[str, Any]], int]:
+        basic = getattr(self.api.crm, object_type).basic_api
+        rows, pages, after = [], 0, None
+        while True:
+            page = self._call(lambda: basic.get_page(limit=LIST_PAGE, after=after, properties=properties,
+                                                     archived=archived))
+            pages += 1
+            rows.extend(_plain(r) for r in page.results)
+            if pages % PROGRESS_EVERY == 0:
+                self.progress(f"{object_type}: {len(rows):,} {'archived ' if archived else ''}records listed "
+                              f"in {pages} pages")
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if not after:
+                return rows, pages
+
+    def _search(self, object_type: str, filters: list[dict[str, Any]], sort: str, properties: list[str],
+                after: str | None = None, limit: int = SEARCH_PAGE, direction: str = "ASCENDING") -> Any:
+        # Engagements live under crm.objects in the client; contacts and companies under crm.
+        search = (getattr(self.api.crm, object_type, None) or getattr(self.api.crm.objects, object_type)).search_api
+        request = PublicObjectSearchRequest(
+            filter_groups=[{"filters": filters}] if filters else [], sorts=[{"propertyName": sort, "direction": direction}],
+            properties=properties, limit=limit, after=after)
+        # Search has its own per-second limit and sends no rate-limit headers: pace it here.
+        wait = self._last_search + 1 / self.settings.search_calls_per_second - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._last_search = time.monotonic()
+        return self._call(lambda: search.do_search(public_object_search_request=request))
+
+    def _search_window(self, object_type: str, properties: list[str], modified: str, since: datetime | None,
+                       until: datetime) -> tuple[list[dict[str, Any]], int, int]:
+        """Everything modified in [since, until): (rows, pages, queries started)."""
+        low = since or datetime(2000, 1, 1, tzinfo=timezone.utc)
+        found: dict[str, dict[str, Any]] = {}
+        pages = queries = 0
+        while low < until:
+            page = self._search(object_type, [_filter(modified, "GTE", low), _filter(modified, "LT", until)],
+                                modified, properties)
+            pages += 1
+            queries += 1
+            rows = [_plain(r) for r in page.results]
+            found.update((row["id"], row) for row in rows)
+            if pages % PROGRESS_EVERY == 0:
+                self.progress(f"{object_type}: {len(found):,} records modified since {low:%Y-%m-%d %H:%M} "
+                              f"found in {pages} pages")
+            if not (page.paging and page.paging.next):
+                break
+            last = _modified(rows[-1], modified)
+            if last <= low:
+                # A whole page shares one instant: walk that instant by id, then move past it.
+                instant_rows, instant_pages = self._search_instant(object_type, properties, modified, low)
+                found.update((row["id"], row) for row in instant_rows)
+                pages += instant_pages
+                low += ONE_MS
+            else:
+                low = last
+        return list(found.values()), pages, queries
+
+    def _search_instant(self, object_type: str, properties: list[str], modified: str,
+                        instant: datetime) -> tuple[list[dict[str, Any]], int]:
+        rows: list[dict[str, Any]] = []
+        pages, last_id = 0, "0"
+        while True:
+            page = self._search(object_type, [_filter(modified, "EQ", instant),
+                                              {"propertyName": "hs_object_id", "operator": "GT", "value": last_id}],
+                                "hs_object_id", properties)
+            pages += 1
+            rows.extend(_plain(r) for r in page.results)
+            if not (page.paging and page.paging.next):
+                return rows, pages
+            last_id = rows[-1]["id"]
+
+    # --- push -------------------------------------------------------------------------------
+    @property
+    def enginy_id_field(self) -> str:
+        """The CRM field holding Enginy's id on records the push created (creates upsert on it)."""
+        return self.settings.enginy_id_property
+
+    def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
+        """Batches of 100: creates upsert on the unique Enginy id property, updates by record id.
+        HubSpot refuses a whole batch for one bad input, so a refused batch is halved until
+        the inputs at fault stand alone and are rejected with HubSpot's message."""
+        if obj not in OBJECT_TYPES:
+            return [WriteResult(w.write_id, "rejected", error=f"HubSpot has no {obj} object") for w in writes]
+        batch_api = getattr(self.api.crm, OBJECT_TYPES[obj]).batch_api
+        results: list[WriteResult] = []
+        for action in ("create", "update"):
+            group = [w for w in writes if w.action == action]
+            for start in range(0, len(group), LIST_PAGE):
+                results.extend(self._push_batch(batch_api, action, group[start:start + LIST_PAGE]))
+                self.progress(f"{obj}: {len(results):,} of {len(writes):,} writes sent")
+        if obj == "contacts":
+            self._relink(writes, results)
+        return results
+
+    def _relink(self, writes: list[Write], results: list[WriteResult]) -> None:
+        """Additional company links and removed previous primaries, once the contacts exist."""
+        crm_ids = {r.write_id: r.crm_id for r in results if r.status in ("created", "updated")}
+        add = [{"from": {"id": crm_ids[w.write_id]}, "to": {"id": w.company_id}} for w in writes
+               if w.write_id in crm_ids and w.company_id and w.company_link == "additional"]
+        remove = [{"from": {"id": crm_ids[w.write_id]}, "to": [{"id": w.unlink_company_id}]} for w in writes
+                  if w.write_id in crm_ids and w.unlink_company_id]
+        batch = self.api.crm.associations.v4.batch_api
+        for start in range(0, len(add), LIST_PAGE):
+            part = add[start:start + LIST_PAGE]
+            self._call(lambda: batch.create_default("contacts", "companies", {"inputs": part}))
+        for start in range(0, len(remove), LIST_PAGE):
+            part = remove[start:start + LIST_PAGE]
+            self._call(lambda: batch.archive("contacts", "companies", {"inputs": part}))
+
+    def _push_batch(self, batch_api: Any, action: str, batch: list[Write]) -> list[WriteResult]:
+        key = self.settings.enginy_id_property
+        try:
+            if action == "create":
+                answer = self._call(lambda: batch_api.upsert({"inputs": [
+                    {"idProperty": key, "id": w.enginy_id, "properties": {**_links(w), key: w.enginy_id}}
+                    for w in batch]}))
+                by_key = {(r.properties or {}).get(key): r for r in answer.results}
+                return [WriteResult(w.write_id, "created" if by_key[w.enginy_id].new else "updated",
+                                    str(by_key[w.enginy_id].id)) if w.enginy_id in by_key
+                        else WriteResult(w.write_id, "failed", error="HubSpot did not answer for this input")
+                        for w in batch]
+            answer = self._call(lambda: batch_api.update({"inputs": [
+                {"id": w.crm_id, "properties": _links(w)} for w in batch]}))
+            done = {str(r.id) for r in answer.results}
+            return [WriteResult(w.write_id, "updated", w.crm_id) if w.crm_id in done
+                    else WriteResult(w.write_id, "rejected", error="the record no longer exists in HubSpot",
+                                     error_code="OBJECT_NOT_FOUND") for w in batch]
+        except HubSpotApiError as error:
+            if error.status in (401, 403):
+                raise
+            if len(batch) == 1:
+                return [WriteResult(batch[0].write_id, "rejected", error=error.message, error_code=error.category)]
+            half = len(batch) // 2
+            return self._push_batch(batch_api, action, batch[:half]) + self._push_batch(batch_api, action, batch[half:])
+        except TransientCrmError as error:  # retries spent: leave the batch for the next run
+            return [WriteResult(w.write_id, "failed", error=str(error)) for w in batch]
+
+    # --- activities -------------------------------------------------------------------------
+    def log_activities(self, activities: list[Activity]) -> list[WriteResult]:
+        """Engagements created in batches of 100 with their contact association inline. They
+        have no upsert, so each carries its key in ``activity_id_property`` and a create whose
+        answer was lost is looked up before it is sent again."""
+        results: dict[str, WriteResult] = {}
+        for object_type in sorted(set(ENGAGEMENTS.values())):
+            group = [a for a in activities if ENGAGEMENTS[a.kind] == object_type]
+            for start in range(0, len(group), LIST_PAGE):
+                part = group[start:start + LIST_PAGE]
+                done = log_once(part, lambda batch, o=object_type: self._create_engagements(o, batch),
+                                lambda keys, o=object_type: self._find_engagements(o, keys))
+                results.update((r.write_id, r) for r in done)
+                self.progress(f"{object_type}: {len(results):,} of {len(activities):,} activities sent")
+        return [results[a.write_id] for a in activities]
+
+    def _engagement(self, object_type: str, a: Activity) -> dict[str, Any]:
+        properties = {"hs_timestamp": _millis(a.occurred_at), self.settings.activity_id_property: a.write_id}
+        if object_type == "emails":
+            properties |= {"hs_email_subject": a.subject, "hs_email_direction": "EMAIL", "hs_email_status": "SENT"}
+            if a.description:
+                properties["hs_email_text"] = a.description
+        else:
+            properties |= {"hs_task_subject": a.subject, "hs_task_status": "COMPLETED",
+                           "hs_task_type": TASK_TYPES[a.step_type]}
+            if a.description:
+                properties["hs_task_body"] = a.description
+        if a.owner_id:
+            properties["hubspot_owner_id"] = a.owner_id
+        return {"properties": properties, "associations": [{"to": {"id": a.record_id}, "types": [
+            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": TO_CONTACT[object_type]}]}]}
+
+    def _create_engagements(self, object_type: str, batch: list[Activity]) -> list[WriteResult]:
+        """One attempt (log_once decides what to send again). HubSpot refuses a whole batch for
+        one bad input: a refused batch is halved until the inputs at fault stand alone."""
+        if any(a.record_object != "contacts" for a in batch):
+            return [WriteResult(a.write_id, "rejected", error="HubSpot has no Lead object") for a in batch]
+        batch_api = getattr(self.api.crm.objects, object_type).batch_api
+        key = self.settings.activity_id_property
+        try:
+            answer = self._call(lambda: batch_api.create({"inputs": [self._engagement(object_type, a)
+                                                                     for a in batch]}), attempts=1)
+        except HubSpotApiError as error:
+            if error.status in (401, 403):
+                raise
+            if len(batch) == 1:
+                return [WriteResult(batch[0].write_id, "rejected", error=error.message, error_code=error.category)]
+            half = len(batch) // 2
+            return (self._create_engagements(object_type, batch[:half])
+                    + self._create_engagements(object_type, batch[half:]))
+        made = {(r.properties or {}).get(key): str(r.id) for r in answer.results}
+        return [WriteResult(a.write_id, "created", made[a.write_id]) if a.write_id in made
+                else WriteResult(a.write_id, "failed", error="HubSpot did not answer for this input") for a in batch]
+
+    def _find_engagements(self, object_type: str, keys: list[str]) -> dict[str, str]:
+        key = self.settings.activity_id_property
+        page = self._search(object_type, [{"propertyName": key, "operator": "IN", "values": keys}],
+                            "hs_object_id", [key], limit=SEARCH_PAGE)
+        return {(r.properties or {}).get(key): str(r.id) for r in page.results}
+
+    def users(self) -> pd.DataFrame:
+        owners, after = [], None
+        while True:
+            page = self._call(lambda: self.api.crm.owners.owners_api.get_page(limit=100, after=after))
+            owners.extend(o.to_dict() for o in page.results)
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if not after:
+                break
+        return CrmUser.validate(pd.DataFrame({
+            "crm_id": [str(o["id"]) for o in owners], "email": [o.get("email") for o in owners],
+            "first_name": [o.get("first_name") for o in owners], "last_name": [o.get("last_name") for o in owners],
+            "is_active": [not o.get("archived", False) for o in owners],
+            "raw": [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in o.items()} for o in owners]}))
+
+
+def _links(write: Write) -> dict[str, Any]:
+    """The write's properties with its owner and primary company (HubSpot moves the primary
+    company association when associatedcompanyid is written)."""
+    properties = {k: ("" if v is None else v) for k, v in write.fields.items()}
+    if write.owner_id:
+        properties["hubspot_owner_id"] = write.owner_id
+    if write.company_id and write.company_link == "primary":
+        properties["associatedcompanyid"] = write.company_id
+    return properties
+
+
+def _millis(value: datetime) -> str:
+    return str(int(pd.Timestamp(value).timestamp() * 1000))
+
+
+def _filter(name: str, operator: str, value: datetime) -> dict[str, str]:
+    return {"propertyName": name, "operator": operator, "value": _millis(value)}
+
+
+def _modified(row: dict[str, Any], name: str) -> datetime:
+    value = row["properties"].get(name)
+    return pd.Timestamp(value).to_pydatetime() if value else row["updated_at"]
+
+
+def _plain(record: Any) -> dict[str, Any]:
+    return {"id": str(record.id), "properties": dict(record.properties or {}),
+            "updated_at": record.updated_at, "archived_at": getattr(record, "archived_at", None)}
+
+
+def _canonical(obj: CrmObject, rows: list[dict[str, Any]], settings: "HubSpotResource") -> pd.DataFrame:
+    props = [r["properties"] for r in rows]
+
+    def col(name: str) -> list[Any]:
+        return [p.get(name) or None for p in props]
+
+    common = {
+        "crm_id": [r["id"] for r in rows], "owner_id": col("hubspot_owner_id"),
+        "last_modified": pd.to_datetime([r["updated_at"] for r in rows], utc=True),
+        "is_deleted": [bool(r["archived"]) for r in rows], "raw": props,
+    }
+    if obj == "companies":
+        return CrmCompany.validate(pd.DataFrame({
+            **common, "name": col("name"), "domain": col("domain"),
+            "linkedin_url": col(settings.company_linkedin_property)}))
+    return CrmContact.validate(pd.DataFrame({
+        **common, "first_name": col("firstname"), "last_name": col("lastname"), "company_name": col("company"),
+        "email": col("email"), "linkedin_url": col(settings.linkedin_property), "phone": col("phone"),
+        "job_title": col("jobtitle"), "account_id": col("associatedcompanyid")}))
+
+
+class HubSpotResource(CrmResource):
+    """A HubSpot account through a private app's access token."""
+
+    access_token: str = Field(description="the private app's token; bind with EnvVar")
+    host: str = "https://api.hubapi.com"
+    ca_bundle: str = Field("", description="CA file to trust (a local sandbox); empty: the system's")
+    linkedin_property: str = Field("hs_linkedin_url", description="contact property with the LinkedIn URL")
+    company_linkedin_property: str = Field("linkedin_company_page", description="company property with the LinkedIn page")
+    enginy_id_property: str = Field("enginy_id", description="unique property holding Enginy's id; creates "
+                                                             "upsert on it")
+    activity_id_property: str = Field("enginy_activity_id", description="engagement property holding the "
+                                                                       "Enginy event a logged activity came from")
+    search_calls_per_second: float = Field(4.0, gt=0, description="pace of search calls; HubSpot allows 5 a second")
+    modified_property: dict[str, str] = Field(
+        default_factory=lambda: {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate"},
+        description="the last-modified property searched per object")
+
+    def client(self) -> HubSpotClient:
+        return HubSpotClient(self)

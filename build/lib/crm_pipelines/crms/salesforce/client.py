@@ -1,0 +1,451 @@
+"""Salesforce through simple-salesforce: OAuth token, SOQL over REST, Bulk API 2.0 for big pulls.
+
+simple-salesforce builds login URLs from ``domain`` as https://{domain}.salesforce.com, which
+is right for orgs but leaves no room for a custom login host, so the OAuth token is fetched
+here (client credentials, or the username-password flow) and the client is built from the
+instance URL the token answer names. Pulls select every field the org describes, split into
+several queries when a wide object would exceed the request URI limit, and read deletions
+through queryAll (IsDeleted) in the same window.
+"""
+
+import csv
+import io
+from datetime import datetime
+from typing import Any, Callable, TypeVar
+from urllib.parse import quote
+
+import pandas as pd
+import requests
+from pydantic import Field
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
+from simple_salesforce.format import format_soql
+
+from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser
+from crm_pipelines.export.writes import Activity
+from crm_pipelines.crms.wire.activity_writes import clip, log_once
+from crm_pipelines.crms.base import (
+    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
+)
+from crm_pipelines.crms.wire.retries import (
+    TRANSIENT_ERRORS, TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries,
+)
+
+T = TypeVar("T")
+
+SOBJECTS = {"contacts": "Contact", "companies": "Account", "leads": "Lead", "users": "User"}
+# Salesforce refuses request URIs over 16,384 bytes; keep each query's URL well below.
+MAX_QUERY_URL = 14_000
+# sObject Collections take at most 200 records a call.
+COLLECTION_LIMIT = 200
+# Task fields' lengths: longer values are cut rather than refused.
+SUBJECT_LENGTH, DESCRIPTION_LENGTH = 255, 32_000
+# TaskSubtype per activity kind, where the org's picklist has it (else a plain Task).
+TASK_SUBTYPES = {"email": "Email", "call": "Call", "linkedin": "LinkedIn"}
+# Field types a SOQL SELECT cannot list on an API pull (compound fields repeat their parts).
+_UNSELECTABLE = {"address", "location", "base64"}
+_RELATIONSHIPS = {"Contact": ["Account.Name"]}
+
+
+class SalesforceAuthError(RuntimeError):
+    """The org refused the integration's credentials."""
+
+
+class SalesforceClient:
+    """The CrmClient for one Salesforce org."""
+
+    crm = "salesforce"
+
+    def __init__(self, settings: "SalesforceResource") -> None:
+        self.settings = settings
+        self.api_calls = 0
+        self.progress: Progress = lambda message: None
+        self.session = requests.Session()
+        self.session.hooks["response"].append(self._count)
+        self._sf: Salesforce | None = None
+        self._describe_cache: dict[str, dict[str, Any]] = {}
+
+    def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.api_calls += 1
+
+    # --- auth -------------------------------------------------------------------------------
+    def _login(self) -> Salesforce:
+        s = self.settings
+        form = {"client_id": s.client_id, "client_secret": s.client_secret}
+        if s.username:
+            form |= {"grant_type": "password", "username": s.username, "password": s.password + s.security_token}
+        else:
+            form |= {"grant_type": "client_credentials"}
+        response = self.session.post(f"{s.login_host}/services/oauth2/token", data=form, timeout=60)
+        if response.status_code in TRANSIENT_STATUSES:  # throttled or down: the call is tried again
+            raise TransientCrmError(response.status_code, f"Salesforce's login answered {response.status_code}",
+                                    retry_after_seconds(response.headers.get("Retry-After")))
+        if response.status_code != 200:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            reason = (f"{body.get('error')}: {body.get('error_description')}" if isinstance(body, dict)
+                      else response.text[:200])
+            raise SalesforceAuthError(f"Salesforce refused the integration's credentials at {s.login_host} "
+                                      f"({response.status_code} {reason}) — check the connected app and user")
+        token = response.json()
+        return Salesforce(instance_url=token["instance_url"], session_id=token["access_token"],
+                          version=s.api_version, session=self.session)
+
+    @property
+    def sf(self) -> Salesforce:
+        if self._sf is None:
+            self._sf = self._login()
+        return self._sf
+
+    def _call(self, fn: Callable[[Salesforce], T], attempts: int = 6) -> T:
+        def attempt() -> T:
+            try:
+                return fn(self.sf)
+            except SalesforceExpiredSession:
+                self._sf = self._login()
+                return fn(self.sf)
+            except SalesforceError as exc:
+                if exc.status in TRANSIENT_STATUSES:
+                    raise TransientCrmError(exc.status, f"Salesforce answered {exc.status}") from exc
+                raise
+
+        return with_retries(attempt, attempts=attempts)
+
+    # --- CrmClient --------------------------------------------------------------------------
+    def describe_raw(self, sobject: str) -> dict[str, Any]:
+        if sobject not in self._describe_cache:
+            self._describe_cache[sobject] = self._call(lambda sf: getattr(sf, sobject).describe())
+        return self._describe_cache[sobject]
+
+    def describe(self, obj: CrmObject) -> list[CrmField]:
+        fields = []
+        for f in self.describe_raw(SOBJECTS[obj])["fields"]:
+            picklist = [p for p in f.get("picklistValues") or [] if p.get("active", True)]
+            fields.append(CrmField(
+                name=f["name"], label=f.get("label", f["name"]), type=f["type"],
+                createable=bool(f.get("createable")), updateable=bool(f.get("updateable")),
+                required=bool(f.get("createable")) and not f.get("nillable", True) and not f.get("defaultedOnCreate"),
+                options=tuple(p["value"] for p in picklist), option_labels=tuple(p.get("label") or "" for p in picklist),
+                unique=bool(f.get("unique")), external_id=bool(f.get("externalId"))))
+        return fields
+
+    def _field_chunks(self, sobject: str, where: str) -> list[list[str]]:
+        """Field lists whose queries each fit the URI limit; every chunk carries the keys."""
+        keys = ["Id", "SystemModstamp"] + (["IsDeleted"] if sobject != "User" else [])
+        names = [f["name"] for f in self.describe_raw(sobject)["fields"]
+                 if f["type"] not in _UNSELECTABLE and f["name"] not in keys]
+        names += _RELATIONSHIPS.get(sobject, [])
+        chunks: list[list[str]] = []
+        current = list(keys)
+        for name in names:
+            candidate = current + [name]
+            if len(quote(_soql(sobject, candidate, where))) > MAX_QUERY_URL and len(current) > len(keys):
+                chunks.append(current)
+                candidate = keys + [name]
+            current = candidate
+        chunks.append(current)
+        return chunks
+
+    def pull(self, obj: CrmObject, since: datetime | None, until: datetime | None,
+             state: dict[str, Any] | None = None) -> PullResult:
+        sobject = SOBJECTS[obj]
+        calls_before = self.api_calls
+        clauses = []
+        if since is not None:
+            clauses.append(f"SystemModstamp >= {_soql_datetime(since)}")
+        if until is not None:
+            clauses.append(f"SystemModstamp < {_soql_datetime(until)}")
+        where = " AND ".join(clauses)
+        deleted_too = sobject != "User"
+        chunks = self._field_chunks(sobject, where)
+        # The first REST page says how many records match; past the threshold the rest goes
+        # through Bulk API 2.0, at the cost of that one page (no separate COUNT call).
+        first = self._call(lambda sf: sf.query(_soql(sobject, chunks[0], where), include_deleted=deleted_too))
+        count = first["totalSize"]
+        bulk = count > self.settings.bulk_threshold
+        rows_by_id: dict[str, dict[str, Any]] = {}
+        pages = 1 if bulk else 0  # a REST read counts the first page itself, as it resumes from it
+        for i, fields in enumerate(chunks):
+            soql = _soql(sobject, fields, where)
+            if bulk:
+                chunk_rows, chunk_pages = self._bulk_rows(sobject, soql, deleted_too)
+            else:
+                chunk_rows, chunk_pages = self._rest_rows(soql, deleted_too, first if i == 0 else None)
+            pages += chunk_pages
+            for row in chunk_rows:
+                rows_by_id.setdefault(row["Id"], {}).update(row)
+        records = _canonical(obj, list(rows_by_id.values()), self.settings)
+        cursor = records["last_modified"].max() if len(records) and "last_modified" in records else None
+        return PullResult(records, None if cursor is None or pd.isna(cursor) else cursor.to_pydatetime(),
+                          api_calls=self.api_calls - calls_before, pages=pages,
+                          notes=[f"Bulk API 2.0 ({count:,} records)"] if bulk else [])
+
+    def _rest_rows(self, soql: str, deleted_too: bool,
+                   first: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], int]:
+        def read() -> tuple[list[dict[str, Any]], int]:
+            pages, rows = 0, []
+            result = first if first is not None else self.sf.query(soql, include_deleted=deleted_too)
+            while True:
+                pages += 1
+                rows.extend(_flatten(r) for r in result["records"])
+                if pages % PROGRESS_EVERY == 0:
+                    self.progress(f"{len(rows):,} of {result['totalSize']:,} records read in {pages} pages")
+                if result.get("done", True):
+                    return rows, pages
+                result = self.sf.query_more(result["nextRecordsUrl"], identifier_is_url=True,
+                                            include_deleted=deleted_too)
+
+        return self._call(lambda sf: read())
+
+    def _bulk_rows(self, sobject: str, soql: str, deleted_too: bool) -> tuple[list[dict[str, Any]], int]:
+        def read() -> tuple[list[dict[str, Any]], int]:
+            job = getattr(self.sf.bulk2, sobject)
+            pages, rows = 0, []
+            # simple-salesforce sleeps `wait` seconds before each poll of the job; 5 s by default.
+            query = job.query_all if deleted_too else job.query
+            for text in query(soql, wait=1):
+                pages += 1
+                rows.extend({k: (v if v != "" else None) for k, v in r.items()}
+                            for r in csv.DictReader(io.StringIO(text)))
+                self.progress(f"{sobject}: {len(rows):,} records read from Bulk API 2.0 in {pages} result sets")
+            return rows, pages
+
+        return self._call(lambda sf: read())
+
+    def latest_change(self, obj: CrmObject, since: datetime | None) -> datetime | None:
+        sobject = SOBJECTS[obj]
+        where = f" WHERE SystemModstamp > {_soql_datetime(since)}" if since is not None else ""
+        soql = f"SELECT Id, SystemModstamp FROM {sobject}{where} ORDER BY SystemModstamp DESC LIMIT 1"
+        # queryAll: a deletion moves SystemModstamp too, and the sync must hear of it.
+        rows = self._call(lambda sf: sf.query(soql, include_deleted=sobject != "User"))["records"]
+        return pd.Timestamp(rows[0]["SystemModstamp"]).to_pydatetime() if rows else None
+
+    def users(self) -> pd.DataFrame:
+        return self.pull("users", None, None).records
+
+    def _bulk_push(self, sobject: str, action: str, group: list[Write]) -> list[WriteResult]:
+        """Bulk API 2.0 ingest: creates upsert on the external id field, updates by Id."""
+        key = self.settings.external_id_field if action == "create" else "Id"
+        # Bulk API 2.0 CSV: "#N/A" clears a field, an empty cell leaves it as it is.
+        records = [{**{k: "#N/A" if v is None else v for k, v in _links(w, sobject).items()},
+                    key: w.enginy_id if action == "create" else w.crm_id} for w in group]
+        columns = sorted({k for r in records for k in r})
+        rows = [{c: r.get(c, "") for c in columns} for r in records]
+
+        def run() -> list[WriteResult]:
+            job = getattr(self.sf.bulk2, sobject)
+            done = (job.upsert(records=rows, external_id_field=key, wait=1) if action == "create"
+                    else job.update(records=rows, wait=1))
+            by_key: dict[str, WriteResult] = {}
+            for info in done:
+                for r in csv.DictReader(io.StringIO(job.get_successful_records(info["job_id"]))):
+                    by_key[r[key]] = WriteResult("", "created" if r.get("sf__Created") == "true" else "updated",
+                                                 r["sf__Id"])
+                for r in csv.DictReader(io.StringIO(job.get_failed_records(info["job_id"]))):
+                    code, _, message = (r.get("sf__Error") or "").partition(":")
+                    by_key[r[key]] = WriteResult("", "rejected", None, message.strip() or code, code or None)
+            return [WriteResult(w.write_id, **{f: getattr(r, f) for f in ("status", "crm_id", "error",
+                                                                            "error_code")})
+                    if (r := by_key.get(w.enginy_id if action == "create" else w.crm_id)) is not None
+                    else WriteResult(w.write_id, "failed", error="Bulk API 2.0 reported nothing for this row")
+                    for w in group]
+
+        try:
+            return self._call(lambda sf: run())
+        except TRANSIENT_ERRORS as error:
+            return [WriteResult(w.write_id, "failed", error=str(error)) for w in group]
+
+    @property
+    def enginy_id_field(self) -> str:
+        """The CRM field holding Enginy's id on records the push created (creates upsert on it)."""
+        return self.settings.external_id_field
+
+    def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
+        """sObject Collections of 200: creates upsert on the external id field, updates by Id.
+        A record refused by duplicate rules comes back rejected with DUPLICATES_DETECTED; the
+        caller may send it again with allow_duplicates."""
+        sobject = SOBJECTS[obj]
+        results: list[WriteResult] = []
+        groups: dict[tuple[str, bool], list[Write]] = {}
+        for write in writes:
+            groups.setdefault((write.action, write.allow_duplicates), []).append(write)
+        for (action, allow), group in groups.items():
+            if len(group) > self.settings.bulk_push_threshold and not allow:
+                results.extend(self._bulk_push(sobject, action, group))
+                self.progress(f"{sobject}: {len(results):,} of {len(writes):,} writes sent")
+                continue
+            headers = {"Sforce-Duplicate-Rule-Header": "allowSave=true"} if allow else {}
+            for start in range(0, len(group), COLLECTION_LIMIT):
+                batch = group[start:start + COLLECTION_LIMIT]
+                if action == "create":
+                    records = [{"attributes": {"type": sobject}, **_links(w, sobject),
+                                self.settings.external_id_field: w.enginy_id} for w in batch]
+                    path = f"composite/sobjects/{sobject}/{self.settings.external_id_field}"
+                else:
+                    records = [{"attributes": {"type": sobject}, **_links(w, sobject), "Id": w.crm_id} for w in batch]
+                    path = "composite/sobjects"
+                body = {"allOrNone": False, "records": records}
+                try:
+                    answers = self._call(lambda sf: sf.restful(path, method="PATCH", json=body, headers=headers))
+                except TRANSIENT_ERRORS as error:
+                    # Retries spent: the next run sends these again (creates upsert, so safely).
+                    results.extend(WriteResult(w.write_id, "failed", error=str(error)) for w in batch)
+                    continue
+                results.extend(_write_result(w, a) for w, a in zip(batch, answers))
+                self.progress(f"{sobject}: {len(results):,} of {len(writes):,} writes sent")
+        return results
+
+    # --- activities -------------------------------------------------------------------------
+    def log_activities(self, activities: list[Activity]) -> list[WriteResult]:
+        """Completed Tasks on the contact or lead (WhoId), in sObject Collections of 200. Tasks
+        have no upsert, so each carries its key in ``activity_id_field`` and a create whose
+        answer was lost is looked up before it is sent again."""
+        results: list[WriteResult] = []
+        for start in range(0, len(activities), COLLECTION_LIMIT):
+            part = activities[start:start + COLLECTION_LIMIT]
+            results.extend(log_once(part, self._create_tasks, self._find_tasks))
+            self.progress(f"Task: {len(results):,} of {len(activities):,} activities sent")
+        return results
+
+    def _task_picklist(self, name: str) -> set[str]:
+        field = next((f for f in self.describe_raw("Task")["fields"] if f["name"] == name), {})
+        return {p["value"] for p in field.get("picklistValues") or [] if p.get("active", True)}
+
+    def _create_tasks(self, activities: list[Activity]) -> list[WriteResult]:
+        subtypes, types = self._task_picklist("TaskSubtype"), self._task_picklist("Type")
+        records = []
+        for a in activities:
+            subtype = TASK_SUBTYPES[a.kind]
+            task = {"attributes": {"type": "Task"}, "WhoId": a.record_id, "Status": "Completed",
+                    "Subject": clip(a.subject, SUBJECT_LENGTH), "ActivityDate": a.occurred_at.date().isoformat(),
+                    "TaskSubtype": subtype if subtype in subtypes else "Task",
+                    self.settings.activity_id_field: a.write_id}
+            if subtype in types:
+                task["Type"] = subtype
+            if a.description:
+                task["Description"] = clip(a.description, DESCRIPTION_LENGTH)
+            if a.owner_id:
+                task["OwnerId"] = a.owner_id
+            records.append(task)
+        body = {"allOrNone": False, "records": records}
+        answers = self._call(lambda sf: sf.restful("composite/sobjects", method="POST", json=body), attempts=1)
+        return [_write_result(Write(a.write_id, "create", a.write_id, {}), answer)
+                for a, answer in zip(activities, answers)]
+
+    def _find_tasks(self, keys: list[str]) -> dict[str, str]:
+        field = self.settings.activity_id_field
+        # queryAll: a Task someone deleted in the CRM was logged; it is not logged again.
+        soql = format_soql(f"SELECT Id, {field} FROM Task WHERE {field} IN {{keys}}", keys=keys)
+        rows = self._call(lambda sf: sf.query_all(soql, include_deleted=True))["records"]
+        return {r[field]: r["Id"] for r in rows}
+
+
+def _links(write: Write, sobject: str) -> dict[str, Any]:
+    """The write's fields with its owner and (for a contact) its account."""
+    fields = dict(write.fields)
+    if write.owner_id:
+        fields["OwnerId"] = write.owner_id
+    # A contact has one account: an additional link can only be made where there is none yet.
+    if write.company_id and sobject == "Contact" and (write.company_link == "primary" or write.action == "create"):
+        fields["AccountId"] = write.company_id
+    return fields
+
+
+def _write_result(write: Write, answer: dict[str, Any]) -> WriteResult:
+    if answer.get("success"):
+        created = answer.get("created", write.action == "create")
+        return WriteResult(write.write_id, "created" if created else "updated", answer.get("id"))
+    errors = answer.get("errors") or [{}]
+    code = errors[0].get("statusCode")
+    message = "; ".join(f"{e.get('statusCode')}: {e.get('message')}" for e in errors)
+    return WriteResult(write.write_id, "rejected", None, message, code)
+
+
+def _soql_datetime(value: datetime) -> str:
+    # A datetime literal, not a quoted value: nothing from users is ever spliced into SOQL.
+    return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _soql(sobject: str, fields: list[str], where: str, order: bool = True) -> str:
+    soql = f"SELECT {', '.join(fields)} FROM {sobject}"
+    if where:
+        soql += f" WHERE {where}"
+    if order:
+        soql += " ORDER BY SystemModstamp, Id"
+    return soql
+
+
+def _flatten(record: dict[str, Any]) -> dict[str, Any]:
+    """A REST record with relationship objects flattened to dotted names (Account.Name)."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "attributes":
+            continue
+        if isinstance(value, dict):
+            for sub, sub_value in value.items():
+                if sub != "attributes":
+                    flat[f"{key}.{sub}"] = sub_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def _canonical(obj: CrmObject, rows: list[dict[str, Any]], settings: "SalesforceResource") -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+
+    def col(name: str) -> pd.Series | None:
+        return frame[name] if name in frame else None
+
+    n = len(frame)
+    raw = [{k: v for k, v in r.items()} for r in rows]
+    if obj == "users":
+        return CrmUser.validate(pd.DataFrame({
+            "crm_id": col("Id"), "email": col("Email"), "first_name": col("FirstName"), "last_name": col("LastName"),
+            "is_active": col("IsActive").map(lambda v: v in (True, "true", "True")) if n else [],
+            "raw": raw}))
+    deleted = col("IsDeleted")
+    common = {
+        "crm_id": col("Id"), "owner_id": col("OwnerId"),
+        "last_modified": pd.to_datetime(col("SystemModstamp"), utc=True) if n else pd.Series(dtype="datetime64[us, UTC]"),
+        "is_deleted": deleted.map(lambda v: v in (True, "true", "True")) if deleted is not None else [False] * n,
+        "raw": raw,
+    }
+    if obj == "companies":
+        out = pd.DataFrame({**common, "name": col("Name"), "domain": col("Website"),
+                            "linkedin_url": col(settings.company_linkedin_field)})
+        return CrmCompany.validate(out.reindex(columns=list(CrmCompany.to_schema().columns)))
+    out = pd.DataFrame({
+        **common, "first_name": col("FirstName"), "last_name": col("LastName"),
+        "company_name": col("Company") if obj == "leads" else col("Account.Name"),
+        "email": col("Email"), "linkedin_url": col(settings.linkedin_field), "phone": col("Phone"),
+        "job_title": col("Title"), "account_id": None if obj == "leads" else col("AccountId")})
+    return CrmContact.validate(out.reindex(columns=list(CrmContact.to_schema().columns)))
+
+
+class SalesforceResource(CrmResource):
+    """A Salesforce org through a connected app (OAuth client credentials or username-password)."""
+
+    domain: str = Field("login", description="login (production orgs) or test (sandbox orgs)")
+    login_url: str = Field("", description="overrides domain: the host that issues tokens, e.g. a My Domain URL")
+    client_id: str = Field(description="the connected app's consumer key")
+    client_secret: str = Field(description="the connected app's consumer secret; bind with EnvVar")
+    username: str = Field("", description="for the username-password flow; empty: client credentials")
+    password: str = Field("", description="bind with EnvVar")
+    security_token: str = Field("", description="bind with EnvVar")
+    api_version: str = "59.0"
+    bulk_threshold: int = Field(10_000, description="pulls above this many records use Bulk API 2.0")
+    external_id_field: str = Field("Enginy_Id__c", description="the external id field creates upsert on")
+    bulk_push_threshold: int = Field(10_000, description="pushes of more writes than this use Bulk API 2.0")
+    activity_id_field: str = Field("Enginy_Activity_Id__c", description="Task text field holding the Enginy "
+                                                                        "event a logged activity came from")
+    linkedin_field: str = Field("LinkedIn_Profile__c", description="Contact/Lead field holding the LinkedIn URL")
+    company_linkedin_field: str = Field("LinkedIn_Company_Page__c", description="Account field with the LinkedIn page")
+
+    @property
+    def login_host(self) -> str:
+        return (self.login_url or f"https://{self.domain}.salesforce.com").rstrip("/")
+
+    def client(self) -> SalesforceClient:
+        return SalesforceClient(self)

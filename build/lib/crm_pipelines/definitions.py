@@ -1,0 +1,101 @@
+"""The one Definitions object of the crm_pipelines code location: it only assembles."""
+
+import os
+
+import dagster as dg
+
+from crm_pipelines.assets.activities import crm_activity_push
+from crm_pipelines.assets.crm import build_crm_assets, crm_associations, crm_schema, crm_users
+from crm_pipelines.assets.dbt import build_rollup_assets, rollups_project
+from crm_pipelines.assets.enginy import enginy_assets
+from crm_pipelines.assets.export import build_export_assets, undo_associations
+from crm_pipelines.assets.matching import matching_assets
+from crm_pipelines.config import CONFIG_ENV_VAR, DEFAULT_CONFIG, ConfigError, load_config
+from crm_pipelines.jobs import ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, build_jobs
+from crm_pipelines.resources.alerts import SLACK_WEBHOOK_ENV, SlackWebhook
+from crm_pipelines.crms import registry
+from crm_pipelines.crms.registry import crm_resource
+from crm_pipelines.resources.dbt import warehouse_dbt
+from crm_pipelines.resources.enginy import ENGINY_URL_ENV, EnginyDatabase
+from crm_pipelines.resources.integration import IntegrationSettings
+from crm_pipelines.resources.warehouse import (
+    WAREHOUSE_SCHEMA_ENV, WAREHOUSE_URL_ENV, Warehouse, WarehouseIOManager,
+)
+from crm_pipelines.sensors.alerts import build_failed_check_alert, pipeline_alerts, run_failure_alert
+from crm_pipelines.sensors.changes import build_crm_change_sensor, build_enginy_change_sensor
+from crm_pipelines.sensors.schedules import build_nightly_reconciliation
+
+MATERIALIZE_ALL = "materialize_all"
+BACKFILL_START_ENV = "CRM_PIPELINES_BACKFILL_START"
+DEFAULT_BACKFILL_START = "2024-01-01"
+
+
+def _from_env(name: str) -> dg.EnvVar | None:
+    """Bind a resource field to an environment variable only when it is set, so the embedded
+    defaults apply on a fresh machine and the value (it may hold a password) stays out of the UI."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def _given(**fields: dg.EnvVar | None) -> dict[str, dg.EnvVar]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def build_resources() -> dict[str, object]:
+    warehouse = Warehouse(**_given(url=_from_env(WAREHOUSE_URL_ENV), schema_name=_from_env(WAREHOUSE_SCHEMA_ENV)))
+    return {
+        "warehouse": warehouse,
+        "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse),
+        "dbt": warehouse_dbt(rollups_project, warehouse),
+        "enginy": EnginyDatabase(**_given(url=_from_env(ENGINY_URL_ENV))),
+        "integration": IntegrationSettings(**_given(config_path=_from_env(CONFIG_ENV_VAR))),
+        "slack": SlackWebhook(**_given(url=_from_env(SLACK_WEBHOOK_ENV))),
+    }
+
+
+# Steps run in processes of their own, forked from a server that has imported the code location
+# once, instead of each importing dagster, dbt and pandas again (about a second of every step of
+# every run the UI, a schedule, a sensor or the CLI launches).
+STEP_PROCESSES = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {}}}, name="multiprocess_forked_steps")
+
+
+def _nightly(job, config, config_path: str | None, partitions) -> dg.ScheduleDefinition:
+    cron = config.automation.nightly_reconciliation
+    try:
+        return build_nightly_reconciliation(job, cron, config.automation.timezone, partitions)
+    except dg.DagsterInvalidDefinitionError:
+        raise ConfigError(config_path or DEFAULT_CONFIG, [
+            f"automation.nightly_reconciliation: {cron!r} is not a cron schedule — fix: give five fields "
+            "(minute hour day-of-month month day-of-week), e.g. '0 2 * * *' for 02:00 every day"]) from None
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    # A broken integration config stops the code location from loading, with the file, the
+    # path inside it and the fix, instead of failing later inside a run.
+    config_path = os.environ.get(CONFIG_ENV_VAR) or None
+    config = load_config(config_path)
+    snapshots = build_crm_assets(os.environ.get(BACKFILL_START_ENV) or DEFAULT_BACKFILL_START)
+    export = build_export_assets(with_rollups=True, with_leads=registry.facts(config.active_crm).has_leads)
+    assets = [
+        *enginy_assets, *snapshots, crm_users, crm_associations, crm_schema, *matching_assets,
+        build_rollup_assets(), *export, crm_activity_push, pipeline_alerts,
+    ]
+    names = {key.path[-1] for a in assets if isinstance(a, dg.AssetsDefinition) for key in a.keys}
+    batches = sorted(name for name in names if name.endswith("_export_batch"))
+    gates = [key for a in export if isinstance(a, dg.AssetsDefinition) for key in a.check_keys]
+    jobs = {job.name: job for job in build_jobs(batches, names)}
+    interval = max(1, round(config.automation.sync_interval_minutes * 60))
+    partitions = snapshots[0].partitions_def
+    return dg.Definitions(
+        assets=assets,
+        jobs=[dg.define_asset_job(MATERIALIZE_ALL, selection=dg.AssetSelection.all(),
+                                  description="Every asset of the pipeline, in dependency order."),
+              *jobs.values(), undo_associations],
+        schedules=[_nightly(jobs["nightly_reconciliation"], config, config_path, partitions)],
+        sensors=[build_crm_change_sensor(interval, partitions, ("companies", "contacts", "leads")),
+                 build_enginy_change_sensor(interval, batches, [jobs[ENGINY_SYNC], jobs[ENGINY_SYNC_AND_PUSH]]),
+                 run_failure_alert, build_failed_check_alert(gates)],
+        resources={**build_resources(), "crm": crm_resource(config.active_crm, config.crm.settings.environment)},
+        executor=STEP_PROCESSES,
+    )

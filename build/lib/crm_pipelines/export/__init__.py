@@ -1,0 +1,1 @@
+"""Export batches, their gates and the write ledger: plain Python over DataFrames."""

@@ -1,0 +1,201 @@
+"""Campaign events as completed CRM activities — the seeds' "Call / Email Activity Synchronization"
+(ZoomInfo Engage logs each one as a completed Task) and Zaplify's two switches (sync activities
+at all; include the message sent).
+
+Which events become activities (emails sent, LinkedIn messages and invitations sent, calls made),
+on which CRM record (the contact or lead the Enginy contact matched, or the one the push created),
+credited to whom (the campaign identity's CRM user, Step 4 of the integration config), with what
+subject and description. Events of contacts the CRM does not hold yet are kept as waiting: the
+next run logs them once their contact is matched or exported.
+
+Each event is logged once, ever: its Enginy id is the activity's key — the write ledger's key and
+a field on the CRM activity — so a re-run skips what the ledger holds as done, and a write whose
+answer never came back is looked up in the CRM before it is sent again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+
+from crm_pipelines.config import ActivitySync, UserMapping
+from crm_pipelines.export.ledger import FINAL, mark_sent, record_results
+from crm_pipelines.export.values import is_empty
+from crm_pipelines.export.writes import KINDS, Activity, WriteResult
+
+PRODUCT = "Enginy"
+# What the CRM shows, in one place: ZoomInfo Engage's "Engage: {Event} {EmailSubject}" and
+# "Engage Call: {Subject}", with our product's name.
+SUBJECTS = {
+    "email": PRODUCT + ": Sent Email {subject}",
+    "call": PRODUCT + " Call: {subject}",
+    "linkedin_message": PRODUCT + ": LinkedIn Message Sent",
+    "linkedin_connection_request": PRODUCT + ": LinkedIn Invitation Sent",
+}
+LEDGER_OBJECT = "activities"
+ACTIVITY_COLUMNS = ["event_id", "contact_id", "step_type", "kind", "subject", "body", "description",
+                    "occurred_at", "owner_id", "owner_rule", "crm_object", "crm_record_id", "status", "reason"]
+WAITING_NEW = "the contact is not in the CRM yet: it is logged once the contact is exported"
+WAITING_AMBIGUOUS = "the contact matches several CRM records: it is logged once the match is resolved"
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Step 4's user mapping as it credits an activity: identity, then its Enginy user, then a CRM
+    user with that user's email (how the export picks owners too), then the default owner."""
+
+    user_mapping: UserMapping
+    identity_users: dict[str, str]  # Enginy identity id → its Enginy user id
+    enginy_user_emails: dict[str, str]  # Enginy user id → email
+    crm_user_by_email: dict[str, str]  # lower-cased email → active CRM user id
+
+    def _crm_user(self, value: str | None) -> str | None:
+        """The mapping names CRM users by id or by email; an email no CRM user has names nobody."""
+        if not value:
+            return None
+        return self.crm_user_by_email.get(value.lower()) if "@" in value else value
+
+    def owner(self, identity_id: str | None) -> tuple[str | None, str]:
+        """(CRM user id or None, the rule that chose it)."""
+        mapping = self.user_mapping
+        if identity_id and (owner := self._crm_user(mapping.identities.get(identity_id))):
+            return owner, "identity"
+        user = self.identity_users.get(identity_id or "")
+        if user and (owner := self._crm_user(mapping.users.get(user))):
+            return owner, "user"
+        email = self.enginy_user_emails.get(user or "")
+        if email and (owner := self.crm_user_by_email.get(email.lower())):
+            return owner, "same_email"
+        if owner := self._crm_user(mapping.default_owner):
+            return owner, "default_owner"
+        return None, "crm_default"
+
+
+def crm_records(matches: pd.DataFrame, created: pd.DataFrame) -> pd.DataFrame:
+    """Per Enginy contact: the CRM record it is (crm_object, crm_id) or why there is none (outcome).
+
+    ``matches``: contact_matches; ``created``: the export ledger's contact and lead writes. A record
+    the push created counts where matching has not seen it yet (the snapshot predates the push)."""
+    people = matches.assign(enginy_id=matches["enginy_id"].astype(str))
+    people = people.assign(crm_object=people.get("crm_object", pd.Series("contacts", index=people.index))
+                           .fillna("contacts"))[["enginy_id", "outcome", "crm_id", "crm_object"]]
+    done = created[created["object"].isin(["contacts", "leads"]) & created["status"].isin(["created", "updated"])
+                   & created["crm_id"].notna()]
+    pushed = pd.DataFrame({"enginy_id": done["enginy_id"].astype(str), "outcome": "matched",
+                           "crm_id": done["crm_id"].astype(str), "crm_object": done["object"]})
+    # A matched record speaks first: it is what the CRM holds today; the push's own id fills the gaps.
+    known = people[people["outcome"].eq("matched")]
+    extra = pushed[~pushed["enginy_id"].isin(known["enginy_id"])].drop_duplicates("enginy_id", keep="last")
+    rest = people[~people["enginy_id"].isin(known["enginy_id"]) & ~people["enginy_id"].isin(extra["enginy_id"])]
+    return pd.concat([known, extra, rest], ignore_index=True)
+
+
+def _subject(step_type: str, subject: object, campaign: object) -> str:
+    # A call carries no subject of its own in Enginy: the campaign names what it was about.
+    text = subject if not is_empty(subject) else (campaign if step_type == "call" and not is_empty(campaign) else "")
+    return SUBJECTS[step_type].format(subject=str(text).strip()).strip()
+
+
+def _description(body: object, campaign: object, position: object, with_body: bool) -> str | None:
+    parts = [str(body).strip()] if with_body and not is_empty(body) and str(body).strip() else []
+    if not is_empty(campaign):
+        step = f", step {int(position)}" if not is_empty(position) else ""
+        parts.append(f"{PRODUCT} campaign: {campaign}{step}")
+    return "\n\n".join(parts) or None
+
+
+def plan_activities(events: pd.DataFrame, steps: pd.DataFrame, campaigns: pd.DataFrame, records: pd.DataFrame,
+                    settings: ActivitySync, attribution: Attribution) -> pd.DataFrame:
+    """One row per campaign event that is a CRM activity: ready (with its CRM record) or waiting.
+
+    ``events``, ``steps``, ``campaigns``: the Enginy tables; ``records``: ``crm_records(...)``."""
+    step = steps.assign(id=steps["id"].astype(str)).set_index("id")
+    frame = events[events["event_type"].eq("sent")]
+    if settings.since is not None:
+        frame = frame[pd.to_datetime(frame["occurred_at"], utc=True) >= pd.Timestamp(settings.since, tz="UTC")]
+    step_id = frame["step_id"].astype(str)
+    frame = frame.assign(step_type=step_id.map(step["step_type"]), position=step_id.map(step["position"]),
+                         contact_id=frame["contact_id"].astype(str), campaign_id=frame["campaign_id"].astype(str))
+    frame = frame[frame["step_type"].isin(list(KINDS))].reset_index(drop=True)
+    campaign = frame["campaign_id"].map(dict(zip(campaigns["id"].astype(str), campaigns["name"])))
+    # The campaign's identity sent it; an event names the identity that acted, which wins.
+    identity = frame["identity_id"].where(frame["identity_id"].notna(), frame["campaign_id"].map(
+        dict(zip(campaigns["id"].astype(str), campaigns["identity_id"])))).fillna("").astype(str)
+    credit = {i: attribution.owner(i or None) for i in identity.drop_duplicates()}
+    record = frame[["contact_id"]].merge(records.drop_duplicates("enginy_id"), how="left", left_on="contact_id",
+                                         right_on="enginy_id")
+    ready = record["outcome"].eq("matched") & record["crm_id"].notna()
+    with_body = settings.include_message_body
+    return pd.DataFrame({
+        "event_id": frame["id"].astype(str), "contact_id": frame["contact_id"], "step_type": frame["step_type"],
+        "kind": frame["step_type"].map(KINDS),
+        "subject": [_subject(t, s, c) for t, s, c in zip(frame["step_type"], frame["subject"], campaign)],
+        "body": [b if with_body and not is_empty(b) else None for b in frame["body"]],
+        "description": [_description(b, c, p, with_body) for b, c, p in zip(frame["body"], campaign, frame["position"])],
+        "occurred_at": pd.to_datetime(frame["occurred_at"], utc=True),
+        "owner_id": [credit[i][0] for i in identity], "owner_rule": [credit[i][1] for i in identity],
+        "crm_object": record["crm_object"].where(ready, None), "crm_record_id": record["crm_id"].where(ready, None),
+        "status": ready.map({True: "ready", False: "waiting"}),
+        "reason": record["outcome"].map(lambda o: WAITING_AMBIGUOUS if o == "ambiguous" else WAITING_NEW)
+                                   .where(~ready, None)}, columns=ACTIVITY_COLUMNS)
+
+
+def activities_to_send(planned: pd.DataFrame, ledger: pd.DataFrame) -> tuple[list[Activity], int]:
+    """The ready rows the ledger does not hold as done, and how many it does."""
+    entries = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger
+    status = dict(zip(entries["write_id"], entries["status"])) if len(entries) else {}
+    ready = planned[planned["status"].eq("ready")]
+    done = ready["event_id"].map(lambda e: status.get(e) in FINAL)
+    activities = [Activity(r["event_id"], r["step_type"], r["crm_object"], r["crm_record_id"], r["subject"],
+                           r["description"], pd.Timestamp(r["occurred_at"]).to_pydatetime(),
+                           None if is_empty(r["owner_id"]) else r["owner_id"],
+                           in_doubt=r["event_id"] in status)
+                  for r in ready[~done].to_dict("records")]
+    return activities, int(done.sum())
+
+
+@dataclass
+class ActivityPushOutcome:
+    ledger: pd.DataFrame
+    counts: dict[str, int]  # created / rejected / failed in this run
+    sent: int
+    already_done: int
+
+
+def run_activity_push(log: Callable[[list[Activity]], list[WriteResult]], planned: pd.DataFrame,
+                      ledger: pd.DataFrame, save: Callable[[pd.DataFrame], None], chunk: int,
+                      progress: Callable[[str], None] = lambda message: None) -> ActivityPushOutcome:
+    """Log the ready activities chunk by chunk, the ledger saved before each chunk is sent and
+    after its answers: a run killed anywhere leaves the next one knowing what may have landed."""
+    activities, already = activities_to_send(planned, ledger)
+    counts: dict[str, int] = {}
+    for start in range(0, len(activities), chunk):
+        part = activities[start:start + chunk]
+        ledger = mark_sent(ledger, LEDGER_OBJECT, part)
+        save(ledger)
+        results = log(part)
+        ledger = record_results(ledger, results)
+        save(ledger)
+        for r in results:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        progress(f"activities: chunk {start // chunk + 1} of {-(-len(activities) // chunk)} sent")
+    return ActivityPushOutcome(ledger, counts, len(activities), already)
+
+
+def outcomes(planned: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
+    """Every planned row with how it ended: logged / rejected / failed / pending / waiting, and the
+    CRM activity's id; the message itself is left out (it may be private, and Enginy holds it)."""
+    entries = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger
+    status = dict(zip(entries["write_id"], entries["status"])) if len(entries) else {}
+    crm_id = dict(zip(entries["write_id"], entries["crm_id"])) if len(entries) else {}
+    error = dict(zip(entries["write_id"], entries["error"])) if len(entries) else {}
+    frame = planned.drop(columns=["body"])
+    ready = frame["status"].eq("ready")
+    # "sent" without an answer: the run died; the next run looks the activity up before sending.
+    ended = frame["event_id"].map(status).map({"created": "logged", "updated": "logged", "rejected": "rejected",
+                                               "failed": "failed", "sent": "failed"}).fillna("pending")
+    return frame.assign(status=frame["status"].where(~ready, ended),
+                        reason=frame["reason"].where(~ready, frame["event_id"].map(error)),
+                        crm_activity_id=frame["event_id"].map(crm_id).where(ready, None))

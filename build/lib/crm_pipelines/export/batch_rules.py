@@ -1,0 +1,113 @@
+"""The rules an export batch passes through after ``build_batch``, so that one run never writes
+the same CRM record twice: which CRM record an Enginy record already is, which people belong to
+another CRM object's batch, one create per person or company, one update per CRM record.
+
+Plain Python over DataFrames: the batch assets call them in this order on the match table and
+the batch ``build_batch`` made (``enginy_id, action, crm_id, reason, ...``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from crm_pipelines.matching.normalize import normalize
+
+
+def match_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The match table's outcome per Enginy record, in the columns the batch builder reads
+    (``enginy_id`` as text, as the Enginy records' ids are)."""
+    return frame[["enginy_id", "outcome", "crm_id"]].assign(enginy_id=lambda f: f["enginy_id"].astype(str))
+
+
+def known_by_enginy_id(matches: pd.DataFrame, crm_records: pd.DataFrame, field: str) -> pd.DataFrame:
+    """A CRM record carrying an Enginy id in ``field`` is that Enginy record, whatever the
+    identifier rules say: it is how the records an earlier export created are found again, even
+    after someone edited the email or domain they were matched by.
+
+    Deleted CRM records own nothing. An Enginy id no match row has is added as matched, so the
+    record is updated rather than created a second time.
+    """
+    if not len(crm_records):
+        return matches
+    live = crm_records[~crm_records["is_deleted"].astype(bool)] if "is_deleted" in crm_records else crm_records
+    owned = {str(raw.get(field)): crm_id for crm_id, raw in zip(live["crm_id"], live["raw"])
+             if isinstance(raw, dict) and raw.get(field)}
+    hit = matches["enginy_id"].isin(owned)
+    matches = matches.copy()
+    matches.loc[hit, "outcome"] = "matched"
+    matches.loc[hit, "crm_id"] = matches.loc[hit, "enginy_id"].map(owned)
+    missing = sorted(set(owned) - set(matches["enginy_id"]))
+    if missing:
+        matches = pd.concat([matches, pd.DataFrame({"enginy_id": missing, "outcome": "matched",
+                                                    "crm_id": [owned[m] for m in missing]})], ignore_index=True)
+    return matches
+
+
+def leave_to_other_object(batch: pd.DataFrame, matches: pd.DataFrame, tab: str) -> pd.DataFrame:
+    """Salesforce people match Contacts and Leads (the match table's ``crm_object``): a contact
+    batch skips those already in the CRM as Leads, leaving them to the lead batch, and the reverse,
+    rather than creating the person a second time in the other object.
+
+    Companies have a single object, and match tables without ``crm_object`` (every other CRM)
+    have nothing to leave: the batch is returned as it is. Otherwise ``batch`` is changed in place.
+    """
+    if "crm_object" not in matches or tab == "companies":
+        return batch
+    other = matches[matches["outcome"].eq("matched") & matches["crm_object"].ne(tab)]
+    where = dict(zip(other["enginy_id"].astype(str), other["crm_object"]))
+    hit = batch["enginy_id"].isin(where)
+    batch.loc[hit, "action"] = "skip"
+    batch.loc[hit, "reason"] = batch.loc[hit, "enginy_id"].map(
+        lambda e: f"already in the CRM as one of its {where[e]}; export it to {where[e]} to update it")
+    return batch
+
+
+def one_create_per_identifier(batch: pd.DataFrame, records: pd.DataFrame, obj: str) -> pd.DataFrame:
+    """Two Enginy records that are one person (or company) by their identifiers would be two
+    records in the CRM: they make one create. The first in the batch is created; the later ones
+    are skipped, naming the one created instead.
+
+    The identifier is the first one a record has, normalised as matching does: a company's domain,
+    else its name; a person's LinkedIn profile, else their email. Creates with neither are left
+    alone (nothing says they are the same). Adds a ``match_key`` column; changes ``batch`` in place.
+    """
+    if obj == "companies":
+        keys = [normalize(records.get("domain", pd.Series(dtype=object)), "domain"),
+                normalize(records.get("name", pd.Series(dtype=object)), "company_name")]
+    else:
+        keys = [normalize(records.get("linkedin_url", pd.Series(dtype=object)), "linkedin"),
+                normalize(records.get("email", pd.Series(dtype=object)), "email")]
+    key = pd.Series([next((k[i] for k in keys if k[i]), None) for i in range(len(records))], index=records["id"])
+    batch["match_key"] = batch["enginy_id"].map(key)
+    creates = batch["action"].eq("create") & batch["match_key"].notna()
+    first = batch[creates].drop_duplicates("match_key").set_index("match_key")["enginy_id"]
+    twin = creates & batch["match_key"].map(first).ne(batch["enginy_id"])
+    batch.loc[twin, "action"] = "skip"
+    batch.loc[twin, "reason"] = batch.loc[twin, "match_key"].map(
+        lambda k: f"the same identifiers as Enginy record {first[k]}, which is created instead")
+    return batch
+
+
+def one_update_per_crm_record(batch: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """Several Enginy records matching one CRM record would overwrite each other run after run:
+    the one changed last in Enginy (``updated_at``; ties by the lowest ``enginy_id``) speaks for
+    the record, the others' updates are skipped naming it.
+
+    A record with "nothing to change" can speak for its CRM record too: the others' updates are
+    still skipped, so the CRM keeps the values of the latest Enginy record. Rows that are not
+    updates are left as they are; with no CRM record matched twice the batch is returned as it is.
+    Otherwise ``batch`` is changed in place.
+    """
+    matched = batch[batch["crm_id"].notna() & (batch["action"].eq("update")
+                                               | batch["reason"].eq("nothing to change"))]
+    if not matched["crm_id"].duplicated().any():
+        return batch
+    changed = pd.to_datetime(matched["enginy_id"].map(dict(zip(records["id"], records.get("updated_at", pd.NaT)))),
+                             utc=True)
+    order = matched.assign(changed=changed).sort_values(["changed", "enginy_id"], ascending=[False, True])
+    winner = order.drop_duplicates("crm_id").set_index("crm_id")["enginy_id"]
+    losers = order.index[order["enginy_id"].ne(order["crm_id"].map(winner)) & order["action"].eq("update")]
+    batch.loc[losers, "action"] = "skip"
+    batch.loc[losers, "reason"] = batch.loc[losers, "crm_id"].map(
+        lambda c: f"CRM record {c} also matches Enginy record {winner[c]}, changed more recently, which speaks for it")
+    return batch

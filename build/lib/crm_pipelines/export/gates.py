@@ -1,0 +1,129 @@
+"""The gates an export batch must pass before anything is pushed: its shape (pandera), its
+values (a great-expectations suite built from the CRM's described fields), the share of rows
+rejected, and the field mapping's review. Each gate answers passed + a description a person can
+act on; the batch assets run them as blocking asset checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+
+from crm_pipelines.export.values import FieldSpec, kind
+
+EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+URL_REGEX = r"^(https?://)?[^\s/$.?#][^\s]*\.[^\s]+$"
+
+
+class ExportBatch(pa.DataFrameModel):
+    enginy_id: pa.typing.Series[str] = pa.Field(unique=True, coerce=True)
+    action: pa.typing.Series[str] = pa.Field(isin=["create", "update", "skip", "reject"], coerce=True)
+    crm_id: pa.typing.Series[str] = pa.Field(nullable=True, coerce=True)
+    fields: pa.typing.Series[object]
+    reason: pa.typing.Series[str] = pa.Field(nullable=True, coerce=True)
+
+    @pa.dataframe_check
+    def updates_name_their_record(cls, frame: pd.DataFrame) -> pd.Series:
+        return ~frame["action"].eq("update") | frame["crm_id"].notna()
+
+    @pa.dataframe_check
+    def skips_and_rejections_say_why(cls, frame: pd.DataFrame) -> pd.Series:
+        return ~frame["action"].isin(["skip", "reject"]) | frame["reason"].notna()
+
+
+@dataclass
+class Gate:
+    name: str
+    passed: bool
+    description: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def schema_gate(batch: pd.DataFrame) -> Gate:
+    try:
+        ExportBatch.validate(batch, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        failures = errors.failure_cases[["check", "column", "failure_case"]].astype(str).head(20)
+        checks = sorted(set(errors.failure_cases["check"].astype(str)))
+        return Gate("batch_schema", False, f"the batch fails {', '.join(checks)}",
+                    {"failures": failures.to_dict("records")})
+    return Gate("batch_schema", True, "the batch has the export batch's shape")
+
+
+def rejection_gate(batch: pd.DataFrame, max_share: float) -> Gate:
+    rejected = int(batch["action"].eq("reject").sum())
+    share = rejected / len(batch) if len(batch) else 0.0
+    text = f"{rejected} of {len(batch)} rows rejected ({share:.1%}; the limit is {max_share:.0%})"
+    return Gate("rejected_share", share <= max_share, text, {"rejected": rejected, "share": round(share, 4)})
+
+
+def values_frame(batch: pd.DataFrame) -> pd.DataFrame:
+    """The rows that will be written, one column per CRM field written, for the suite."""
+    writing = batch[batch["action"].isin(["create", "update"])]
+    values = pd.DataFrame(list(writing["fields"]), index=writing.index)
+    values.insert(0, "action", writing["action"])
+    values.insert(0, "enginy_id", writing["enginy_id"])
+    values["match_key"] = writing.get("match_key")
+    values["outcome"] = writing.get("outcome")
+    return values.reset_index(drop=True)
+
+
+def expectation_suite_gates(batch: pd.DataFrame, schema: dict[str, FieldSpec], required: list[str],
+                            previous_rows: int | None, growth: float = 3.0) -> list[Gate]:
+    """great-expectations over what will be written: required fields on creates, email and URL
+    formats, picklist values within the described options, one create per match key, no
+    ambiguous record written, and a row count within bounds of the previous batch."""
+    import great_expectations as gx  # a 4-second import: only where the suite runs
+
+    frame = values_frame(batch)
+    creates = frame[frame["action"].eq("create")].reset_index(drop=True)
+    context = gx.get_context(mode="ephemeral")
+    source = context.data_sources.add_pandas("export")
+    gates: list[Gate] = []
+
+    def run(name: str, data: pd.DataFrame, expectation: Any, describe: str) -> None:
+        asset = source.add_dataframe_asset(f"{name}_{len(gates)}")
+        definition = asset.add_batch_definition_whole_dataframe("all")
+        result = definition.get_batch(batch_parameters={"dataframe": data}).validate(expectation)
+        unexpected = result.result.get("partial_unexpected_list") or []
+        gates.append(Gate(name, bool(result.success), describe if result.success else
+                          f"{describe}: failed ({result.result.get('unexpected_count', '?')} rows, e.g. "
+                          f"{[str(u) for u in unexpected[:5]]})", {"observed": _plain(result.result)}))
+
+    for name in required if len(creates) else []:
+        data = creates if name in creates.columns else creates.assign(**{name: None})
+        run(f"required_{name}", data, gx.expectations.ExpectColumnValuesToNotBeNull(column=name),
+            f"every create sets the required field {name}")
+    for name in frame.columns:
+        spec = schema.get(name)
+        if spec is None:
+            continue
+        k = kind(spec.type)
+        if k == "email":
+            run(f"email_format_{name}", frame, gx.expectations.ExpectColumnValuesToMatchRegex(
+                column=name, regex=EMAIL_REGEX), f"{name} holds email addresses")
+        elif k == "url":
+            run(f"url_format_{name}", frame, gx.expectations.ExpectColumnValuesToMatchRegex(
+                column=name, regex=URL_REGEX), f"{name} holds URLs")
+        elif k == "picklist" and spec.options:
+            run(f"picklist_{name}", frame, gx.expectations.ExpectColumnValuesToBeInSet(
+                column=name, value_set=list(spec.options)), f"{name} holds only its described options")
+    if creates["match_key"].notna().any():
+        run("one_create_per_match_key", creates, gx.expectations.ExpectColumnValuesToBeUnique(column="match_key"),
+            "no two creates for the same identifier key")
+    run("no_ambiguous_written", frame.assign(ambiguous=frame["outcome"].eq("ambiguous")),
+        gx.expectations.ExpectColumnValuesToBeInSet(column="ambiguous", value_set=[False]),
+        "no record with an ambiguous match is written")
+    if previous_rows:
+        low, high = int(previous_rows / growth), int(previous_rows * growth) + 100
+        run("row_count_in_bounds", batch, gx.expectations.ExpectTableRowCountToBeBetween(
+            min_value=low, max_value=high), f"the batch has between {low} and {high} rows (last run: {previous_rows})")
+    return gates
+
+
+def _plain(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v)) for k, v in result.items()
+            if k in ("element_count", "unexpected_count", "unexpected_percent", "observed_value")}

@@ -1,0 +1,136 @@
+"""Values coerced to the type the CRM describes for a field, or refused with a reason a person
+can act on. Each CRM names its types its own way; they share a handful of kinds."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pandas as pd
+
+# The CRM's type name (Salesforce describe, HubSpot properties, Dataverse AttributeType) → kind.
+KINDS = {
+    "string": "text", "textarea": "text", "text": "text", "memo": "text", "encryptedstring": "text",
+    "email": "email", "url": "url", "phone": "phone", "phone_number": "phone",
+    "picklist": "picklist", "enumeration": "picklist", "state": "picklist", "status": "picklist",
+    "multipicklist": "multipicklist",
+    "double": "number", "currency": "number", "percent": "number", "number": "number", "decimal": "number",
+    "money": "number", "int": "integer", "integer": "integer", "bigint": "integer",
+    "boolean": "boolean", "bool": "boolean",
+    "date": "date", "datetime": "datetime", "dateonly": "date",
+    "reference": "reference", "lookup": "reference", "owner": "reference", "customer": "reference",
+    "id": "reference", "uniqueidentifier": "reference",
+}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def kind(crm_type: str) -> str:
+    return KINDS.get(crm_type.lower(), "text")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What the push needs to know of one CRM field (a row of crm_schema)."""
+
+    name: str
+    type: str
+    createable: bool = True
+    updateable: bool = True
+    options: tuple[str, ...] = ()
+    option_labels: tuple[str, ...] = ()
+    length: int | None = None
+
+
+class Refused(ValueError):
+    """A value the CRM would refuse, with the reason for the rejections report."""
+
+
+def is_empty(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def coerce(spec: FieldSpec, value: Any) -> Any:
+    """``value`` as the CRM takes it for ``spec``, or Refused."""
+    if is_empty(value):
+        return None
+    k = kind(spec.type)
+    if k == "picklist":
+        return _option(spec, str(value).strip())
+    if k == "multipicklist":
+        return ";".join(_option(spec, part.strip()) for part in re.split(r"[;,]", str(value)) if part.strip())
+    if k in ("number", "integer"):
+        try:
+            number = Decimal(str(value).strip().replace(",", ""))
+        except InvalidOperation:
+            raise Refused(f"{spec.name}: {value!r} is not a number") from None
+        if k == "integer":
+            if number != number.to_integral():
+                raise Refused(f"{spec.name}: {value!r} is not a whole number")
+            return int(number)
+        return float(number)
+    if k == "boolean":
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "y"):
+            return True
+        if text in ("false", "0", "no", "n"):
+            return False
+        raise Refused(f"{spec.name}: {value!r} is not true or false")
+    if k in ("date", "datetime"):
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            raise Refused(f"{spec.name}: {value!r} is not a date") from None
+        if k == "date":
+            return date(stamp.year, stamp.month, stamp.day).isoformat()
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    text = value.isoformat() if isinstance(value, (datetime, date)) else str(value).strip()
+    if k == "email" and not _EMAIL.match(text):
+        raise Refused(f"{spec.name}: {text!r} is not an email address")
+    if spec.length is not None and len(text) > spec.length:
+        raise Refused(f"{spec.name}: {len(text)} characters, the field holds {spec.length}")
+    return text
+
+
+def _option(spec: FieldSpec, text: str) -> str:
+    """The internal value: given as such, or the one option whose label it is (case aside)."""
+    if not spec.options or text in spec.options:
+        return text
+    by_label = [v for v, label in zip(spec.options, spec.option_labels) if label.lower() == text.lower()]
+    by_value = [v for v in spec.options if v.lower() == text.lower()]
+    found = sorted(set(by_label + by_value))
+    if len(found) == 1:
+        return found[0]
+    allowed = ", ".join(spec.options[:20]) + (" …" if len(spec.options) > 20 else "")
+    if found:
+        raise Refused(f"{spec.name}: {text!r} matches several options ({', '.join(found)}); use an internal value")
+    raise Refused(f"{spec.name}: {text!r} is not one of the allowed values: {allowed}")
+
+
+def same(a: Any, b: Any, spec: FieldSpec | None = None) -> bool:
+    """Whether a CRM value and a new value are the same for the diff (number form aside). With the
+    field's spec, the CRM's value is read as the new one was written — HubSpot's "true", a
+    Salesforce or Dataverse timestamp in its own format — so an unchanged value is no change."""
+    if spec is not None and not is_empty(a):
+        try:
+            a = coerce(spec, a)
+        except Refused:
+            pass
+    if is_empty(a) and is_empty(b):
+        return True
+    if is_empty(a) or is_empty(b):
+        return False
+    try:
+        return Decimal(str(a)) == Decimal(str(b))
+    except InvalidOperation:
+        return str(a).strip() == str(b).strip()

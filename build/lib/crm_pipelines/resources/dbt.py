@@ -1,0 +1,87 @@
+"""dbt, pointed at the warehouse the IO manager writes.
+
+dbt_project/profiles.yml reads its connection from environment variables; this resource sets
+them from the Warehouse resource for each dbt command, so the rollups land next to the tables
+the Dagster assets wrote — the same DuckDB file, or the same PostgreSQL database and schema —
+whatever CRM_PIPELINES_WAREHOUSE_URL says, and a password never appears in the resource's config.
+"""
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
+from sqlalchemy.engine import make_url
+
+from crm_pipelines.resources.warehouse import WAREHOUSE_SCHEMA_ENV, Warehouse
+
+DBT_TARGET_ENV = "CRM_PIPELINES_DBT_TARGET"
+
+
+def dbt_profile_environment(warehouse: Warehouse) -> dict[str, str]:
+    """The variables dbt_project/profiles.yml reads, for this warehouse."""
+    env = {WAREHOUSE_SCHEMA_ENV: warehouse.schema}
+    if warehouse.kind == "duckdb":
+        # dbt runs in the project directory: give it the file the Dagster process means.
+        return {**env, DBT_TARGET_ENV: "duckdb",
+                "CRM_PIPELINES_DBT_DUCKDB_PATH": str(warehouse.duckdb_path.resolve())}
+    url = make_url(warehouse.sqlalchemy_url())
+    return {
+        **env,
+        DBT_TARGET_ENV: "postgres",
+        "CRM_PIPELINES_DBT_PG_HOST": url.host or str(url.query.get("host") or "localhost"),
+        "CRM_PIPELINES_DBT_PG_PORT": str(url.port or 5432),
+        "CRM_PIPELINES_DBT_PG_USER": url.username or "",
+        "CRM_PIPELINES_DBT_PG_PASSWORD": url.password or "",
+        "CRM_PIPELINES_DBT_PG_DBNAME": url.database or "",
+    }
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class WarehouseDbtResource(DbtCliResource):
+    """The dbt CLI with its profile target following the warehouse: duckdb or postgres."""
+
+    warehouse: dg.ResourceDependency[Warehouse]
+
+    def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
+        # DbtCliResource copies os.environ into the dbt process when it starts it, inside
+        # cli(); the variables are set for exactly that long.
+        with _environment(dbt_profile_environment(self.warehouse)):
+            return super().cli(args, **kwargs)
+
+
+def _dbt_beside_python() -> str:
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+@contextmanager
+def dbt_on_path() -> Iterator[None]:
+    """The dbt installed beside this Python (``.venv/bin/dbt``) findable by name, for dagster-dbt's
+    own manifest preparer, when that directory is not on PATH (``.venv/bin/python -m pytest``)."""
+    with _environment({"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}):
+        yield
+
+
+def warehouse_dbt(project: DbtProject, warehouse: Warehouse) -> WarehouseDbtResource:
+    """The dbt resource for this project and warehouse, running the dbt installed beside this Python."""
+    return WarehouseDbtResource(project_dir=project, warehouse=warehouse, dbt_executable=_dbt_beside_python())

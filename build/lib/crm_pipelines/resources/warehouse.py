@@ -1,0 +1,220 @@
+"""The warehouse: where every asset's table lives — an embedded DuckDB file or PostgreSQL.
+
+One resource speaks to both, and one IO manager stores each asset's DataFrame as a table named
+after the asset. Connections are short-lived: DuckDB allows one writing process per file, and
+Dagster's multiprocess executor runs steps in separate processes, so a writer that finds the
+file locked waits and retries instead of failing the run.
+
+A DuckDB file is attached for each operation to one in-memory DuckDB kept by the process, and
+detached after it (which frees the file for dbt and the other steps): starting a DuckDB database
+costs 20 to 30 milliseconds, attaching a file to a running one about one millisecond, and a run
+makes hundreds of these operations.
+"""
+
+import io
+import json
+import os
+import re
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import sqlalchemy as sa
+from pydantic import Field
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
+
+WAREHOUSE_URL_ENV = "CRM_PIPELINES_WAREHOUSE_URL"
+WAREHOUSE_SCHEMA_ENV = "CRM_PIPELINES_WAREHOUSE_SCHEMA"
+DEFAULT_WAREHOUSE_URL = "duckdb:///data/warehouse.duckdb"
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def sql_identifier(name: str) -> str:
+    # Table and schema names come from asset keys and config, never from data; still, refuse
+    # anything that is not a plain identifier rather than quote our way around it.
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{name!r} is not a valid warehouse identifier (letters, digits, underscore)")
+    return f'"{name}"'
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+_ATTACHED = "warehouse"  # the attached file's catalog name while an operation runs
+_process_duckdb: tuple[int, duckdb.DuckDBPyConnection] | None = None
+# One operation at a time per process: they share the in-memory database and its one attachment.
+_process_duckdb_lock = threading.RLock()
+
+
+def _in_memory_duckdb() -> duckdb.DuckDBPyConnection:
+    """This process's in-memory DuckDB; a forked child makes its own rather than share its parent's."""
+    global _process_duckdb
+    if _process_duckdb is None or _process_duckdb[0] != os.getpid():
+        _process_duckdb = (os.getpid(), duckdb.connect(":memory:"))
+    return _process_duckdb[1]
+
+
+@retry(retry=retry_if_exception(_locked), wait=wait_random_exponential(0.05, 2), stop=stop_after_delay(120),
+       reraise=True)
+def _attach(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    conn.execute(f"ATTACH $path AS {_ATTACHED}", {"path": str(path)})
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for logs and metadata."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def _json_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nested values (a record's ``raw`` CRM fields) are stored as JSON text."""
+    nested = [c for c in frame.columns if frame[c].dtype == object
+              and frame[c].map(lambda v: isinstance(v, (dict, list))).any()]
+    if not nested:
+        return frame
+    frame = frame.copy()
+    for column in nested:
+        frame[column] = frame[column].map(lambda v: json.dumps(v, default=str) if isinstance(v, (dict, list)) else v)
+    return frame
+
+
+def parse_json_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The named columns read back from their JSON text, where they are text."""
+    for column in columns:
+        if column in frame and len(frame) and frame[column].map(lambda v: isinstance(v, str)).any():
+            frame[column] = frame[column].map(lambda v: json.loads(v) if isinstance(v, str) and v else v)
+    return frame
+
+
+class Warehouse(dg.ConfigurableResource):
+    """Tables for snapshots, matches, rollups, batches and push results."""
+
+    url: str = Field(DEFAULT_WAREHOUSE_URL, description=(
+        "duckdb:///path/to/file.duckdb (default, embedded) or postgresql+psycopg2://user@host:port/db"))
+    schema_name: str = Field("", description="schema for the tables; empty: main (DuckDB) or public (PostgreSQL)")
+
+    @property
+    def kind(self) -> str:
+        return "duckdb" if self.url.startswith("duckdb:") else "postgresql"
+
+    @property
+    def schema(self) -> str:
+        return self.schema_name or ("main" if self.kind == "duckdb" else "public")
+
+    @property
+    def duckdb_path(self) -> Path:
+        return Path(self.url.removeprefix("duckdb:///"))
+
+    def sqlalchemy_url(self) -> str:
+        if self.kind != "postgresql":
+            raise ValueError("only a PostgreSQL warehouse has a SQLAlchemy URL")
+        # SQLAlchemy 2.x reads postgresql:// as psycopg2 today; be explicit so a future
+        # default (psycopg 3) does not change the driver under dagster-postgres.
+        return re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", self.url)
+
+    def describe(self) -> str:
+        return f"{redact_url(self.url)} (schema {self.schema})"
+
+    @contextmanager
+    def _duckdb(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The warehouse file attached as the default catalog for as long as the block runs."""
+        self.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+        with _process_duckdb_lock:
+            conn = _in_memory_duckdb()
+            _attach(conn, self.duckdb_path)
+            try:
+                conn.execute(f"USE {_ATTACHED}")
+                yield conn
+            finally:
+                conn.execute("USE memory")
+                conn.execute(f"DETACH {_ATTACHED}")
+
+    def engine(self) -> sa.Engine:
+        return sa.create_engine(self.sqlalchemy_url())
+
+    def write_table(self, name: str, frame: pd.DataFrame) -> int:
+        """Replace table ``name`` with ``frame``; returns the row count."""
+        frame = _json_columns(frame)
+        table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
+        if self.kind == "duckdb":
+            with self._duckdb() as conn:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {sql_identifier(self.schema)}")
+                conn.register("incoming_frame", frame)
+                conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming_frame")
+                conn.unregister("incoming_frame")
+            return len(frame)
+        engine = self.engine()
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {sql_identifier(self.schema)}"))
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+                # pandas writes the DDL (column types) from the frame; COPY loads the rows fast.
+                frame.head(0).to_sql(name, conn, schema=self.schema, index=False)
+                buffer = io.StringIO()
+                frame.to_csv(buffer, index=False, header=False)
+                buffer.seek(0)
+                columns = ", ".join(sql_identifier(c) for c in frame.columns)
+                conn.connection.cursor().copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+        finally:
+            engine.dispose()
+        return len(frame)
+
+    def read_table(self, name: str) -> pd.DataFrame:
+        table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
+        if self.kind == "duckdb":
+            with self._duckdb() as conn:
+                return conn.execute(f"SELECT * FROM {table}").df()
+        engine = self.engine()
+        try:
+            with engine.connect() as conn:
+                return pd.read_sql(sa.text(f"SELECT * FROM {table}"), conn)
+        finally:
+            engine.dispose()
+
+    def query(self, sql: str, params: dict | None = None) -> pd.DataFrame:
+        """Run a read-only query (bound parameters only) and return the result."""
+        if self.kind == "duckdb":
+            with self._duckdb() as conn:
+                return conn.execute(sql, params or {}).df()
+        engine = self.engine()
+        try:
+            with engine.connect() as conn:
+                return pd.read_sql(sa.text(sql), conn, params=params)
+        finally:
+            engine.dispose()
+
+    def table_names(self) -> list[str]:
+        sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = $schema "
+               "AND table_catalog = current_database() ORDER BY 1")
+        if self.kind == "postgresql":
+            sql = sql.replace("$schema", ":schema")
+        return self.query(sql, {"schema": self.schema})["table_name"].tolist()
+
+
+class WarehouseIOManager(dg.ConfigurableIOManager):
+    """Stores each asset's DataFrame as the warehouse table named after the asset."""
+
+    warehouse: dg.ResourceDependency[Warehouse]
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+        if obj is None:
+            return
+        name = context.asset_key.path[-1]
+        rows = self.warehouse.write_table(name, obj)
+        context.add_output_metadata({
+            "dagster/row_count": rows,
+            "warehouse_table": dg.MetadataValue.text(f"{self.warehouse.schema}.{name}"),
+        })
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        return self.warehouse.read_table(context.asset_key.path[-1])

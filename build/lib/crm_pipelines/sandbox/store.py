@@ -1,0 +1,164 @@
+"""State shared by every emulated CRM: records with their full history.
+
+Tests prove "created exactly once" from the history, so every write is kept, never
+overwritten. Records are plain dicts of the CRM's own field names; each CRM module decides
+its ids, its timestamp field names and its wire shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+
+def utc_now() -> datetime:
+    # Millisecond precision, as the CRMs report it; equal timestamps across records are real
+    # and the connectors must cope with them.
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=(now.microsecond // 1000) * 1000)
+
+
+@dataclass
+class Change:
+    op: str  # "create" | "update" | "delete" | "undelete"
+    at: datetime
+    fields: dict[str, Any]
+    request_id: str | None = None
+
+
+@dataclass
+class Record:
+    id: str
+    fields: dict[str, Any]
+    created_at: datetime
+    modified_at: datetime
+    is_deleted: bool = False
+    history: list[Change] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "fields": self.fields,
+            "created_at": self.created_at.isoformat(),
+            "modified_at": self.modified_at.isoformat(),
+            "is_deleted": self.is_deleted,
+            "history": [
+                {"op": c.op, "at": c.at.isoformat(), "fields": c.fields, "request_id": c.request_id}
+                for c in self.history
+            ],
+        }
+
+
+class Store:
+    """Records per (crm, object), thread-safe, optionally persisted to a JSON file."""
+
+    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
+        self._lock = threading.RLock()
+        self._objects: dict[tuple[str, str], dict[str, Record]] = {}
+        self.clock = clock
+        # Bumped whenever records vanish or are replaced wholesale, so indexes built on the
+        # store by a CRM module know to rebuild.
+        self.generation = 0
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    def _table(self, crm: str, obj: str) -> dict[str, Record]:
+        return self._objects.setdefault((crm, obj), {})
+
+    def create(self, crm: str, obj: str, record_id: str, fields: dict[str, Any],
+               at: datetime | None = None, request_id: str | None = None) -> Record:
+        with self._lock:
+            table = self._table(crm, obj)
+            if record_id in table:
+                raise KeyError(f"{crm}/{obj}/{record_id} exists already")
+            when = at or self.clock()
+            record = Record(record_id, dict(fields), when, when)
+            record.history.append(Change("create", when, dict(fields), request_id))
+            table[record_id] = record
+            return record
+
+    def update(self, crm: str, obj: str, record_id: str, fields: dict[str, Any],
+               at: datetime | None = None, request_id: str | None = None) -> Record:
+        with self._lock:
+            record = self._table(crm, obj)[record_id]
+            when = at or self.clock()
+            record.fields.update(fields)
+            record.modified_at = when
+            record.history.append(Change("update", when, dict(fields), request_id))
+            return record
+
+    def delete(self, crm: str, obj: str, record_id: str, at: datetime | None = None,
+               request_id: str | None = None) -> Record:
+        """Soft delete: the record stays (for queryAll / archived listings / history)."""
+        return self._set_deleted(crm, obj, record_id, True, at, request_id)
+
+    def undelete(self, crm: str, obj: str, record_id: str, at: datetime | None = None,
+                 request_id: str | None = None) -> Record:
+        return self._set_deleted(crm, obj, record_id, False, at, request_id)
+
+    def _set_deleted(self, crm: str, obj: str, record_id: str, deleted: bool, at: datetime | None,
+                     request_id: str | None) -> Record:
+        with self._lock:
+            record = self._table(crm, obj)[record_id]
+            when = at or self.clock()
+            record.is_deleted = deleted
+            record.modified_at = when
+            record.history.append(Change("delete" if deleted else "undelete", when, {}, request_id))
+            return record
+
+    def get(self, crm: str, obj: str, record_id: str, include_deleted: bool = False) -> Record | None:
+        with self._lock:
+            record = self._table(crm, obj).get(record_id)
+            if record is None or (record.is_deleted and not include_deleted):
+                return None
+            return record
+
+    def records(self, crm: str, obj: str, include_deleted: bool = False) -> list[Record]:
+        """A snapshot list, safe to iterate while other requests write."""
+        with self._lock:
+            return [r for r in self._table(crm, obj).values() if include_deleted or not r.is_deleted]
+
+    def objects(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._objects)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._objects.clear()
+            self.generation += 1
+
+    # Persistence: one JSON document; fine for sandbox sizes and readable when a drill fails.
+    def save(self, path: str | Path) -> None:
+        with self._lock:
+            doc = {
+                f"{crm}/{obj}": [r.as_json() for r in table.values()]
+                for (crm, obj), table in self._objects.items()
+            }
+        tmp = Path(path).with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, default=str))
+        tmp.replace(path)
+
+    def load(self, path: str | Path) -> None:
+        doc = json.loads(Path(path).read_text())
+        with self._lock:
+            self._objects.clear()
+            self.generation += 1
+            for key, rows in doc.items():
+                crm, obj = key.split("/", 1)
+                table = self._table(crm, obj)
+                for row in rows:
+                    record = Record(
+                        row["id"], row["fields"],
+                        datetime.fromisoformat(row["created_at"]),
+                        datetime.fromisoformat(row["modified_at"]),
+                        row["is_deleted"],
+                        [Change(c["op"], datetime.fromisoformat(c["at"]), c["fields"], c.get("request_id"))
+                         for c in row["history"]],
+                    )
+                    table[record.id] = record

@@ -1,0 +1,113 @@
+"""The sensors that make the pipeline run by itself: one watches the CRM, one watches Enginy.
+
+Both ask a cheap question each tick (a one-row query on the CRM's modification timestamp, an
+aggregate on Enginy's updated_at) and request work only when the answer moved. Each cursor
+holds the newest change a requested run covers: the run reads up to the moment it runs, which
+is after the tick, so anything newer than the cursor is either in that run or seen next tick.
+While a run they requested is still going, they wait: the cursor stays, nothing is skipped.
+"""
+
+import json
+from datetime import datetime
+
+import dagster as dg
+
+from crm_pipelines.jobs import (
+    ASSOCIATIONS, ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, INCREMENTAL_SYNC, MATCH_ASSETS, SNAPSHOTS,
+)
+from crm_pipelines.crms.base import CrmResource
+from crm_pipelines.resources.enginy import EnginyDatabase
+from crm_pipelines.resources.integration import IntegrationSettings
+
+UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+ENGINY_TABLES = ("companies", "contacts")
+
+
+def _unfinished(instance: dg.DagsterInstance, jobs: list[str]) -> dg.DagsterRun | None:
+    for job in jobs:
+        runs = instance.get_runs(dg.RunsFilter(job_name=job, statuses=UNFINISHED), limit=1)
+        if runs:
+            return runs[0]
+    return None
+
+
+def _duration(seconds: int) -> str:
+    count, unit = (seconds // 60, "minute") if seconds % 60 == 0 else (seconds, "second")
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
+def _stamp(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def build_crm_change_sensor(interval_seconds: int, partitions_def: dg.PartitionsDefinition,
+                            objects: tuple[str, ...]) -> dg.SensorDefinition:
+    @dg.sensor(name="crm_change_sensor", job_name=INCREMENTAL_SYNC, minimum_interval_seconds=interval_seconds,
+               default_status=dg.DefaultSensorStatus.STOPPED,
+               description=f"Every {_duration(interval_seconds)}, asks the CRM whether any "
+                           f"{', '.join(objects)} changed since the last sync (one row per object, newest first) "
+                           "and, only then, requests incremental_sync for the objects that changed.")
+    def crm_change_sensor(context: dg.SensorEvaluationContext, crm: CrmResource):
+        running = _unfinished(context.instance, [INCREMENTAL_SYNC])
+        if running is not None:
+            return dg.SkipReason(f"incremental_sync run {running.run_id} is not finished; "
+                                 "changes are checked again after it")
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        client = crm.client()
+        changed = {obj: latest for obj in objects
+                   if (latest := client.latest_change(obj, _stamp(cursor.get(obj)))) is not None}
+        if not changed:
+            return dg.SkipReason(f"nothing changed in {client.crm} since the last sync")
+        covered = {obj: latest.isoformat() for obj, latest in changed.items()}
+        context.update_cursor(json.dumps({**cursor, **covered}, sort_keys=True))
+        return dg.RunRequest(
+            run_key=f"crm:{json.dumps(covered, sort_keys=True)}",
+            partition_key=partitions_def.get_last_partition_key(),
+            asset_selection=[dg.AssetKey(SNAPSHOTS[obj]) for obj in changed]
+            + ([dg.AssetKey(ASSOCIATIONS)] if "contacts" in changed else []),
+            tags={"crm_pipelines/changed_objects": ",".join(sorted(changed)),
+                  "crm_pipelines/newest_change": max(covered.values())})
+
+    return crm_change_sensor
+
+
+def scope_config(since: str, scoped_assets: list[str]) -> dict:
+    """Run config that limits matching and the batches to Enginy records updated after ``since``."""
+    return {"ops": {name: {"config": {"only_changed_since": since}} for name in scoped_assets}}
+
+
+def build_enginy_change_sensor(interval_seconds: int, batches: list[str],
+                               jobs: list) -> dg.SensorDefinition:
+    """``jobs``: enginy_sync and enginy_sync_and_push, the two it may request."""
+    scoped = [*MATCH_ASSETS, *batches]
+
+    @dg.sensor(name="enginy_change_sensor", jobs=jobs, minimum_interval_seconds=interval_seconds,
+               default_status=dg.DefaultSensorStatus.STOPPED, description=(
+                   f"Every {_duration(interval_seconds)}, asks Enginy for contacts and companies updated since "
+                   "the last run and, only then, requests matching and export batches for just those records "
+                   "(enginy_sync); with "
+                   "automation.automatic_export in the integration config the push follows "
+                   "(enginy_sync_and_push), otherwise the batches wait for a person to launch export_push."))
+    def enginy_change_sensor(context: dg.SensorEvaluationContext, enginy: EnginyDatabase,
+                             integration: IntegrationSettings):
+        running = _unfinished(context.instance, [ENGINY_SYNC, ENGINY_SYNC_AND_PUSH])
+        if running is not None:
+            return dg.SkipReason(f"{running.job_name} run {running.run_id} is not finished; "
+                                 "changes are checked again after it")
+        since = context.cursor or ""
+        counts = {table: enginy.changes_since(table, _stamp(since)) for table in ENGINY_TABLES}
+        newest = [latest for _, latest in counts.values() if latest is not None]
+        if not newest:
+            return dg.SkipReason("no Enginy contact or company updated since the last run")
+        covered = max(newest).isoformat()
+        automatic = integration.load().automation.automatic_export
+        context.update_cursor(covered)
+        return dg.RunRequest(
+            run_key=f"enginy:{covered}", job_name=ENGINY_SYNC_AND_PUSH if automatic else ENGINY_SYNC,
+            # No cursor yet: the first run matches and batches every record.
+            run_config=scope_config(since, scoped) if since else {},
+            tags={"crm_pipelines/enginy_changes": ", ".join(f"{n} {t}" for t, (n, _) in counts.items()),
+                  "crm_pipelines/changed_since": since or "everything"})
+
+    return enginy_change_sensor

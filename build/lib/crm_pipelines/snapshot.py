@@ -1,0 +1,167 @@
+"""Incremental snapshots: which window to pull next, and how changes fold into the snapshot.
+
+Connectors classically miss rows in two places: records written while a pull runs, and
+records sharing a modification timestamp across a page or window boundary. So every pull
+starts a little before the last cursor (the overlap) and the fold de-duplicates on
+(id, modification time), keeping the newest version of each record. Deletions stay in the
+snapshot flagged ``is_deleted`` so matching can ignore them and reports can count them.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+DEFAULT_OVERLAP = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Window:
+    since: datetime | None  # None: everything (first pull or full refresh)
+    until: datetime
+
+
+def next_window(cursor: datetime | None, now: datetime, overlap: timedelta = DEFAULT_OVERLAP) -> Window:
+    """The window of the next incremental pull: from the cursor less the overlap up to now."""
+    if cursor is None:
+        return Window(None, now)
+    return Window(min(cursor - overlap, now), now)
+
+
+def fold_changes(snapshot: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
+    """The snapshot with ``changes`` applied: newest version of each crm_id wins, ties keep the change.
+
+    Both frames are canonical (crm_id, last_modified, is_deleted, …). A record seen twice in the
+    overlap is kept once; an older version arriving late never replaces a newer one.
+    """
+    if changes.empty:
+        return snapshot.reset_index(drop=True)
+    deleted = changes["is_deleted"].astype(bool)
+    if deleted.any() and not snapshot.empty:
+        # Some CRMs report a deletion by id only (Dataverse's $deletedEntity): a deleted record
+        # we knew keeps its last known values, flagged, so reports can still say who it was.
+        known = snapshot.set_index("crm_id")
+        deletions = changes[deleted]
+        hit = deletions["crm_id"].isin(known.index)
+        flagged = known.loc[deletions.loc[hit, "crm_id"]].reset_index()
+        flagged["is_deleted"] = True
+        flagged["last_modified"] = deletions.loc[hit, "last_modified"].to_numpy()
+        changes = pd.concat([changes[~deleted], deletions[~hit], flagged], ignore_index=True)
+    parts = [] if snapshot.empty else [snapshot.assign(_from_change=0)]
+    combined = pd.concat([*parts, changes.assign(_from_change=1)], ignore_index=True)
+    combined = combined.sort_values(["crm_id", "last_modified", "_from_change"], kind="stable")
+    newest = combined.drop_duplicates("crm_id", keep="last").drop(columns="_from_change")
+    return newest.sort_values("crm_id", kind="stable").reset_index(drop=True)
+
+
+def partition_window(day: str) -> Window:
+    """A daily partition's window: records modified on that UTC day (for backfills)."""
+    start = datetime.fromisoformat(day).replace(tzinfo=None)
+    start = pd.Timestamp(start, tz="UTC").to_pydatetime()
+    return Window(start, start + timedelta(days=1))
+
+
+@dataclass
+class Refresh:
+    """The outcome of one snapshot refresh, with the figures the asset reports."""
+
+    snapshot: pd.DataFrame
+    mode: str  # "full" | "incremental" | "window"
+    since: datetime | None
+    until: datetime | None
+    pulled: int
+    unchanged: int  # pulled again (the overlap, a re-run window) with the modstamp already held
+    created: int
+    updated: int
+    deleted: int
+    excluded_by_rules: int
+    cursor_before: datetime | None
+    cursor_after: datetime | None
+    api_calls: int
+    pages: int
+    state: dict
+
+
+def refresh_snapshot(pull, existing: pd.DataFrame | None, cursor: datetime | None, state: dict | None,
+                     range_start: datetime, range_end: datetime, includes_latest: bool,
+                     full_refresh: bool, keep=None, overlap: timedelta = DEFAULT_OVERLAP) -> Refresh:
+    """Pull what the partition range needs and fold it into the existing snapshot.
+
+    - ``full_refresh``, or a range up to now with no snapshot yet: pull everything and replace
+      the snapshot;
+    - a range that includes the latest partition: pull from the earlier of the range start and
+      the cursor less the overlap, up to now (the CRM's own change feed where it has one);
+    - a past range (a backfill): pull records modified in [range_start, range_end), and fold
+      them into the snapshot there is (if any).
+    ``pull(since, until, state)`` is the CRM client's pull for one object; ``keep(raw)`` is the
+    inbound sync rules' filter over the CRM's own fields.
+    """
+    if full_refresh or (includes_latest and (existing is None or cursor is None)):
+        mode, since, until, state = "full", None, None, {}
+    elif includes_latest:
+        mode, since, until = "incremental", min(range_start, cursor - overlap), None
+    else:
+        mode, since, until = "window", range_start, range_end
+    result = pull(since, until, state or {})
+    changes = result.records
+    base = existing if mode != "full" and existing is not None else changes.iloc[0:0]
+    seen = changes["last_modified"].max() if len(changes) else None
+    if result.live_ids is not None and len(base):
+        changes = pd.concat([changes, vanished(base, changes, result.live_ids)], ignore_index=True)
+    known = set(base["crm_id"]) if len(base) else set()
+    snapshot = fold_changes(base, changes)
+    excluded = 0
+    if keep is not None and len(snapshot):
+        kept = keep(snapshot["raw"]).to_numpy()
+        excluded = int((~kept).sum())
+        snapshot = snapshot[kept].reset_index(drop=True)
+    cursor_after = cursor if mode != "full" else None
+    # A first-ever backfill of past days sets no cursor: the next sync up to now pulls everything.
+    if seen is not None and not pd.isna(seen) and not (mode == "window" and cursor is None):
+        seen = seen.to_pydatetime()
+        cursor_after = seen if cursor_after is None else max(cursor_after, seen)
+    fresh = _not_already_held(changes, base)
+    deleted = fresh["is_deleted"].astype(bool)
+    return Refresh(
+        snapshot=snapshot, mode=mode, since=since, until=until, pulled=len(changes),
+        unchanged=len(changes) - len(fresh),
+        created=int((~fresh["crm_id"].isin(known) & ~deleted).sum()),
+        updated=int((fresh["crm_id"].isin(known) & ~deleted).sum()),
+        deleted=int(deleted.sum()), excluded_by_rules=excluded, cursor_before=cursor, cursor_after=cursor_after,
+        api_calls=result.api_calls, pages=result.pages, state=result.state)
+
+
+def vanished(base: pd.DataFrame, changes: pd.DataFrame, live_ids: set[str]) -> pd.DataFrame:
+    """Snapshot records the CRM no longer holds, flagged deleted as of now (when the pull saw
+    them gone): for CRMs that delete for good and cannot list deletions."""
+    gone = base[~base["is_deleted"].astype(bool) & ~base["crm_id"].isin(live_ids)
+                & ~base["crm_id"].isin(changes["crm_id"])]
+    now = pd.Timestamp.now(tz="UTC").floor("us")
+    return gone.assign(is_deleted=True, last_modified=now)
+
+
+def _not_already_held(changes: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
+    """The pulled records that differ from the snapshot by (id, modstamp, deletion): the overlap
+    window pulls some records again on purpose, and those are not changes."""
+    if not len(changes) or not len(base):
+        return changes
+    held = base.drop_duplicates("crm_id", keep="last").set_index("crm_id")[["last_modified", "is_deleted"]]
+    before = held.reindex(changes["crm_id"])
+    same = (changes["last_modified"].to_numpy() == before["last_modified"].to_numpy()) & (
+        changes["is_deleted"].astype(bool).to_numpy() == before["is_deleted"].fillna(False).astype(bool).to_numpy())
+    return changes[~same]
+
+
+def fill_company_names(contacts: pd.DataFrame, companies: pd.DataFrame) -> pd.DataFrame:
+    """Contacts whose CRM record carries only the company id get the company's name.
+
+    Matching compares company names, and Dataverse and Salesforce contacts hold a reference
+    (parentcustomerid, AccountId), not the name.
+    """
+    if contacts.empty or companies.empty:
+        return contacts
+    names = companies.drop_duplicates("crm_id").set_index("crm_id")["name"]
+    missing = contacts["company_name"].isna() & contacts["account_id"].notna()
+    contacts = contacts.copy()
+    contacts.loc[missing, "company_name"] = contacts.loc[missing, "account_id"].map(names)
+    return contacts
