@@ -25,7 +25,7 @@ from crm_pipelines.enginy.schema import TABLES
 from crm_pipelines.sandbox.server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-INTERVAL_MINUTES = 0.25
+INTERVAL_MINUTES = 0.1
 LOCATION = "crm_pipelines.definitions"
 REPOSITORY = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
 
