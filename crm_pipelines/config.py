@@ -86,7 +86,7 @@ class _CrmSelection(StrictModel):
         enabled = [name for name in registry.names() if (s := getattr(self, name)) is not None and s.enabled]
         if len(enabled) > 1:
             raise config_problem(f"{' and '.join(enabled)} are both enabled; only one CRM can be active at a time",
-                        f"set enabled: false on all but one of {', '.join(enabled)}")
+                                 f"set enabled: false on all but one of {', '.join(enabled)}")
         if not enabled:
             raise config_problem("no CRM is enabled", f"set enabled: true under one of {', '.join(registry.names())}")
         return self
@@ -123,18 +123,18 @@ class _Identifier(StrictModel):
         if rule == "custom":
             if not self.custom or any(not group for group in self.custom):
                 raise config_problem("rule custom needs at least one non-empty AND-group under custom",
-                            "add e.g. custom: [[{enginy: email, crm: email}]]")
+                                     "add e.g. custom: [[{enginy: email, crm: email}]]")
             for g, group in enumerate(self.custom):
                 for c, cond in enumerate(group):
                     if cond.enginy not in enginy_fields:
                         raise config_problem(f"custom[{g}][{c}].enginy: unknown Enginy field {cond.enginy!r}",
-                                    f"use one of {', '.join(enginy_fields)}")
+                                             f"use one of {', '.join(enginy_fields)}")
                     if cond.crm not in crm_fields and not cond.crm.startswith("raw."):
                         raise config_problem(f"custom[{g}][{c}].crm: unknown CRM field {cond.crm!r}",
-                                    f"use one of {', '.join(crm_fields)}, or raw.<CRM field name>")
+                                             f"use one of {', '.join(crm_fields)}, or raw.<CRM field name>")
         elif self.custom is not None:
             raise config_problem(f"custom conditions are given but rule is {rule!r}",
-                        "set rule: custom, or remove custom")
+                                 "set rule: custom, or remove custom")
 
 
 class ContactIdentifier(_Identifier):
@@ -155,7 +155,7 @@ class CompanyIdentifier(_Identifier):
         self._check_custom(ENGINY_COMPANY_FIELDS, CRM_COMPANY_FIELDS)
         if self.include_any_domain_extension and self.rule == "custom":
             raise config_problem("include_any_domain_extension applies to the domain rules only",
-                        "use normalize: domain in a custom condition, or choose rule: domain")
+                                 "use normalize: domain in a custom condition, or choose rule: domain")
         return self
 
 
@@ -209,17 +209,17 @@ def _check_tab(tab: str, mappings: list[Any], enginy_fields: tuple[str, ...]) ->
     engagement = [m for m in mappings if m.type == "engagement"]
     if len(engagement) > 1:
         raise config_problem(f"field_mapping.{tab}: {len(engagement)} engagement fields, at most 1 allowed",
-                    "keep one engagement field in this tab")
+                             "keep one engagement field in this tab")
     seen: dict[str, int] = {}
     for i, m in enumerate(mappings):
         if m.crm_field in seen:
             raise config_problem(f"field_mapping.{tab}[{i}].crm_field: {m.crm_field!r} is mapped twice "
-                        f"(also at field_mapping.{tab}[{seen[m.crm_field]}])",
-                        "map each CRM field once per tab")
+                                 f"(also at field_mapping.{tab}[{seen[m.crm_field]}])",
+                                 "map each CRM field once per tab")
         seen[m.crm_field] = i
         if m.type == "enginy_field" and m.enginy_field not in enginy_fields:
             raise config_problem(f"field_mapping.{tab}[{i}].enginy_field: unknown Enginy field {m.enginy_field!r}",
-                        f"use one of {', '.join(enginy_fields)}")
+                                 f"use one of {', '.join(enginy_fields)}")
 
 
 class FieldMappingTabs(StrictModel):
@@ -249,7 +249,7 @@ class CampaignMapping(StrictModel):
             for prop in (getattr(self, tab) or {}):
                 if prop not in CAMPAIGN_PROPERTIES:
                     raise config_problem(f"campaign_mapping.{tab}.{prop}: unknown campaign property",
-                                f"use one of {', '.join(CAMPAIGN_PROPERTIES)}")
+                                         f"use one of {', '.join(CAMPAIGN_PROPERTIES)}")
         return self
 
 
@@ -280,7 +280,7 @@ class Automation(StrictModel):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise config_problem(f"{value!r} is not a time zone",
-                        "use an IANA name such as UTC, Europe/Madrid or America/New_York") from None
+                                 "use an IANA name such as UTC, Europe/Madrid or America/New_York") from None
         return value
 
 
@@ -319,15 +319,15 @@ class IntegrationConfig(StrictModel):
             names = ", ".join(f.name for f in with_leads[:-1]) + f" or {with_leads[-1].name}"
             if self.field_mapping.leads is not None:
                 raise config_problem(f"field_mapping.leads: the Leads tab exists for {labels} only",
-                            f"remove field_mapping.leads, or enable {names}")
+                                     f"remove field_mapping.leads, or enable {names}")
             if self.campaign_mapping.leads is not None:
                 raise config_problem(f"campaign_mapping.leads: Leads exist for {labels} only",
-                            f"remove campaign_mapping.leads, or enable {names}")
+                                     f"remove campaign_mapping.leads, or enable {names}")
         if not active.duplicate_rules and self.create_on_duplicate_warning:
             with_rules = [f for f in registry.FACTS.values() if f.duplicate_rules]
-            raise config_problem(f"create_on_duplicate_warning: duplicate-rule warnings are a "
-                        f"{' and '.join(f.label for f in with_rules)} feature",
-                        f"remove create_on_duplicate_warning, or enable {' or '.join(f.name for f in with_rules)}")
+            labels, names = " and ".join(f.label for f in with_rules), " or ".join(f.name for f in with_rules)
+            raise config_problem(f"create_on_duplicate_warning: duplicate-rule warnings are a {labels} feature",
+                                 f"remove create_on_duplicate_warning, or enable {names}")
         return self
 
     @property

@@ -208,9 +208,9 @@ def _gate_check(asset: dg.AssetsDefinition, obj: str) -> dg.AssetChecksDefinitio
         config = integration.load()
         schema = _schema(crm_schema, obj)
         previous, limit = _previous_rows(context, asset.key)
+        required = list(registry.facts(config.active_crm).required_on_create.get(obj, ()))
         gates = [schema_gate(batch), rejection_gate(batch, limit),
-                 *expectation_suite_gates(batch, schema, list(registry.facts(config.active_crm).required_on_create.get(obj, ())),
-                                          previous)]
+                 *expectation_suite_gates(batch, schema, required, previous)]
         review = review_mapping(config, parse_json(crm_schema.copy()))
         errors = review[(review["status"] == "error") & (review["tab"] == obj)]
         failed = [g for g in gates if not g.passed]

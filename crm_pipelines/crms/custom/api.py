@@ -46,10 +46,11 @@ class ApiKeyAuth(StrictModel):
     def _one_place(self) -> "ApiKeyAuth":
         if (self.header is None) == (self.query is None):
             raise config_problem("give the key's header or its query parameter, not both or neither",
-                        "keep one of header: X-Api-Key or query: api_key")
+                                 "keep one of header: X-Api-Key or query: api_key")
         if not self.env.replace("_", "").isalnum() or not self.env.upper() == self.env:
             raise config_problem(f"env {self.env!r} is not an environment variable name",
-                        "name the variable holding the key, e.g. ACME_CRM_API_KEY (the key stays in the environment)")
+                                 "name the variable holding the key, e.g. ACME_CRM_API_KEY "
+                                 "(the key stays in the environment)")
         return self
 
     def auth(self, key: str) -> ApiKey:
@@ -86,11 +87,11 @@ class PagingStyle(StrictModel):
     @model_validator(mode="after")
     def _complete(self) -> "PagingStyle":
         if self.style == "cursor" and not self.next_cursor:
-            raise config_problem("cursor paging needs next_cursor", "add next_cursor: <path of the next cursor in an answer>, "
-                                                           "e.g. meta.next_cursor")
+            raise config_problem("cursor paging needs next_cursor",
+                                 "add next_cursor: <path of the next cursor in an answer>, e.g. meta.next_cursor")
         if self.style == "next_link" and not self.next_link:
             raise config_problem("next_link paging needs next_link", "add next_link: <path of the next page's URL>, "
-                                                            "e.g. links.next")
+                                                                     "e.g. links.next")
         return self
 
     def paging(self) -> Paging:
@@ -145,15 +146,17 @@ class ObjectApi(StrictModel):
     @model_validator(mode="after")
     def _writes_are_safe(self) -> "ObjectApi":
         if ENGINY_ID not in self.fields:
-            raise config_problem("fields has no enginy_id", "add enginy_id: <the API field holding Enginy's id>; creates "
-                                                   "are found again by it, so none is made twice")
+            raise config_problem("fields has no enginy_id",
+                                 "add enginy_id: <the API field holding Enginy's id>; creates are found again "
+                                 "by it, so none is made twice")
         if "{enginy_id}" not in self.create.path and not self.find_by_enginy_id:
-            raise config_problem("creates could be made twice: the create path has no {enginy_id} and there is no "
-                        "find_by_enginy_id", "add find_by_enginy_id: <query parameter>, or create with PUT to a "
-                                             "path holding {enginy_id} if the API upserts there")
+            raise config_problem("creates could be made twice: the create path has no {enginy_id} and there is "
+                                 "no find_by_enginy_id",
+                                 "add find_by_enginy_id: <query parameter>, or create with PUT to a path holding "
+                                 "{enginy_id} if the API upserts there")
         if "{id}" not in self.update.path:
-            raise config_problem(f"update path {self.update.path!r} has no {{id}}", "write the record's place in the path, "
-                                                                           "e.g. /contacts/{id}")
+            raise config_problem(f"update path {self.update.path!r} has no {{id}}",
+                                 "write the record's place in the path, e.g. /contacts/{id}")
         return self
 
     def spec(self, name: str) -> FieldSpec:
@@ -192,7 +195,8 @@ class CustomCrmApi(StrictModel):
     @model_validator(mode="after")
     def _known_names(self) -> "CustomCrmApi":
         if not self.base_url.startswith(("https://", "http://")):
-            raise config_problem(f"base_url {self.base_url!r} is not a URL", "write it whole, e.g. https://crm.example.com/api")
+            raise config_problem(f"base_url {self.base_url!r} is not a URL",
+                                 "write it whole, e.g. https://crm.example.com/api")
         return self
 
     def objects(self) -> dict[str, ObjectApi]:
