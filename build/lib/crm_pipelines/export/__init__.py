@@ -1,1 +1,0 @@
-"""Export batches, their gates and the write ledger: plain Python over DataFrames."""
