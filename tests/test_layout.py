@@ -125,3 +125,19 @@ def test_no_module_outside_crms_names_a_specific_crm() -> None:
         if strings & crm_names:
             named[name] = sorted(strings & crm_names)
     assert named == {}
+
+
+def test_no_crm_folder_imports_another_crms_folder() -> None:
+    """What two CRMs share (an OData parser, REST paging, retries) lives in crms/wire/ or the
+    sandbox's kernel, so a CRM's folder can be read, changed or removed on its own."""
+    folders = {crm: f"crm_pipelines.crms.{crm}" for crm in registry.names()}
+    crossing = {}
+    for name, tree in _modules().items():
+        owner = next((crm for crm, folder in folders.items() if name == folder or name.startswith(folder + ".")), None)
+        if owner is None:
+            continue
+        others = sorted(m for m in _imports(name, tree, at_module_level=False)
+                        for crm, folder in folders.items() if crm != owner and (m == folder or m.startswith(folder + ".")))
+        if others:
+            crossing[name] = others
+    assert crossing == {}

@@ -28,6 +28,9 @@ class CrmFacts:
     push_chunk: int = 100  # records per call (or per call batch) of a push
     # Fields it insists on for a new record, per object; the export gates check every create has them.
     required_on_create: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The query language whose string literals its client writes (crms/wire/query_literals.py):
+    # soql, odata, coql; None when values travel as JSON or query parameters only.
+    query_language: str | None = None
     # The emulated CRMs that stand for it in the sandbox: emulated name → "module" exposing CRM,
     # routes(ctx), seed(ctx, data) and client_environment(sandbox).
     emulators: Mapping[str, str] = field(default_factory=dict)

@@ -27,6 +27,7 @@ from crm_pipelines.crms.wire.activity_writes import clip
 from crm_pipelines.crms.base import (
     PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
 )
+from crm_pipelines.crms.wire.query_literals import odata_string
 from crm_pipelines.crms.wire.retries import TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries
 
 ENTITY_SETS = {"contacts": ("contacts", "contactid", "contact"), "companies": ("accounts", "accountid", "account"),
@@ -38,10 +39,6 @@ SUBJECT_LENGTH, DESCRIPTION_LENGTH = 200, 2000
 # Keys per look-up query: an OData filter of equalities joined by "or" stays short.
 LOOKUP_KEYS = 25
 DUPLICATE_KEY = "0x80040237"
-
-
-def _odata_string(value: str) -> str:
-    return value.replace("'", "''")
 
 
 def _batch_answers(response: requests.Response) -> list[tuple[int, dict[str, Any]]]:
@@ -228,7 +225,7 @@ class DynamicsClient:
             boundary = f"batch_{uuid.uuid4().hex}"
             parts = []
             for write in batch:
-                address = (f"{self.settings.enginy_key}='{_odata_string(write.enginy_id)}'" if write.action == "create"
+                address = (f"{self.settings.enginy_key}={odata_string(write.enginy_id)}" if write.action == "create"
                            else write.crm_id)
                 body = {**write.fields, **({self.settings.enginy_key: write.enginy_id}
                                            if write.action == "create" else {})}
@@ -288,7 +285,7 @@ class DynamicsClient:
                     body["ownerid@odata.bind"] = f"/systemusers({a.owner_id})"
                 parts.append("\r\n".join([
                     f"--{boundary}", "Content-Type: application/http", "Content-Transfer-Encoding: binary", "",
-                    f"PATCH {self.api}/tasks({self.settings.enginy_key}='{_odata_string(a.write_id)}') HTTP/1.1",
+                    f"PATCH {self.api}/tasks({self.settings.enginy_key}={odata_string(a.write_id)}) HTTP/1.1",
                     "Content-Type: application/json", "Prefer: return=representation", "If-None-Match: *", "",
                     json.dumps(body, default=str)]))
             payload = "\r\n".join(parts + [f"--{boundary}--", ""])
@@ -322,7 +319,7 @@ class DynamicsClient:
         key = self.settings.enginy_key
         found: dict[str, str] = {}
         for start in range(0, len(keys), LOOKUP_KEYS):
-            wanted = " or ".join(f"{key} eq '{_odata_string(k)}'" for k in keys[start:start + LOOKUP_KEYS])
+            wanted = " or ".join(f"{key} eq {odata_string(k)}" for k in keys[start:start + LOOKUP_KEYS])
             query = urlencode({"$select": f"activityid,{key}", "$filter": wanted})
             rows = self._send("GET", f"{self.api}/tasks?{query}").json().get("value", [])
             found.update((r[key], r["activityid"]) for r in rows)

@@ -11,5 +11,6 @@ FACTS = CrmFacts(
     required=frozenset({"environment_url", "tenant_id", "client_id", "client_secret"}),
     push_chunk=100,  # changes per $batch request
     required_on_create={"contacts": ("lastname",), "companies": ("name",)},
+    query_language="odata",
     emulators={"dynamics": "crm_pipelines.crms.dynamics.emulator"},
 )

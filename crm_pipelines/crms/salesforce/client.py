@@ -19,7 +19,6 @@ import requests
 from pydantic import Field
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
-from simple_salesforce.format import format_soql
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser
 from crm_pipelines.export.writes import Activity
@@ -27,6 +26,7 @@ from crm_pipelines.crms.wire.activity_writes import clip, log_once
 from crm_pipelines.crms.base import (
     PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
 )
+from crm_pipelines.crms.wire.query_literals import soql_string
 from crm_pipelines.crms.wire.retries import (
     TRANSIENT_ERRORS, TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries,
 )
@@ -337,7 +337,7 @@ class SalesforceClient:
     def _find_tasks(self, keys: list[str]) -> dict[str, str]:
         field = self.settings.activity_id_field
         # queryAll: a Task someone deleted in the CRM was logged; it is not logged again.
-        soql = format_soql(f"SELECT Id, {field} FROM Task WHERE {field} IN {{keys}}", keys=keys)
+        soql = f"SELECT Id, {field} FROM Task WHERE {field} IN ({', '.join(map(soql_string, keys))})"
         rows = self._call(lambda sf: sf.query_all(soql, include_deleted=True))["records"]
         return {r[field]: r["Id"] for r in rows}
 

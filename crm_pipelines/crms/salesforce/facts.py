@@ -13,5 +13,6 @@ FACTS = CrmFacts(
     has_leads=True, leads_may_be_people=True, duplicate_rules=True,
     push_chunk=200,  # the sObject Collections ceiling
     required_on_create={"contacts": ("LastName",), "leads": ("LastName", "Company"), "companies": ("Name",)},
+    query_language="soql",
     emulators={"salesforce": "crm_pipelines.crms.salesforce.emulator"},
 )

@@ -29,6 +29,7 @@ from crm_pipelines.crms.base import (
     PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult, push_one_by_one,
 )
 from crm_pipelines.crms.wire.rest import ApiKey, NextLinkPaging, RestClient, RestError, create_once
+from crm_pipelines.crms.wire.query_literals import odata_string
 from crm_pipelines.crms.wire.retries import TransientCrmError
 
 PERSON, ORGANIZATION = "Relation_Person", "Relation_Organization"
@@ -56,11 +57,6 @@ def odata_time(value: datetime) -> str:
     """An OData v4 DateTimeOffset literal (unquoted), in UTC to the millisecond."""
     value = value.astimezone(timezone.utc)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def odata_string(value: str) -> str:
-    """An OData string literal: the one place a value enters a $filter."""
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _ids_filter(name: str, ids: list[str]) -> str:

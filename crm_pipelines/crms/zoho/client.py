@@ -41,6 +41,7 @@ from crm_pipelines.crms.base import (
     PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
 )
 from crm_pipelines.crms.wire.rest import BearerToken, CursorPaging, PageNumberPaging, RestClient, RestError
+from crm_pipelines.crms.wire.query_literals import coql_string
 from crm_pipelines.crms.wire.retries import TransientCrmError
 
 API = "/crm/v7"
@@ -179,11 +180,6 @@ def _ref(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def coql_literal(value: str) -> str:
-    """A COQL string literal: the one place a value enters a query."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 class ZohoClient:
     """The CrmClient for one Zoho CRM org."""
 
@@ -274,9 +270,9 @@ class ZohoClient:
         rows: dict[str, dict[str, Any]] = {}
         pages, low = 0, since
         while True:
-            where = f"Modified_Time < {coql_literal(_iso(until))}"
+            where = f"Modified_Time < {coql_string(_iso(until))}"
             if low is not None:
-                where = f"(Modified_Time >= {coql_literal(_iso(low))} and {where})"
+                where = f"(Modified_Time >= {coql_string(_iso(low))} and {where})"
             offset, restart = 0, None
             while restart is None:
                 query = (f"select {', '.join(fields)} from {module} where {where} "
@@ -342,7 +338,7 @@ class ZohoClient:
     def latest_change(self, obj: CrmObject, since: datetime | None) -> datetime | None:
         if obj not in MODULES:
             return None
-        where = "id is not null" if since is None else f"Modified_Time > {coql_literal(_iso(since))}"
+        where = "id is not null" if since is None else f"Modified_Time > {coql_string(_iso(since))}"
         answer = self.rest.request("POST", f"{API}/coql", idempotent=True, json={
             "select_query": f"select Modified_Time from {MODULES[obj]} where {where} "
                             "order by Modified_Time desc limit 1"})

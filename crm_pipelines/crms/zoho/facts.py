@@ -12,5 +12,6 @@ FACTS = CrmFacts(
     has_leads=True,
     # Zoho's mandatory fields of the Contacts, Leads and Accounts modules.
     required_on_create={"contacts": ("Last_Name",), "leads": ("Last_Name",), "companies": ("Account_Name",)},
+    query_language="coql",
     emulators={"zoho": "crm_pipelines.crms.zoho.emulator"},
 )

@@ -11,7 +11,7 @@ import requests
 
 from crm_pipelines.crms.dynamics.emulator import (CLIENT_ID, CLIENT_SECRET, TENANT_ID, TENANT_NAME,
                                             add_custom_attributes, seed)
-from crm_pipelines.crms.dynamics.emulator.odata import quote_literal
+from crm_pipelines.crms.wire.query_literals import odata_string
 from crm_pipelines.sandbox.faults import FaultRule
 from crm_pipelines.sandbox.server import RunningSandbox
 
@@ -536,7 +536,7 @@ def test_seed_maps_the_generator_output_to_dataverse_tables(sandbox, web):
     assert len(store.records("dynamics", "contacts")) == len(data.contacts) - leads
     person = data.contacts[~data.contacts["is_lead"] & data.contacts["company_seed_id"].notna()].iloc[0]
     rows = web.get(_url(sandbox, "contacts"), params={
-        "$filter": f"lastname eq {quote_literal(person.last_name)}",
+        "$filter": f"lastname eq {odata_string(person.last_name)}",
         "$select": "lastname,_parentcustomerid_value,createdon"}).json()["value"]
     assert rows and all("_seed_id" not in r for r in rows)
     stored = [store.get("dynamics", "contacts", r["contactid"]) for r in rows]

@@ -14,7 +14,7 @@ from typing import Any
 
 from crm_pipelines.sandbox.app import SandboxContext
 
-from .odata import QueryError, compile_filter, parse_key, parse_select
+from crm_pipelines.sandbox.odata import QueryError, compile_filter, parse_key, parse_select
 from .records import BAD_QUERY, NOT_FOUND, ODataError
 from .schema import CRM, TABLES, table as table_with_custom
 from .calls import ODATA_HEADERS, Answer, Call, api_url

@@ -18,7 +18,7 @@ from typing import Any
 from crm_pipelines.sandbox.app import SandboxContext
 from crm_pipelines.sandbox.store import utc_now
 
-from .odata import QueryError, format_datetime, parse_datetime, parse_key
+from crm_pipelines.sandbox.odata import QueryError, format_datetime, parse_datetime, parse_key
 from .schema import BY_ENTITY_SET, CRM, DEFAULT_STATE, STATUS_OF_STATE, TABLES, Attribute, Table
 from .state import APP_USER_ID, state
 

@@ -18,7 +18,7 @@ from crm_pipelines.sandbox.app import SandboxContext
 from crm_pipelines.enginy.crm_side import SeedData
 from crm_pipelines.sandbox.store import utc_now
 
-from .odata import format_datetime
+from crm_pipelines.sandbox.odata import format_datetime
 from .schema import CRM, INDUSTRY, TABLES
 from .state import state
 

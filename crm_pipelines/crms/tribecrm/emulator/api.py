@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from crm_pipelines.sandbox.app import SandboxContext
-from crm_pipelines.crms.dynamics.emulator.odata import QueryError, compile_filter, parse_orderby, parse_select, sort_rows
+from crm_pipelines.sandbox.odata import QueryError, compile_filter, parse_orderby, parse_select, sort_rows
 from crm_pipelines.sandbox.store import Record
 
 from .entities import CRM, ENTITY_SETS, NAVIGATION, SYSTEM, metadata_xml, properties

@@ -60,9 +60,13 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
+_ESCAPED = re.compile(r"\\(.)|''", re.DOTALL)
+
+
 def _value(kind: str, text: str) -> Any:
     if kind == "string":
-        return text[1:-1].replace("''", "'").replace("\\'", "'")
+        # A backslash escapes the character after it (\' and \\); a doubled quote is a quote too.
+        return _ESCAPED.sub(lambda m: m.group(1) or "'", text[1:-1])
     if kind == "number":
         return float(text) if "." in text else int(text)
     if kind == "word" and text.lower() in ("true", "false"):

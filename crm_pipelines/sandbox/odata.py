@@ -1,5 +1,6 @@
-"""OData query options as Dataverse reads them: $filter (a real grammar), $orderby, $select,
-key segments such as ``contacts(crm_enginyid='a''b')``, and literal values.
+"""OData v4 query options as the emulated OData services read them (Dataverse, TribeCRM):
+$filter (a real grammar), $orderby, $select, key segments such as ``contacts(crm_enginyid='a''b')``,
+and literal values.
 
 Dataverse compares strings without regard to case (its SQL collation does), so ``eq`` and the
 string functions here fold case too; a connector that relies on exact-case matching would be
@@ -278,8 +279,3 @@ def parse_key(segment: str) -> str | dict[str, Any]:
     if not values:
         raise QueryError(f"Bad key segment '({segment})'.")
     return values
-
-
-def quote_literal(value: str) -> str:
-    """An OData string literal: single quotes doubled. Used by our own links and by tests."""
-    return "'" + value.replace("'", "''") + "'"
