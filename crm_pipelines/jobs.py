@@ -2,6 +2,9 @@
 
 import dagster as dg
 
+from crm_pipelines.export.associations import REMOVED_ASSOCIATIONS
+from crm_pipelines.export.ledger import ACTIVITY_LEDGER, EXPORT_LEDGER
+
 INCREMENTAL_SYNC = "incremental_sync"
 FULL_BACKFILL = "full_backfill"
 ENGINY_SYNC = "enginy_sync"
@@ -13,7 +16,9 @@ NIGHTLY_RECONCILIATION = "nightly_reconciliation"
 SNAPSHOTS = {"companies": "crm_companies", "contacts": "crm_contacts", "leads": "crm_leads"}
 ASSOCIATIONS = "crm_associations"
 MATCH_ASSETS = ("company_matches", "contact_matches")
-PUSH_ASSETS = ("crm_push_results", "export_rejections", "enginy_writeback", "crm_activity_push")
+# What a push writes (the ledgers are materialized by the push steps themselves).
+PUSH_ASSETS = ("crm_push_results", EXPORT_LEDGER, REMOVED_ASSOCIATIONS, "export_rejections", "enginy_writeback",
+               "crm_activity_push", ACTIVITY_LEDGER)
 
 
 def build_jobs(batches: list[str], asset_names: set[str]) -> list:

@@ -13,15 +13,12 @@ from crm_pipelines.config import IntegrationConfig
 from crm_pipelines.export.activities import (
     ACTIVITY_COLUMNS, Attribution, crm_records, outcomes, plan_activities, run_activity_push,
 )
-from crm_pipelines.export.ledger import empty_ledger
+from crm_pipelines.export.ledger import ACTIVITY_LEDGER, EXPORT_LEDGER, empty_ledger
 from crm_pipelines.crms.base import CrmResource
+from crm_pipelines.crms.facts import Capability
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import Warehouse
 
-# Activities keep their own ledger table: the record push rewrites export_ledger whole, and a
-# record push and an activity push running at once must not drop each other's entries.
-ACTIVITY_LEDGER = "activity_ledger"
-RECORD_LEDGER = "export_ledger"
 ENGINY_TABLES = ("enginy_campaign_events", "enginy_campaign_steps", "enginy_campaigns", "enginy_identities",
                  "enginy_users")
 RESULT_COLUMNS = [c for c in ACTIVITY_COLUMNS if c != "body"] + ["crm_activity_id"]
@@ -47,27 +44,38 @@ def _attribution(config: IntegrationConfig, warehouse: Warehouse) -> Attribution
 
 
 def _skipped(note: str) -> dg.Output[pd.DataFrame]:
-    return dg.Output(pd.DataFrame(columns=RESULT_COLUMNS), metadata={"skipped": note, "rows": 0})
+    return dg.Output(pd.DataFrame(columns=RESULT_COLUMNS), "crm_activity_push", metadata={"skipped": note, "rows": 0})
 
 
-@dg.asset(group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager", kinds={"pandas"},
-          deps=["crm_push_results", "contact_matches", "crm_users", *ENGINY_TABLES],
-          description="Campaign events (emails sent, LinkedIn messages and invitations sent, calls) logged once "
-                      "each as completed activities on the matched CRM contact or lead, credited to the "
-                      "campaign identity's CRM user. Events of contacts not in the CRM yet wait for a later run.")
+# The activity ledger is written after every chunk of the push (see assets/export.py's ledgers).
+@dg.multi_asset(
+    group_name=EXPORT_GROUP, can_subset=False,
+    deps=["crm_push_results", EXPORT_LEDGER, "contact_matches", "crm_users", *ENGINY_TABLES],
+    outs={"crm_activity_push": dg.AssetOut(
+              io_manager_key="warehouse_io_manager", kinds={"pandas"},
+              description="Campaign events (emails sent, LinkedIn messages and invitations sent, calls) logged "
+                          "once each as completed activities on the matched CRM contact or lead, credited to the "
+                          "campaign identity's CRM user. Events of contacts not in the CRM yet wait for a later "
+                          "run."),
+          ACTIVITY_LEDGER: dg.AssetOut(
+              dagster_type=dg.Nothing, kinds={"pandas"}, is_required=False,
+              description="Every activity the activity push intended, recorded before it is sent and its "
+                          "outcome after, so each campaign event is logged in the CRM once.")})
 def crm_activity_push(context: dg.AssetExecutionContext, crm: CrmResource, warehouse: Warehouse,
-                      integration: IntegrationSettings) -> dg.Output[pd.DataFrame]:
+                      integration: IntegrationSettings):
     started = time.monotonic()
     config = integration.load()
     settings = config.activity_sync
     if not settings.enabled:
-        return _skipped("activity_sync.enabled is false in the integration config: no activity was sent")
+        yield _skipped("activity_sync.enabled is false in the integration config: no activity was sent")
+        return
+    if not registry.facts(config.active_crm).can(Capability.ACTIVITIES):
+        yield _skipped(f"logging activities is not supported for {config.active_crm} yet: no activity was sent")
+        return
     client = crm.client()
-    if not hasattr(client, "log_activities"):
-        return _skipped(f"logging activities is not supported for {config.active_crm} yet: no activity was sent")
     client.progress = context.log.info
     records = crm_records(warehouse.read_table("contact_matches"),
-                          parse_json(_table(warehouse, RECORD_LEDGER, empty_ledger())))
+                          parse_json(_table(warehouse, EXPORT_LEDGER, empty_ledger())))
     planned = plan_activities(warehouse.read_table("enginy_campaign_events"),
                               warehouse.read_table("enginy_campaign_steps"), warehouse.read_table("enginy_campaigns"),
                               records, settings, _attribution(config, warehouse))
@@ -77,7 +85,10 @@ def crm_activity_push(context: dg.AssetExecutionContext, crm: CrmResource, wareh
                                 registry.facts(config.active_crm).push_chunk, context.log.info)
     results = outcomes(planned, outcome.ledger)[RESULT_COLUMNS]
     waiting = results[results["status"].eq("waiting")]
-    return dg.Output(results, metadata={
+    yield dg.Output(None, ACTIVITY_LEDGER, metadata={
+        "rows": len(outcome.ledger),
+        **{f"activities_{k}": int(v) for k, v in outcome.ledger["status"].value_counts().items()}})
+    yield dg.Output(results, "crm_activity_push", metadata={
         **{f"events_{k}": int(v) for k, v in results["status"].value_counts().items()},
         "logged_this_run": outcome.counts.get("created", 0),
         "logged_before": outcome.already_done,

@@ -13,7 +13,9 @@ import dagster as dg
 import pandas as pd
 
 from crm_pipelines.canonical import CrmAssociation, CrmCompany, CrmContact, CrmUser
+from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
+from crm_pipelines.crms.facts import Capability
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import Warehouse
 from crm_pipelines.snapshot import fill_company_names, refresh_snapshot
@@ -53,7 +55,9 @@ def _refresh(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: Crm
     name = context.asset_key.path[-1]
     client = crm.client()
     client.progress = context.log.info
-    rules = getattr(integration.load().inbound_sync_rules, obj, None)
+    config_now = integration.load()
+    rules = getattr(config_now.inbound_sync_rules, obj, None)
+    tracked = registry.facts(config_now.active_crm).can(Capability.CHANGE_TRACKING)
     cursor, state = _previous(context)
     window = context.partition_time_window
     last = context.assets_def.partitions_def.get_last_partition_window()
@@ -68,6 +72,8 @@ def _refresh(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: Crm
                      refresh.api_calls)
     metadata = {
         "mode": refresh.mode,
+        # Where an incremental pull learns what changed: the CRM's change feed or a time window.
+        "changes_from": "the CRM's change tracking" if tracked else "the records' modification time",
         "records_pulled": refresh.pulled, "records_unchanged": refresh.unchanged, "records_new": refresh.created, "records_updated": refresh.updated,
         "records_deleted": refresh.deleted, "records_excluded_by_sync_rules": refresh.excluded_by_rules,
         "api_calls": refresh.api_calls, "pages": refresh.pages,

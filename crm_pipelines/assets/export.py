@@ -17,18 +17,20 @@ from pydantic import Field
 
 from crm_pipelines.assets.matching import changed_since
 from crm_pipelines.config import IntegrationConfig
-from crm_pipelines.export.associations import REMOVED_COLUMNS, record_removed, removed_links, undo_batch
+from crm_pipelines.export.associations import (REMOVED_ASSOCIATIONS, REMOVED_COLUMNS, record_removed, removed_links,
+                                               undo_batch)
 from crm_pipelines.export.batch import Launch, Owners, build_batch
 from crm_pipelines.export.batch_rules import (known_by_enginy_id, leave_to_other_object, match_outcomes,
                                               one_create_per_identifier, one_update_per_crm_record)
 from crm_pipelines.export.dry_run import ACTIONS, render_dry_run
 from crm_pipelines.export.gates import expectation_suite_gates, rejection_gate, schema_gate
-from crm_pipelines.export.ledger import empty_ledger
+from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger
 from crm_pipelines.export.push import outcomes, run_push
 from crm_pipelines.export.review import review_mapping, specs
 from crm_pipelines.export.values import FieldSpec
 from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
+from crm_pipelines.crms.facts import Capability
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
 
@@ -252,20 +254,35 @@ def _load_table(warehouse: Warehouse, name: str, empty: pd.DataFrame) -> pd.Data
 
 
 def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
-    @dg.asset(name="crm_push_results", group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager",
-              kinds={"pandas"}, deps=batches,
-              description="Every batch row as it ended: created / updated / skipped / rejected (with the CRM's "
-                          "error) / failed (retried next run). Writes go through the export_ledger table.")
-    def crm_push_results(context: dg.AssetExecutionContext, config: PushLaunch, crm: CrmResource, warehouse: Warehouse,
-                         integration: IntegrationSettings) -> dg.Output[pd.DataFrame]:
+    # The ledgers are written while the push runs (after every chunk, so a killed push loses no
+    # outcome), not handed to an IO manager at the end: Nothing-typed outputs make them assets
+    # Dagster shows, materialized by this step, with their row counts.
+    @dg.multi_asset(
+        name="crm_push_results", group_name=EXPORT_GROUP, deps=batches, can_subset=False,
+        outs={"crm_push_results": dg.AssetOut(
+                  io_manager_key="warehouse_io_manager", kinds={"pandas"},
+                  description="Every batch row as it ended: created / updated / skipped / rejected (with the "
+                              "CRM's error) / failed (retried next run). Writes go through export_ledger."),
+              EXPORT_LEDGER: dg.AssetOut(
+                  dagster_type=dg.Nothing, kinds={"pandas"},
+                  description="Every write a push intended, recorded before it is sent and its outcome after: "
+                              "a re-run after any failure sends only what is not done."),
+              REMOVED_ASSOCIATIONS: dg.AssetOut(
+                  dagster_type=dg.Nothing, kinds={"pandas"}, is_required=False,
+                  description="Company links a push with primary_remove_previous removed, so the "
+                              "undo_associations job can put them back.")})
+    def crm_push_results(context: dg.AssetExecutionContext, config: PushLaunch, crm: CrmResource,
+                         warehouse: Warehouse, integration: IntegrationSettings):
         started = time.monotonic()
         integration_config = integration.load()
         client = crm.client()
         client.progress = context.log.info
-        ledger = _load_table(warehouse, "export_ledger", empty_ledger())
-        chunk = registry.facts(integration_config.active_crm).push_chunk
+        ledger = _load_table(warehouse, EXPORT_LEDGER, empty_ledger())
+        facts = registry.facts(integration_config.active_crm)
+        chunk = client.writes_per_push if facts.can(Capability.BULK) else facts.push_chunk
         ended, counts, calls_before = [], {}, getattr(client, "api_calls", 0)
         company_ids: dict[str, str] = {}
+        removed_total = None
         for obj, table in (("companies", "company_export_batch"),
                            ("leads" if config.as_leads else "contacts",
                             "lead_export_batch" if config.as_leads else "contact_export_batch")):
@@ -274,11 +291,11 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
                 batch["company_crm_id"] = batch["company_crm_id"].fillna(batch["company_enginy_id"].map(company_ids))
             removed = removed_links(batch)
             if len(removed):
-                held = _load_table(warehouse, "removed_associations", pd.DataFrame(columns=REMOVED_COLUMNS))
-                warehouse.write_table("removed_associations", record_removed(held, removed))
+                held = _load_table(warehouse, REMOVED_ASSOCIATIONS, pd.DataFrame(columns=REMOVED_COLUMNS))
+                removed_total = warehouse.write_table(REMOVED_ASSOCIATIONS, record_removed(held, removed))
 
             def save(frame: pd.DataFrame) -> None:
-                warehouse.write_table("export_ledger", frame)
+                warehouse.write_table(EXPORT_LEDGER, frame)
 
             outcome = run_push(lambda writes, o=obj: client.push(o, writes), obj, batch, ledger, save, chunk,
                                integration_config.create_on_duplicate_warning, context.log.info)
@@ -290,7 +307,11 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
             counts[obj] = outcome.counts
         results = pd.concat(ended, ignore_index=True)
         summary = results["status"].value_counts().to_dict()
-        return dg.Output(results, metadata={
+        yield dg.Output(None, EXPORT_LEDGER, metadata={
+            "rows": len(ledger), **{f"writes_{k}": int(v) for k, v in ledger["status"].value_counts().items()}})
+        if removed_total is not None:
+            yield dg.Output(None, REMOVED_ASSOCIATIONS, metadata={"rows": removed_total})
+        yield dg.Output(results, "crm_push_results", metadata={
             **{f"rows_{k}": int(v) for k, v in summary.items()},
             "per_object": dg.MetadataValue.json(counts),
             "api_calls": getattr(client, "api_calls", 0) - calls_before,
@@ -328,17 +349,19 @@ def enginy_writeback(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
 
 @dg.op(description="Make each company that primary_remove_previous unlinked a contact's primary company again.")
 def restore_removed_associations(context: dg.OpExecutionContext, crm: CrmResource, warehouse: Warehouse) -> int:
-    if "removed_associations" not in warehouse.table_names():
+    if REMOVED_ASSOCIATIONS not in warehouse.table_names():
         context.log.info("no association was removed by an export")
         return 0
-    removed = warehouse.read_table("removed_associations")
+    removed = warehouse.read_table(REMOVED_ASSOCIATIONS)
     batch = undo_batch(removed)
     client = crm.client()
     outcome = run_push(lambda writes: client.push("contacts", writes), "contacts", batch, empty_ledger(),
                        lambda frame: None, 100, log=context.log.info)
     done = set(outcomes(batch, "contacts", outcome.ledger).query("status == 'updated'")["crm_id"])
-    warehouse.write_table("removed_associations", removed.assign(
+    rows = warehouse.write_table(REMOVED_ASSOCIATIONS, removed.assign(
         restored=removed["restored"].astype(bool) | removed["contact_crm_id"].isin(done)))
+    context.log_event(dg.AssetMaterialization(REMOVED_ASSOCIATIONS, description="links put back marked restored",
+                                              metadata={"rows": rows, "restored_this_run": len(done)}))
     context.log.info("restored %d links", len(done))
     return len(done)
 

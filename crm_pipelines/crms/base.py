@@ -1,4 +1,4 @@
-"""The CrmClient protocol: what every CRM resource offers.
+"""The CrmClient protocol: what every CRM resource offers, and the capabilities a CRM may add.
 
 Assets speak only this protocol, so the snapshot, matching, export and push assets are the
 same for every CRM; each adapter hides its CRM's wire protocol behind it. A client may also say
@@ -6,6 +6,16 @@ how its CRM links records, with attributes the export reads (absent means False)
 ``contacts_link_many_companies`` (a contact can hang on several companies: HubSpot) and
 ``leads_link_to_companies`` (a lead hangs on an organization: Pipedrive); and count its calls in
 ``api_calls`` for the push's metadata.
+
+Optional capabilities are declared in the CRM's facts (``CrmFacts.capabilities``, so the registry
+answers without loading a client) and asked of the client as follows:
+
+- ``Capability.LEADS``: ``pull``, ``describe`` and ``push`` take the object "leads".
+- ``Capability.ACTIVITIES``: the client is an ``ActivityLogging``.
+- ``Capability.BULK``: the client is a ``BulkApi``; the push hands it as many writes at once as
+  its bulk API takes in one job.
+- ``Capability.CHANGE_TRACKING``: ``pull`` keeps the CRM's change token in ``PullResult.state``
+  and, given it back, answers what changed since, deletions included.
 """
 
 from dataclasses import dataclass, field
@@ -15,8 +25,7 @@ from typing import Any, Callable, Literal, Protocol, runtime_checkable
 import dagster as dg
 import pandas as pd
 
-from crm_pipelines.export.writes import Activity
-from crm_pipelines.export.writes import Write, WriteResult
+from crm_pipelines.export.writes import Activity, Write, WriteResult
 
 CrmObject = Literal["contacts", "companies", "leads", "users"]
 # Where a client reports progress on a long pull (the asset points it at the run's log).
@@ -94,6 +103,16 @@ class ActivityLogging(Protocol):
     def log_activities(self, activities: list[Activity]) -> list[WriteResult]:
         """Create each activity once, in batches at the CRM's ceiling; one result per activity,
         in order. An activity the CRM already holds (by its key) comes back created with its id."""
+
+
+@runtime_checkable
+class BulkApi(Protocol):
+    """An optional capability of a CrmClient: big pushes go through the CRM's bulk API as jobs."""
+
+    def writes_per_push(self, pending: int) -> int:
+        """How many writes of one object to hand ``push`` at once when ``pending`` are to be sent:
+        a whole bulk job's worth when there are enough to go through the bulk API, otherwise one
+        synchronous call's worth."""
 
 
 def push_one_by_one(obj: str, writes: list[Write], send: Callable[[Write], WriteResult],

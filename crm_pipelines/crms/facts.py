@@ -9,6 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Capability(StrEnum):
+    """What a CRM may offer beyond the CrmClient protocol; crms/base.py says what each asks of its
+    client, and tests/crms/test_conformance.py holds every client to what its facts claim."""
+
+    LEADS = "leads"  # a lead object besides contacts: pull, describe and push take "leads"
+    ACTIVITIES = "activities"  # campaign events logged as completed CRM activities (ActivityLogging)
+    BULK = "bulk"  # big pulls and pushes go through a bulk API job (BulkApi)
+    # Incremental pulls follow the CRM's own change token (PullResult.state), which also reports
+    # deletions, rather than a modification-time window alone.
+    CHANGE_TRACKING = "change tracking"
 
 
 @dataclass(frozen=True)
@@ -22,7 +35,7 @@ class CrmFacts:
     required: frozenset[str] = frozenset()
     # Fields the resource takes from the integration config's crm.<name>.environment (sandbox/production).
     settings: Callable[[str], dict[str, object]] = lambda environment: {}
-    has_leads: bool = False  # a Leads tab in the field mapping (a lead object to push to)
+    capabilities: frozenset[Capability] = frozenset()
     leads_may_be_people: bool = False  # an Enginy contact may already be one of its leads
     duplicate_rules: bool = False  # it can refuse a create as a likely duplicate
     push_chunk: int = 100  # records per call (or per call batch) of a push
@@ -35,3 +48,11 @@ class CrmFacts:
     # routes(ctx), seed(ctx, data) and client_environment(sandbox).
     emulators: Mapping[str, str] = field(default_factory=dict)
     description: str | None = None  # shown for crm.<name> in the config's schema
+
+    def can(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    @property
+    def has_leads(self) -> bool:
+        """A Leads tab in the field mapping (a lead object to push to)."""
+        return self.can(Capability.LEADS)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+REMOVED_ASSOCIATIONS = "removed_associations"  # the warehouse table (and Dagster asset) holding them
 REMOVED_COLUMNS = ["enginy_id", "contact_crm_id", "company_crm_id", "replaced_by", "recorded_at", "restored"]
 
 

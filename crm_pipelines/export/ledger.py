@@ -19,6 +19,9 @@ import pandas as pd
 from crm_pipelines.export.values import is_empty
 from crm_pipelines.export.writes import Write, WriteResult
 
+# The warehouse tables (and Dagster assets) the record push and the activity push keep their ledgers
+# in; activities keep their own, so that the two pushes running at once never drop each other's entries.
+EXPORT_LEDGER, ACTIVITY_LEDGER = "export_ledger", "activity_ledger"
 LEDGER_COLUMNS = ["write_id", "object", "enginy_id", "action", "crm_id", "status", "error", "error_code",
                   "attempts", "updated_at"]
 # Outcomes that end a write; "sent" (no answer recorded: the push died) and "failed" (retries

@@ -24,14 +24,17 @@ class PushOutcome:
 
 
 def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: pd.DataFrame, ledger: pd.DataFrame,
-             save: Callable[[pd.DataFrame], None], chunk: int, save_anyway_on_duplicates: bool = False,
-             log: Callable[[str], None] = lambda message: None) -> PushOutcome:
+             save: Callable[[pd.DataFrame], None], chunk: int | Callable[[int], int],
+             save_anyway_on_duplicates: bool = False, log: Callable[[str], None] = lambda message: None) -> PushOutcome:
     """Send the batch's writes the ledger does not hold as done; ``save`` persists the ledger.
+    ``chunk``: writes per call of ``push``, or what it is given how many are pending (a CRM with a
+    bulk API takes a whole job's worth when there are enough).
 
     Records a CRM refuses as duplicates are rejected for review, or — when the integration
     says to create on a duplicate warning — sent once more with the CRM's allow-save flag.
     """
     writes = writes_to_send(obj, batch, ledger)
+    chunk = chunk(len(writes)) if callable(chunk) else chunk
     wanted = int(batch["action"].isin(["create", "update"]).sum())
     counts: Counter[str] = Counter()
     sent = 0

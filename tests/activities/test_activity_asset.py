@@ -74,7 +74,12 @@ def prepare(org, tmp_path: Path, enabled: bool = True, body: bool = False, match
 def run(resources: dict) -> tuple[pd.DataFrame, dict]:
     result = dg.materialize([crm_activity_push], resources=resources)
     assert result.success
-    [materialization] = result.asset_materializations_for_node("crm_activity_push")
+    by_asset = {m.asset_key.path[-1]: m for m in result.asset_materializations_for_node("crm_activity_push")}
+    materialization = by_asset["crm_activity_push"]
+    if "skipped" not in materialization.metadata:
+        # The ledger is an asset Dagster shows, materialized with every activity the push intended.
+        assert by_asset["activity_ledger"].metadata["rows"].value == len(
+            resources["warehouse"].read_table("activity_ledger"))
     metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
     return resources["warehouse"].read_table("crm_activity_push"), metadata
 

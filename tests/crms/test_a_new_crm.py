@@ -23,7 +23,8 @@ def test_a_crm_registered_from_its_folder_passes_the_conformance_suite() -> None
     run = _run("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/crms/test_conformance.py", "-k", "toybook",
                extra=TOYBOOK)
     assert run.returncode == 0, run.stdout[-3000:]
-    assert "5 passed" in run.stdout, run.stdout[-1000:]
+    contract = (REPO / "tests/crms/test_conformance.py").read_text().count("\ndef test_")
+    assert f"{contract} passed" in run.stdout, run.stdout[-1000:]
 
 
 def test_a_registration_that_names_no_new_crm_is_refused_with_the_fix() -> None:

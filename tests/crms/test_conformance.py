@@ -14,7 +14,8 @@ import pytest
 from crm_pipelines.canonical import CrmContact
 from crm_pipelines.config import load_config
 from crm_pipelines.crms import registry
-from crm_pipelines.crms.base import CrmClient
+from crm_pipelines.crms.base import ActivityLogging, BulkApi, CrmClient
+from crm_pipelines.crms.facts import Capability
 from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.export.writes import Write
 from crm_pipelines.sandbox.faults import FaultRule
@@ -89,3 +90,26 @@ def test_a_throttled_call_is_waited_out(connected) -> None:
     sandbox.ctx.faults.add(FaultRule(crm=name, status=429, retry_after=0, times=1))
     assert len(client.pull("contacts", None, None).records) > 0
     assert [rule.hits for rule in sandbox.ctx.faults.rules()] == [1]
+
+
+def test_the_client_offers_exactly_the_capabilities_its_facts_declare(connected) -> None:
+    name, _, client = connected
+    facts = registry.facts(registry.crm_of(name))
+    assert isinstance(client, ActivityLogging) == facts.can(Capability.ACTIVITIES)
+    assert isinstance(client, BulkApi) == facts.can(Capability.BULK)
+    if facts.can(Capability.LEADS):
+        assert client.describe("leads") and "crm_id" in client.pull("leads", None, None).records
+
+
+def test_change_tracking_answers_what_changed_since_its_token_and_nothing_else(connected) -> None:
+    name, _, client = connected
+    crm = registry.crm_of(name)
+    everything = client.pull("contacts", None, None)
+    if not registry.facts(crm).can(Capability.CHANGE_TRACKING):
+        assert everything.state == {}, "a pull without change tracking carries no change token"
+        return
+    assert everything.state, "a tracked pull hands back the CRM's change token"
+    create = Write("tracked-1", "create", "enginy-tracked-1", {_mapped(crm, "last_name"): "Hopper"})
+    [created] = client.push("contacts", [create])
+    changed = client.pull("contacts", everything.cursor, None, everything.state)
+    assert changed.records["crm_id"].tolist() == [created.crm_id]

@@ -52,6 +52,9 @@ def test_the_undo_job_makes_each_removed_company_primary_again(sandbox, tmp_path
     assert result.success
     assert sandbox.ctx.store.get("salesforce", "Contact", contact.crm_id).fields["AccountId"] == acme
     assert warehouse.read_table("removed_associations")["restored"].tolist() == [True]
+    [marked] = result.get_asset_materialization_events()
+    assert marked.asset_key.path[-1] == "removed_associations", "Dagster shows the table the undo changed"
+    assert marked.materialization.metadata["restored_this_run"].value == 1
     again = undo_associations.execute_in_process(resources={"crm": resource, "warehouse": warehouse})
     assert again.output_for_node("restore_removed_associations") == 0, "a restored link is not restored twice"
 

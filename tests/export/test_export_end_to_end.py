@@ -160,6 +160,9 @@ def test_an_export_pushes_exactly_its_batch(pushed: Pushed) -> None:
     assert set(contacts.loc[contacts["action"] == "create", "status"]) <= {"created", "rejected"}
     created = contacts[contacts["status"] == "created"]
     assert pushed.after == pushed.before + len(created), "exactly the batch's creates, nothing more"
+    ledger = {e.asset_key.path[-1]: e.materialization.metadata for e in pushed.first.get_asset_materialization_events()
+              }["export_ledger"]
+    assert ledger["writes_created"].value >= len(created), "Dagster shows the ledger the push wrote"
     for row in creates.head(20).to_dict("records"):
         record = pushed.held[row["enginy_id"]]
         for field, value in row["fields"].items():

@@ -1,6 +1,6 @@
 """Microsoft Dynamics 365 (Dataverse Web API), reached with an app registration through msal."""
 
-from crm_pipelines.crms.facts import CrmFacts
+from crm_pipelines.crms.facts import Capability, CrmFacts
 
 FACTS = CrmFacts(
     name="dynamics", label="Microsoft Dynamics 365", client="crm_pipelines.crms.dynamics.client:DynamicsResource",
@@ -9,6 +9,7 @@ FACTS = CrmFacts(
                  "authority_host": "DYNAMICS_AUTHORITY_HOST", "token_cache_path": "DYNAMICS_TOKEN_CACHE_PATH",
                  "token_cache_key": "DYNAMICS_TOKEN_CACHE_KEY"},
     required=frozenset({"environment_url", "tenant_id", "client_id", "client_secret"}),
+    capabilities=frozenset({Capability.ACTIVITIES, Capability.CHANGE_TRACKING}),
     push_chunk=100,  # changes per $batch request
     required_on_create={"contacts": ("lastname",), "companies": ("name",)},
     query_language="odata",

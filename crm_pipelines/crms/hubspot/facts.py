@@ -1,11 +1,12 @@
 """HubSpot: a private app's access token, CRM v3 objects, batch and search APIs."""
 
-from crm_pipelines.crms.facts import CrmFacts
+from crm_pipelines.crms.facts import Capability, CrmFacts
 
 FACTS = CrmFacts(
     name="hubspot", label="HubSpot", client="crm_pipelines.crms.hubspot.client:HubSpotResource",
     environment={"access_token": "HUBSPOT_ACCESS_TOKEN", "host": "HUBSPOT_HOST", "ca_bundle": "HUBSPOT_CA_BUNDLE"},
     required=frozenset({"access_token"}),
+    capabilities=frozenset({Capability.ACTIVITIES}),
     push_chunk=100,  # the batch endpoints' ceiling
     required_on_create={"companies": ("name",)},
     emulators={"hubspot": "crm_pipelines.crms.hubspot.emulator"},

@@ -38,6 +38,9 @@ SOBJECTS = {"contacts": "Contact", "companies": "Account", "leads": "Lead", "use
 MAX_QUERY_URL = 14_000
 # sObject Collections take at most 200 records a call.
 COLLECTION_LIMIT = 200
+# Writes handed to one Bulk API 2.0 job: simple-salesforce uploads them in parts under the 150 MB
+# limit, and the push saves its ledger after each job.
+BULK_JOB_WRITES = 100_000
 # Task fields' lengths: longer values are cut rather than refused.
 SUBJECT_LENGTH, DESCRIPTION_LENGTH = 255, 32_000
 # TaskSubtype per activity kind, where the org's picklist has it (else a plain Task).
@@ -261,6 +264,11 @@ class SalesforceClient:
     def enginy_id_field(self) -> str:
         """The CRM field holding Enginy's id on records the push created (creates upsert on it)."""
         return self.settings.external_id_field
+
+    def writes_per_push(self, pending: int) -> int:
+        """A Bulk API 2.0 job's worth when more than bulk_push_threshold writes are pending; one
+        sObject Collections call's worth otherwise."""
+        return BULK_JOB_WRITES if pending > self.settings.bulk_push_threshold else COLLECTION_LIMIT
 
     def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
         """sObject Collections of 200: creates upsert on the external id field, updates by Id.

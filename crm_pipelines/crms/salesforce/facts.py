@@ -1,6 +1,6 @@
 """Salesforce: OAuth client credentials (or username-password), REST, Bulk API 2.0."""
 
-from crm_pipelines.crms.facts import CrmFacts
+from crm_pipelines.crms.facts import Capability, CrmFacts
 
 FACTS = CrmFacts(
     name="salesforce", label="Salesforce", client="crm_pipelines.crms.salesforce.client:SalesforceResource",
@@ -10,7 +10,8 @@ FACTS = CrmFacts(
     required=frozenset({"client_id", "client_secret"}),
     # A sandbox org logs in at test.salesforce.com, a production org at login.salesforce.com.
     settings=lambda environment: {"domain": "test" if environment == "sandbox" else "login"},
-    has_leads=True, leads_may_be_people=True, duplicate_rules=True,
+    capabilities=frozenset({Capability.LEADS, Capability.ACTIVITIES, Capability.BULK}),
+    leads_may_be_people=True, duplicate_rules=True,
     push_chunk=200,  # the sObject Collections ceiling
     required_on_create={"contacts": ("LastName",), "leads": ("LastName", "Company"), "companies": ("Name",)},
     query_language="soql",
