@@ -12,6 +12,8 @@ from crm_pipelines.crms.hubspot.client import HubSpotResource
 from crm_pipelines.crms.salesforce.client import SalesforceResource
 from crm_pipelines.crms.dynamics import emulator as sandbox_dynamics
 from crm_pipelines.crms.hubspot import emulator as sandbox_hubspot
+from crm_pipelines.export.ledger import empty_ledger
+from crm_pipelines.export.push import run_push
 from crm_pipelines.sandbox.faults import FaultRule
 
 
@@ -156,6 +158,27 @@ def test_a_large_salesforce_push_goes_through_bulk_api_2_and_is_still_an_upsert(
     updates = [Write(f"u{i}", "update", w.enginy_id, {"Title": "VP"}, crm_id=first[w.write_id].crm_id)
                for i, w in enumerate(writes) if w.write_id != "bad"]
     assert {r.status for r in client.push("contacts", updates)} == {"updated"}
+
+
+@pytest.mark.parametrize("crm", ["salesforce"], indirect=True)
+def test_the_pipelines_push_hands_a_big_batch_to_bulk_api_2_and_a_small_one_to_collections(crm) -> None:
+    """run_push as crm_push_results calls it for a CRM with a bulk API: chunk sizes come from the client."""
+    import pandas as pd
+
+    sandbox, spec = crm
+    client = SalesforceResource(login_url=sandbox.base_url, client_id="sandbox-client",
+                                client_secret="sandbox-secret", bulk_push_threshold=100).client()
+
+    def batch(start: int, n: int) -> pd.DataFrame:
+        return pd.DataFrame({"enginy_id": [f"en-{i}" for i in range(start, start + n)], "action": "create",
+                             "fields": [spec.person(i) for i in range(start, start + n)]})
+
+    big = run_push(lambda w: client.push("contacts", w), "contacts", batch(0, 300), empty_ledger(), lambda l: None,
+                   chunk=client.writes_per_push)
+    assert big.counts == {"created": 300} and write_calls(sandbox, spec) == 0, "one Bulk API 2.0 job, no collections"
+    small = run_push(lambda w: client.push("contacts", w), "contacts", batch(300, 50), empty_ledger(), lambda l: None,
+                     chunk=client.writes_per_push)
+    assert small.counts == {"created": 50} and write_calls(sandbox, spec) == 1, "one sObject Collections call"
 
 
 @pytest.mark.parametrize("crm", ["salesforce"], indirect=True)
