@@ -17,7 +17,7 @@ from crm_pipelines.export.ledger import ACTIVITY_LEDGER, EXPORT_LEDGER, empty_le
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
 from crm_pipelines.resources.integration import IntegrationSettings
-from crm_pipelines.resources.warehouse import Warehouse
+from crm_pipelines.resources.warehouse import LedgerTable, Warehouse
 
 ENGINY_TABLES = ("enginy_campaign_events", "enginy_campaign_steps", "enginy_campaigns", "enginy_identities",
                  "enginy_users")
@@ -80,8 +80,8 @@ def crm_activity_push(context: dg.AssetExecutionContext, crm: CrmResource, wareh
                               warehouse.read_table("enginy_campaign_steps"), warehouse.read_table("enginy_campaigns"),
                               records, settings, _attribution(config, warehouse))
     calls_before = getattr(client, "api_calls", 0)
-    outcome = run_activity_push(client.log_activities, planned, _table(warehouse, ACTIVITY_LEDGER, empty_ledger()),
-                                lambda ledger: warehouse.write_table(ACTIVITY_LEDGER, ledger),
+    ledger = LedgerTable(warehouse, ACTIVITY_LEDGER)
+    outcome = run_activity_push(client.log_activities, planned, ledger.read(), ledger.save,
                                 registry.facts(config.active_crm).push_chunk, context.log.info)
     results = outcomes(planned, outcome.ledger)[RESULT_COLUMNS]
     waiting = results[results["status"].eq("waiting")]

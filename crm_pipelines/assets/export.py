@@ -32,7 +32,7 @@ from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
 from crm_pipelines.resources.integration import IntegrationSettings
-from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
+from crm_pipelines.resources.warehouse import LedgerTable, Warehouse, parse_json_columns
 
 EXPORT_GROUP = "export"
 SCOPE_EVERY_RECORD = "every Enginy record"
@@ -277,7 +277,8 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
         integration_config = integration.load()
         client = crm.client()
         client.progress = context.log.info
-        ledger = _load_table(warehouse, EXPORT_LEDGER, empty_ledger())
+        ledger_table = LedgerTable(warehouse, EXPORT_LEDGER)
+        ledger = ledger_table.read()
         facts = registry.facts(integration_config.active_crm)
         chunk = client.writes_per_push if facts.can(Capability.BULK) else facts.push_chunk
         ended, counts, calls_before = [], {}, getattr(client, "api_calls", 0)
@@ -294,10 +295,7 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
                 held = _load_table(warehouse, REMOVED_ASSOCIATIONS, pd.DataFrame(columns=REMOVED_COLUMNS))
                 removed_total = warehouse.write_table(REMOVED_ASSOCIATIONS, record_removed(held, removed))
 
-            def save(frame: pd.DataFrame) -> None:
-                warehouse.write_table(EXPORT_LEDGER, frame)
-
-            outcome = run_push(lambda writes, o=obj: client.push(o, writes), obj, batch, ledger, save, chunk,
+            outcome = run_push(lambda writes, o=obj: client.push(o, writes), obj, batch, ledger, ledger_table.save, chunk,
                                integration_config.create_on_duplicate_warning, context.log.info)
             ledger = outcome.ledger
             result = outcomes(batch, obj, ledger).assign(object=obj)

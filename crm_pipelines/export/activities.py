@@ -21,7 +21,7 @@ from typing import Callable
 import pandas as pd
 
 from crm_pipelines.config import ActivitySync, UserMapping
-from crm_pipelines.export.ledger import FINAL, mark_sent, record_results
+from crm_pipelines.export.ledger import FINAL, Ledger
 from crm_pipelines.export.values import is_empty
 from crm_pipelines.export.writes import KINDS, Activity, WriteResult
 
@@ -168,20 +168,20 @@ def run_activity_push(log: Callable[[list[Activity]], list[WriteResult]], planne
                       ledger: pd.DataFrame, save: Callable[[pd.DataFrame], None], chunk: int,
                       progress: Callable[[str], None] = lambda message: None) -> ActivityPushOutcome:
     """Log the ready activities chunk by chunk, the ledger saved before each chunk is sent and
-    after its answers: a run killed anywhere leaves the next one knowing what may have landed."""
+    after its answers (``save`` gets the rows changed, for an upsert): a run killed anywhere leaves
+    the next one knowing what may have landed."""
     activities, already = activities_to_send(planned, ledger)
     counts: dict[str, int] = {}
+    book = Ledger(ledger)
     for start in range(0, len(activities), chunk):
         part = activities[start:start + chunk]
-        ledger = mark_sent(ledger, LEDGER_OBJECT, part)
-        save(ledger)
+        save(book.mark_sent(LEDGER_OBJECT, part))
         results = log(part)
-        ledger = record_results(ledger, results)
-        save(ledger)
+        save(book.record(results))
         for r in results:
             counts[r.status] = counts.get(r.status, 0) + 1
         progress(f"activities: chunk {start // chunk + 1} of {-(-len(activities) // chunk)} sent")
-    return ActivityPushOutcome(ledger, counts, len(activities), already)
+    return ActivityPushOutcome(book.frame(), counts, len(activities), already)
 
 
 def outcomes(planned: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:

@@ -67,33 +67,57 @@ def writes_to_send(obj: str, batch: pd.DataFrame, ledger: pd.DataFrame, allow_du
     return writes
 
 
-def mark_sent(ledger: pd.DataFrame, obj: str, writes: Iterable[Write]) -> pd.DataFrame:
-    """Record writes as sent, before the call that sends them."""
-    now = datetime.now(timezone.utc)
-    rows = {w.write_id: {"write_id": w.write_id, "object": obj, "enginy_id": w.enginy_id, "action": w.action,
-                         "crm_id": w.crm_id, "status": "sent", "error": None, "error_code": None,
-                         "updated_at": now} for w in writes}
-    return _upsert(ledger, rows, count_attempt=True)
+# The ledger tables' columns as SQL types (both warehouses read them): the warehouse keeps them keyed
+# by write id, so each chunk's rows are upserted rather than the table rewritten.
+LEDGER_SQL_TYPES = {"write_id": "VARCHAR", "object": "VARCHAR", "enginy_id": "VARCHAR", "action": "VARCHAR",
+                    "crm_id": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR", "error_code": "VARCHAR",
+                    "attempts": "BIGINT", "updated_at": "TIMESTAMP WITH TIME ZONE"}
 
 
-def record_results(ledger: pd.DataFrame, results: Iterable[WriteResult]) -> pd.DataFrame:
-    now = datetime.now(timezone.utc)
-    known = ledger.set_index("write_id") if len(ledger) else None
-    rows = {}
-    for r in results:
-        base = known.loc[r.write_id].to_dict() if known is not None and r.write_id in known.index else {}
-        rows[r.write_id] = {**base, "write_id": r.write_id, "status": r.status,
-                            "crm_id": r.crm_id or base.get("crm_id"), "error": r.error, "error_code": r.error_code,
-                            "updated_at": now}
-    return _upsert(ledger, rows, count_attempt=False)
+class Ledger:
+    """A ledger held by write id while a push runs: recording a chunk costs what the chunk touches,
+    and each change comes back as just the rows it changed, for the warehouse to upsert — not the
+    whole ledger again, which made a push slow down as it grew."""
+
+    def __init__(self, frame: pd.DataFrame | None = None) -> None:
+        frame = empty_ledger() if frame is None else frame
+        records = frame[LEDGER_COLUMNS].astype(object).where(frame[LEDGER_COLUMNS].notna(), None)
+        self._rows: dict[str, dict[str, Any]] = {row["write_id"]: row for row in records.to_dict("records")}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, write_id: str) -> dict[str, Any] | None:
+        return self._rows.get(write_id)
+
+    def mark_sent(self, obj: str, writes: Iterable[Write]) -> pd.DataFrame:
+        """Record writes as sent, before the call that sends them; returns the rows changed."""
+        now = datetime.now(timezone.utc)
+        return self._put([{"write_id": w.write_id, "object": obj, "enginy_id": w.enginy_id, "action": w.action,
+                           "crm_id": w.crm_id, "status": "sent", "error": None, "error_code": None,
+                           "attempts": int((self._rows.get(w.write_id) or {}).get("attempts") or 0) + 1,
+                           "updated_at": now} for w in writes])
+
+    def record(self, results: Iterable[WriteResult]) -> pd.DataFrame:
+        """Record the CRM's answers; returns the rows changed."""
+        now = datetime.now(timezone.utc)
+        changed = []
+        for r in results:
+            base = self._rows.get(r.write_id) or {"attempts": 0}
+            changed.append({**base, "write_id": r.write_id, "status": r.status, "crm_id": r.crm_id or base.get("crm_id"),
+                            "error": r.error, "error_code": r.error_code, "updated_at": now})
+        return self._put(changed)
+
+    def _put(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+        for row in rows:
+            self._rows[row["write_id"]] = row
+        return _frame(rows)
+
+    def frame(self) -> pd.DataFrame:
+        return _frame(list(self._rows.values()))
 
 
-def _upsert(ledger: pd.DataFrame, rows: dict[str, dict[str, Any]], count_attempt: bool) -> pd.DataFrame:
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     if not rows:
-        return ledger
-    attempts = dict(zip(ledger["write_id"], ledger["attempts"])) if len(ledger) else {}
-    for wid, row in rows.items():
-        row["attempts"] = int(attempts.get(wid, 0)) + (1 if count_attempt else 0)
-    kept = ledger[~ledger["write_id"].isin(rows)] if len(ledger) else ledger
-    fresh = pd.DataFrame(list(rows.values()))[LEDGER_COLUMNS]
-    return pd.concat([kept, fresh], ignore_index=True) if len(kept) else fresh.reset_index(drop=True)
+        return empty_ledger()
+    return pd.DataFrame(rows, columns=LEDGER_COLUMNS).astype({"attempts": "int64"})

@@ -1,5 +1,7 @@
 """Push one export batch through a CRM client, chunk by chunk, with the ledger saved before and
-after every chunk: whatever happens between two saves, the next run knows what to send again."""
+after every chunk: whatever happens between two saves, the next run knows what to send again.
+A save is the chunk's rows only (the warehouse upserts them), so a chunk costs the same at the
+end of a million-row push as at its start."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Callable
 
 import pandas as pd
 
-from crm_pipelines.export.ledger import FINAL, mark_sent, record_results, write_id, writes_to_send
+from crm_pipelines.export.ledger import FINAL, Ledger, write_id, writes_to_send
 from crm_pipelines.export.writes import Write, WriteResult
 
 DUPLICATE_CODES = ("DUPLICATES_DETECTED",)
@@ -26,7 +28,8 @@ class PushOutcome:
 def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: pd.DataFrame, ledger: pd.DataFrame,
              save: Callable[[pd.DataFrame], None], chunk: int | Callable[[int], int],
              save_anyway_on_duplicates: bool = False, log: Callable[[str], None] = lambda message: None) -> PushOutcome:
-    """Send the batch's writes the ledger does not hold as done; ``save`` persists the ledger.
+    """Send the batch's writes the ledger does not hold as done; ``save`` persists the ledger's
+    changed rows (an upsert by write id); the outcome carries the whole ledger after the push.
     ``chunk``: writes per call of ``push``, or what it is given how many are pending (a CRM with a
     bulk API takes a whole job's worth when there are enough).
 
@@ -38,10 +41,10 @@ def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: 
     wanted = int(batch["action"].isin(["create", "update"]).sum())
     counts: Counter[str] = Counter()
     sent = 0
+    book = Ledger(ledger)
     for start in range(0, len(writes), chunk):
         part = writes[start:start + chunk]
-        ledger = mark_sent(ledger, obj, part)
-        save(ledger)
+        save(book.mark_sent(obj, part))
         results = push(part)
         sent += len(part)
         if save_anyway_on_duplicates:
@@ -51,29 +54,30 @@ def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: 
                 retried = {r.write_id: r for r in push(retry)}
                 sent += len(retry)
                 results = [retried.get(r.write_id, r) for r in results]
-        ledger = record_results(ledger, results)
-        save(ledger)
+        save(book.record(results))
         counts.update(r.status for r in results)
         log(f"{obj}: chunk {start // chunk + 1} of {-(-len(writes) // chunk)}: "
             + ", ".join(f"{n} {status}" for status, n in sorted(Counter(r.status for r in results).items())))
-    return PushOutcome(ledger, dict(counts), sent, wanted - len(writes))
+    return PushOutcome(book.frame(), dict(counts), sent, wanted - len(writes))
 
 
 def outcomes(batch: pd.DataFrame, obj: str, ledger: pd.DataFrame) -> pd.DataFrame:
     """Every batch row with how it ended: created / updated / skipped / rejected / failed / pending."""
-    by_id = ledger.set_index("write_id") if len(ledger) else None
-    rows = []
-    for row in batch.to_dict("records"):
-        if row["action"] in ("skip", "reject"):
-            status = "skipped" if row["action"] == "skip" else "rejected"
-            rows.append({"enginy_id": row["enginy_id"], "action": row["action"], "status": status,
-                         "crm_id": row.get("crm_id"), "reason": row.get("reason")})
-            continue
-        wid = write_id(obj, row)
-        entry = by_id.loc[wid] if by_id is not None and wid in by_id.index else None
-        status = entry["status"] if entry is not None else "pending"
-        rows.append({"enginy_id": row["enginy_id"], "action": row["action"],
-                     "status": status if status in FINAL + ("failed",) else "pending",
-                     "crm_id": entry["crm_id"] if entry is not None else row.get("crm_id"),
-                     "reason": entry["error"] if entry is not None else None})
-    return pd.DataFrame(rows, columns=["enginy_id", "action", "status", "crm_id", "reason"])
+    columns = ["enginy_id", "action", "status", "crm_id", "reason"]
+    if batch.empty:
+        return pd.DataFrame(columns=columns)
+    frame = batch.reindex(columns=["enginy_id", "action", "crm_id", "reason"]).reset_index(drop=True)
+    written = frame["action"].isin(["create", "update"])
+    ids = pd.Series([write_id(obj, row) if row["action"] in ("create", "update") else None
+                     for row in batch.to_dict("records")])
+    entries = ledger.drop_duplicates("write_id", keep="last").set_index("write_id")
+    entry = entries.reindex(ids.where(written))
+    held = entry["status"].notna().to_numpy()
+    status = entry["status"].where(entry["status"].isin(FINAL + ("failed",)), "pending").to_numpy()
+    return pd.DataFrame({
+        "enginy_id": frame["enginy_id"],
+        "action": frame["action"],
+        "status": frame["action"].map({"skip": "skipped", "reject": "rejected"}).where(~written, status),
+        "crm_id": frame["crm_id"].where(~(written & held), entry["crm_id"].to_numpy()),
+        "reason": frame["reason"].where(~written, entry["error"].to_numpy()),
+    }, columns=columns)

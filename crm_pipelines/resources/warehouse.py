@@ -18,7 +18,7 @@ import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator, Mapping
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -27,6 +27,8 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import Field
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
+
+from crm_pipelines.export.ledger import LEDGER_SQL_TYPES
 
 WAREHOUSE_URL_ENV = "CRM_PIPELINES_WAREHOUSE_URL"
 WAREHOUSE_SCHEMA_ENV = "CRM_PIPELINES_WAREHOUSE_SCHEMA"
@@ -169,6 +171,79 @@ class Warehouse(dg.ConfigurableResource):
             engine.dispose()
         return len(frame)
 
+    def keep_keyed_table(self, name: str, columns: Mapping[str, str], key: str) -> None:
+        """Make ``name`` a table of these columns (name → SQL type) with ``key`` unique, so rows
+        can be upserted one chunk at a time. A table an earlier version wrote whole (no key, types
+        guessed from its rows) is rebuilt once with its rows kept."""
+        table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
+        index = sql_identifier(f"{name}_{key}_key")
+        ddl = ", ".join(f"{sql_identifier(c)} {t}" for c, t in columns.items())
+        cast = ", ".join(f"CAST({sql_identifier(c)} AS {t})" for c, t in columns.items())
+        exists = name in self.table_names()
+        if exists and self._has_index(name, f"{name}_{key}_key"):
+            return
+        statements = [f"CREATE SCHEMA IF NOT EXISTS {sql_identifier(self.schema)}"]
+        if exists:
+            old = sql_identifier(f"{name}_unkeyed")
+            statements += [f"ALTER TABLE {table} RENAME TO {old}", f"CREATE TABLE {table} ({ddl})",
+                           f"INSERT INTO {table} SELECT {cast} FROM {sql_identifier(self.schema)}.{old}",
+                           f"DROP TABLE {sql_identifier(self.schema)}.{old}"]
+        else:
+            statements.append(f"CREATE TABLE {table} ({ddl})")
+        statements.append(f"CREATE UNIQUE INDEX {index} ON {table} ({sql_identifier(key)})")
+        self._execute(statements)
+
+    def upsert(self, name: str, rows: pd.DataFrame, key: str) -> int:
+        """Insert ``rows`` into the keyed table ``name`` (see keep_keyed_table), replacing the rows
+        whose key is already there: one statement, whatever the table's size."""
+        if rows.empty:
+            return 0
+        rows = rows.drop_duplicates(key, keep="last")
+        table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
+        columns = ", ".join(sql_identifier(c) for c in rows.columns)
+        changes = ", ".join(f"{sql_identifier(c)} = excluded.{sql_identifier(c)}" for c in rows.columns if c != key)
+        conflict = f"ON CONFLICT ({sql_identifier(key)}) DO UPDATE SET {changes}"
+        if self.kind == "duckdb":
+            with self._duckdb() as conn:
+                conn.register("incoming_rows", rows)
+                conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming_rows {conflict}")
+                conn.unregister("incoming_rows")
+            return len(rows)
+        engine = self.engine()
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"CREATE TEMP TABLE incoming_rows (LIKE {table}) ON COMMIT DROP"))
+                buffer = io.StringIO()
+                rows.to_csv(buffer, index=False, header=False)
+                buffer.seek(0)
+                conn.connection.cursor().copy_expert(
+                    f"COPY incoming_rows ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+                conn.execute(sa.text(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming_rows {conflict}"))
+        finally:
+            engine.dispose()
+        return len(rows)
+
+    def _has_index(self, table: str, index: str) -> bool:
+        if self.kind == "duckdb":
+            sql = "SELECT index_name FROM duckdb_indexes() WHERE schema_name = $schema AND table_name = $table"
+        else:
+            sql = "SELECT indexname AS index_name FROM pg_indexes WHERE schemaname = :schema AND tablename = :table"
+        return index in self.query(sql, {"schema": self.schema, "table": table})["index_name"].tolist()
+
+    def _execute(self, statements: list[str]) -> None:
+        if self.kind == "duckdb":
+            with self._duckdb() as conn:
+                for statement in statements:
+                    conn.execute(statement)
+            return
+        engine = self.engine()
+        try:
+            with engine.begin() as conn:
+                for statement in statements:
+                    conn.execute(sa.text(statement))
+        finally:
+            engine.dispose()
+
     def read_table(self, name: str) -> pd.DataFrame:
         table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
         if self.kind == "duckdb":
@@ -199,6 +274,21 @@ class Warehouse(dg.ConfigurableResource):
         if self.kind == "postgresql":
             sql = sql.replace("$schema", ":schema")
         return self.query(sql, {"schema": self.schema})["table_name"].tolist()
+
+
+class LedgerTable:
+    """A write ledger kept in the warehouse (export_ledger, activity_ledger): keyed by write id,
+    read once when a push starts and upserted a chunk's rows at a time while it runs."""
+
+    def __init__(self, warehouse: Warehouse, name: str) -> None:
+        self.warehouse, self.name = warehouse, name
+        warehouse.keep_keyed_table(name, LEDGER_SQL_TYPES, key="write_id")
+
+    def read(self) -> pd.DataFrame:
+        return self.warehouse.read_table(self.name)
+
+    def save(self, rows: pd.DataFrame) -> None:
+        self.warehouse.upsert(self.name, rows, key="write_id")
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):

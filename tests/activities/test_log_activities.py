@@ -9,7 +9,8 @@ import pytest
 
 from crm_pipelines.export.activities import outcomes, run_activity_push
 from crm_pipelines.export.writes import Activity
-from crm_pipelines.export.ledger import empty_ledger
+from crm_pipelines.export.ledger import ACTIVITY_LEDGER, empty_ledger
+from crm_pipelines.resources.warehouse import LedgerTable, Warehouse
 from crm_pipelines.sandbox.faults import FaultRule
 
 AT = datetime(2024, 5, 2, 9, 30, tzinfo=timezone.utc)
@@ -79,13 +80,11 @@ def test_throttling_and_server_errors_lose_nothing_and_log_nothing_twice(org) ->
 
 
 @pytest.mark.parametrize("when", ["before a chunk is sent", "after the CRM wrote, before the answer was recorded"])
-def test_a_run_killed_mid_push_resumes_and_logs_each_event_exactly_once(org, when) -> None:
+def test_a_run_killed_mid_push_resumes_and_logs_each_event_exactly_once(org, when, tmp_path) -> None:
     client = org.crm.resource(org.sandbox).client()
     n = org.crm.ceiling * 2 + 10
-    store = {"ledger": empty_ledger()}
-
-    def save(ledger: pd.DataFrame) -> None:
-        store["ledger"] = ledger.copy()
+    table = LedgerTable(Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}"), ACTIVITY_LEDGER)
+    save = table.save
 
     calls = {"n": 0}
 
@@ -98,9 +97,9 @@ def test_a_run_killed_mid_push_resumes_and_logs_each_event_exactly_once(org, whe
         return client.log_activities(activities)
 
     with pytest.raises(Killed):
-        run_activity_push(dying, planned(org, n), store["ledger"], save, org.crm.ceiling)
-    assert (store["ledger"]["status"] == "sent").sum() == org.crm.ceiling, "the ledger knew what was in flight"
-    again = run_activity_push(client.log_activities, planned(org, n), store["ledger"], save, org.crm.ceiling)
+        run_activity_push(dying, planned(org, n), table.read(), save, org.crm.ceiling)
+    assert (table.read()["status"] == "sent").sum() == org.crm.ceiling, "the ledger knew what was in flight"
+    again = run_activity_push(client.log_activities, planned(org, n), table.read(), save, org.crm.ceiling)
     assert again.already_done == org.crm.ceiling, "the finished chunk was not sent again"
     assert_each_once(org, n)
     assert set(outcomes(planned(org, n), again.ledger)["status"]) == {"logged"}

@@ -9,7 +9,7 @@ from crm_pipelines.config import ActivitySync, UserMapping
 from crm_pipelines.export.activities import (
     WAITING_AMBIGUOUS, WAITING_NEW, Attribution, activities_to_send, crm_records, plan_activities,
 )
-from crm_pipelines.export.ledger import empty_ledger, mark_sent, record_results
+from crm_pipelines.export.ledger import Ledger, empty_ledger
 from crm_pipelines.export.writes import WriteResult
 
 AT = datetime(2024, 5, 2, 9, 30, tzinfo=timezone.utc)
@@ -123,9 +123,10 @@ def test_a_contact_the_push_created_gets_its_activities_on_the_new_record() -> N
 def test_the_ledger_skips_logged_events_and_marks_unanswered_ones_for_a_look_up() -> None:
     planned = plan([event("e1", "s-call"), event("e2", "s-call"), event("e3", "s-call")])
     first, _ = activities_to_send(planned, empty_ledger())
-    ledger = mark_sent(empty_ledger(), "activities", first[:2])
-    ledger = record_results(ledger, [WriteResult("e1", "created", "00T1")])
-    again, done = activities_to_send(planned, ledger)
+    ledger = Ledger()
+    ledger.mark_sent("activities", first[:2])
+    ledger.record([WriteResult("e1", "created", "00T1")])
+    again, done = activities_to_send(planned, ledger.frame())
     assert done == 1 and [(a.write_id, a.in_doubt) for a in again] == [("e2", True), ("e3", False)]
 
 

@@ -2,12 +2,15 @@
 answering 429 and 5xx, then run again — zero duplicates and zero rows lost, proven from the
 sandbox's record history."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
-from crm_pipelines.export.ledger import empty_ledger
+from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger
 from crm_pipelines.export.push import outcomes, run_push
 from crm_pipelines.export.writes import Write
+from crm_pipelines.resources.warehouse import LedgerTable, Warehouse
 from crm_pipelines.sandbox.faults import FaultRule
 from tests.connectors.test_push import CRMS, history
 
@@ -29,13 +32,15 @@ def batch(spec, n: int = ROWS) -> pd.DataFrame:
 
 
 class Store:
-    """The warehouse copy of the ledger, as the push asset saves it."""
+    """The ledger table in a warehouse of its own, kept as the push asset keeps it."""
 
-    def __init__(self) -> None:
-        self.ledger = empty_ledger()
+    def __init__(self, directory: Path) -> None:
+        self.table = LedgerTable(Warehouse(url=f"duckdb:///{directory / 'wh.duckdb'}"), EXPORT_LEDGER)
+        self.save = self.table.save
 
-    def save(self, ledger: pd.DataFrame) -> None:
-        self.ledger = ledger.copy()
+    @property
+    def ledger(self) -> pd.DataFrame:
+        return self.table.read()
 
 
 def assert_exactly_once(sandbox, spec, n: int = ROWS) -> None:
@@ -45,10 +50,10 @@ def assert_exactly_once(sandbox, spec, n: int = ROWS) -> None:
 
 
 @pytest.mark.parametrize("when", ["before a chunk is sent", "after the CRM wrote, before the answer was recorded"])
-def test_a_push_killed_mid_chunk_finishes_on_the_next_run_without_duplicates(crm, when) -> None:
+def test_a_push_killed_mid_chunk_finishes_on_the_next_run_without_duplicates(crm, when, tmp_path) -> None:
     sandbox, spec = crm
     client = spec.resource(sandbox).client()
-    store, calls = Store(), {"n": 0}
+    store, calls = Store(tmp_path), {"n": 0}
 
     def dying_push(writes):
         calls["n"] += 1
@@ -69,10 +74,10 @@ def test_a_push_killed_mid_chunk_finishes_on_the_next_run_without_duplicates(crm
     assert set(ended["status"]) <= {"created", "updated"} and len(ended) == ROWS
 
 
-def test_a_push_killed_after_every_chunk_still_ends_with_each_row_once(crm) -> None:
+def test_a_push_killed_after_every_chunk_still_ends_with_each_row_once(crm, tmp_path) -> None:
     sandbox, spec = crm
     client = spec.resource(sandbox).client()
-    store = Store()
+    store = Store(tmp_path)
     for _ in range(10):
         def one_chunk_then_die(writes, sent=[]):
             if sent:
@@ -88,24 +93,24 @@ def test_a_push_killed_after_every_chunk_still_ends_with_each_row_once(crm) -> N
     assert set(outcomes(batch(spec), "contacts", store.ledger)["status"]) == {"created"}
 
 
-def test_throttling_and_server_errors_during_the_push_lose_nothing_and_double_nothing(crm) -> None:
+def test_throttling_and_server_errors_during_the_push_lose_nothing_and_double_nothing(crm, tmp_path) -> None:
     sandbox, spec = crm
     for status, nth in ((429, 1), (503, 2), (500, 4)):
         sandbox.ctx.faults.add(FaultRule(crm=spec.name, endpoint=spec.endpoint, status=status, retry_after=0, nth=nth))
     sandbox.ctx.faults.add(FaultRule(crm=spec.name, endpoint=spec.endpoint, kind="drop", nth=5))
     client = spec.resource(sandbox).client()
-    store = Store()
+    store = Store(tmp_path)
     outcome = run_push(lambda w: client.push("contacts", w), "contacts", batch(spec), store.ledger, store.save,
                        chunk=spec.ceiling)
     assert sum(outcome.counts.values()) == ROWS and "failed" not in outcome.counts
     assert_exactly_once(sandbox, spec)
 
 
-def test_rows_whose_retries_ran_out_are_sent_again_by_the_next_run(crm) -> None:
+def test_rows_whose_retries_ran_out_are_sent_again_by_the_next_run(crm, tmp_path) -> None:
     sandbox, spec = crm
     sandbox.ctx.faults.add(FaultRule(crm=spec.name, endpoint=spec.endpoint, status=503, retry_after=0, times=6))
     client = spec.resource(sandbox).client()
-    store = Store()
+    store = Store(tmp_path)
     first = run_push(lambda w: client.push("contacts", w), "contacts", batch(spec, 20), store.ledger, store.save,
                      chunk=spec.ceiling)
     assert first.counts == {"failed": 20}

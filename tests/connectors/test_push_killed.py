@@ -1,6 +1,6 @@
 """The push process killed for real (SIGKILL) in the middle of a batch, then run again: every row
 ends in the CRM exactly once. The push runs in a child process against the sandbox of this one;
-its ledger is a Parquet file, as a warehouse table would be."""
+its ledger is the warehouse table the push asset keeps (a DuckDB file the killed child was writing)."""
 
 import os
 import signal
@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
+from crm_pipelines.export.ledger import EXPORT_LEDGER
+from crm_pipelines.resources.warehouse import Warehouse
 from crm_pipelines.sandbox.faults import FaultRule
 from tests.connectors.test_push import CRMS, history
 
@@ -21,9 +22,9 @@ HANG_MS = 3_000
 CHILD = """
 import sys
 import pandas as pd
-from pathlib import Path
-from crm_pipelines.export.ledger import empty_ledger
+from crm_pipelines.export.ledger import EXPORT_LEDGER
 from crm_pipelines.export.push import run_push
+from crm_pipelines.resources.warehouse import LedgerTable, Warehouse
 from tests.connectors.test_push import CRMS
 
 class Sandbox:
@@ -32,15 +33,13 @@ class Sandbox:
         ca_bundle = sys.argv[3]
 
 spec = CRMS[sys.argv[1]]
-ledger_path = Path(sys.argv[4])
+# The ledger table as the push asset keeps it, in a DuckDB file the killed process was writing.
+ledger = LedgerTable(Warehouse(url=f"duckdb:///{sys.argv[4]}"), EXPORT_LEDGER)
 client = spec.resource(Sandbox).client()
 batch = pd.DataFrame({"enginy_id": [f"en-{i}" for i in range(%(rows)d)], "action": "create", "crm_id": None,
                       "fields": [spec.person(i) for i in range(%(rows)d)], "owner_id": None, "company_crm_id": None})
-ledger = pd.read_parquet(ledger_path) if ledger_path.exists() else empty_ledger()
-def save(frame):
-    frame.to_parquet(ledger_path.with_suffix(".tmp"))
-    ledger_path.with_suffix(".tmp").replace(ledger_path)
-outcome = run_push(lambda w: client.push("contacts", w), "contacts", batch, ledger, save, chunk=spec.ceiling)
+outcome = run_push(lambda w: client.push("contacts", w), "contacts", batch, ledger.read(), ledger.save,
+                   chunk=spec.ceiling)
 print(outcome.counts)
 """ % {"rows": ROWS}
 
@@ -65,7 +64,7 @@ def write_calls(sandbox, spec) -> int:
 def test_a_push_killed_with_sigkill_mid_batch_completes_on_the_next_run_exactly_once(crm, kill_on_call,
                                                                                      tmp_path: Path) -> None:
     sandbox, spec = crm
-    ledger = tmp_path / "ledger.parquet"
+    ledger = tmp_path / "wh.duckdb"
     # The chosen write call hangs; the child is killed while it waits for the answer.
     sandbox.ctx.faults.add(FaultRule(crm=spec.name, endpoint=spec.endpoint, kind="latency", latency_ms=HANG_MS,
                                      nth=kill_on_call))
@@ -79,7 +78,7 @@ def test_a_push_killed_with_sigkill_mid_batch_completes_on_the_next_run_exactly_
     child.wait(timeout=10)
     assert child.returncode == -signal.SIGKILL
     sandbox.ctx.faults.clear()
-    held = pd.read_parquet(ledger)
+    held = Warehouse(url=f"duckdb:///{ledger}").read_table(EXPORT_LEDGER)
     in_flight = min(spec.ceiling, ROWS - (kill_on_call - 1) * spec.ceiling)
     assert (held["status"] == "sent").sum() == in_flight, "the ledger knew which chunk was in flight"
     again = start(sandbox, spec, ledger)
@@ -91,5 +90,5 @@ def test_a_push_killed_with_sigkill_mid_batch_completes_on_the_next_run_exactly_
     records = history(sandbox, spec)
     assert sorted(records) == sorted(f"en-{i}" for i in range(ROWS))
     assert all(ops.count("create") == 1 for ops in records.values())
-    final = pd.read_parquet(ledger)
+    final = Warehouse(url=f"duckdb:///{ledger}").read_table(EXPORT_LEDGER)
     assert set(final["status"]) <= {"created", "updated"} and len(final) == ROWS

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from crm_pipelines.export.ledger import empty_ledger, mark_sent, record_results, writes_to_send
+from crm_pipelines.export.ledger import EXPORT_LEDGER, Ledger, empty_ledger, writes_to_send
 from crm_pipelines.export.writes import WriteResult
-from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
+from crm_pipelines.resources.warehouse import LedgerTable, Warehouse, parse_json_columns
 
 BATCH = pd.DataFrame({"enginy_id": ["e1", "e2", "e3"], "action": ["create", "update", "skip"],
                       "crm_id": [None, "c2", None], "fields": [{"LastName": "A"}, {"Title": "CTO"}, {}],
@@ -26,9 +26,38 @@ def test_a_batch_read_back_from_the_warehouse_has_the_same_writes_and_no_missing
 def test_finished_writes_are_not_sent_again_and_unfinished_ones_are() -> None:
     writes = writes_to_send("contacts", BATCH, empty_ledger())
     assert [w.enginy_id for w in writes] == ["e1", "e2"]
-    ledger = mark_sent(empty_ledger(), "contacts", writes)
-    assert [w.enginy_id for w in writes_to_send("contacts", BATCH, ledger)] == ["e1", "e2"], "sent, no answer yet"
-    ledger = record_results(ledger, [WriteResult(writes[0].write_id, "created", "c1"),
-                                     WriteResult(writes[1].write_id, "failed", error="503")])
-    assert [w.enginy_id for w in writes_to_send("contacts", BATCH, ledger)] == ["e2"]
-    assert ledger.set_index("write_id").loc[writes[0].write_id, "attempts"] == 1
+    ledger = Ledger()
+    ledger.mark_sent("contacts", writes)
+    assert [w.enginy_id for w in writes_to_send("contacts", BATCH, ledger.frame())] == ["e1", "e2"], \
+        "sent, no answer yet"
+    ledger.record([WriteResult(writes[0].write_id, "created", "c1"), WriteResult(writes[1].write_id, "failed", error="503")])
+    assert [w.enginy_id for w in writes_to_send("contacts", BATCH, ledger.frame())] == ["e2"]
+    assert ledger.get(writes[0].write_id)["attempts"] == 1
+    ledger.mark_sent("contacts", writes[1:])
+    assert ledger.get(writes[1].write_id)["attempts"] == 2, "a write sent again counts its attempts"
+
+
+def test_each_change_hands_back_only_the_rows_it_changed() -> None:
+    ledger = Ledger()
+    writes = writes_to_send("contacts", BATCH, empty_ledger())
+    sent = ledger.mark_sent("contacts", writes[:1])
+    assert sent["write_id"].tolist() == [writes[0].write_id] and sent["status"].tolist() == ["sent"]
+    answered = ledger.record([WriteResult(writes[0].write_id, "created", "c1")])
+    assert answered[["status", "crm_id", "enginy_id"]].values.tolist() == [["created", "c1", "e1"]]
+    assert len(ledger) == 1
+
+
+def test_the_ledger_table_upserts_by_write_id_and_takes_over_a_table_written_whole(tmp_path: Path) -> None:
+    warehouse = Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    writes = writes_to_send("contacts", BATCH, empty_ledger())
+    earlier = Ledger()
+    earlier.mark_sent("contacts", writes)
+    warehouse.write_table(EXPORT_LEDGER, earlier.frame())  # as versions that rewrote the ledger left it
+    table = LedgerTable(warehouse, EXPORT_LEDGER)
+    ledger = Ledger(table.read())
+    table.save(ledger.record([WriteResult(writes[0].write_id, "created", "c1")]))
+    held = table.read().set_index("write_id")
+    assert len(held) == 2, "the earlier rows are kept, the answered one replaced, not added"
+    assert (held.loc[writes[0].write_id, "status"], held.loc[writes[0].write_id, "crm_id"]) == ("created", "c1")
+    assert held.loc[writes[1].write_id, "status"] == "sent"
+    assert held.loc[writes[0].write_id, "attempts"] == 1
