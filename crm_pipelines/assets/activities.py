@@ -86,7 +86,8 @@ def crm_activity_push(context: dg.AssetExecutionContext, crm: CrmResource, wareh
     results = outcomes(planned, outcome.ledger)[RESULT_COLUMNS]
     waiting = results[results["status"].eq("waiting")]
     yield dg.Output(None, ACTIVITY_LEDGER, metadata={
-        "rows": len(outcome.ledger),
+        "dagster/row_count": len(outcome.ledger),
+        "warehouse_table": dg.MetadataValue.text(f"{warehouse.schema}.{ACTIVITY_LEDGER}"),
         **{f"activities_{k}": int(v) for k, v in outcome.ledger["status"].value_counts().items()}})
     yield dg.Output(results, "crm_activity_push", metadata={
         **{f"events_{k}": int(v) for k, v in results["status"].value_counts().items()},

@@ -295,8 +295,8 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
                 held = _load_table(warehouse, REMOVED_ASSOCIATIONS, pd.DataFrame(columns=REMOVED_COLUMNS))
                 removed_total = warehouse.write_table(REMOVED_ASSOCIATIONS, record_removed(held, removed))
 
-            outcome = run_push(lambda writes, o=obj: client.push(o, writes), obj, batch, ledger, ledger_table.save, chunk,
-                               integration_config.create_on_duplicate_warning, context.log.info)
+            outcome = run_push(lambda writes, o=obj: client.push(o, writes), obj, batch, ledger, ledger_table.save,
+                               chunk, integration_config.create_on_duplicate_warning, context.log.info)
             ledger = outcome.ledger
             result = outcomes(batch, obj, ledger).assign(object=obj)
             if obj == "companies":
@@ -306,9 +306,13 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
         results = pd.concat(ended, ignore_index=True)
         summary = results["status"].value_counts().to_dict()
         yield dg.Output(None, EXPORT_LEDGER, metadata={
-            "rows": len(ledger), **{f"writes_{k}": int(v) for k, v in ledger["status"].value_counts().items()}})
+            "dagster/row_count": len(ledger),
+            "warehouse_table": dg.MetadataValue.text(f"{warehouse.schema}.{EXPORT_LEDGER}"),
+            **{f"writes_{k}": int(v) for k, v in ledger["status"].value_counts().items()}})
         if removed_total is not None:
-            yield dg.Output(None, REMOVED_ASSOCIATIONS, metadata={"rows": removed_total})
+            yield dg.Output(None, REMOVED_ASSOCIATIONS, metadata={
+                "dagster/row_count": removed_total,
+                "warehouse_table": dg.MetadataValue.text(f"{warehouse.schema}.{REMOVED_ASSOCIATIONS}")})
         yield dg.Output(results, "crm_push_results", metadata={
             **{f"rows_{k}": int(v) for k, v in summary.items()},
             "per_object": dg.MetadataValue.json(counts),
@@ -359,7 +363,7 @@ def restore_removed_associations(context: dg.OpExecutionContext, crm: CrmResourc
     rows = warehouse.write_table(REMOVED_ASSOCIATIONS, removed.assign(
         restored=removed["restored"].astype(bool) | removed["contact_crm_id"].isin(done)))
     context.log_event(dg.AssetMaterialization(REMOVED_ASSOCIATIONS, description="links put back marked restored",
-                                              metadata={"rows": rows, "restored_this_run": len(done)}))
+                                              metadata={"dagster/row_count": rows, "restored_this_run": len(done)}))
     context.log.info("restored %d links", len(done))
     return len(done)
 

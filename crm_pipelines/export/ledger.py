@@ -104,8 +104,9 @@ class Ledger:
         changed = []
         for r in results:
             base = self._rows.get(r.write_id) or {"attempts": 0}
-            changed.append({**base, "write_id": r.write_id, "status": r.status, "crm_id": r.crm_id or base.get("crm_id"),
-                            "error": r.error, "error_code": r.error_code, "updated_at": now})
+            changed.append({**base, "write_id": r.write_id, "status": r.status,
+                            "crm_id": r.crm_id or base.get("crm_id"), "error": r.error, "error_code": r.error_code,
+                            "updated_at": now})
         return self._put(changed)
 
     def _put(self, rows: list[dict[str, Any]]) -> pd.DataFrame:

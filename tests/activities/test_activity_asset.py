@@ -78,7 +78,7 @@ def run(resources: dict) -> tuple[pd.DataFrame, dict]:
     materialization = by_asset["crm_activity_push"]
     if "skipped" not in materialization.metadata:
         # The ledger is an asset Dagster shows, materialized with every activity the push intended.
-        assert by_asset["activity_ledger"].metadata["rows"].value == len(
+        assert by_asset["activity_ledger"].metadata["dagster/row_count"].value == len(
             resources["warehouse"].read_table("activity_ledger"))
     metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
     return resources["warehouse"].read_table("crm_activity_push"), metadata

@@ -30,7 +30,8 @@ def test_finished_writes_are_not_sent_again_and_unfinished_ones_are() -> None:
     ledger.mark_sent("contacts", writes)
     assert [w.enginy_id for w in writes_to_send("contacts", BATCH, ledger.frame())] == ["e1", "e2"], \
         "sent, no answer yet"
-    ledger.record([WriteResult(writes[0].write_id, "created", "c1"), WriteResult(writes[1].write_id, "failed", error="503")])
+    ledger.record([WriteResult(writes[0].write_id, "created", "c1"),
+                   WriteResult(writes[1].write_id, "failed", error="503")])
     assert [w.enginy_id for w in writes_to_send("contacts", BATCH, ledger.frame())] == ["e2"]
     assert ledger.get(writes[0].write_id)["attempts"] == 1
     ledger.mark_sent("contacts", writes[1:])
