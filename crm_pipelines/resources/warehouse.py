@@ -98,6 +98,15 @@ def parse_json_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Data
     return frame
 
 
+def _copy(conn: sa.Connection, table: str, frame: pd.DataFrame) -> None:
+    """The frame's rows into a PostgreSQL table through COPY, the fast way in."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False)
+    buffer.seek(0)
+    columns = ", ".join(sql_identifier(c) for c in frame.columns)
+    conn.connection.cursor().copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+
+
 class Warehouse(dg.ConfigurableResource):
     """Tables for snapshots, matches, rollups, batches and push results."""
 
@@ -162,11 +171,7 @@ class Warehouse(dg.ConfigurableResource):
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
                 # pandas writes the DDL (column types) from the frame; COPY loads the rows fast.
                 frame.head(0).to_sql(name, conn, schema=self.schema, index=False)
-                buffer = io.StringIO()
-                frame.to_csv(buffer, index=False, header=False)
-                buffer.seek(0)
-                columns = ", ".join(sql_identifier(c) for c in frame.columns)
-                conn.connection.cursor().copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+                _copy(conn, table, frame)
         finally:
             engine.dispose()
         return len(frame)
@@ -213,11 +218,7 @@ class Warehouse(dg.ConfigurableResource):
         try:
             with engine.begin() as conn:
                 conn.execute(sa.text(f"CREATE TEMP TABLE incoming_rows (LIKE {table}) ON COMMIT DROP"))
-                buffer = io.StringIO()
-                rows.to_csv(buffer, index=False, header=False)
-                buffer.seek(0)
-                conn.connection.cursor().copy_expert(
-                    f"COPY incoming_rows ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+                _copy(conn, "incoming_rows", rows)
                 conn.execute(sa.text(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming_rows {conflict}"))
         finally:
             engine.dispose()

@@ -1,12 +1,16 @@
 """The write ledger keys a write by its intent, however the batch reached it."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from crm_pipelines.export.ledger import EXPORT_LEDGER, Ledger, empty_ledger, writes_to_send
 from crm_pipelines.export.writes import WriteResult
 from crm_pipelines.resources.warehouse import LedgerTable, Warehouse, parse_json_columns
+from tests.postgres import TEST_DB_URL, fresh_schema
 
 BATCH = pd.DataFrame({"enginy_id": ["e1", "e2", "e3"], "action": ["create", "update", "skip"],
                       "crm_id": [None, "c2", None], "fields": [{"LastName": "A"}, {"Title": "CTO"}, {}],
@@ -48,8 +52,22 @@ def test_each_change_hands_back_only_the_rows_it_changed() -> None:
     assert len(ledger) == 1
 
 
-def test_the_ledger_table_upserts_by_write_id_and_takes_over_a_table_written_whole(tmp_path: Path) -> None:
-    warehouse = Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}")
+@contextmanager
+def _warehouse(kind: str, tmp_path: Path) -> Iterator[Warehouse]:
+    if kind == "duckdb":
+        yield Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}")
+        return
+    with fresh_schema("ledger") as schema:
+        yield Warehouse(url=TEST_DB_URL, schema_name=schema)
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
+def test_the_ledger_table_upserts_by_write_id_and_takes_over_a_table_written_whole(kind: str, tmp_path: Path) -> None:
+    with _warehouse(kind, tmp_path) as warehouse:
+        _upserts_by_write_id(warehouse)
+
+
+def _upserts_by_write_id(warehouse: Warehouse) -> None:
     writes = writes_to_send("contacts", BATCH, empty_ledger())
     earlier = Ledger()
     earlier.mark_sent("contacts", writes)
