@@ -97,4 +97,5 @@ def crm_activity_push(context: dg.AssetExecutionContext, crm: CrmResource, wareh
         "credited_by": dg.MetadataValue.json(results["owner_rule"].value_counts().to_dict()),
         "include_message_body": settings.include_message_body,
         "api_calls": getattr(client, "api_calls", 0) - calls_before,
+        "activities_per_second": round(outcome.sent / max(time.monotonic() - started, 1e-6), 1),
         "seconds": round(time.monotonic() - started, 2)})

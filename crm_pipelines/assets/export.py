@@ -283,7 +283,7 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
         chunk = client.writes_per_push if facts.can(Capability.BULK) else facts.push_chunk
         ended, counts, calls_before = [], {}, getattr(client, "api_calls", 0)
         company_ids: dict[str, str] = {}
-        removed_total = None
+        removed_total, sent = None, 0
         for obj, table in (("companies", "company_export_batch"),
                            ("leads" if config.as_leads else "contacts",
                             "lead_export_batch" if config.as_leads else "contact_export_batch")):
@@ -303,6 +303,7 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
                 company_ids = dict(zip(result["enginy_id"], result["crm_id"]))
             ended.append(result)
             counts[obj] = outcome.counts
+            sent += outcome.sent
         results = pd.concat(ended, ignore_index=True)
         summary = results["status"].value_counts().to_dict()
         yield dg.Output(None, EXPORT_LEDGER, metadata={
@@ -317,6 +318,7 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
             **{f"rows_{k}": int(v) for k, v in summary.items()},
             "per_object": dg.MetadataValue.json(counts),
             "api_calls": getattr(client, "api_calls", 0) - calls_before,
+            "writes_sent": sent, "writes_per_second": round(sent / max(time.monotonic() - started, 1e-6), 1),
             "seconds": round(time.monotonic() - started, 2)})
 
     return crm_push_results

@@ -15,6 +15,7 @@ answer never came back is looked up in the CRM before it is sent again.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,6 +23,7 @@ import pandas as pd
 
 from crm_pipelines.config import ActivitySync, UserMapping
 from crm_pipelines.export.ledger import FINAL, Ledger
+from crm_pipelines.export.push import pace
 from crm_pipelines.export.values import is_empty
 from crm_pipelines.export.writes import KINDS, Activity, WriteResult
 
@@ -173,6 +175,7 @@ def run_activity_push(log: Callable[[list[Activity]], list[WriteResult]], planne
     activities, already = activities_to_send(planned, ledger)
     counts: dict[str, int] = {}
     book = Ledger(ledger)
+    started = time.monotonic()
     for start in range(0, len(activities), chunk):
         part = activities[start:start + chunk]
         save(book.mark_sent(LEDGER_OBJECT, part))
@@ -180,7 +183,8 @@ def run_activity_push(log: Callable[[list[Activity]], list[WriteResult]], planne
         save(book.record(results))
         for r in results:
             counts[r.status] = counts.get(r.status, 0) + 1
-        progress(f"activities: chunk {start // chunk + 1} of {-(-len(activities) // chunk)} sent")
+        progress(f"activities: chunk {start // chunk + 1} of {-(-len(activities) // chunk)} sent — "
+                 f"{pace(start + len(part), len(activities), started)}")
     return ActivityPushOutcome(book.frame(), counts, len(activities), already)
 
 

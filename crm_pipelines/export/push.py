@@ -5,6 +5,7 @@ end of a million-row push as at its start."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -42,6 +43,7 @@ def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: 
     counts: Counter[str] = Counter()
     sent = 0
     book = Ledger(ledger)
+    started = time.monotonic()
     for start in range(0, len(writes), chunk):
         part = writes[start:start + chunk]
         save(book.mark_sent(obj, part))
@@ -57,8 +59,17 @@ def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: 
         save(book.record(results))
         counts.update(r.status for r in results)
         log(f"{obj}: chunk {start // chunk + 1} of {-(-len(writes) // chunk)}: "
-            + ", ".join(f"{n} {status}" for status, n in sorted(Counter(r.status for r in results).items())))
+            + ", ".join(f"{n} {status}" for status, n in sorted(Counter(r.status for r in results).items()))
+            + f" — {pace(start + len(part), len(writes), started)}")
     return PushOutcome(book.frame(), dict(counts), sent, wanted - len(writes))
+
+
+def pace(done: int, total: int, started: float) -> str:
+    """How far a long push is: records done, records a second, and when it should end."""
+    seconds = max(time.monotonic() - started, 1e-6)
+    rate = done / seconds
+    left = (total - done) / rate if rate else 0
+    return f"{done:,} of {total:,} ({rate:,.0f}/s, about {left:,.0f} s left)"
 
 
 def outcomes(batch: pd.DataFrame, obj: str, ledger: pd.DataFrame) -> pd.DataFrame:
