@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -36,14 +38,23 @@ def demo(
     (CRM_PIPELINES_WAREHOUSE_URL), and a SQLite Dagster instance in .dagster_home (DAGSTER_HOME),
     so the run shows up afterwards in `dagster dev`.
     """
-    import dagster as dg
-
-    from crm_pipelines.definitions import MATERIALIZE_ALL, defs
-
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
+    with demo_sandbox(contacts, seed, regenerate) as (active, _):
+        result = materialize_everything()
+        _report(result, home)
+        if serve and result.success:
+            _serve(active, ui_port)
+    if not result.success:
+        raise typer.Exit(1)
 
+
+@contextmanager
+def demo_sandbox(contacts: int, seed: int, regenerate: bool) -> Iterator[tuple[str, SandboxContext]]:
+    """Data generated into data/ if needed, and the sandbox CRM standing for the active CRM up on
+    it with the pipeline's environment pointed at it: (its name, its context) while the block runs.
+    The sandbox's records are saved when it ends, as a real CRM keeps them."""
     enginy_url = os.environ.get("ENGINY_DATABASE_URL")
     generate_now = regenerate or not (DATA_DIR / "crm" / "contacts.parquet").exists() or (
         not enginy_url and not (DATA_DIR / "enginy.sqlite").exists())
@@ -72,19 +83,22 @@ def demo(
     typer.echo(f"Sandbox {active} on {sandbox.base_url} with {loaded[active]:,} records "
                f"(integration config: {os.environ.get(CONFIG_ENV_VAR) or 'the bundled ' + active + ' example'})")
     try:
-        definitions = defs()
-        job = definitions.resolve_job_def(MATERIALIZE_ALL)
-        today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-        with dg.DagsterInstance.get() as instance:
-            result = job.execute_in_process(instance=instance, partition_key=today, raise_on_error=False)
-            _report(result, home)
-        if serve and result.success:
-            _serve(active, ui_port)
+        yield active, ctx
     finally:
         sandbox.stop()
         ctx.store.save(state)
-    if not result.success:
-        raise typer.Exit(1)
+
+
+def materialize_everything():
+    """materialize_all of the code location, today's partition, on the Dagster instance of DAGSTER_HOME."""
+    import dagster as dg
+
+    from crm_pipelines.definitions import MATERIALIZE_ALL, defs
+
+    job = defs().resolve_job_def(MATERIALIZE_ALL)
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    with dg.DagsterInstance.get() as instance:
+        return job.execute_in_process(instance=instance, partition_key=today, raise_on_error=False)
 
 
 def _report(result, home: Path) -> None:

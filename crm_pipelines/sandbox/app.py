@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, TypeVar
@@ -76,6 +77,7 @@ class _Endpoint:
         self.handler, self.error_shape = handler, error_shape
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.time()
         request = Request(scope, receive)
         method = request.method
         request.state.crm = self.crm
@@ -104,6 +106,7 @@ class _Endpoint:
                 return
         self.ctx.stats.count_status(self.crm, response.status_code)
         await response(scope, receive, send)
+        self.ctx.stats.record_span(self.crm, started, time.time())
 
 
 async def _drop(send: Send) -> None:

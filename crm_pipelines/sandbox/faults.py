@@ -83,6 +83,9 @@ class Stats:
         self.calls: Counter[tuple[str, str, str]] = Counter()
         self.records: Counter[tuple[str, str, str]] = Counter()
         self.statuses: Counter[tuple[str, int]] = Counter()
+        # (crm, started, ended) wall-clock times of each answered call, when a bench asks for them
+        # (a list, not None): what part of a step was spent waiting on the CRM.
+        self.spans: list[tuple[str, float, float]] | None = None
 
     def count_call(self, crm: str, method: str, endpoint: str) -> None:
         with self._lock:
@@ -95,6 +98,11 @@ class Stats:
     def count_status(self, crm: str, status: int) -> None:
         with self._lock:
             self.statuses[(crm, status)] += 1
+
+    def record_span(self, crm: str, started: float, ended: float) -> None:
+        if self.spans is not None:
+            with self._lock:
+                self.spans.append((crm, started, ended))
 
     def reset(self) -> None:
         with self._lock:

@@ -1,0 +1,108 @@
+"""The demo's whole pipeline at growing sizes: per step, wall time, time waiting on the CRM and
+the pipeline's own compute; each size's peak RSS; and how each step grows from one size to the next.
+
+Each size runs `crm-pipelines demo --regenerate` (generated data, the sandbox CRM, every asset in
+one run, embedded DuckDB and SQLite) in a process of its own in a fresh directory; the sandbox
+records the wall-clock span of every call it answers, and a step's CRM time is the union of the
+spans inside the step. The baseline is the smallest size: a step's growth ratio is its wall time
+divided by the smallest size's, against the growth of the data (linear: the ratio of the sizes).
+
+    .venv/bin/python -m bench.bench_pipeline --contacts 10000 100000
+    .venv/bin/python -m bench.bench_pipeline --contacts 10000 100000 --crm hubspot
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = {"salesforce": None, "hubspot": "crm_pipelines/crms/hubspot/example.yaml",
+           "dynamics": "crm_pipelines/crms/dynamics/example.yaml"}
+
+
+def _inside(spans: list[tuple[float, float]], start: float, end: float) -> float:
+    """Seconds of [start, end] covered by at least one span (calls can overlap)."""
+    clipped = sorted((max(s, start), min(e, end)) for s, e in spans if e > start and s < end)
+    covered, reach = 0.0, start
+    for s, e in clipped:
+        if e > reach:
+            covered += e - max(s, reach)
+            reach = e
+    return covered
+
+
+def one_size(contacts: int, out: Path) -> None:
+    """In the current directory: the demo's run at this size, its figures written to ``out``."""
+    import dagster as dg
+
+    from crm_pipelines.commands.demo import demo_sandbox, materialize_everything
+
+    os.environ["DAGSTER_HOME"] = str(Path(".dagster_home").resolve())
+    Path(".dagster_home").mkdir(exist_ok=True)
+    with demo_sandbox(contacts, seed=42, regenerate=True) as (_, ctx):
+        ctx.stats.spans = []
+        result = materialize_everything()
+        spans = [(s, e) for _, s, e in ctx.stats.spans]
+    with dg.DagsterInstance.get() as instance:
+        steps = {s.step_key: (s.start_time, s.end_time) for s in instance.get_run_step_stats(result.run_id)
+                 if s.start_time and s.end_time}
+    figures = {"success": result.success, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "steps": {key: {"wall": end - start, "crm": _inside(spans, start, end)}
+                         for key, (start, end) in steps.items()}}
+    out.write_text(json.dumps(figures))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--crm", choices=sorted(CONFIGS), default="salesforce")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        one_size(args.one, args.out)
+        return
+    sizes = sorted(args.contacts)
+    env = dict(os.environ)
+    if CONFIGS[args.crm]:
+        env["CRM_PIPELINES_CONFIG"] = str(REPO / CONFIGS[args.crm])
+    for name in ("ENGINY_DATABASE_URL", "CRM_PIPELINES_WAREHOUSE_URL"):
+        env.pop(name, None)  # the embedded defaults, inside each size's own directory
+    runs = {}
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix=f"bench-pipeline-{n}-") as directory:
+            out = Path(directory) / "figures.json"
+            log = Path(directory) / "run.log"
+            with log.open("w") as sink:
+                done = subprocess.run([sys.executable, "-m", "bench.bench_pipeline", "--one", str(n), "--out", str(out)],
+                                      cwd=directory, env={**env, "PYTHONPATH": str(REPO)}, stdout=sink,
+                                      stderr=subprocess.STDOUT)
+            if done.returncode != 0:
+                sys.exit(f"the run at {n:,} contacts failed:\n" + "".join(log.read_text().splitlines(True)[-40:]))
+            runs[n] = json.loads(out.read_text())
+    smallest, largest = sizes[0], sizes[-1]
+    print(f"{args.crm}: the demo's pipeline at {', '.join(f'{n:,}' for n in sizes)} Enginy contacts")
+    print(f"{'step':<40}" + "".join(f"{f'wall {n:,}':>14}{'CRM':>8}" for n in sizes)
+          + f"{'growth':>9}  (data grew {largest / smallest:g}x)")
+    keys = sorted(runs[largest]["steps"], key=lambda k: -runs[largest]["steps"][k]["wall"])
+    for key in keys:
+        cells = "".join(f"{runs[n]['steps'].get(key, {}).get('wall', 0):>13.1f}s"
+                        f"{runs[n]['steps'].get(key, {}).get('crm', 0):>7.1f}s" for n in sizes)
+        base = runs[smallest]["steps"].get(key, {}).get("wall") or 0
+        growth = runs[largest]["steps"][key]["wall"] / base if base > 0.05 else float("nan")
+        print(f"{key:<40}{cells}{growth:>8.1f}x")
+    for n in sizes:
+        steps = runs[n]["steps"].values()
+        wall, crm = sum(s["wall"] for s in steps), sum(s["crm"] for s in steps)
+        print(f"{n:>9,} contacts: steps {wall:,.0f} s, of which waiting on the CRM {crm:,.0f} s and the pipeline's "
+              f"own {wall - crm:,.0f} s; peak RSS {runs[n]['peak_rss_mb']:,.0f} MB; "
+              f"{'SUCCESS' if runs[n]['success'] else 'FAILURE'}")
+
+
+if __name__ == "__main__":
+    main()
