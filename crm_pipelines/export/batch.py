@@ -8,6 +8,7 @@ snapshot, the described CRM fields and the launch options.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -72,16 +73,19 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
         raise ValueError("association type primary_remove_previous removes the contacts' current primary "
                          "companies: launch with confirm_remove_previous set to true to go ahead (the removed "
                          "links are recorded, and the undo_associations job restores them)")
-    outcome = matches.drop_duplicates("enginy_id").set_index("enginy_id")
-    crm = crm_records.drop_duplicates("crm_id", keep="last").set_index("crm_id") if len(crm_records) else None
-    campaign = campaign_values if campaign_values is not None else pd.DataFrame()
+    # Looked up by key as plain dicts: a pandas row lookup per record cost most of a big batch's time.
+    outcome = matches.drop_duplicates("enginy_id").set_index("enginy_id").to_dict("index")
+    crm = crm_records.drop_duplicates("crm_id", keep="last").set_index("crm_id").to_dict("index") \
+        if len(crm_records) else {}
+    campaign = (campaign_values[~campaign_values.index.duplicated(keep="last")].to_dict("index")
+                if campaign_values is not None else {})
     rows = []
     for record in records.to_dict("records"):
         enginy_id = str(record["id"])
-        match = outcome.loc[enginy_id] if enginy_id in outcome.index else None
+        match = outcome.get(enginy_id)
         status = match["outcome"] if match is not None else "new"
         crm_id = match["crm_id"] if match is not None and status == "matched" else None
-        current = crm.loc[crm_id] if crm is not None and crm_id is not None and crm_id in crm.index else None
+        current = crm.get(crm_id) if crm_id is not None else None
         row = {"enginy_id": enginy_id, "crm_id": crm_id, "fields": {}, "diff": [], "owner_id": None,
                "reason": None, "writeback": {}, **_company_link(enginy_id, current, launch, company_links or {},
                                                                  one_company_per_contact)}
@@ -121,7 +125,7 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     return pd.DataFrame(rows, columns=BATCH_COLUMNS)
 
 
-def _company_link(enginy_id: str, current: pd.Series | None, launch: Launch,
+def _company_link(enginy_id: str, current: Mapping[str, Any] | None, launch: Launch,
                   company_links: dict[str, str], one_company_per_contact: bool) -> dict[str, Any]:
     """The company the contact should be linked to, how, and the link it replaces."""
     target = company_links.get(enginy_id)
@@ -134,7 +138,7 @@ def _company_link(enginy_id: str, current: pd.Series | None, launch: Launch,
     return {"company_crm_id": target, "company_link": link, "unlink_company_id": unlink}
 
 
-def _wanted_values(record: dict[str, Any], mappings: list[Any], launch: Launch, campaign: pd.DataFrame,
+def _wanted_values(record: dict[str, Any], mappings: list[Any], launch: Launch, campaign: dict[str, dict[str, Any]],
                    enginy_id: str, campaign_mapping: dict[str, str]) -> list[tuple[Any, str, Any]]:
     """(mapping, CRM field, value Enginy wants there) for each active mapping."""
     wanted = []
@@ -150,15 +154,15 @@ def _wanted_values(record: dict[str, Any], mappings: list[Any], launch: Launch, 
         else:  # fixed_value, engagement
             value = m.value
         wanted.append((m, m.crm_field, value))
-    if campaign_mapping and enginy_id in campaign.index:
-        values = campaign.loc[enginy_id]
+    if campaign_mapping and enginy_id in campaign:
+        values = campaign[enginy_id]
         for prop, crm_field in campaign_mapping.items():
-            if prop in values.index:
+            if prop in values:
                 wanted.append((None, crm_field, values[prop]))
     return wanted
 
 
-def _decide(wanted: list[tuple[Any, str, Any]], current: pd.Series | None, record: dict[str, Any],
+def _decide(wanted: list[tuple[Any, str, Any]], current: Mapping[str, Any] | None, record: dict[str, Any],
             schema: dict[str, FieldSpec], creating: bool) -> tuple[dict[str, Any], list[dict], dict[str, Any]]:
     """The fields to write, the diff to show, and the values to write back to Enginy."""
     raw = current["raw"] if current is not None and isinstance(current.get("raw"), dict) else {}
@@ -195,7 +199,7 @@ def _decide(wanted: list[tuple[Any, str, Any]], current: pd.Series | None, recor
     return fields, diff, writeback
 
 
-def _crm_is_newer(current: pd.Series, record: dict[str, Any]) -> bool:
+def _crm_is_newer(current: Mapping[str, Any], record: dict[str, Any]) -> bool:
     """Bidirectional fields: the side changed last wins."""
     crm_time, enginy_time = current.get("last_modified"), record.get("updated_at")
     if is_empty(crm_time) or is_empty(enginy_time):
@@ -208,7 +212,7 @@ def _utc(value: Any) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
 
 
-def _owner(record: dict[str, Any], current: pd.Series | None, launch: Launch, owners: Owners | None,
+def _owner(record: dict[str, Any], current: Mapping[str, Any] | None, launch: Launch, owners: Owners | None,
            creating: bool) -> tuple[str | None, str]:
     has_owner = current is not None and not is_empty(current.get("owner_id"))
     if launch.owner_id and (creating or launch.overwrite_owner or not has_owner):
