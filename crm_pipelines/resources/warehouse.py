@@ -232,10 +232,18 @@ class Warehouse(dg.ConfigurableResource):
         return index in self.query(sql, {"schema": self.schema, "table": table})["index_name"].tolist()
 
     def _execute(self, statements: list[str]) -> None:
+        """The statements in one transaction: a process killed halfway (while a ledger table is
+        rebuilt with its key) leaves the table as it was, not renamed away."""
         if self.kind == "duckdb":
             with self._duckdb() as conn:
-                for statement in statements:
-                    conn.execute(statement)
+                conn.execute("BEGIN TRANSACTION")
+                try:
+                    for statement in statements:
+                        conn.execute(statement)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
             return
         engine = self.engine()
         try:

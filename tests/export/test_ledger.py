@@ -80,3 +80,16 @@ def _upserts_by_write_id(warehouse: Warehouse) -> None:
     assert (held.loc[writes[0].write_id, "status"], held.loc[writes[0].write_id, "crm_id"]) == ("created", "c1")
     assert held.loc[writes[1].write_id, "status"] == "sent"
     assert held.loc[writes[0].write_id, "attempts"] == 1
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
+def test_a_ledger_rebuild_that_fails_halfway_leaves_the_old_table_and_its_rows(kind: str, tmp_path: Path) -> None:
+    with _warehouse(kind, tmp_path) as warehouse:
+        earlier = Ledger()
+        earlier.mark_sent("contacts", writes_to_send("contacts", BATCH, empty_ledger()))
+        # A value the keyed table's BIGINT column cannot take: the copy into the rebuilt table fails.
+        warehouse.write_table(EXPORT_LEDGER, earlier.frame().astype({"attempts": str}).assign(attempts="many"))
+        with pytest.raises(Exception):
+            LedgerTable(warehouse, EXPORT_LEDGER)
+        assert EXPORT_LEDGER in warehouse.table_names()
+        assert warehouse.read_table(EXPORT_LEDGER)["write_id"].tolist() == earlier.frame()["write_id"].tolist()
