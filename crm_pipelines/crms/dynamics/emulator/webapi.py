@@ -33,7 +33,9 @@ from .authority import TENANT_ID, verify_token
 from .batch import execute_batch
 from .calls import API, ODATA_HEADERS, Answer, Call, api_url
 from .metadata import entity_definitions
-from crm_pipelines.sandbox.odata import QueryError, compile_filter, parse_key, parse_orderby, parse_select, row_comparator, sort_rows
+from crm_pipelines.sandbox.odata import (
+    QueryError, compile_filter, parse_key, parse_orderby, parse_select, row_comparator, sort_rows,
+)
 from .records import BAD_QUERY, NOT_FOUND, Data, ODataError, not_found
 from .schema import BY_ENTITY_SET, CRM, TABLES, Table, table as table_with_custom
 from .state import APP_USER_ID, BUSINESS_UNIT_ID, ORGANIZATION_ID, setting, state
