@@ -33,6 +33,7 @@ from crm_pipelines.crms.salesforce import emulator as sandbox_salesforce
 from crm_pipelines.crms.tribecrm import emulator as sandbox_tribecrm
 from crm_pipelines.crms.zoho import emulator as sandbox_zoho
 from crm_pipelines.crms.registry import client_environment
+from tests.pipeline import instance_in_memory
 
 TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
 ASSETS = [*build_crm_assets("2024-10-01"), crm_users, crm_associations, crm_schema]
@@ -174,7 +175,7 @@ def stored(sandbox, spec: Crm, obj: str | None = None) -> list:
 
 def test_the_first_pull_snapshots_every_object_and_the_next_one_only_what_changed(crm, resources) -> None:
     sandbox, spec = crm
-    with dg.instance_for_test() as instance:
+    with instance_in_memory() as instance:
         first = dg.materialize(ASSETS, resources=resources, partition_key=TODAY, instance=instance)
         assert first.success
         warehouse = resources["warehouse"]
@@ -213,7 +214,7 @@ def test_the_first_pull_snapshots_every_object_and_the_next_one_only_what_change
 
 def test_a_backfill_of_several_days_re_pulls_records_modified_in_those_days(crm, resources) -> None:
     sandbox, spec = crm
-    with dg.instance_for_test() as instance:
+    with instance_in_memory() as instance:
         assert dg.materialize(ASSETS[:3], resources=resources, partition_key=TODAY, instance=instance).success
         rows = stored(sandbox, spec)
         days = sorted({r.modified_at.strftime("%Y-%m-%d") for r in rows})
@@ -238,7 +239,7 @@ def test_inbound_sync_rules_keep_only_the_records_they_describe(crm, resources, 
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(config))
     resources = {**resources, "integration": IntegrationSettings(config_path=str(path))}
-    with dg.instance_for_test() as instance:
+    with instance_in_memory() as instance:
         result = dg.materialize(ASSETS[:3], resources=resources, partition_key=TODAY, instance=instance)
     contacts = resources["warehouse"].read_table("crm_contacts")
     title = spec.title_of or (lambda sb, r: r.fields.get(spec.title_field))

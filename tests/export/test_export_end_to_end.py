@@ -26,7 +26,7 @@ from crm_pipelines.crms.registry import client_environment, emulator
 from crm_pipelines.sandbox.faults import FaultRule
 from tests.activities.crms import CRMS as ACTIVITY_CRMS
 from tests.conftest import emptied
-from tests.pipeline import Template, run, run_after_rollups
+from tests.pipeline import Template, instance_in_memory, run, run_after_rollups
 
 CONTACT_OBJECT = {"salesforce": "Contact", "hubspot": "contacts", "dynamics": "contacts", "pipedrive": "persons",
                   "northwind": "people", "oldbook": "contacts", "zoho": "Contacts", "tribecrm": tribecrm.PERSON}
@@ -107,7 +107,7 @@ def pushed(request, sandbox_server, template: Template, tmp_path_factory) -> Pus
         for key, value in env.items():
             patch.setenv(key, value)
         before = len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm]))
-        with dg.instance_for_test() as instance:
+        with instance_in_memory() as instance:
             first = run_after_rollups(instance)
             after = sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])
             held = {fields.get(ENGINY_KEY[crm]): fields
@@ -129,7 +129,7 @@ def pushed(request, sandbox_server, template: Template, tmp_path_factory) -> Pus
         sandbox.ctx.stats.reset()
         from crm_pipelines.definitions import defs
 
-        with dg.instance_for_test() as instance:
+        with instance_in_memory() as instance:
             gate_run = defs().resolve_job_def(EXPORT_PUSH).execute_in_process(instance=instance, raise_on_error=False)
         writes = sum(n for (c, m, e), n in sandbox.ctx.stats.calls.items()
                      if c == crm and m in ("POST", "PATCH", "PUT") and any(w in e for w in WRITE_ENDPOINTS))
@@ -216,7 +216,7 @@ def test_launch_options_manual_fields_an_owner_and_leads_instead_of_contacts(pip
     launch = {"manual_values": {"Description": "Q4 outbound"}, "owner_id": owner}
     leads_before = len(sandbox.ctx.store.records("salesforce", "Lead"))
     contacts_before = len(sandbox.ctx.store.records("salesforce", "Contact"))
-    with dg.instance_for_test() as instance:
+    with instance_in_memory() as instance:
         run = run_after_rollups(instance, {"ops": {
             "contact_export_batch": {"config": launch}, "lead_export_batch": {"config": launch},
             "crm_push_results": {"config": {"as_leads": True}}}})
@@ -256,7 +256,7 @@ def test_faults_during_the_push_lose_nothing_and_the_re_run_creates_nothing_twic
     for rule in ({"status": 503, "retry_after": 0, "times": 6}, {"status": 429, "retry_after": 0, "nth": 8},
                  {"kind": "drop", "nth": 10}, {"status": 500, "nth": 12}):
         sandbox.ctx.faults.add(FaultRule(crm=crm, endpoint=endpoint, method=method, **rule))
-    with dg.instance_for_test() as instance:
+    with instance_in_memory() as instance:
         first = run_after_rollups(instance)
         assert first.success, [e.message for e in first.all_events if e.is_failure]
         assert [rule.hits for rule in sandbox.ctx.faults.rules()] == [6, 1, 1, 1], "every fault was met"
@@ -288,7 +288,7 @@ def test_faults_during_a_batched_upsert_lose_nothing_and_the_re_run_creates_noth
     for rule in ({"status": 503, "retry_after": 0, "times": 6}, {"status": 429, "retry_after": 0, "nth": 7},
                  {"kind": "drop", "nth": 8}, {"status": 500, "nth": 9}):
         sandbox.ctx.faults.add(FaultRule(crm=crm, endpoint="/crm/v7/Contacts/upsert", method="POST", **rule))
-    with dg.instance_for_test() as instance:
+    with instance_in_memory() as instance:
         first = run_after_rollups(instance)
         assert first.success, [e.message for e in first.all_events if e.is_failure]
         failed = warehouse.read_table("crm_push_results").query("object == 'contacts' and status == 'failed'")
@@ -315,7 +315,7 @@ def test_contacts_pushed_as_leads_land_once_as_leads(pipeline) -> None:
     contacts_before = len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm]))
     leads_before = len(sandbox.ctx.store.records(crm, LEAD_OBJECT[crm]))
     as_leads = {"ops": {"crm_push_results": {"config": {"as_leads": True}}}}
-    with dg.instance_for_test() as instance:
+    with instance_in_memory() as instance:
         assert run_after_rollups(instance, as_leads).success
         results = warehouse.read_table("crm_push_results")
         created = results[(results["object"] == "leads") & (results["status"] == "created")]

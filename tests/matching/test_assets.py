@@ -20,6 +20,7 @@ from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.crms.salesforce.client import SalesforceResource
 from crm_pipelines.resources.warehouse import Warehouse, WarehouseIOManager
 from crm_pipelines.crms.salesforce import emulator as sandbox_salesforce
+from tests.pipeline import instance_in_memory
 
 TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
 
@@ -42,7 +43,7 @@ def test_matching_assets_read_whole_daily_snapshots_and_write_matches_duplicates
     snapshots = build_crm_assets("2024-10-01")
     assets = [*enginy_assets, *snapshots, *matching_assets]
     report_dir = tmp_path / "reports"
-    with dg.instance_for_test() as instance:
+    with instance_in_memory() as instance:
         pulled = dg.materialize(assets, selection=snapshots, partition_key=TODAY, resources=resources, instance=instance)
         assert pulled.success
         run = dg.materialize(

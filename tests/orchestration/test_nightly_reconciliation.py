@@ -13,6 +13,7 @@ from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
 from crm_pipelines.crms.salesforce import emulator as sandbox_salesforce
 from crm_pipelines.crms.registry import client_environment
+from tests.pipeline import instance_in_memory
 
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
@@ -41,7 +42,7 @@ def test_the_nightly_run_refreshes_everything_and_attaches_a_dry_run_without_pus
         [request] = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == tonight.strftime("%Y-%m-%d")
 
-    with dg.instance_for_test() as instance:
+    with instance_in_memory() as instance:
         sandbox.ctx.stats.reset()
         result = defs.resolve_job_def("nightly_reconciliation").execute_in_process(
             instance=instance, partition_key=request.partition_key, run_config=request.run_config)
