@@ -11,12 +11,15 @@ import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt.compat import DBT_PYTHON_VERSION
 from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
+from packaging.version import Version
 from sqlalchemy.engine import make_url
 
 from crm_pipelines.resources.warehouse import WAREHOUSE_SCHEMA_ENV, Warehouse
@@ -67,6 +70,15 @@ class WarehouseDbtResource(DbtCliResource):
         # cli(); the variables are set for exactly that long.
         with _environment(dbt_profile_environment(self.warehouse)):
             return super().cli(args, **kwargs)
+
+    @cached_property
+    def _cli_version(self) -> Version:
+        # dagster-dbt asks the executable for its version (`dbt --version`, a subprocess that
+        # takes about 3 s) on every dbt step; the dbt beside this Python is the dbt-core
+        # package this process has imported, whose version it already knows.
+        if DBT_PYTHON_VERSION is not None and Path(self.dbt_executable) == Path(sys.executable).with_name("dbt"):
+            return DBT_PYTHON_VERSION
+        return super()._cli_version
 
 
 def _dbt_beside_python() -> str:
