@@ -115,3 +115,24 @@ def test_the_code_locations_job_builds_the_rollups_with_steps_in_parallel_proces
     assert "RUN_SUCCESS" in run.stderr
     warehouse = Warehouse(url=f"duckdb:///{tmp_path / 'data' / 'warehouse.duckdb'}")
     assert len(warehouse.read_table("campaign_rollups")) == len(data.enginy["contacts"])
+
+
+def test_dbt_is_asked_its_version_only_when_it_is_not_the_dbt_beside_this_python(tmp_path: Path) -> None:
+    """The version dagster-dbt needs is the imported dbt-core's for the dbt beside this Python
+    (no `dbt --version` per step); another executable is still asked."""
+    from dagster_dbt.compat import DBT_PYTHON_VERSION
+
+    from crm_pipelines.assets.dbt import rollups_project
+    from crm_pipelines.resources.dbt import WarehouseDbtResource, warehouse_dbt
+
+    warehouse = Warehouse(url=f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
+    beside = warehouse_dbt(rollups_project, warehouse)
+    assert Path(beside.dbt_executable) == Path(sys.executable).with_name("dbt")
+    assert beside._cli_version == DBT_PYTHON_VERSION
+
+    other = tmp_path / "bin" / "dbt"
+    other.parent.mkdir()
+    other.write_text("#!/bin/sh\necho 'Core:'; echo '  - installed: 1.10.3'\n")
+    other.chmod(0o755)
+    elsewhere = WarehouseDbtResource(project_dir=rollups_project, warehouse=warehouse, dbt_executable=str(other))
+    assert str(elsewhere._cli_version) == "1.10.3"
