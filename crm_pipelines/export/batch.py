@@ -74,13 +74,13 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
                          "companies: launch with confirm_remove_previous set to true to go ahead (the removed "
                          "links are recorded, and the undo_associations job restores them)")
     # Looked up by key as plain dicts: a pandas row lookup per record cost most of a big batch's time.
-    outcome = matches.drop_duplicates("enginy_id").set_index("enginy_id").to_dict("index")
-    crm = crm_records.drop_duplicates("crm_id", keep="last").set_index("crm_id").to_dict("index") \
-        if len(crm_records) else {}
-    campaign = (campaign_values[~campaign_values.index.duplicated(keep="last")].to_dict("index")
-                if campaign_values is not None else {})
+    outcome = _by_key(matches.drop_duplicates("enginy_id"), "enginy_id")
+    crm = _by_key(crm_records.drop_duplicates("crm_id", keep="last"), "crm_id") if len(crm_records) else {}
+    campaign = ({} if campaign_values is None else
+                _by_key(campaign_values[~campaign_values.index.duplicated(keep="last")].reset_index(),
+                        campaign_values.index.name or "index"))
     rows = []
-    for record in records.to_dict("records"):
+    for record in _rows(records):
         enginy_id = str(record["id"])
         match = outcome.get(enginy_id)
         status = match["outcome"] if match is not None else "new"
@@ -123,6 +123,26 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
             row["reason"] = "nothing to change"
         rows.append({**row, "action": action, "fields": fields, "diff": diff, "writeback": writeback})
     return pd.DataFrame(rows, columns=BATCH_COLUMNS)
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The frame's rows as dicts, nulls as None for nullable and Arrow columns, as
+    ``to_dict("records")`` gives them — built a column at a time, which is several times faster
+    than pandas' row iteration over Arrow-backed columns."""
+    columns = []
+    for name in frame.columns:
+        column = frame[name]
+        values = column.tolist()
+        if isinstance(column.dtype, pd.api.extensions.ExtensionDtype) and column.dtype.na_value is pd.NA:
+            values = [None if v is pd.NA else v for v in values]
+        columns.append(values)
+    names = list(frame.columns)
+    return [dict(zip(names, row)) for row in zip(*columns)] if columns else [{} for _ in range(len(frame))]
+
+
+def _by_key(frame: pd.DataFrame, key: str) -> dict[Any, dict[str, Any]]:
+    """Each row's other columns by the row's ``key``."""
+    return {row.pop(key): row for row in _rows(frame)}
 
 
 def _company_link(enginy_id: str, current: Mapping[str, Any] | None, launch: Launch,

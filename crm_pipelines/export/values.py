@@ -50,12 +50,20 @@ class Refused(ValueError):
 
 
 def is_empty(value: Any) -> bool:
+    # Called for every value of a batch: the common types are tested first, by exact type.
     if value is None:
         return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
+    kind_of = type(value)
+    if kind_of is str:
+        return not value.strip()
+    if kind_of is float:
+        return math.isnan(value)
+    if kind_of is int or kind_of is bool:
+        return False
     if value is pd.NA or value is pd.NaT:
         return True
+    if isinstance(value, float):
+        return math.isnan(value)
     return isinstance(value, str) and not value.strip()
 
 
