@@ -82,7 +82,7 @@ def expectation_suite_gates(batch: pd.DataFrame, schema: dict[str, FieldSpec], r
     creates = frame[frame["action"].eq("create")].reset_index(drop=True)
     required = required if len(creates) else []
     creates = creates.assign(**{name: None for name in required if name not in creates.columns})
-    frames = {"creates": creates, "writes": frame, "batch": batch}
+    frames = {"creates": creates, "writes": frame.assign(ambiguous=frame["outcome"].eq("ambiguous")), "batch": batch}
     planned: list[tuple[str, str, Any, str]] = []  # (frame, gate name, expectation, what it checks)
     for name in required:
         planned.append(("creates", f"required_{name}", gx.expectations.ExpectColumnValuesToNotBeNull(column=name),
@@ -105,7 +105,6 @@ def expectation_suite_gates(batch: pd.DataFrame, schema: dict[str, FieldSpec], r
         planned.append(("creates", "one_create_per_match_key",
                         gx.expectations.ExpectColumnValuesToBeUnique(column="match_key"),
                         "no two creates for the same identifier key"))
-    frames["writes"] = frame.assign(ambiguous=frame["outcome"].eq("ambiguous"))
     planned.append(("writes", "no_ambiguous_written",
                     gx.expectations.ExpectColumnValuesToBeInSet(column="ambiguous", value_set=[False]),
                     "no record with an ambiguous match is written"))

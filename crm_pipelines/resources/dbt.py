@@ -13,16 +13,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
 from dagster_dbt.compat import DBT_PYTHON_VERSION
 from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
-from packaging.version import Version
 from sqlalchemy.engine import make_url
 
 from crm_pipelines.resources.warehouse import WAREHOUSE_SCHEMA_ENV, Warehouse
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 DBT_TARGET_ENV = "CRM_PIPELINES_DBT_TARGET"
 
@@ -72,7 +74,7 @@ class WarehouseDbtResource(DbtCliResource):
             return super().cli(args, **kwargs)
 
     @cached_property
-    def _cli_version(self) -> Version:
+    def _cli_version(self) -> "Version":
         # dagster-dbt asks the executable for its version (`dbt --version`, a subprocess that
         # takes about 3 s) on every dbt step; the dbt beside this Python is the dbt-core
         # package this process has imported, whose version it already knows.
