@@ -6,6 +6,8 @@ one run, embedded DuckDB and SQLite) in a process of its own in a fresh director
 records the wall-clock span of every call it answers, and a step's CRM time is the union of the
 spans inside the step. The baseline is the smallest size: a step's growth ratio is its wall time
 divided by the smallest size's, against the growth of the data (linear: the ratio of the sizes).
+After each full run, --changes Enginy contacts (1,000 by default) get a new job title and the run
+the enginy_change_sensor then requests is timed: matching, batches and push for just those.
 
     .venv/bin/python -m bench.bench_pipeline --contacts 10000 100000
     .venv/bin/python -m bench.bench_pipeline --contacts 10000 100000 --crm hubspot
@@ -18,6 +20,8 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,10 +40,60 @@ def _inside(spans: list[tuple[float, float]], start: float, end: float) -> float
     return covered
 
 
-def one_size(contacts: int, out: Path) -> None:
-    """In the current directory: the demo's run at this size, its figures written to ``out``."""
+def _steps(run_id: str, spans: list[tuple[float, float]]) -> dict[str, dict[str, float]]:
+    """Each step of the run: its wall time and the part of it spent waiting on the CRM."""
     import dagster as dg
 
+    with dg.DagsterInstance.get() as instance:
+        stats = instance.get_run_step_stats(run_id)
+    return {s.step_key: {"wall": s.end_time - s.start_time, "crm": _inside(spans, s.start_time, s.end_time)}
+            for s in stats if s.start_time and s.end_time}
+
+
+def _changed_contacts(how_many: int) -> None:
+    """``how_many`` Enginy contacts get a new job title, as people edit them in Enginy."""
+    import sqlalchemy as sa
+
+    from crm_pipelines.enginy.database import make_engine
+    from crm_pipelines.resources.enginy import EnginyDatabase
+
+    engine = make_engine(EnginyDatabase().url)
+    now = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=1)
+    with engine.begin() as conn:
+        ids = [row[0] for row in conn.execute(sa.text("SELECT id FROM contacts ORDER BY id LIMIT :n"), {"n": how_many})]
+        conn.execute(sa.text("UPDATE contacts SET job_title = 'Head of Partnerships', updated_at = :now "
+                             "WHERE id = :id"), [{"now": now, "id": i} for i in ids])
+    engine.dispose()
+
+
+def _incremental_run(changes: int):
+    """What the enginy_change_sensor requests after ``changes`` Enginy contacts changed, run as
+    enginy_sync_and_push (the job it requests with automation.automatic_export): matching and the
+    batches for just those records, then the push."""
+    import dagster as dg
+
+    from crm_pipelines.definitions import defs
+    from crm_pipelines.jobs import ENGINY_SYNC_AND_PUSH
+
+    definitions = defs()
+    repository = definitions.get_repository_def()
+    sensor = repository.get_sensor_def("enginy_change_sensor")
+    with dg.DagsterInstance.get() as instance:
+        def tick(cursor: str | None):
+            with dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=repository,
+                                         resources=repository.get_top_level_resources()) as context:
+                return sensor.evaluate_tick(context)
+
+        cursor = tick(None).cursor  # the first tick only sets the cursor past everything synced
+        _changed_contacts(changes)
+        [request] = tick(cursor).run_requests
+        return definitions.resolve_job_def(ENGINY_SYNC_AND_PUSH).execute_in_process(
+            instance=instance, run_config=request.run_config, tags=request.tags, raise_on_error=False)
+
+
+def one_size(contacts: int, changes: int, out: Path) -> None:
+    """In the current directory: the demo's run at this size, then the incremental run after
+    ``changes`` Enginy contacts changed; their figures written to ``out``."""
     from crm_pipelines.commands.demo import demo_sandbox, materialize_everything
 
     os.environ["DAGSTER_HOME"] = str(Path(".dagster_home").resolve())
@@ -48,12 +102,15 @@ def one_size(contacts: int, out: Path) -> None:
         ctx.stats.spans = []
         result = materialize_everything()
         spans = [(s, e) for _, s, e in ctx.stats.spans]
-    with dg.DagsterInstance.get() as instance:
-        steps = {s.step_key: (s.start_time, s.end_time) for s in instance.get_run_step_stats(result.run_id)
-                 if s.start_time and s.end_time}
+        ctx.stats.spans = []
+        started = time.monotonic()
+        incremental = _incremental_run(changes)
+        incremental_wall = time.monotonic() - started
+        incremental_spans = [(s, e) for _, s, e in ctx.stats.spans]
     figures = {"success": result.success, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-               "steps": {key: {"wall": end - start, "crm": _inside(spans, start, end)}
-                         for key, (start, end) in steps.items()}}
+               "steps": _steps(result.run_id, spans),
+               "incremental": {"success": incremental.success, "wall": incremental_wall,
+                               "steps": _steps(incremental.run_id, incremental_spans)}}
     out.write_text(json.dumps(figures))
 
 
@@ -61,11 +118,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--crm", choices=sorted(CONFIGS), default="salesforce")
+    parser.add_argument("--changes", type=int, default=1_000,
+                        help="Enginy contacts changed before the incremental run (default 1,000)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        one_size(args.one, args.out)
+        one_size(args.one, args.changes, args.out)
         return
     sizes = sorted(args.contacts)
     env = dict(os.environ)
@@ -79,7 +138,8 @@ def main() -> None:
             out = Path(directory) / "figures.json"
             log = Path(directory) / "run.log"
             with log.open("w") as sink:
-                done = subprocess.run([sys.executable, "-m", "bench.bench_pipeline", "--one", str(n), "--out", str(out)],
+                done = subprocess.run([sys.executable, "-m", "bench.bench_pipeline", "--one", str(n),
+                                       "--changes", str(args.changes), "--out", str(out)],
                                       cwd=directory, env={**env, "PYTHONPATH": str(REPO)}, stdout=sink,
                                       stderr=subprocess.STDOUT)
             if done.returncode != 0:
@@ -102,6 +162,14 @@ def main() -> None:
         print(f"{n:>9,} contacts: steps {wall:,.0f} s, of which waiting on the CRM {crm:,.0f} s and the pipeline's "
               f"own {wall - crm:,.0f} s; peak RSS {runs[n]['peak_rss_mb']:,.0f} MB; "
               f"{'SUCCESS' if runs[n]['success'] else 'FAILURE'}")
+    for n in sizes:
+        incremental = runs[n]["incremental"]
+        steps = incremental["steps"]
+        crm = sum(s["crm"] for s in steps.values())
+        slowest = ", ".join(f"{k} {v['wall']:.1f}s" for k, v in sorted(steps.items(), key=lambda kv: -kv[1]["wall"])[:4])
+        print(f"{n:>9,} contacts, then {args.changes:,} changed in Enginy: the incremental run (enginy_sync_and_push) "
+              f"{incremental['wall']:,.1f} s wall, of which waiting on the CRM {crm:,.1f} s; slowest steps: {slowest}; "
+              f"{'SUCCESS' if incremental['success'] else 'FAILURE'}")
 
 
 if __name__ == "__main__":
