@@ -9,6 +9,7 @@ reading it is editing that file.
 
 from __future__ import annotations
 
+import codecs
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -391,17 +392,32 @@ def parse_config(data: Any, source: str | Path = "<config>", model: type[BaseMod
         raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
 
 
+def read_yaml(path: Path) -> Any:
+    """The YAML document in ``path``, read as UTF-8 (with or without a byte-order mark). Another
+    encoding or a YAML mistake raises ConfigError naming the file, the place and the fix: editors
+    on Windows save UTF-16 or Windows-1252, which would otherwise end in a bare UnicodeDecodeError."""
+    raw = path.read_bytes()
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in raw:
+        raise ConfigError(path, ["the file is saved as UTF-16 (or holds NUL bytes) — fix: save it as UTF-8"])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(path, [f"line {line}: byte {raw[exc.start]:#04x} is not UTF-8 (the file looks saved as "
+                                 "Latin-1 or Windows-1252) — fix: save it as UTF-8"]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(path, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)}) — "
+                                 "fix: correct the YAML syntax there"]) from None
+
+
 def load_config(path: str | Path | None = None) -> IntegrationConfig:
     """Load and validate the integration config; ``None`` means the bundled example."""
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.is_file():
         raise ConfigError(path, [f"no such file — fix: point {CONFIG_ENV_VAR} at an existing YAML file, "
                                  f"e.g. one of {', '.join(str(p) for p in registry.example_configs())}"])
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(path, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)}) — "
-                                 "fix: correct the YAML syntax there"]) from None
-    return parse_config(data, path)
+    return parse_config(read_yaml(path), path)

@@ -273,3 +273,25 @@ def test_automation_settings_are_checked_where_they_are_written(tmp_path: Path, 
     with pytest.raises(ConfigError) as refused:
         defs()
     assert str(refused.value).startswith(f"{path}: automation.nightly_reconciliation: '0 25 * *' is not a cron")
+
+
+def test_a_config_saved_with_a_utf8_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "integration.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + example_config("hubspot").read_bytes())
+    assert load_config(path).active_crm == "hubspot"
+
+
+@pytest.mark.parametrize("encoding, says", [("utf-16", "saved as UTF-16"), ("utf-16-le", "saved as UTF-16"),
+                                            ("cp1252", "is not UTF-8")])
+def test_a_config_saved_in_another_encoding_names_the_file_and_the_fix(tmp_path: Path, encoding: str,
+                                                                        says: str) -> None:
+    """What a Windows editor may save: a bare UnicodeDecodeError told nobody which file, or what to do."""
+    text = yaml.safe_dump(salesforce()) + "# the CRM of Société Générale\n"
+    path = tmp_path / "integration.yaml"
+    path.write_bytes(text.encode(encoding))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [problem] = caught.value.problems
+    assert str(caught.value).startswith(f"{path}: ") and says in problem and "fix: save it as UTF-8" in problem
+    if encoding == "cp1252":  # where it stops reading, and why
+        assert problem.startswith(f"line {text.count(chr(10))}: byte 0xe9 is not UTF-8")

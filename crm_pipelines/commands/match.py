@@ -8,9 +8,8 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import typer
-import yaml
 
-from crm_pipelines.config import ConfigError, parse_config
+from crm_pipelines.config import ConfigError, parse_config, read_yaml
 from crm_pipelines.matching import near_miss
 from crm_pipelines.matching.engine import AMBIGUOUS, MATCHED, CrmIndex
 from crm_pipelines.matching.rules import MatchRules
@@ -19,10 +18,7 @@ PAIR_COLUMNS = ["left_id", "right_id", "outcome", "matched_by", "score"]
 
 
 def _rules(path: Path) -> MatchRules:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, [f"not valid YAML ({exc}) — fix: correct the YAML syntax"]) from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(path, ["the file must be a mapping with custom: — fix: start from the example in "
                                  "`crm-pipelines match --help`"])

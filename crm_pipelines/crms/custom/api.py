@@ -16,10 +16,9 @@ Mistakes are reported like those of the integration config: the file, the path i
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, model_validator
 
-from crm_pipelines.config import ConfigError, StrictModel, parse_config
+from crm_pipelines.config import ConfigError, StrictModel, parse_config, read_yaml
 from crm_pipelines.sync_rules import config_problem
 from crm_pipelines.crms.wire.rest import (
     ApiKey, CursorPaging, NextLinkPaging, OffsetPaging, PageNumberPaging, Paging, RateLimitHeaders,
@@ -211,13 +210,7 @@ def load_api(path: str | Path) -> CustomCrmApi:
     if not path.is_file():
         raise ConfigError(path, [f"no such file — fix: point {API_FILE_ENV} at the YAML describing your CRM's API, "
                                  "e.g. crm_pipelines/crms/custom/examples/northwind.yaml"])
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(path, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)}) — "
-                                 "fix: correct the YAML syntax there"]) from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(path, ["the file must be a mapping (name:, base_url:, auth:, paging:, contacts:, …) — "
                                  "fix: start from crm_pipelines/crms/custom/examples/northwind.yaml"])
