@@ -138,6 +138,10 @@ def same(a: Any, b: Any, spec: FieldSpec | None = None) -> bool:
         return True
     if is_empty(a) or is_empty(b):
         return False
+    if spec is not None and kind(spec.type) == "email":
+        # Emails are compared without case: HubSpot stores them lower-cased, so an exact
+        # comparison would send a mixed-case address again on every run.
+        return str(a).strip().lower() == str(b).strip().lower()
     try:
         return Decimal(str(a)) == Decimal(str(b))
     except InvalidOperation:

@@ -40,7 +40,7 @@ CRMS = {
         "hubspot", lambda sb: HubSpotResource(access_token=sandbox_hubspot.ACCESS_TOKEN, host=sb.base_url,
                                               ca_bundle=str(sb.tls.ca_bundle)),
         "contacts", 100, "/crm/v3/objects/{objectType}/batch/upsert",
-        lambda i: {"lastname": f"Person{i}", "email": f"p{i}@push.example"}, {"lifecyclestage": "bogus"},
+        lambda i: {"lastname": f"Person{i}", "email": f"p{i}@push.example.com"}, {"lifecyclestage": "bogus"},
         "enginy_id"),
     "dynamics": Crm(
         "dynamics", lambda sb: DynamicsResource(environment_url=sb.base_url, tenant_id=sandbox_dynamics.TENANT_NAME,

@@ -186,6 +186,7 @@ def test_the_launch_owner_replaces_an_existing_owner_only_when_asked() -> None:
     (FieldSpec("LeadSource", "picklist", options=("Web", "Enginy_Outbound"), option_labels=("Web", "Enginy Outbound")),
      "Enginy_Outbound", "Enginy Outbound"),
     (FieldSpec("Employees", "int"), "120", 120.0),
+    (FieldSpec("email", "email"), "ada.lovelace@example.com", "Ada.Lovelace@Example.com"),  # HubSpot lower-cases
 ])
 def test_a_value_the_crm_holds_in_its_own_form_is_no_change(spec, held, given) -> None:
     schema = {**SCHEMA, spec.name: spec}

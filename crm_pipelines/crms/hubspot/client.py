@@ -111,8 +111,12 @@ class HubSpotClient:
         for p in self._property_defs(OBJECT_TYPES[obj]):
             read_only = bool((p.get("modification_metadata") or {}).get("read_only_value")) or bool(p.get("calculated"))
             options = [o for o in p.get("options") or [] if not o.get("hidden")]
+            # A contact's email is a "string" to the properties API, but HubSpot validates it as
+            # an address and stores it lower-cased: described as an email, it is checked before the
+            # push and compared without case.
+            kind = "email" if obj == "contacts" and p["name"] == "email" else p.get("type") or "string"
             fields.append(CrmField(
-                name=p["name"], label=p.get("label") or p["name"], type=p.get("type") or "string",
+                name=p["name"], label=p.get("label") or p["name"], type=kind,
                 createable=not read_only, updateable=not read_only,
                 options=tuple(o["value"] for o in options), option_labels=tuple(o.get("label") or "" for o in options),
                 unique=bool(p.get("has_unique_value"))))

@@ -135,6 +135,20 @@ def test_one_invalid_value_fails_the_whole_batch_with_the_property_named(sandbox
     assert "READ_ONLY_VALUE" in _error(exc)["message"]
 
 
+def test_emails_are_stored_lower_cased_and_one_without_a_real_domain_fails_the_whole_batch(sandbox, hubspot):
+    created = hubspot.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(
+        properties={"email": "  Ada.Lovelace@Example.COM "}))
+    assert created.properties["email"] == "ada.lovelace@example.com"
+    read = hubspot.crm.contacts.basic_api.get_by_id(created.id, properties=["email"])
+    assert read.properties["email"] == "ada.lovelace@example.com"
+    for bad in ("user@localhost", "no-at-sign.example.com", "@example.com", "a b@example.com"):
+        with pytest.raises(ApiException) as exc:
+            hubspot.crm.contacts.batch_api.create(ContactCreates(inputs=[
+                {"properties": {"email": "fine@example.org"}}, {"properties": {"email": bad}}]))
+        assert exc.value.status == 400 and "INVALID_EMAIL" in _error(exc)["message"], bad
+    assert len(sandbox.ctx.store.records(CRM, "contacts")) == 1, "nothing of a refused batch is written"
+
+
 def test_a_second_contact_with_the_same_email_is_a_409_conflict_naming_the_existing_one(sandbox, hubspot):
     first = hubspot.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(
         properties={"email": "Ada@Example.com"}))

@@ -89,13 +89,14 @@ def seed(ctx: SandboxContext, seed: SeedData) -> None:
 
     emails: set[str] = set()
     for row in seed.contacts.itertuples(index=False):
-        email = seed_text(row.email)
-        # HubSpot keeps one contact per email; a duplicate person already in the portal exists
-        # there only under another (or no) address, so the second copy keeps no email.
-        if email is not None and email.lower() in emails:
+        # HubSpot stores emails lower-cased and keeps one contact per email; a duplicate person
+        # already in the portal exists there only under another (or no) address, so the second
+        # copy keeps no email.
+        email = (seed_text(row.email) or "").lower() or None
+        if email in emails:
             email = None
         if email is not None:
-            emails.add(email.lower())
+            emails.add(email)
         company_id = companies.get(seed_text(row.company_seed_id) or "")
         record = insert(ctx, "contacts", {
             "firstname": row.first_name, "lastname": row.last_name, "email": email, "phone": row.phone,

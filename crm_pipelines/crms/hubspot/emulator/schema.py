@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
+
+import tldextract
 
 CRM = "hubspot"
 
@@ -308,6 +311,17 @@ def coerce(prop: Property, value: Any) -> str | None:
                                    f"{text} is at {when.time()} UTC; a date property needs midnight UTC")
             return date(when.year, when.month, when.day).isoformat()
         return iso(when)
-    if prop.name == "email" and ("@" not in text or " " in text.strip()):
-        raise InvalidValue(prop.name, "INVALID_EMAIL", f"Email address {text} is invalid")
+    if prop.name == "email":
+        # HubSpot lower-cases a contact's email and refuses one without a real top-level domain
+        # (user@localhost), so a value sent in mixed case comes back different from what was sent.
+        email = text.strip().lower()
+        local, _, domain = email.partition("@")
+        if not local or " " in email or not domain or not _email_domains()(domain).suffix:
+            raise InvalidValue(prop.name, "INVALID_EMAIL", f"Email address {text} is invalid")
+        return email
     return text
+
+
+@lru_cache(maxsize=1)
+def _email_domains() -> tldextract.TLDExtract:
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)  # the bundled public-suffix list
