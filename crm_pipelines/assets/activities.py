@@ -14,6 +14,7 @@ from crm_pipelines.export.activities import (
     ACTIVITY_COLUMNS, Attribution, crm_records, outcomes, plan_activities, run_activity_push,
 )
 from crm_pipelines.export.ledger import ACTIVITY_LEDGER, EXPORT_LEDGER, empty_ledger
+from crm_pipelines.export.push import per_second
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
 from crm_pipelines.resources.integration import IntegrationSettings
@@ -97,5 +98,5 @@ def crm_activity_push(context: dg.AssetExecutionContext, crm: CrmResource, wareh
         "credited_by": dg.MetadataValue.json(results["owner_rule"].value_counts().to_dict()),
         "include_message_body": settings.include_message_body,
         "api_calls": getattr(client, "api_calls", 0) - calls_before,
-        "activities_per_second": round(outcome.sent / max(time.monotonic() - started, 1e-6), 1),
+        "activities_per_second": round(per_second(outcome.sent, started), 1),
         "seconds": round(time.monotonic() - started, 2)})

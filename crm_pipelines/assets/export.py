@@ -25,7 +25,7 @@ from crm_pipelines.export.batch_rules import (known_by_enginy_id, leave_to_other
 from crm_pipelines.export.dry_run import ACTIONS, render_dry_run
 from crm_pipelines.export.gates import expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger
-from crm_pipelines.export.push import outcomes, run_push
+from crm_pipelines.export.push import outcomes, per_second, run_push
 from crm_pipelines.export.review import review_mapping, specs
 from crm_pipelines.export.values import FieldSpec
 from crm_pipelines.crms import registry
@@ -318,7 +318,7 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
             **{f"rows_{k}": int(v) for k, v in summary.items()},
             "per_object": dg.MetadataValue.json(counts),
             "api_calls": getattr(client, "api_calls", 0) - calls_before,
-            "writes_sent": sent, "writes_per_second": round(sent / max(time.monotonic() - started, 1e-6), 1),
+            "writes_sent": sent, "writes_per_second": round(per_second(sent, started), 1),
             "seconds": round(time.monotonic() - started, 2)})
 
     return crm_push_results

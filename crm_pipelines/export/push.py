@@ -64,10 +64,14 @@ def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: 
     return PushOutcome(book.frame(), dict(counts), sent, wanted - len(writes))
 
 
+def per_second(done: int, started: float) -> float:
+    """Records a second since ``started`` (a time.monotonic() reading)."""
+    return done / max(time.monotonic() - started, 1e-6)
+
+
 def pace(done: int, total: int, started: float) -> str:
     """How far a long push is: records done, records a second, and when it should end."""
-    seconds = max(time.monotonic() - started, 1e-6)
-    rate = done / seconds
+    rate = per_second(done, started)
     left = (total - done) / rate if rate else 0
     return f"{done:,} of {total:,} ({rate:,.0f}/s, about {left:,.0f} s left)"
 
