@@ -13,7 +13,8 @@ import pytest
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
-    SalesforceExpiredSession, SalesforceGeneralError, SalesforceMalformedRequest, SalesforceRefusedRequest,
+    SalesforceExpiredSession, SalesforceGeneralError, SalesforceMalformedRequest, SalesforceOperationError,
+    SalesforceRefusedRequest,
 )
 
 from crm_pipelines.sandbox.app import SandboxContext, build_app
@@ -509,6 +510,32 @@ def test_a_bulk2_query_all_job_includes_deleted_records(sandbox, sf):
     pages = list(sf.bulk2.Contact.query_all("SELECT Id, IsDeleted FROM Contact", wait=0))
     rows = {r["Id"]: r["IsDeleted"] for page in pages for r in csv.DictReader(io.StringIO(page))}
     assert rows == {kept: "false", gone: "true"}
+
+
+def test_a_bulk2_query_job_is_pk_chunked_and_answers_its_id_ranges_in_no_sorted_order(sandbox, sf):
+    """A real org splits a bulk query by Id ranges and runs the chunks in parallel, so its results
+    are not in Id or SystemModstamp order (Understanding Bulk API 2.0 Query, "Chunking Query
+    Jobs"); the sandbox answers the last range first, so code that trusts the order fails here."""
+    sandbox.ctx.crm_settings(CRM)["bulk_pk_chunk_size"] = 2
+    ids = contacts(sandbox, 5)
+    pages = list(sf.bulk2.Contact.query("SELECT Id FROM Contact", wait=0))
+    got = [r["Id"] for page in pages for r in csv.DictReader(io.StringIO(page))]
+    assert got == ids[4:] + ids[2:4] + ids[:2]
+    created = sf.restful("jobs/query", method="POST", json={"operation": "query", "query": "SELECT Id FROM Contact"})
+    assert sf.restful(f"jobs/query/{created['id']}")["isPkChunkingSupported"] is True
+
+
+def test_an_ordered_bulk2_query_over_more_rows_than_the_org_reads_unchunked_fails_with_a_query_timeout(sandbox, sf):
+    """ORDER BY (and LIMIT) turn PK chunking off, and an unchunked query over a big object times
+    out (Bulk API 2.0, "Troubleshooting Query Timeouts"): the job is accepted, then fails."""
+    sandbox.ctx.crm_settings(CRM)["bulk_unchunked_row_limit"] = 3
+    contacts(sandbox, 4)
+    with pytest.raises(SalesforceOperationError, match="QUERY_TIMEOUT"):
+        list(sf.bulk2.Contact.query("SELECT Id FROM Contact ORDER BY SystemModstamp", wait=0))
+    with pytest.raises(SalesforceOperationError, match="QUERY_TIMEOUT"):
+        list(sf.bulk2.Contact.query("SELECT Id FROM Contact LIMIT 4", wait=0))
+    assert len(list(sf.bulk2.Contact.query("SELECT Id FROM Contact ORDER BY Id LIMIT 3", wait=0))) == 1
+    assert len(list(sf.bulk2.Contact.query("SELECT Id FROM Contact", wait=0))) == 1
 
 
 # --- Faults ---------------------------------------------------------------------------------------

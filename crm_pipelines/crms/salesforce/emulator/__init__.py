@@ -27,7 +27,8 @@ or with a trailing slash under their own template):
   V/jobs/query · V/jobs/query/{job_id} · V/jobs/query/{job_id}/results
 
 Module map: schema (objects, fields, ids), soql (grammar and evaluation), reads (query rows),
-writes (checks and writes), rest (REST endpoints), bulk (Bulk API 2.0).
+writes (checks and writes), rest (REST endpoints), bulk (Bulk API 2.0), chunking (PK chunking of
+bulk query jobs, and the timeout of the ones that cannot be chunked).
 """
 
 from __future__ import annotations

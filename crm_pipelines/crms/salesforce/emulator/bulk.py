@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from crm_pipelines.sandbox.app import SandboxContext
+from crm_pipelines.crms.salesforce.emulator import chunking
 from crm_pipelines.crms.salesforce.emulator.common import (
     SalesforceError, api, error_shape, json_body, setting, state, version_of,
 )
@@ -261,11 +262,20 @@ def query_jobs_handler(ctx: SandboxContext):
             "concurrencyMode": "Parallel", "contentType": "CSV", "apiVersion": float(version),
             "lineEnding": line_ending, "columnDelimiter": delimiter,
             "_kind": "query", "_columns": plan.columns,
-            "_cells": [reader.to_csv_cells(plan, r) for r in rows],
         }
         answer = _public(job)
-        job.update({"state": "JobComplete", "jobType": "V2Query", "numberRecordsProcessed": len(rows),
-                    "retries": 0, "totalProcessingTime": 40})
+        # The job is accepted either way; a query the org cannot chunk fails while it runs.
+        failure = chunking.timeout(plan.query, rows, setting(ctx, "bulk_unchunked_row_limit"))
+        if failure is not None:
+            job.update({"state": "Failed", "jobType": "V2Query", "errorMessage": failure,
+                        "numberRecordsProcessed": 0, "retries": 0, "totalProcessingTime": 120_000,
+                        "isPkChunkingSupported": True, "_cells": []})
+        else:
+            if chunking.chunked(plan.query):
+                rows = chunking.in_chunk_order(rows, setting(ctx, "bulk_pk_chunk_size"))
+            job.update({"state": "JobComplete", "jobType": "V2Query", "numberRecordsProcessed": len(rows),
+                        "retries": 0, "totalProcessingTime": 40, "isPkChunkingSupported": True,
+                        "_cells": [reader.to_csv_cells(plan, r) for r in rows]})
         with state(ctx).lock:
             state(ctx).jobs[job_id] = job
         return JSONResponse(answer)

@@ -6,7 +6,8 @@ DEFAULTS): client_id "sandbox-client", client_secret "sandbox-secret", username
 session_seconds (7200, a session's lifetime); daily_api_requests (100000, the quota behind
 Sforce-Limit-Info and REQUEST_LIMIT_EXCEEDED); max_uri_bytes (16384, past it 414);
 duplicate_rules and validation_rules (see writes); bulk_polls_in_progress (0, see bulk);
-custom_fields (managed by add_custom_field).
+bulk_pk_chunk_size (100000) and bulk_unchunked_row_limit (10000), see chunking; custom_fields
+(managed by add_custom_field).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "duplicate_rules": {"Contact": True, "Lead": True},
     "validation_rules": [],
     "bulk_polls_in_progress": 0,
+    # Bulk API 1.0's PK chunking default; Bulk API 2.0 picks its own size and does not say which.
+    "bulk_pk_chunk_size": 100_000,
+    "bulk_unchunked_row_limit": 10_000,
 }
 TOKEN_PATH = "/services/oauth2/token"
 logger = logging.getLogger(__name__)
