@@ -171,15 +171,21 @@ class SalesforceClient:
         rows_by_id: dict[str, dict[str, Any]] = {}
         pages = 1 if bulk else 0  # a REST read counts the first page itself, as it resumes from it
         for i, fields in enumerate(chunks):
-            soql = _soql(sobject, fields, where)
             if bulk:
-                chunk_rows, chunk_pages = self._bulk_rows(sobject, soql, deleted_too)
+                # No ORDER BY: it turns PK chunking off, and the big pulls that use bulk then time out.
+                chunk_rows, chunk_pages = self._bulk_rows(sobject, _soql(sobject, fields, where, order=False),
+                                                          deleted_too)
             else:
-                chunk_rows, chunk_pages = self._rest_rows(soql, deleted_too, first if i == 0 else None)
+                chunk_rows, chunk_pages = self._rest_rows(_soql(sobject, fields, where), deleted_too,
+                                                          first if i == 0 else None)
             pages += chunk_pages
             for row in chunk_rows:
                 rows_by_id.setdefault(row["Id"], {}).update(row)
         records = _canonical(obj, list(rows_by_id.values()), self.settings)
+        if bulk and "last_modified" in records:
+            # Bulk results come chunk by chunk in no promised order: put them in the order REST gives.
+            records = records.sort_values(["last_modified", "crm_id"], kind="stable").reset_index(drop=True)
+        # The cursor is the greatest modstamp held, never the last row's: only REST is ordered.
         cursor = records["last_modified"].max() if len(records) and "last_modified" in records else None
         return PullResult(records, None if cursor is None or pd.isna(cursor) else cursor.to_pydatetime(),
                           api_calls=self.api_calls - calls_before, pages=pages,
