@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from crm_pipelines.crms.dynamics.emulator import (CLIENT_ID, CLIENT_SECRET, TENANT_ID, TENANT_NAME,
-                                            add_custom_attributes, seed)
+                                            add_custom_attributes, expire_delta_tokens, seed)
 from crm_pipelines.crms.wire.query_literals import odata_string
 from crm_pipelines.sandbox.faults import FaultRule
 from crm_pipelines.sandbox.server import RunningSandbox
@@ -428,6 +428,37 @@ def test_initial_change_tracking_pages_before_it_hands_out_the_delta_link(sandbo
         headers = {"Prefer": "odata.maxpagesize=4"}  # the link itself carries the tracking
     assert pages == 2 and len(set(seen)) == 7
     assert web.get(body["@odata.deltaLink"]).json()["value"] == []
+
+
+def test_a_table_without_track_changes_ignores_the_preference_and_says_so_in_its_definition(sandbox, web):
+    """Only tables with Track changes on answer odata.track-changes with a delta link (Use change
+    tracking to synchronize data with external systems, "Enable change tracking for a table")."""
+    sandbox.ctx.crm_settings("dynamics")["untracked_tables"] = ["account"]
+    _create(sandbox, web, "accounts", {"name": "Contoso"})
+    body = web.get(_url(sandbox, "accounts?$select=name"), headers={"Prefer": "odata.track-changes"}).json()
+    assert [r["name"] for r in body["value"]] == ["Contoso"] and "@odata.deltaLink" not in body
+    definition = "EntityDefinitions(LogicalName='{}')?$select=ChangeTrackingEnabled"
+    assert web.get(_url(sandbox, definition.format("account"))).json()["ChangeTrackingEnabled"] is False
+    assert web.get(_url(sandbox, definition.format("contact"))).json()["ChangeTrackingEnabled"] is True
+
+
+def test_an_expired_or_forged_delta_token_answers_400_in_dataverse_error_shape(sandbox, web):
+    """Changes are kept ExpireChangeTrackingInDays (7 by default); an older token is refused with
+    ExpiredVersionStamp (0x80044352) and the client must read everything again."""
+    _create(sandbox, web, "contacts", {"lastname": "Kept"})
+    initial = web.get(_url(sandbox, "contacts"), headers={"Prefer": "odata.track-changes"}).json()
+    old_link = initial["@odata.deltaLink"]
+    expire_delta_tokens(sandbox.ctx)
+    expired = web.get(old_link)
+    assert expired.status_code == 400
+    assert expired.json() == {"error": {"code": "0x80044352", "message": "Version stamp associated with the "
+                                        "client has expired. Please perform a full sync."}}
+    fresh = web.get(_url(sandbox, "contacts"), headers={"Prefer": "odata.track-changes"}).json()
+    assert web.get(fresh["@odata.deltaLink"]).status_code == 200, "a token issued after the expiry works"
+    sandbox.ctx.crm_settings("dynamics")["change_tracking_days"] = 0  # every token is past the retention
+    assert web.get(fresh["@odata.deltaLink"]).json()["error"]["code"] == "0x80044352"
+    forged = web.get(_url(sandbox, "contacts?$deltatoken=not-a-token"))
+    assert forged.status_code == 400 and forged.json()["error"]["code"] == "0x80060888"
 
 
 def test_modifiedon_ge_filter_returns_rows_changed_since_a_cursor(sandbox, web):

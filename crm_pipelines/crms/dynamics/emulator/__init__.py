@@ -15,6 +15,7 @@ organisation URL (the token's resource) is the sandbox's base URL.
 - ``batch``: ``$batch`` with change sets
 - ``odata``: the $filter grammar and other query options
 - ``schema``: tables and attributes; ``records``: rows and write rules; ``state``: settings
+- ``tracking``: change tracking per table, and delta tokens that expire
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from . import schema
 from .schema import CRM, ENGINY_KEY
 from .seeding import seed_tables
 from .state import CLIENT_ID, CLIENT_SECRET, TENANT_ID, TENANT_NAME
+from .tracking import expire_delta_tokens
 
 __all__ = ["CRM", "CLIENT_ID", "CLIENT_SECRET", "ENGINY_KEY", "TENANT_ID", "TENANT_NAME",
-           "add_custom_attributes", "routes", "seed"]
+           "add_custom_attributes", "expire_delta_tokens", "routes", "seed"]
 
 
 def routes(ctx: SandboxContext) -> list[BaseRoute]:

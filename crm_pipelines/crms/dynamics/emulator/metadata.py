@@ -18,6 +18,7 @@ from crm_pipelines.sandbox.odata import QueryError, compile_filter, parse_key, p
 from .records import BAD_QUERY, NOT_FOUND, ODataError
 from .schema import CRM, TABLES, table as table_with_custom
 from .calls import ODATA_HEADERS, Answer, Call, api_url
+from .tracking import tracked
 
 
 
@@ -44,8 +45,9 @@ def entity_definitions(ctx: SandboxContext, call: Call, key: str, rest: str) -> 
     select = parse_select(call.query.get("$select"))
     base = f"{api_url(ctx)}/$metadata#EntityDefinitions('{name}')"
     if rest == "":
+        doc = {**table.metadata(), "ChangeTrackingEnabled": tracked(ctx, name)}
         return Answer(200, {"@odata.context": f"{api_url(ctx)}/$metadata#EntityDefinitions/$entity",
-                            **_select_doc(table.metadata(), select)}, dict(ODATA_HEADERS))
+                            **_select_doc(doc, select)}, dict(ODATA_HEADERS))
     if rest == "Keys":
         return Answer(200, {"@odata.context": f"{base}/Keys", "value": table.keys_metadata()},
                       dict(ODATA_HEADERS))

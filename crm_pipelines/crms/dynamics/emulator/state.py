@@ -14,6 +14,9 @@ Settings (``ctx.settings["dynamics"]``, changeable through ``PATCH /_sandbox/set
 - ``service_protection_requests`` / ``service_protection_window_seconds``: requests allowed
   per sliding window (default: no limit / 300 s) before 429 with Retry-After.
 - ``custom_attributes``: extra columns per table, see ``schema.add_custom_attributes``.
+- ``untracked_tables`` (default none), ``change_tracking_days`` (default 7) and
+  ``delta_tokens_expired_through``: change tracking per table and the delta tokens' lifetime,
+  see ``tracking``.
 
 Runtime state (token signing key, the row-version counter, deletion versions, the throttle
 window) lives on the context object; it survives ``/_sandbox/reset`` harmlessly because
@@ -55,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "max_url_length": 32768,
     "service_protection_requests": None,
     "service_protection_window_seconds": 300,
+    "untracked_tables": [],
+    "change_tracking_days": 7,  # Organization.ExpireChangeTrackingInDays
 }
 
 

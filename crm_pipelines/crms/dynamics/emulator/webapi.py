@@ -18,7 +18,6 @@ import binascii
 import json
 import math
 import re
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -39,6 +38,7 @@ from crm_pipelines.sandbox.odata import (
 from .records import BAD_QUERY, NOT_FOUND, Data, ODataError, not_found
 from .schema import BY_ENTITY_SET, CRM, TABLES, Table, table as table_with_custom
 from .state import APP_USER_ID, BUSINESS_UNIT_ID, ORGANIZATION_ID, setting, state
+from .tracking import issue_token, token_version, tracked
 
 THROTTLED = "0x80072322"
 COUNT_LIMIT = 5000
@@ -242,17 +242,14 @@ def _link(ctx: SandboxContext, table: Table, params: dict[str, str]) -> str:
     return f"{api_url(ctx)}/{table.entity_set}?{encoded}"
 
 
-def _delta_token(version: int) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%m/%d/%Y %H:%M:%S")
-    return f"{version}!{stamp}"
-
-
 def query(ctx: SandboxContext, data: Data, table: Table, call: Call) -> Answer:
     q = call.query
     select = parse_select(q.get("$select"))
     if select is not None:
         _check_names(table, select, "$select")
-    tracking = "odata.track-changes" in call.prefer() or "$deltatoken" in q
+    # A table without Track changes ignores the preference: its rows come without a delta link.
+    tracking = "$deltatoken" in q or ("odata.track-changes" in call.prefer()
+                                      and tracked(ctx, table.logical_name))
     if tracking:
         for option in ("$filter", "$orderby", "$top", "$count", "$expand"):
             if option in q:
@@ -303,7 +300,7 @@ def query(ctx: SandboxContext, data: Data, table: Table, call: Call) -> Answer:
         body["@odata.nextLink"] = _link(ctx, table, params)
     elif tracking:
         params = {k: v for k, v in q.items() if k not in ("$skiptoken",)}
-        params["$deltatoken"] = _delta_token(track_version)
+        params["$deltatoken"] = issue_token(track_version)
         body["@odata.deltaLink"] = _link(ctx, table, params)
     return Answer(200, body, headers, records=len(page))
 
@@ -312,10 +309,7 @@ def delta(ctx: SandboxContext, data: Data, table: Table, call: Call,
           select: list[str] | None) -> Answer:
     """Rows changed since the token, and ``$deletedEntity`` entries for rows deleted since."""
     q = call.query
-    try:
-        since = int(q["$deltatoken"].split("!", 1)[0])
-    except ValueError:
-        raise ODataError(400, BAD_QUERY, f"The delta token '{q['$deltatoken']}' is not valid.") from None
+    since = token_version(ctx, table.logical_name, q["$deltatoken"])
     headers = dict(ODATA_HEADERS)
     size = _page_size(ctx, call, headers)
     after, until = since, None
@@ -348,7 +342,7 @@ def delta(ctx: SandboxContext, data: Data, table: Table, call: Call,
         params["$skiptoken"] = _cookie({"after": page[-1][0], "until": until}, 2)
         body["@odata.nextLink"] = _link(ctx, table, params)
     else:
-        params["$deltatoken"] = _delta_token(until)
+        params["$deltatoken"] = issue_token(until)
         body["@odata.deltaLink"] = _link(ctx, table, params)
     return Answer(200, body, headers, records=len(page))
 
