@@ -9,6 +9,7 @@ Deletions come from Dataverse change tracking: the delta link is the incremental
 
 import email
 import json
+import logging
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ SUBJECT_LENGTH, DESCRIPTION_LENGTH = 200, 2000
 # Keys per look-up query: an OData filter of equalities joined by "or" stays short.
 LOOKUP_KEYS = 25
 DUPLICATE_KEY = "0x80040237"
+logger = logging.getLogger(__name__)
 
 
 def _batch_answers(response: requests.Response) -> list[tuple[int, dict[str, Any]]]:
@@ -65,6 +67,14 @@ ENTRA_THROTTLED = {50196}
 
 class ReconnectRequired(RuntimeError):
     """The CRM no longer accepts the stored grant; a person must reconnect the integration."""
+
+
+class DataverseError(RuntimeError):
+    """The Web API refused a request for good (not a throttle or an outage): its status and code."""
+
+    def __init__(self, status: int, code: str, message: str, text: str) -> None:
+        super().__init__(text)
+        self.status, self.code, self.message = status, code, message
 
 
 class EncryptedTokenCache(msal.SerializableTokenCache):
@@ -111,6 +121,7 @@ class DynamicsClient:
         self.session = requests.Session()
         self.api_calls = 0
         self.progress: Progress = lambda message: None
+        self._change_tracking: dict[str, bool] = {}  # logical name → ChangeTrackingEnabled
 
     # --- auth ------------------------------------------------------------------------------
     def _token(self) -> str:
@@ -146,8 +157,13 @@ class DynamicsClient:
                 raise TransientCrmError(response.status_code, f"Dataverse answered {response.status_code}",
                                         retry_after_seconds(response.headers.get("Retry-After")))
             if response.status_code >= 400:
-                raise RuntimeError(f"Dataverse answered {response.status_code} to {method} "
-                                   f"{url.split('?')[0]}: {response.text[:500]}")
+                try:
+                    error = response.json().get("error") or {}
+                except (ValueError, AttributeError):
+                    error = {}
+                raise DataverseError(response.status_code, str(error.get("code") or ""), str(error.get("message") or ""),
+                                     f"Dataverse answered {response.status_code} to {method} "
+                                     f"{url.split('?')[0]}: {response.text[:500]}")
             return response
 
         return with_retries(attempt)
@@ -171,34 +187,83 @@ class DynamicsClient:
     # --- CrmClient --------------------------------------------------------------------------
     def pull(self, obj: CrmObject, since: datetime | None, until: datetime | None,
              state: dict[str, Any] | None = None) -> PullResult:
-        """A bounded window filters on modifiedon; a pull up to now follows the change-tracking
-        delta link from the last pull (or starts tracking with a full read)."""
-        entity_set, key, _ = ENTITY_SETS[obj]
+        """A pull up to now follows the change-tracking delta link from the last pull (or starts
+        tracking with a full read): Dataverse's change feed reports deletions too. A bounded
+        window (a backfill) filters on modifiedon; so does a pull up to now where the feed cannot
+        serve: the table does not track changes, or no delta link is held, or Dataverse refuses
+        the stored one (it expired). That fall-back reads from ``since`` (the cursor less the
+        overlap) and is logged once, when it starts; a full pull starts the feed again."""
+        entity_set, key, logical = ENTITY_SETS[obj]
         calls_before = self.api_calls
         state = dict(state or {})
-        # Up to now, Dataverse's change feed is the source: it reports deletions too. A bounded
-        # window (a backfill) filters on modifiedon instead.
-        tracked = obj != "users" and until is None
-        if tracked and state.get("delta_link"):
-            rows, delta_link, pages = self._pages(state["delta_link"], [])
-        elif tracked:
-            rows, delta_link, pages = self._pages(f"{self.api}/{entity_set}", ["odata.track-changes"])
-        else:
-            clauses = []
-            if since is not None:
-                clauses.append(f"modifiedon ge {_odata_datetime(since)}")
-            if until is not None:
-                clauses.append(f"modifiedon lt {_odata_datetime(until)}")
-            query = {"$orderby": f"modifiedon asc,{key} asc"}
-            if clauses:
-                query["$filter"] = " and ".join(clauses)
-            rows, delta_link, pages = self._pages(f"{self.api}/{entity_set}?{urlencode(query)}", [])
+        rows, delta_link, pages, notes = None, None, 0, []
+        if obj != "users" and until is None:
+            fed, why = self._from_feed(entity_set, logical, since, state)
+            if fed is not None:
+                rows, delta_link, pages = fed
+            elif since is not None:
+                notes.append(self._fall_back(entity_set, why, since, state))
+            else:
+                state.pop("delta_link", None)  # an untracked table's full read: no feed to follow
+        if rows is None:
+            rows, _, pages = self._pages(self._window_url(entity_set, key, since, until), [])
         if delta_link:
-            state["delta_link"] = delta_link
+            state = {"delta_link": delta_link}  # the feed serves again: any fall-back is over
         records = _canonical(obj, rows, key, self.settings.linkedin_attribute)
         cursor = records["last_modified"].max() if len(records) and "last_modified" in records else None
         return PullResult(records, None if cursor is None or pd.isna(cursor) else cursor.to_pydatetime(),
-                          api_calls=self.api_calls - calls_before, pages=pages, state=state)
+                          api_calls=self.api_calls - calls_before, pages=pages, state=state, notes=notes)
+
+    def _tracks_changes(self, logical: str) -> bool:
+        """The table's Track changes option (EntityDefinitions' ChangeTrackingEnabled), read once."""
+        if logical not in self._change_tracking:
+            doc = self._send("GET", f"{self.api}/EntityDefinitions(LogicalName={odata_string(logical)})"
+                                    "?$select=ChangeTrackingEnabled").json()
+            self._change_tracking[logical] = bool(doc.get("ChangeTrackingEnabled"))
+        return self._change_tracking[logical]
+
+    def _from_feed(self, entity_set: str, logical: str, since: datetime | None,
+                   state: dict[str, Any]) -> tuple[tuple[list[dict[str, Any]], str | None, int] | None, str]:
+        """The change feed's rows, delta link and pages; or None and why the feed cannot serve."""
+        if not self._tracks_changes(logical):
+            return None, (f"table '{logical}' does not track changes (ChangeTrackingEnabled is false; turn on "
+                          "Track changes in its settings)")
+        why = "no delta link is held from an earlier pull"
+        if state.get("delta_link"):
+            try:
+                return self._pages(state["delta_link"], []), ""
+            except DataverseError as error:
+                if error.status != 400:
+                    raise
+                why = f"Dataverse refused the stored delta link, expired or not valid ({error.code}: {error.message})"
+        if since is None:
+            # Everything is read anyway: read it tracked, and the feed starts (again) here.
+            return self._pages(f"{self.api}/{entity_set}", ["odata.track-changes"]), ""
+        return None, why
+
+    def _fall_back(self, entity_set: str, why: str, since: datetime, state: dict[str, Any]) -> str:
+        """Say why the pull reads by modifiedon; warn only when the fall-back starts, since the
+        state carries it from pull to pull (each sync run has a client of its own)."""
+        message = (f"Dataverse {entity_set}: {why}. Pulling the rows modified since {_odata_datetime(since)} by "
+                   "modifiedon instead; deletions are seen again from the next full pull, which starts the "
+                   "change feed anew.")
+        if "fallback_since" not in state:
+            logger.warning(message)
+        state.pop("delta_link", None)
+        state.setdefault("fallback_since", _odata_datetime(since))
+        self.progress(message)
+        return message
+
+    def _window_url(self, entity_set: str, key: str, since: datetime | None, until: datetime | None) -> str:
+        clauses = []
+        if since is not None:
+            clauses.append(f"modifiedon ge {_odata_datetime(since)}")
+        if until is not None:
+            clauses.append(f"modifiedon lt {_odata_datetime(until)}")
+        query = {"$orderby": f"modifiedon asc,{key} asc"}
+        if clauses:
+            query["$filter"] = " and ".join(clauses)
+        return f"{self.api}/{entity_set}?{urlencode(query)}"
 
     def latest_change(self, obj: CrmObject, since: datetime | None) -> datetime | None:
         entity_set, key, _ = ENTITY_SETS[obj]

@@ -1,5 +1,6 @@
 """The Dynamics 365 connector against the sandbox over HTTPS: msal for tokens, the Web API for data."""
 
+import logging
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.crms.dynamics.client import DynamicsResource, ReconnectRequired
 from crm_pipelines.crms.dynamics import emulator as sandbox_dynamics
 from crm_pipelines.sandbox.faults import FaultRule
-from crm_pipelines.snapshot import fold_changes
+from crm_pipelines.snapshot import DEFAULT_OVERLAP, fold_changes
 
 CONTACTS = 120
 
@@ -141,3 +142,53 @@ def test_throttling_and_server_errors_are_retried_after_the_time_the_crm_asks(cr
 def test_a_bad_token_cache_key_is_a_clear_error(crm, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Fernet key"):
         resource(crm, token_cache_path=str(tmp_path / "c.bin"), token_cache_key="short").client()
+
+
+def warnings_about(caplog, table: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and r.name.startswith("crm_pipelines.crms.dynamics") and table in r.getMessage()]
+
+
+def test_an_expired_delta_link_falls_back_to_a_modifiedon_pull_from_the_cursor_and_warns_once(crm, caplog) -> None:
+    """Dataverse keeps changes for ExpireChangeTrackingInDays (7 by default) and then refuses the
+    stored delta link with 400 ExpiredVersionStamp: the sync goes on by modifiedon from the cursor
+    less the overlap, says why once, and the next full pull starts the change feed again."""
+    caplog.set_level(logging.WARNING)
+    first = resource(crm).client().pull("contacts", None, None)
+    changed = first.records["crm_id"].iloc[0]
+    client = resource(crm).client()
+    web_api(crm, client, "PATCH", f"contacts({changed})", json={"jobtitle": "Chief Revenue Officer"})
+    sandbox_dynamics.expire_delta_tokens(crm.ctx)
+    second = client.pull("contacts", first.cursor - DEFAULT_OVERLAP, None, state=first.state)
+    assert second.records.set_index("crm_id").loc[changed, "job_title"] == "Chief Revenue Officer"
+    assert len(second.records) < len(first.records), "the window since the cursor, not the whole table"
+    assert "delta_link" not in second.state
+    third = resource(crm).client().pull("contacts", second.cursor - DEFAULT_OVERLAP, None, state=second.state)
+    assert changed in set(third.records["crm_id"])
+    [warning] = warnings_about(caplog, "contacts")
+    assert "expired" in warning and "0x80044352" in warning
+    restarted = resource(crm).client().pull("contacts", None, None)
+    assert "delta_link" in restarted.state and len(restarted.records) == len(first.records)
+
+
+def test_a_table_without_change_tracking_is_pulled_by_modifiedon_and_warned_about_once(crm, caplog) -> None:
+    """A table needs Track changes on (ChangeTrackingEnabled) to answer with a delta link; the
+    connector reads the setting once per client and, without it, pulls by modifiedon."""
+    caplog.set_level(logging.WARNING)
+    crm.ctx.crm_settings("dynamics")["untracked_tables"] = ["contact"]
+    first = resource(crm).client().pull("contacts", None, None)
+    assert len(first.records) == len(crm.ctx.store.records("dynamics", "contacts"))
+    changed = first.records["crm_id"].iloc[0]
+    client = resource(crm).client()
+    web_api(crm, client, "PATCH", f"contacts({changed})", json={"jobtitle": "Head of Sales"})
+    crm.ctx.stats.reset()
+    second = client.pull("contacts", first.cursor - DEFAULT_OVERLAP, None, state=first.state)
+    assert second.records.set_index("crm_id").loc[changed, "job_title"] == "Head of Sales"
+    assert len(second.records) < len(first.records), "the window since the cursor, not the whole table"
+    client.pull("contacts", second.cursor - DEFAULT_OVERLAP, None, state=second.state)
+    assert calls(crm, "/EntityDefinitions({key})") == 1, "ChangeTrackingEnabled is read once per client"
+    resource(crm).client().pull("contacts", second.cursor - DEFAULT_OVERLAP, None, state=second.state)
+    [warning] = warnings_about(caplog, "contact")
+    assert "Track changes" in warning
+    companies = resource(crm).client().pull("companies", None, None)
+    assert "delta_link" in companies.state, "the other tables still track changes"
