@@ -82,8 +82,9 @@ def crm_activity_push(context: dg.AssetExecutionContext, crm: CrmResource, wareh
                               records, settings, _attribution(config, warehouse))
     calls_before = getattr(client, "api_calls", 0)
     ledger = LedgerTable(warehouse, ACTIVITY_LEDGER)
-    outcome = run_activity_push(client.log_activities, planned, ledger.read(), ledger.save,
-                                registry.facts(config.active_crm).push_chunk, context.log.info)
+    facts = registry.facts(config.active_crm)
+    chunk = client.activities_per_push if facts.can(Capability.BULK) else facts.push_chunk
+    outcome = run_activity_push(client.log_activities, planned, ledger.read(), ledger.save, chunk, context.log.info)
     results = outcomes(planned, outcome.ledger)[RESULT_COLUMNS]
     waiting = results[results["status"].eq("waiting")]
     yield dg.Output(None, ACTIVITY_LEDGER, metadata={

@@ -114,6 +114,10 @@ class BulkApi(Protocol):
         a whole bulk job's worth when there are enough to go through the bulk API, otherwise one
         synchronous call's worth."""
 
+    def activities_per_push(self, pending: int) -> int:
+        """The same for activities (of a CRM that logs them): how many to hand ``log_activities``
+        at once."""
+
 
 def push_one_by_one(obj: str, writes: list[Write], send: Callable[[Write], WriteResult],
                     progress: Progress) -> list[WriteResult]:

@@ -167,12 +167,14 @@ class ActivityPushOutcome:
 
 
 def run_activity_push(log: Callable[[list[Activity]], list[WriteResult]], planned: pd.DataFrame,
-                      ledger: pd.DataFrame, save: Callable[[pd.DataFrame], None], chunk: int,
+                      ledger: pd.DataFrame, save: Callable[[pd.DataFrame], None], chunk: int | Callable[[int], int],
                       progress: Callable[[str], None] = lambda message: None) -> ActivityPushOutcome:
     """Log the ready activities chunk by chunk, the ledger saved before each chunk is sent and
     after its answers (``save`` gets the rows changed, for an upsert): a run killed anywhere leaves
-    the next one knowing what may have landed."""
+    the next one knowing what may have landed. ``chunk``: activities per call of ``log``, or what
+    it is given how many are pending (a CRM with a bulk API takes a whole job's worth)."""
     activities, already = activities_to_send(planned, ledger)
+    chunk = chunk(len(activities)) if callable(chunk) else chunk
     counts: dict[str, int] = {}
     book = Ledger(ledger)
     started = time.monotonic()

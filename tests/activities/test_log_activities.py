@@ -123,3 +123,59 @@ def test_activities_whose_retries_ran_out_are_logged_by_the_next_run_once(org) -
     second = run_activity_push(client.log_activities, planned(org, 20), first.ledger, lambda ledger: None, 200)
     assert second.counts == {"created": failed} and second.already_done == 20 - failed
     assert_each_once(org, 20)
+
+
+@pytest.mark.parametrize("org", ["salesforce"], indirect=True)
+def test_a_large_salesforce_activity_push_is_one_bulk_job_and_a_run_killed_after_it_logs_nothing_twice(
+        org, tmp_path) -> None:
+    """Above bulk_push_threshold the Tasks go in one Bulk API 2.0 insert job, with one ledger save
+    before it and one after; a run killed after the job ran but before its answers were recorded
+    leaves every Task in doubt, and the next run finds them all by their key instead of inserting
+    them again."""
+    from crm_pipelines.crms.salesforce.client import SalesforceResource
+
+    client = SalesforceResource(login_url=org.sandbox.base_url, client_id="sandbox-client",
+                                client_secret="sandbox-secret", bulk_push_threshold=20).client()
+    table = LedgerTable(Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}"), ACTIVITY_LEDGER)
+    saves = []
+
+    def save(rows):
+        saves.append(len(rows))
+        table.save(rows)
+
+    def ingest_jobs() -> int:
+        return sum(n for (c, m, e), n in org.sandbox.ctx.stats.calls.items()
+                   if c == "salesforce" and m == "POST" and e.endswith("jobs/ingest"))
+
+    def killed_after_the_job(activities):
+        client.log_activities(activities)
+        raise Killed()
+
+    n = 50
+    with pytest.raises(Killed):
+        run_activity_push(killed_after_the_job, planned(org, n), table.read(), save, client.activities_per_push)
+    assert saves == [n], "the whole job was recorded as sent before it went"
+    assert ingest_jobs() == 1 and org.crm.create_calls(org.sandbox) == 0, "one bulk job, no sObject Collections"
+    again = run_activity_push(client.log_activities, planned(org, n), table.read(), save, client.activities_per_push)
+    assert again.counts == {"created": n} and ingest_jobs() == 1, "found by key, not inserted again"
+    assert_each_once(org, n)
+    assert set(outcomes(planned(org, n), again.ledger)["status"]) == {"logged"}
+    assert {a["kind"] for a in org.crm.logged(org.sandbox)} >= {"Email", "Call"}
+
+
+@pytest.mark.parametrize("org", ["salesforce"], indirect=True)
+def test_a_bulk_activity_push_logs_each_task_once_with_its_fields(org) -> None:
+    from crm_pipelines.crms.salesforce.client import SalesforceResource
+
+    client = SalesforceResource(login_url=org.sandbox.base_url, client_id="sandbox-client",
+                                client_secret="sandbox-secret", bulk_push_threshold=5).client()
+    plan = planned(org, 12).assign(description=[f"Line one\nline \"two\", {i}" for i in range(12)])
+    outcome = run_activity_push(client.log_activities, plan, empty_ledger(), lambda rows: None,
+                                client.activities_per_push)
+    assert outcome.counts == {"created": 12}
+    assert_each_once(org, 12)
+    logged = {a["key"]: a for a in org.crm.logged(org.sandbox)}
+    crm_object, record = org.people["c1"]
+    assert all(a["record"] == record and a["owner"] == org.users["ada"] and a["completed"] for a in logged.values())
+    assert logged["evt-0003"]["description"] == 'Line one\nline "two", 3'
+    assert logged["evt-0003"]["subject"] == "Enginy Call: 3"

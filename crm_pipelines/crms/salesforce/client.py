@@ -41,6 +41,8 @@ COLLECTION_LIMIT = 200
 # Writes handed to one Bulk API 2.0 job: simple-salesforce uploads them in parts under the 150 MB
 # limit, and the push saves its ledger after each job.
 BULK_JOB_WRITES = 100_000
+# Activity keys per look-up query: 300 quoted keys of ~40 characters keep its URL under MAX_QUERY_URL.
+LOOKUP_KEYS = 300
 # Task fields' lengths: longer values are cut rather than refused.
 SUBJECT_LENGTH, DESCRIPTION_LENGTH = 255, 32_000
 # TaskSubtype per activity kind, where the org's picklist has it (else a plain Task).
@@ -312,10 +314,20 @@ class SalesforceClient:
         return results
 
     # --- activities -------------------------------------------------------------------------
+    def activities_per_push(self, pending: int) -> int:
+        """A Bulk API 2.0 job's worth when more than bulk_push_threshold activities are pending (a
+        ledger save per job, not two per 200 Tasks); one sObject Collections call's worth otherwise."""
+        return self.writes_per_push(pending)
+
     def log_activities(self, activities: list[Activity]) -> list[WriteResult]:
-        """Completed Tasks on the contact or lead (WhoId), in sObject Collections of 200. Tasks
-        have no upsert, so each carries its key in ``activity_id_field`` and a create whose
-        answer was lost is looked up before it is sent again."""
+        """Completed Tasks on the contact or lead (WhoId): one Bulk API 2.0 insert job above
+        bulk_push_threshold, sObject Collections of 200 otherwise. Tasks have no upsert, so each
+        carries its key in ``activity_id_field`` and a create whose answer was lost is looked up
+        before it is sent again."""
+        if len(activities) > self.settings.bulk_push_threshold:
+            results = log_once(activities, self._bulk_create_tasks, self._find_tasks)
+            self.progress(f"Task: {len(results):,} activities sent through Bulk API 2.0")
+            return results
         results: list[WriteResult] = []
         for start in range(0, len(activities), COLLECTION_LIMIT):
             part = activities[start:start + COLLECTION_LIMIT]
@@ -327,12 +339,13 @@ class SalesforceClient:
         field = next((f for f in self.describe_raw("Task")["fields"] if f["name"] == name), {})
         return {p["value"] for p in field.get("picklistValues") or [] if p.get("active", True)}
 
-    def _create_tasks(self, activities: list[Activity]) -> list[WriteResult]:
+    def _tasks(self, activities: list[Activity]) -> list[dict[str, Any]]:
+        """The Task records, with their Enginy keys, as both write paths send them."""
         subtypes, types = self._task_picklist("TaskSubtype"), self._task_picklist("Type")
         records = []
         for a in activities:
             subtype = TASK_SUBTYPES[a.kind]
-            task = {"attributes": {"type": "Task"}, "WhoId": a.record_id, "Status": "Completed",
+            task = {"WhoId": a.record_id, "Status": "Completed",
                     "Subject": clip(a.subject, SUBJECT_LENGTH), "ActivityDate": a.occurred_at.date().isoformat(),
                     "TaskSubtype": subtype if subtype in subtypes else "Task",
                     self.settings.activity_id_field: a.write_id}
@@ -343,17 +356,50 @@ class SalesforceClient:
             if a.owner_id:
                 task["OwnerId"] = a.owner_id
             records.append(task)
-        body = {"allOrNone": False, "records": records}
+        return records
+
+    def _create_tasks(self, activities: list[Activity]) -> list[WriteResult]:
+        body = {"allOrNone": False, "records": [{"attributes": {"type": "Task"}, **task}
+                                                 for task in self._tasks(activities)]}
         answers = self._call(lambda sf: sf.restful("composite/sobjects", method="POST", json=body), attempts=1)
         return [_write_result(Write(a.write_id, "create", a.write_id, {}), answer)
                 for a, answer in zip(activities, answers)]
 
+    def _bulk_create_tasks(self, activities: list[Activity]) -> list[WriteResult]:
+        """One Bulk API 2.0 insert job (simple-salesforce splits it where the CSV gets too big); one
+        attempt, as log_once looks the Tasks up before any resend."""
+        key = self.settings.activity_id_field
+        tasks = self._tasks(activities)
+        columns = sorted({k for t in tasks for k in t})
+        rows = [{c: t.get(c, "") for c in columns} for t in tasks]  # an empty cell sets nothing
+
+        def run(sf: Salesforce) -> dict[str, WriteResult]:
+            job = sf.bulk2.Task
+            by_key: dict[str, WriteResult] = {}
+            for info in job.insert(records=rows, wait=1):
+                for r in csv.DictReader(io.StringIO(job.get_successful_records(info["job_id"]))):
+                    by_key[r[key]] = WriteResult(r[key], "created", r["sf__Id"])
+                for r in csv.DictReader(io.StringIO(job.get_failed_records(info["job_id"]))):
+                    code, _, message = (r.get("sf__Error") or "").partition(":")
+                    by_key[r[key]] = WriteResult(r[key], "rejected", None, message.strip() or code, code or None)
+            return by_key
+
+        by_key = self._call(run, attempts=1)
+        return [by_key.get(a.write_id) or WriteResult(a.write_id, "failed",
+                                                      error="Bulk API 2.0 reported nothing for this Task")
+                for a in activities]
+
     def _find_tasks(self, keys: list[str]) -> dict[str, str]:
         field = self.settings.activity_id_field
-        # queryAll: a Task someone deleted in the CRM was logged; it is not logged again.
-        soql = f"SELECT Id, {field} FROM Task WHERE {field} IN ({', '.join(map(soql_string, keys))})"
-        rows = self._call(lambda sf: sf.query_all(soql, include_deleted=True))["records"]
-        return {r[field]: r["Id"] for r in rows}
+        found: dict[str, str] = {}
+        # A job's worth of keys in doubt after a killed bulk insert: IN lists a SOQL statement holds.
+        for start in range(0, len(keys), LOOKUP_KEYS):
+            part = ", ".join(map(soql_string, keys[start:start + LOOKUP_KEYS]))
+            # queryAll: a Task someone deleted in the CRM was logged; it is not logged again.
+            soql = f"SELECT Id, {field} FROM Task WHERE {field} IN ({part})"
+            rows = self._call(lambda sf: sf.query_all(soql, include_deleted=True))["records"]
+            found.update((r[field], r["Id"]) for r in rows)
+        return found
 
 
 def _links(write: Write, sobject: str) -> dict[str, Any]:
