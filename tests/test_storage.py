@@ -79,6 +79,20 @@ def test_the_duckdb_warehouse_replaces_a_table_and_keeps_nested_fields_as_json(t
     assert back["raw"].tolist() == ['{"Title": "CTO"}']
 
 
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
+def test_a_step_can_read_only_the_columns_it_needs(tmp_path: Path, kind: str) -> None:
+    frame = pd.DataFrame({"enginy_id": ["1", "2"], "action": ["create", "skip"], "diff": [[{"field": "x"}], []]})
+    with fresh_schema("cols") as schema:
+        warehouse = (Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}") if kind == "duckdb"
+                     else Warehouse(url=f"{SERVER}/test", schema_name=schema))
+        warehouse.write_table("contact_export_batch", frame)
+        back = warehouse.read_table("contact_export_batch", ("action", "enginy_id"))
+        assert back.columns.tolist() == ["action", "enginy_id"]
+        assert back.sort_values("enginy_id")["action"].tolist() == ["create", "skip"]
+        with pytest.raises(ValueError, match="not a valid warehouse identifier"):
+            warehouse.read_table("contact_export_batch", ("action; DROP TABLE x",))
+
+
 def _hold_lock(path: str, seconds: float, ready) -> None:
     conn = duckdb.connect(path)
     conn.execute("CREATE TABLE IF NOT EXISTS held (x INT)")

@@ -4,6 +4,8 @@ the nightly reconciliation attaches it to its run."""
 import pandas as pd
 
 ACTIONS = ("create", "update", "skip", "reject")
+# The batch columns the dry run shows (a reader can load just these).
+DRY_RUN_COLUMNS = ("enginy_id", "action", "crm_id", "diff", "reason")
 
 
 def render_dry_run(batches: dict[str, pd.DataFrame], limit: int = 50, show_skips: bool = True) -> list[str]:
@@ -13,6 +15,7 @@ def render_dry_run(batches: dict[str, pd.DataFrame], limit: int = 50, show_skips
     for name, batch in batches.items():
         counts = batch["action"].value_counts().to_dict()
         lines += ["", f"{name}: " + ", ".join(f"{counts.get(a, 0)} {a}" for a in ACTIONS)]
+        batch = batch.reindex(columns=list(DRY_RUN_COLUMNS))
         writing = batch[batch["action"].isin(["create", "update"])]
         for row in writing.head(limit).to_dict("records"):
             target = f"CRM {row['crm_id']}" if row["action"] == "update" else "new record"
