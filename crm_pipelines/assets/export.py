@@ -24,7 +24,7 @@ from crm_pipelines.export.batch_rules import (known_by_enginy_id, leave_to_other
                                               one_create_per_identifier, one_update_per_crm_record)
 from crm_pipelines.export.dry_run import ACTIONS, DRY_RUN_COLUMNS, render_dry_run
 from crm_pipelines.export.gates import expectation_suite_gates, rejection_gate, schema_gate
-from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger
+from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
 from crm_pipelines.export.push import outcomes, per_second, run_push
 from crm_pipelines.export.review import review_mapping, specs
 from crm_pipelines.export.values import FieldSpec
@@ -280,7 +280,6 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
         client = crm.client()
         client.progress = context.log.info
         ledger_table = LedgerTable(warehouse, EXPORT_LEDGER)
-        ledger = ledger_table.read()
         facts = registry.facts(integration_config.active_crm)
         chunk = client.writes_per_push if facts.can(Capability.BULK) else facts.push_chunk
         ended, counts, calls_before = [], {}, getattr(client, "api_calls", 0)
@@ -297,10 +296,13 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
                 held = _load_table(warehouse, REMOVED_ASSOCIATIONS, pd.DataFrame(columns=REMOVED_COLUMNS))
                 removed_total = warehouse.write_table(REMOVED_ASSOCIATIONS, record_removed(held, removed))
 
-            outcome = run_push(lambda writes, o=obj: client.push(o, writes), obj, batch, ledger, ledger_table.save,
-                               chunk, integration_config.create_on_duplicate_warning, context.log.info)
-            ledger = outcome.ledger
-            result = outcomes(batch, obj, ledger).assign(object=obj)
+            # The ledger entries of this batch's writes only: what is left to send is one join, and an
+            # incremental run of a thousand changes reads a thousand entries, not the whole ledger.
+            ids = write_ids(obj, batch)
+            held = ledger_table.read([i for i in ids if i is not None])
+            outcome = run_push(lambda writes, o=obj: client.push(o, writes), obj, batch, held, ledger_table.save,
+                               chunk, integration_config.create_on_duplicate_warning, context.log.info, ids=ids)
+            result = outcomes(batch, obj, outcome.ledger, ids).assign(object=obj)
             if obj == "companies":
                 company_ids = dict(zip(result["enginy_id"], result["crm_id"]))
             ended.append(result)
@@ -308,10 +310,11 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
             sent += outcome.sent
         results = pd.concat(ended, ignore_index=True)
         summary = results["status"].value_counts().to_dict()
+        statuses = ledger_table.status_counts()
         yield dg.Output(None, EXPORT_LEDGER, metadata={
-            "dagster/row_count": len(ledger),
+            "dagster/row_count": sum(statuses.values()),
             "warehouse_table": dg.MetadataValue.text(f"{warehouse.schema}.{EXPORT_LEDGER}"),
-            **{f"writes_{k}": int(v) for k, v in ledger["status"].value_counts().items()}})
+            **{f"writes_{k}": v for k, v in statuses.items()}})
         if removed_total is not None:
             yield dg.Output(None, REMOVED_ASSOCIATIONS, metadata={
                 "dagster/row_count": removed_total,

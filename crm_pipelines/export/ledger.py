@@ -40,23 +40,30 @@ def _value(row: dict[str, Any], name: str) -> Any:
 
 
 def write_id(obj: str, row: dict[str, Any]) -> str:
-    row = {k: _value(row, k) for k in row} if isinstance(row, dict) else row
-    intent = {"batch": row.get("batch_id"), "object": obj, "enginy_id": row["enginy_id"], "action": row["action"], "crm_id": row.get("crm_id"),
-              "fields": row.get("fields") or {}, "owner_id": row.get("owner_id"),
-              "company_crm_id": row.get("company_crm_id"), "company_link": row.get("company_link"),
-              "unlink_company_id": row.get("unlink_company_id")}
+    # Only the intent's own values are cleaned: a batch row has a dozen other columns.
+    intent = {"batch": _value(row, "batch_id"), "object": obj, "enginy_id": _value(row, "enginy_id"),
+              "action": _value(row, "action"), "crm_id": _value(row, "crm_id"),
+              "fields": _value(row, "fields") or {}, "owner_id": _value(row, "owner_id"),
+              "company_crm_id": _value(row, "company_crm_id"), "company_link": _value(row, "company_link"),
+              "unlink_company_id": _value(row, "unlink_company_id")}
     return hashlib.sha256(json.dumps(intent, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def writes_to_send(obj: str, batch: pd.DataFrame, ledger: pd.DataFrame, allow_duplicates: bool = False) -> list[Write]:
-    """The batch's creates and updates that the ledger does not hold as done."""
+def write_ids(obj: str, batch: pd.DataFrame) -> list[str | None]:
+    """Each batch row's write id, None for a skip or a rejection (nothing is written)."""
+    return [write_id(obj, row) if row["action"] in ("create", "update") else None
+            for row in batch.to_dict("records")]
+
+
+def writes_to_send(obj: str, batch: pd.DataFrame, ledger: pd.DataFrame, allow_duplicates: bool = False,
+                   ids: list[str | None] | None = None) -> list[Write]:
+    """The batch's creates and updates that the ledger does not hold as done; ``ids``: the rows'
+    write ids when the caller has them already (see write_ids)."""
     done = set(ledger.loc[ledger["status"].isin(FINAL), "write_id"]) if len(ledger) else set()
+    ids = write_ids(obj, batch) if ids is None else ids
     writes = []
-    for row in batch.to_dict("records"):
-        if row["action"] not in ("create", "update"):
-            continue
-        wid = write_id(obj, row)
-        if wid in done:
+    for row, wid in zip(batch.to_dict("records"), ids):
+        if wid is None or wid in done:
             continue
         fields = {k: v for k, v in (row.get("fields") or {}).items() if not (isinstance(v, float) and v != v)}
         writes.append(Write(wid, row["action"], str(row["enginy_id"]), fields,

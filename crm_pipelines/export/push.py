@@ -12,7 +12,7 @@ from typing import Callable
 
 import pandas as pd
 
-from crm_pipelines.export.ledger import FINAL, Ledger, write_id, writes_to_send
+from crm_pipelines.export.ledger import FINAL, Ledger, write_ids, writes_to_send
 from crm_pipelines.export.writes import Write, WriteResult
 
 DUPLICATE_CODES = ("DUPLICATES_DETECTED",)
@@ -28,16 +28,18 @@ class PushOutcome:
 
 def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: pd.DataFrame, ledger: pd.DataFrame,
              save: Callable[[pd.DataFrame], None], chunk: int | Callable[[int], int],
-             save_anyway_on_duplicates: bool = False, log: Callable[[str], None] = lambda message: None) -> PushOutcome:
+             save_anyway_on_duplicates: bool = False, log: Callable[[str], None] = lambda message: None,
+             ids: list[str | None] | None = None) -> PushOutcome:
     """Send the batch's writes the ledger does not hold as done; ``save`` persists the ledger's
     changed rows (an upsert by write id); the outcome carries the whole ledger after the push.
     ``chunk``: writes per call of ``push``, or what it is given how many are pending (a CRM with a
-    bulk API takes a whole job's worth when there are enough).
+    bulk API takes a whole job's worth when there are enough). ``ids``: the batch rows' write ids,
+    when the caller computed them to read just their ledger entries (see ledger.write_ids).
 
     Records a CRM refuses as duplicates are rejected for review, or — when the integration
     says to create on a duplicate warning — sent once more with the CRM's allow-save flag.
     """
-    writes = writes_to_send(obj, batch, ledger)
+    writes = writes_to_send(obj, batch, ledger, ids=ids)
     chunk = chunk(len(writes)) if callable(chunk) else chunk
     wanted = int(batch["action"].isin(["create", "update"]).sum())
     counts: Counter[str] = Counter()
@@ -76,15 +78,14 @@ def pace(done: int, total: int, started: float) -> str:
     return f"{done:,} of {total:,} ({rate:,.0f}/s, about {left:,.0f} s left)"
 
 
-def outcomes(batch: pd.DataFrame, obj: str, ledger: pd.DataFrame) -> pd.DataFrame:
+def outcomes(batch: pd.DataFrame, obj: str, ledger: pd.DataFrame, ids: list[str | None] | None = None) -> pd.DataFrame:
     """Every batch row with how it ended: created / updated / skipped / rejected / failed / pending."""
     columns = ["enginy_id", "action", "status", "crm_id", "reason"]
     if batch.empty:
         return pd.DataFrame(columns=columns)
     frame = batch.reindex(columns=["enginy_id", "action", "crm_id", "reason"]).reset_index(drop=True)
     written = frame["action"].isin(["create", "update"])
-    ids = pd.Series([write_id(obj, row) if row["action"] in ("create", "update") else None
-                     for row in batch.to_dict("records")])
+    ids = pd.Series(write_ids(obj, batch) if ids is None else ids, dtype=object)
     entries = ledger.drop_duplicates("write_id", keep="last").set_index("write_id")
     entry = entries.reindex(ids.where(written))
     held = entry["status"].notna().to_numpy()

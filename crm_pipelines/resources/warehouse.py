@@ -236,6 +236,28 @@ class Warehouse(dg.ConfigurableResource):
             engine.dispose()
         return len(rows)
 
+    def rows_with_keys(self, name: str, key: str, keys: list[str]) -> pd.DataFrame:
+        """The rows of the keyed table ``name`` whose ``key`` is one of ``keys``: one join on its
+        unique index, so a run that touches a thousand keys reads a thousand rows, not the table."""
+        table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
+        wanted = pd.DataFrame({key: pd.Series(keys, dtype=object)}).drop_duplicates()
+        select = f"SELECT t.* FROM {table} AS t JOIN wanted_keys AS w ON t.{sql_identifier(key)} = w.{sql_identifier(key)}"
+        if self.kind == "duckdb":
+            with self._duckdb() as conn:
+                conn.register("wanted_keys", wanted)
+                try:
+                    return conn.execute(select).df()
+                finally:
+                    conn.unregister("wanted_keys")
+        engine = self.engine()
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"CREATE TEMP TABLE wanted_keys ({sql_identifier(key)} VARCHAR) ON COMMIT DROP"))
+                _copy(conn, "wanted_keys", wanted)
+                return pd.read_sql(sa.text(select), conn)
+        finally:
+            engine.dispose()
+
     def _has_index(self, table: str, index: str) -> bool:
         if self.kind == "duckdb":
             sql = "SELECT index_name FROM duckdb_indexes() WHERE schema_name = $schema AND table_name = $table"
@@ -308,8 +330,17 @@ class LedgerTable:
         self.warehouse, self.name = warehouse, name
         warehouse.keep_keyed_table(name, LEDGER_SQL_TYPES, key="write_id")
 
-    def read(self) -> pd.DataFrame:
-        return self.warehouse.read_table(self.name)
+    def read(self, write_ids: list[str] | None = None) -> pd.DataFrame:
+        """The whole ledger, or only the entries of ``write_ids`` (the writes one batch intends)."""
+        if write_ids is None:
+            return self.warehouse.read_table(self.name)
+        return self.warehouse.rows_with_keys(self.name, "write_id", write_ids)
+
+    def status_counts(self) -> dict[str, int]:
+        """Entries per status, over the whole ledger."""
+        counts = self.warehouse.query(f"SELECT status, count(*) AS n FROM {sql_identifier(self.warehouse.schema)}."
+                                      f"{sql_identifier(self.name)} GROUP BY status")
+        return {str(s): int(n) for s, n in zip(counts["status"], counts["n"])}
 
     def save(self, rows: pd.DataFrame) -> None:
         self.warehouse.upsert(self.name, rows, key="write_id")

@@ -67,6 +67,21 @@ def test_the_ledger_table_upserts_by_write_id_and_takes_over_a_table_written_who
         _upserts_by_write_id(warehouse)
 
 
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
+def test_a_push_reads_the_entries_of_its_own_writes_and_the_counts_cover_the_whole_ledger(
+        kind: str, tmp_path: Path) -> None:
+    with _warehouse(kind, tmp_path) as warehouse:
+        table = LedgerTable(warehouse, EXPORT_LEDGER)
+        book = Ledger()
+        writes = writes_to_send("contacts", BATCH, empty_ledger())
+        table.save(book.mark_sent("contacts", writes))
+        table.save(book.record([WriteResult(writes[0].write_id, "created", "c1")]))
+        held = table.read([writes[0].write_id, "not-a-write-of-this-ledger"])
+        assert held["write_id"].tolist() == [writes[0].write_id] and held["status"].tolist() == ["created"]
+        assert table.read([]).empty and list(table.read([]).columns) == list(table.read().columns)
+        assert table.status_counts() == {"created": 1, "sent": 1}
+
+
 def _upserts_by_write_id(warehouse: Warehouse) -> None:
     writes = writes_to_send("contacts", BATCH, empty_ledger())
     earlier = Ledger()
