@@ -31,7 +31,8 @@ def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: 
              save_anyway_on_duplicates: bool = False, log: Callable[[str], None] = lambda message: None,
              ids: list[str | None] | None = None) -> PushOutcome:
     """Send the batch's writes the ledger does not hold as done; ``save`` persists the ledger's
-    changed rows (an upsert by write id); the outcome carries the whole ledger after the push.
+    changed rows (an upsert by write id); the outcome carries the ledger it was given (the whole
+    ledger, or the entries of this batch's writes) with this push's changes.
     ``chunk``: writes per call of ``push``, or what it is given how many are pending (a CRM with a
     bulk API takes a whole job's worth when there are enough). ``ids``: the batch rows' write ids,
     when the caller computed them to read just their ledger entries (see ledger.write_ids).
