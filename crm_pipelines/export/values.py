@@ -10,6 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # The CRM's type name (Salesforce describe, HubSpot properties, Dataverse AttributeType) → kind.
@@ -26,6 +27,11 @@ KINDS = {
     "id": "reference", "uniqueidentifier": "reference",
 }
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NUMBER = r"(?i)^[-+]?(\d|\.\d|inf|nan)"  # what may read as a number: the rest is compared as text
+TEXT_KINDS = frozenset({"text", "email", "url", "phone", "reference"})
+# Inferred types whose equal values are the same value to coerce (1, 1.0 and True hash alike:
+# in a column mixing them, each cell is coerced on its own).
+_ONE_TYPE = frozenset({"string", "boolean", "integer", "floating", "empty"})
 
 
 def kind(crm_type: str) -> str:
@@ -146,3 +152,99 @@ def same(a: Any, b: Any, spec: FieldSpec | None = None) -> bool:
         return Decimal(str(a)) == Decimal(str(b))
     except InvalidOperation:
         return str(a).strip() == str(b).strip()
+
+
+def coerce_column(spec: FieldSpec, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``coerce`` over a column: (the values as the CRM takes them, None where empty; the reason
+    where a value is refused, else None). Text and timestamps are coerced column-wise, anything
+    else once per distinct value — a batch of a million rows holds few distinct picklist values,
+    numbers or flags, and calling ``coerce`` per cell cost most of a big batch's time."""
+    k = kind(spec.type)
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if k in TEXT_KINDS and inferred in ("string", "empty"):
+        return _coerce_text(spec, k, values)
+    if k in ("date", "datetime") and pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return _coerce_timestamps(k, values)
+    if values.dtype != object or inferred in _ONE_TYPE:
+        codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    else:
+        codes, distinct = np.arange(len(values)), values.to_numpy(object)
+    coerced = np.empty(len(distinct) + 1, dtype=object)  # the last slot answers the missing ones (code -1)
+    reasons = np.empty(len(distinct) + 1, dtype=object)
+    for i, value in enumerate(distinct):
+        try:
+            coerced[i] = coerce(spec, value)
+        except Refused as refused:
+            reasons[i] = str(refused)
+    return (pd.Series(coerced[codes], index=values.index, dtype=object),
+            pd.Series(reasons[codes], index=values.index, dtype=object))
+
+
+def _coerce_text(spec: FieldSpec, k: str, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    text = values.astype("str").str.strip()
+    present = (text.notna() & text.ne("")).to_numpy(bool)
+    refused = np.zeros(len(text), dtype=bool)
+    reasons = np.full(len(text), None, dtype=object)
+    if k == "email":
+        bad = present & ~text.str.match(_EMAIL.pattern).fillna(False).to_numpy(bool)
+        reasons[bad] = [f"{spec.name}: {t!r} is not an email address" for t in text[bad]]
+        refused |= bad
+    if spec.length is not None:
+        lengths = text.str.len().fillna(0).to_numpy()
+        long = present & ~refused & (lengths > spec.length)
+        reasons[long] = [f"{spec.name}: {int(n)} characters, the field holds {spec.length}" for n in lengths[long]]
+        refused |= long
+    coerced = np.where(present & ~refused, text.to_numpy(object), None)
+    return pd.Series(coerced, index=values.index, dtype=object), pd.Series(reasons, index=values.index, dtype=object)
+
+
+def _coerce_timestamps(k: str, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """A datetime64 column: dates as written in its own zone, datetimes in UTC to the millisecond."""
+    present = values.notna().to_numpy(bool)
+    if k == "date":
+        text = values.dt.strftime("%Y-%m-%d")
+    else:
+        utc = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+        millis = (utc.dt.microsecond.fillna(0).astype("int64") // 1000).astype("str").str.zfill(3)
+        text = utc.dt.strftime("%Y-%m-%dT%H:%M:%S.") + millis + "Z"
+    coerced = np.where(present, text.to_numpy(object), None)
+    return (pd.Series(coerced, index=values.index, dtype=object),
+            pd.Series(np.full(len(values), None, dtype=object), index=values.index, dtype=object))
+
+
+def empty_column(values: pd.Series) -> np.ndarray:
+    """``is_empty`` over a column."""
+    empty = values.isna().to_numpy(bool, copy=True)
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred == "string":
+        empty |= values.astype("str").str.strip().eq("").fillna(False).to_numpy(bool)
+    elif inferred not in ("integer", "floating", "boolean", "empty", "datetime64", "datetime", "date"):
+        empty |= np.fromiter((is_empty(v) for v in values), dtype=bool, count=len(values))
+    return empty
+
+
+def same_column(held: pd.Series, new: pd.Series, spec: FieldSpec) -> np.ndarray:
+    """``same(held, new, spec)`` over two aligned columns; ``new`` already coerced (None where empty)."""
+    coerced, refused = coerce_column(spec, held)
+    held = coerced.where(refused.isna(), held)  # a value the spec refuses is compared as it is
+    held_empty, new_empty = empty_column(held), new.isna().to_numpy(bool)
+    result = held_empty & new_empty
+    both = ~held_empty & ~new_empty
+    if not both.any():
+        return result
+    a = held[both].astype("str").str.strip()
+    b = new[both].astype("str").str.strip()
+    if kind(spec.type) == "email":
+        result[both] = (a.str.lower() == b.str.lower()).to_numpy(bool)
+        return result
+    equal = (a == b).to_numpy(bool, copy=True)
+    # Number form aside ("120" is 120.0): where the text differs and both sides read as numbers,
+    # the float comparison is confirmed exactly so that long digit strings are not taken as equal.
+    numeric = ~equal & a.str.match(_NUMBER).to_numpy(bool) & b.str.match(_NUMBER).to_numpy(bool)
+    if numeric.any():
+        numbers_a = pd.to_numeric(a[numeric], errors="coerce").to_numpy(float)
+        numbers_b = pd.to_numeric(b[numeric], errors="coerce").to_numpy(float)
+        for i in np.flatnonzero(numeric)[numbers_a == numbers_b]:
+            equal[i] = same(a.iloc[i], b.iloc[i])
+    result[both] = equal
+    return result
