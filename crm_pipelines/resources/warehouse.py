@@ -12,7 +12,6 @@ makes hundreds of these operations.
 """
 
 import io
-import json
 import os
 import re
 import threading
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 import duckdb
+import orjson
 import pandas as pd
 import sqlalchemy as sa
 from pydantic import Field
@@ -81,14 +81,26 @@ def redact_url(url: str) -> str:
 
 def _json_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Nested values (a record's ``raw`` CRM fields) are stored as JSON text."""
-    nested = [c for c in frame.columns if frame[c].dtype == object
-              and frame[c].map(lambda v: isinstance(v, (dict, list))).any()]
+    nested = [c for c in frame.columns if frame[c].dtype == object and _holds_nested(frame[c])]
     if not nested:
         return frame
     frame = frame.copy()
     for column in nested:
-        frame[column] = frame[column].map(lambda v: json.dumps(v, default=str) if isinstance(v, (dict, list)) else v)
+        frame[column] = [_to_json(v) if isinstance(v, (dict, list)) else v for v in frame[column]]
     return frame
+
+
+def _holds_nested(column: pd.Series) -> bool:
+    # A column of text or numbers is told in one pass of pandas' type inference.
+    if pd.api.types.infer_dtype(column, skipna=True) not in ("mixed", "mixed-integer", "unknown-array"):
+        return False
+    return any(isinstance(v, (dict, list)) for v in column)
+
+
+def _to_json(value: Any) -> str:
+    # orjson: several times faster than json over a million-row batch's fields and diffs;
+    # numpy scalars as numbers, anything else it does not know as its text, as json's default=str.
+    return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _from_json(value: Any) -> Any:
@@ -99,14 +111,14 @@ def _from_json(value: Any) -> Any:
         return {}
     if value == "[]":
         return []
-    return json.loads(value)
+    return orjson.loads(value)
 
 
 def parse_json_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     """The named columns read back from their JSON text, where they are text."""
     for column in columns:
         if column in frame and len(frame) and frame[column].dtype != "float64":
-            frame[column] = frame[column].map(_from_json)
+            frame[column] = [_from_json(v) for v in frame[column]]
     return frame
 
 
