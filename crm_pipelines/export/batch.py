@@ -132,9 +132,13 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
             action[row] = "update"
         else:
             reason[row] = "nothing to change"
-    return pd.DataFrame({"enginy_id": enginy_id, "action": action, "crm_id": crm_id, "fields": fields, "diff": diff,
-                         "owner_id": owner_id, **links, "reason": reason, "writeback": writeback},
-                        columns=BATCH_COLUMNS)
+    # Object columns even with no rows: pandas makes an empty list a float column, which the
+    # batch's schema gate refuses (an incremental run with nothing changed has an empty batch).
+    nested = {name: pd.Series(values, dtype=object) for name, values in
+              (("fields", fields), ("diff", diff), ("writeback", writeback))}
+    return pd.DataFrame({"enginy_id": enginy_id, "action": action, "crm_id": crm_id, "fields": nested["fields"],
+                         "diff": nested["diff"], "owner_id": owner_id, **links, "reason": reason,
+                         "writeback": nested["writeback"]}, columns=BATCH_COLUMNS)
 
 
 def _current(crm_records: pd.DataFrame, crm_id: np.ndarray) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import pytest
 
 from crm_pipelines.config import EngagementMapping, EnginyFieldMapping, FixedValueMapping, ManualExportMapping
 from crm_pipelines.export.batch import Launch, Owners, build_batch
+from crm_pipelines.export.gates import schema_gate
 from crm_pipelines.export.values import FieldSpec, Refused, coerce
 
 SCHEMA = {
@@ -48,6 +49,15 @@ def field(enginy_field, crm_field, option="enginy_overwrites_crm"):
 
 
 MATCHED = [("e1", "matched", "c1")]
+
+
+def test_a_batch_with_nothing_to_export_still_passes_the_schema_gate() -> None:
+    # An incremental run where no company changed builds an empty company batch; it must not stop the run.
+    batch = build_batch(pd.DataFrame(columns=["id", "first_name", "updated_at"]),
+                        pd.DataFrame(columns=["enginy_id", "outcome", "crm_id"]),
+                        pd.DataFrame(columns=["crm_id", "last_modified", "owner_id", "raw"]),
+                        [field("first_name", "FirstName")], SCHEMA, Launch())
+    assert batch.empty and schema_gate(batch).passed, schema_gate(batch).details
 
 
 def test_a_new_record_is_a_create_with_every_mapped_value_and_its_diff() -> None:
