@@ -300,8 +300,14 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
             # incremental run of a thousand changes reads a thousand entries, not the whole ledger.
             ids = write_ids(obj, batch)
             held = ledger_table.read([i for i in ids if i is not None])
-            outcome = run_push(lambda writes, o=obj: client.push(o, writes), obj, batch, held, ledger_table.save,
-                               chunk, integration_config.create_on_duplicate_warning, context.log.info, ids=ids)
+            if facts.can(Capability.BULK):
+                push = lambda writes, job_started, o=obj: client.push(o, writes, job_started)  # noqa: E731
+                resume = lambda job_id, writes, o=obj: client.bulk_job_results(o, job_id, writes)  # noqa: E731
+            else:
+                push, resume = (lambda writes, o=obj: client.push(o, writes)), None
+            outcome = run_push(push, obj, batch, held, ledger_table.save, chunk,
+                               integration_config.create_on_duplicate_warning, context.log.info, ids=ids,
+                               resume=resume)
             result = outcomes(batch, obj, outcome.ledger, ids).assign(object=obj)
             if obj == "companies":
                 company_ids = dict(zip(result["enginy_id"], result["crm_id"]))

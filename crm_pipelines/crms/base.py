@@ -13,7 +13,8 @@ answers without loading a client) and asked of the client as follows:
 - ``Capability.LEADS``: ``pull``, ``describe`` and ``push`` take the object "leads".
 - ``Capability.ACTIVITIES``: the client is an ``ActivityLogging``.
 - ``Capability.BULK``: the client is a ``BulkApi``; the push hands it as many writes at once as
-  its bulk API takes in one job.
+  its bulk API takes in one job, records each job's id before its data goes, and resumes a
+  killed push from its jobs' results.
 - ``Capability.CHANGE_TRACKING``: ``pull`` keeps the CRM's change token in ``PullResult.state``
   and, given it back, answers what changed since, deletions included.
 """
@@ -117,6 +118,16 @@ class BulkApi(Protocol):
     def activities_per_push(self, pending: int) -> int:
         """The same for activities (of a CRM that logs them): how many to hand ``log_activities``
         at once."""
+
+    def push(self, obj: CrmObject, writes: list[Write],
+             job_started: Callable[[str, list[Write]], None] | None = None) -> list[WriteResult]:
+        """``CrmClient.push``, calling ``job_started`` with each bulk job's id and its writes
+        before the job's data is uploaded (the push records it in its ledger)."""
+
+    def bulk_job_results(self, obj: CrmObject, job_id: str, writes: list[Write]) -> list[WriteResult]:
+        """The answers a bulk job a killed push left behind holds for its writes (all of one
+        action); writes it has no answer for are left out, and are sent again. A job that could
+        still take data is stopped first, so it never lands after the resend."""
 
 
 def push_one_by_one(obj: str, writes: list[Write], send: Callable[[Write], WriteResult],

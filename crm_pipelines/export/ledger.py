@@ -22,8 +22,10 @@ from crm_pipelines.export.writes import Write, WriteResult
 # The warehouse tables (and Dagster assets) the record push and the activity push keep their ledgers
 # in; activities keep their own, so that the two pushes running at once never drop each other's entries.
 EXPORT_LEDGER, ACTIVITY_LEDGER = "export_ledger", "activity_ledger"
+# job_id: the bulk job a write was handed to, recorded before its data is uploaded, so a run that
+# was killed while the job ran reads the job's results instead of sending the writes again.
 LEDGER_COLUMNS = ["write_id", "object", "enginy_id", "action", "crm_id", "status", "error", "error_code",
-                  "attempts", "updated_at"]
+                  "attempts", "updated_at", "job_id"]
 # Outcomes that end a write; "sent" (no answer recorded: the push died) and "failed" (retries
 # spent) are sent again by the next run.
 FINAL = ("created", "updated", "rejected")
@@ -78,7 +80,7 @@ def writes_to_send(obj: str, batch: pd.DataFrame, ledger: pd.DataFrame, allow_du
 # by write id, so each chunk's rows are upserted rather than the table rewritten.
 LEDGER_SQL_TYPES = {"write_id": "VARCHAR", "object": "VARCHAR", "enginy_id": "VARCHAR", "action": "VARCHAR",
                     "crm_id": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR", "error_code": "VARCHAR",
-                    "attempts": "BIGINT", "updated_at": "TIMESTAMP WITH TIME ZONE"}
+                    "attempts": "BIGINT", "updated_at": "TIMESTAMP WITH TIME ZONE", "job_id": "VARCHAR"}
 
 
 class Ledger:
@@ -87,7 +89,7 @@ class Ledger:
     whole ledger again, which made a push slow down as it grew."""
 
     def __init__(self, frame: pd.DataFrame | None = None) -> None:
-        frame = empty_ledger() if frame is None else frame
+        frame = empty_ledger() if frame is None else frame.reindex(columns=LEDGER_COLUMNS)
         records = frame[LEDGER_COLUMNS].astype(object).where(frame[LEDGER_COLUMNS].notna(), None)
         self._rows: dict[str, dict[str, Any]] = {row["write_id"]: row for row in records.to_dict("records")}
 
@@ -103,7 +105,22 @@ class Ledger:
         return self._put([{"write_id": w.write_id, "object": obj, "enginy_id": w.enginy_id, "action": w.action,
                            "crm_id": w.crm_id, "status": "sent", "error": None, "error_code": None,
                            "attempts": int((self._rows.get(w.write_id) or {}).get("attempts") or 0) + 1,
-                           "updated_at": now} for w in writes])
+                           "updated_at": now, "job_id": None} for w in writes])
+
+    def mark_job(self, job_id: str, writes: Iterable[Write]) -> pd.DataFrame:
+        """Record the bulk job that writes sent (and not answered yet) were handed to, before its
+        data is uploaded; returns the rows changed."""
+        now = datetime.now(timezone.utc)
+        return self._put([{**self._rows[w.write_id], "job_id": job_id, "updated_at": now} for w in writes])
+
+    def in_jobs(self, writes: Iterable[Write]) -> dict[str, list[Write]]:
+        """The writes an earlier run handed to a bulk job and never heard the answer of, by job."""
+        jobs: dict[str, list[Write]] = {}
+        for w in writes:
+            row = self._rows.get(w.write_id) or {}
+            if row.get("status") == "sent" and row.get("job_id"):
+                jobs.setdefault(row["job_id"], []).append(w)
+        return jobs
 
     def record(self, results: Iterable[WriteResult]) -> pd.DataFrame:
         """Record the CRM's answers; returns the rows changed."""

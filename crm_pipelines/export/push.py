@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -26,10 +26,11 @@ class PushOutcome:
     already_done: int  # writes of the batch an earlier run finished
 
 
-def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: pd.DataFrame, ledger: pd.DataFrame,
+def run_push(push: Callable[..., list[WriteResult]], obj: str, batch: pd.DataFrame, ledger: pd.DataFrame,
              save: Callable[[pd.DataFrame], None], chunk: int | Callable[[int], int],
              save_anyway_on_duplicates: bool = False, log: Callable[[str], None] = lambda message: None,
-             ids: list[str | None] | None = None) -> PushOutcome:
+             ids: list[str | None] | None = None,
+             resume: Callable[[str, list[Write]], list[WriteResult]] | None = None) -> PushOutcome:
     """Send the batch's writes the ledger does not hold as done; ``save`` persists the ledger's
     changed rows (an upsert by write id); the outcome carries the ledger it was given (the whole
     ledger, or the entries of this batch's writes) with this push's changes.
@@ -37,26 +38,36 @@ def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: 
     bulk API takes a whole job's worth when there are enough). ``ids``: the batch rows' write ids,
     when the caller computed them to read just their ledger entries (see ledger.write_ids).
 
+    ``resume``, for a CRM whose big pushes run as bulk jobs: ``push`` is then called with a second
+    argument, to call with a job's id and its writes before their data is uploaded (the ledger
+    records it), and ``resume(job_id, writes)`` answers the writes of a job an earlier run left in
+    flight from that job's results — only writes it has no answer for are sent again.
+
     Records a CRM refuses as duplicates are rejected for review, or — when the integration
     says to create on a duplicate warning — sent once more with the CRM's allow-save flag.
     """
     writes = writes_to_send(obj, batch, ledger, ids=ids)
-    chunk = chunk(len(writes)) if callable(chunk) else chunk
     wanted = int(batch["action"].isin(["create", "update"]).sum())
+    already_done = wanted - len(writes)
     counts: Counter[str] = Counter()
     sent = 0
     book = Ledger(ledger)
+    extra: tuple[Any, ...] = ()
+    if resume is not None:
+        writes = _resume_jobs(resume, obj, writes, book, save, counts, log)
+        extra = (lambda job_id, part: save(book.mark_job(job_id, part)),)
+    chunk = chunk(len(writes)) if callable(chunk) else chunk
     started = time.monotonic()
     for start in range(0, len(writes), chunk):
         part = writes[start:start + chunk]
         save(book.mark_sent(obj, part))
-        results = push(part)
+        results = push(part, *extra)
         sent += len(part)
         if save_anyway_on_duplicates:
             again = {r.write_id for r in results if r.status == "rejected" and r.error_code in DUPLICATE_CODES}
             if again:
                 retry = [replace(w, allow_duplicates=True) for w in part if w.write_id in again]
-                retried = {r.write_id: r for r in push(retry)}
+                retried = {r.write_id: r for r in push(retry, *extra)}
                 sent += len(retry)
                 results = [retried.get(r.write_id, r) for r in results]
         save(book.record(results))
@@ -64,7 +75,23 @@ def run_push(push: Callable[[list[Write]], list[WriteResult]], obj: str, batch: 
         log(f"{obj}: chunk {start // chunk + 1} of {-(-len(writes) // chunk)}: "
             + ", ".join(f"{n} {status}" for status, n in sorted(Counter(r.status for r in results).items()))
             + f" — {pace(start + len(part), len(writes), started)}")
-    return PushOutcome(book.frame(), dict(counts), sent, wanted - len(writes))
+    return PushOutcome(book.frame(), dict(counts), sent, already_done)
+
+
+def _resume_jobs(resume: Callable[[str, list[Write]], list[WriteResult]], obj: str, writes: list[Write],
+                 book: Ledger, save: Callable[[pd.DataFrame], None], counts: Counter[str],
+                 log: Callable[[str], None]) -> list[Write]:
+    """Record what the bulk jobs an earlier run left in flight say of their writes; the writes
+    still to send."""
+    answered: set[str] = set()
+    for job_id, group in book.in_jobs(writes).items():
+        results = [r for r in resume(job_id, group) if r.status in FINAL]
+        save(book.record(results))
+        counts.update(r.status for r in results)
+        answered.update(r.write_id for r in results)
+        log(f"{obj}: bulk job {job_id}, left by an earlier run, answered {len(results):,} of its "
+            f"{len(group):,} writes; the rest are sent again")
+    return [w for w in writes if w.write_id not in answered]
 
 
 def per_second(done: int, started: float) -> float:

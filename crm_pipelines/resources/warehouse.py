@@ -203,13 +203,18 @@ class Warehouse(dg.ConfigurableResource):
     def keep_keyed_table(self, name: str, columns: Mapping[str, str], key: str) -> None:
         """Make ``name`` a table of these columns (name → SQL type) with ``key`` unique, so rows
         can be upserted one chunk at a time. A table an earlier version wrote whole (no key, types
-        guessed from its rows) is rebuilt once with its rows kept."""
+        guessed from its rows) is rebuilt once with its rows kept; a column added since (the ledger's
+        bulk job id) is added, empty, to a table that lacks it."""
         table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
         index = sql_identifier(f"{name}_{key}_key")
         ddl = ", ".join(f"{sql_identifier(c)} {t}" for c, t in columns.items())
-        cast = ", ".join(f"CAST({sql_identifier(c)} AS {t})" for c, t in columns.items())
         exists = name in self.table_names()
+        held = self._column_names(table) if exists else []
+        cast = ", ".join(f"CAST({sql_identifier(c) if c in held else 'NULL'} AS {t})" for c, t in columns.items())
         if exists and self._has_index(name, f"{name}_{key}_key"):
+            missing = [c for c in columns if c not in held]
+            if missing:
+                self._execute([f"ALTER TABLE {table} ADD COLUMN {sql_identifier(c)} {columns[c]}" for c in missing])
             return
         statements = [f"CREATE SCHEMA IF NOT EXISTS {sql_identifier(self.schema)}"]
         if exists:
@@ -276,6 +281,9 @@ class Warehouse(dg.ConfigurableResource):
         else:
             sql = "SELECT indexname AS index_name FROM pg_indexes WHERE schemaname = :schema AND tablename = :table"
         return index in self.query(sql, {"schema": self.schema, "table": table})["index_name"].tolist()
+
+    def _column_names(self, table: str) -> list[str]:
+        return list(self.query(f"SELECT * FROM {table} LIMIT 0").columns)
 
     def _execute(self, statements: list[str]) -> None:
         """The statements in one transaction: a process killed halfway (while a ledger table is

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crm_pipelines.export.ledger import EXPORT_LEDGER, Ledger, empty_ledger, writes_to_send
+from crm_pipelines.export.ledger import EXPORT_LEDGER, LEDGER_SQL_TYPES, Ledger, empty_ledger, writes_to_send
 from crm_pipelines.export.writes import WriteResult
 from crm_pipelines.resources.warehouse import LedgerTable, Warehouse, parse_json_columns
 from tests.postgres import TEST_DB_URL, fresh_schema
@@ -86,7 +86,8 @@ def _upserts_by_write_id(warehouse: Warehouse) -> None:
     writes = writes_to_send("contacts", BATCH, empty_ledger())
     earlier = Ledger()
     earlier.mark_sent("contacts", writes)
-    warehouse.write_table(EXPORT_LEDGER, earlier.frame())  # as versions that rewrote the ledger left it
+    # As versions that rewrote the ledger left it (before bulk job ids were kept).
+    warehouse.write_table(EXPORT_LEDGER, earlier.frame().drop(columns="job_id"))
     table = LedgerTable(warehouse, EXPORT_LEDGER)
     ledger = Ledger(table.read())
     table.save(ledger.record([WriteResult(writes[0].write_id, "created", "c1")]))
@@ -95,6 +96,23 @@ def _upserts_by_write_id(warehouse: Warehouse) -> None:
     assert (held.loc[writes[0].write_id, "status"], held.loc[writes[0].write_id, "crm_id"]) == ("created", "c1")
     assert held.loc[writes[1].write_id, "status"] == "sent"
     assert held.loc[writes[0].write_id, "attempts"] == 1
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
+def test_a_keyed_ledger_from_before_bulk_job_ids_gains_the_column_and_keeps_its_rows(kind: str, tmp_path: Path) -> None:
+    with _warehouse(kind, tmp_path) as warehouse:
+        writes = writes_to_send("contacts", BATCH, empty_ledger())
+        earlier = Ledger()
+        warehouse.keep_keyed_table(EXPORT_LEDGER, {c: t for c, t in LEDGER_SQL_TYPES.items() if c != "job_id"},
+                                   key="write_id")
+        warehouse.upsert(EXPORT_LEDGER, earlier.mark_sent("contacts", writes).drop(columns="job_id"), key="write_id")
+        table = LedgerTable(warehouse, EXPORT_LEDGER)
+        book = Ledger(table.read())
+        table.save(book.mark_job("750JOB", writes[:1]))
+        held = table.read().set_index("write_id")
+        assert len(held) == 2 and set(held["status"]) == {"sent"}
+        assert held.loc[writes[0].write_id, "job_id"] == "750JOB" and pd.isna(held.loc[writes[1].write_id, "job_id"])
+        assert list(Ledger(table.read()).in_jobs(writes)) == ["750JOB"]
 
 
 @pytest.mark.parametrize("kind", ["duckdb", "postgresql"])

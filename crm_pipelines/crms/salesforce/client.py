@@ -11,14 +11,17 @@ through queryAll (IsDeleted) in the same window.
 import csv
 import io
 from datetime import datetime
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import quote
 
 import pandas as pd
 import requests
 from pydantic import Field
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
+from simple_salesforce.bulk2 import MAX_INGEST_JOB_FILE_SIZE, JobState, Operation
+from simple_salesforce.exceptions import (
+    SalesforceError, SalesforceExpiredSession, SalesforceOperationError, SalesforceResourceNotFound,
+)
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser
 from crm_pipelines.export.writes import Activity
@@ -38,9 +41,11 @@ SOBJECTS = {"contacts": "Contact", "companies": "Account", "leads": "Lead", "use
 MAX_QUERY_URL = 14_000
 # sObject Collections take at most 200 records a call.
 COLLECTION_LIMIT = 200
-# Writes handed to one Bulk API 2.0 job: simple-salesforce uploads them in parts under the 150 MB
-# limit, and the push saves its ledger after each job.
+# Writes handed to the bulk path at once: uploaded as jobs under Bulk API 2.0's size limit, and the
+# push saves its ledger after them.
 BULK_JOB_WRITES = 100_000
+# A job's CSV, with room for the encoding's overhead under the limit simple-salesforce checks.
+MAX_JOB_BYTES = MAX_INGEST_JOB_FILE_SIZE - 1024 * 1024
 # Activity keys per look-up query: 300 quoted keys of ~40 characters keep its URL under MAX_QUERY_URL.
 LOOKUP_KEYS = 300
 # Task fields' lengths: longer values are cut rather than refused.
@@ -236,37 +241,86 @@ class SalesforceClient:
     def users(self) -> pd.DataFrame:
         return self.pull("users", None, None).records
 
-    def _bulk_push(self, sobject: str, action: str, group: list[Write]) -> list[WriteResult]:
-        """Bulk API 2.0 ingest: creates upsert on the external id field, updates by Id."""
-        key = self.settings.external_id_field if action == "create" else "Id"
+    def _bulk_push(self, sobject: str, action: str, group: list[Write],
+                   job_started: Callable[[str, list[Write]], None] | None) -> list[WriteResult]:
+        """Bulk API 2.0 ingest: creates upsert on the external id field, updates by Id; one job per
+        part of the data under the job's size limit. Each job's id goes to ``job_started`` before
+        its data is uploaded, so a killed push is resumed from the job (bulk_job_results)."""
+        key = self._bulk_key(action)
         # Bulk API 2.0 CSV: "#N/A" clears a field, an empty cell leaves it as it is.
         records = [{**{k: "#N/A" if v is None else v for k, v in _links(w, sobject).items()},
                     key: w.enginy_id if action == "create" else w.crm_id} for w in group]
-        columns = sorted({k for r in records for k in r})
-        rows = [{c: r.get(c, "") for c in columns} for r in records]
+        results: list[WriteResult] = []
+        # Object columns: a number column with a gap must not turn 120 into "120.0".
+        rows = pd.DataFrame(records, dtype=object)
+        rows = rows[sorted(rows.columns)].fillna("")
+        for part, data in _job_parts(group, rows):
+            try:
+                results.extend(self._call(lambda sf: self._run_ingest_job(sf, sobject, action, part, data,
+                                                                          job_started)))
+            except TRANSIENT_ERRORS as error:
+                results.extend(WriteResult(w.write_id, "failed", error=str(error)) for w in part)
+        return results
 
-        def run() -> list[WriteResult]:
-            job = getattr(self.sf.bulk2, sobject)
-            done = (job.upsert(records=rows, external_id_field=key, wait=1) if action == "create"
-                    else job.update(records=rows, wait=1))
-            by_key: dict[str, WriteResult] = {}
-            for info in done:
-                for r in csv.DictReader(io.StringIO(job.get_successful_records(info["job_id"]))):
-                    by_key[r[key]] = WriteResult("", "created" if r.get("sf__Created") == "true" else "updated",
-                                                 r["sf__Id"])
-                for r in csv.DictReader(io.StringIO(job.get_failed_records(info["job_id"]))):
-                    code, _, message = (r.get("sf__Error") or "").partition(":")
-                    by_key[r[key]] = WriteResult("", "rejected", None, message.strip() or code, code or None)
-            return [WriteResult(w.write_id, **{f: getattr(r, f) for f in ("status", "crm_id", "error",
-                                                                            "error_code")})
-                    if (r := by_key.get(w.enginy_id if action == "create" else w.crm_id)) is not None
-                    else WriteResult(w.write_id, "failed", error="Bulk API 2.0 reported nothing for this row")
-                    for w in group]
+    def _bulk_key(self, action: str) -> str:
+        return self.settings.external_id_field if action == "create" else "Id"
 
-        try:
-            return self._call(lambda sf: run())
-        except TRANSIENT_ERRORS as error:
-            return [WriteResult(w.write_id, "failed", error=str(error)) for w in group]
+    def _run_ingest_job(self, sf: Salesforce, sobject: str, action: str, writes: list[Write], data: str,
+                        job_started: Callable[[str, list[Write]], None] | None) -> list[WriteResult]:
+        # SFBulk2Type.upsert creates, uploads and waits in one call; the job id must be recorded
+        # between creating the job and uploading its data, so the same steps are taken one by one
+        # through simple-salesforce's Bulk 2.0 client (pinned, 1.12).
+        jobs = getattr(sf.bulk2, sobject)._client
+        key = self._bulk_key(action)
+        job = jobs.create_job(Operation.upsert if action == "create" else Operation.update,
+                              external_id_field=key if action == "create" else None)
+        if job_started is not None:
+            job_started(job["id"], writes)
+        jobs.upload_job_data(job["id"], data)
+        jobs.close_job(job["id"])
+        jobs.wait_for_job(job["id"], False, wait=1)
+        answers = self._job_answers(sf, sobject, job["id"], key)
+        return [_answered(w, answers.get(w.enginy_id if action == "create" else w.crm_id))
+                or WriteResult(w.write_id, "failed", error="Bulk API 2.0 reported nothing for this row")
+                for w in writes]
+
+    def _job_answers(self, sf: Salesforce, sobject: str, job_id: str, key: str) -> dict[str, WriteResult]:
+        """A finished ingest job's answers by the key its rows were sent with."""
+        job = getattr(sf.bulk2, sobject)
+        answers: dict[str, WriteResult] = {}
+        for r in csv.DictReader(io.StringIO(job.get_successful_records(job_id))):
+            answers[r[key]] = WriteResult("", "created" if r.get("sf__Created") == "true" else "updated", r["sf__Id"])
+        for r in csv.DictReader(io.StringIO(job.get_failed_records(job_id))):
+            code, _, message = (r.get("sf__Error") or "").partition(":")
+            answers[r[key]] = WriteResult("", "rejected", None, message.strip() or code, code or None)
+        return answers
+
+    def bulk_job_results(self, obj: CrmObject, job_id: str, writes: list[Write]) -> list[WriteResult]:
+        """What an ingest job a killed push left behind says of its writes (all one action). A job
+        still open is aborted first, so that its data can never land after the writes are sent
+        again; a job still running is waited for. Writes the job has no answer for (never uploaded,
+        unprocessed, or the job is gone) are left out: the push sends them again."""
+        sobject, key = SOBJECTS[obj], self._bulk_key(writes[0].action)
+
+        def read(sf: Salesforce) -> dict[str, WriteResult]:
+            jobs = getattr(sf.bulk2, sobject)._client
+            try:
+                state = jobs.get_job(job_id, False)["state"]
+            except SalesforceResourceNotFound:
+                return {}
+            if state == JobState.open:
+                jobs.abort_job(job_id, False)
+                return {}
+            if state in (JobState.upload_complete, JobState.in_progress):
+                try:
+                    jobs.wait_for_job(job_id, False, wait=1)
+                except SalesforceOperationError:
+                    pass  # failed or aborted while it ran: the rows it did process have answers
+            return self._job_answers(sf, sobject, job_id, key)
+
+        answers = self._call(read)
+        return [r for w in writes
+                if (r := _answered(w, answers.get(w.enginy_id if w.action == "create" else w.crm_id))) is not None]
 
     @property
     def enginy_id_field(self) -> str:
@@ -278,10 +332,13 @@ class SalesforceClient:
         sObject Collections call's worth otherwise."""
         return BULK_JOB_WRITES if pending > self.settings.bulk_push_threshold else COLLECTION_LIMIT
 
-    def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
-        """sObject Collections of 200: creates upsert on the external id field, updates by Id.
-        A record refused by duplicate rules comes back rejected with DUPLICATES_DETECTED; the
-        caller may send it again with allow_duplicates."""
+    def push(self, obj: CrmObject, writes: list[Write],
+             job_started: Callable[[str, list[Write]], None] | None = None) -> list[WriteResult]:
+        """sObject Collections of 200: creates upsert on the external id field, updates by Id;
+        more than bulk_push_threshold writes of one action go through Bulk API 2.0 jobs, each
+        job's id handed to ``job_started`` before its data is uploaded. A record refused by
+        duplicate rules comes back rejected with DUPLICATES_DETECTED; the caller may send it
+        again with allow_duplicates."""
         sobject = SOBJECTS[obj]
         results: list[WriteResult] = []
         groups: dict[tuple[str, bool], list[Write]] = {}
@@ -289,7 +346,7 @@ class SalesforceClient:
             groups.setdefault((write.action, write.allow_duplicates), []).append(write)
         for (action, allow), group in groups.items():
             if len(group) > self.settings.bulk_push_threshold and not allow:
-                results.extend(self._bulk_push(sobject, action, group))
+                results.extend(self._bulk_push(sobject, action, group, job_started))
                 self.progress(f"{sobject}: {len(results):,} of {len(writes):,} writes sent")
                 continue
             headers = {"Sforce-Duplicate-Rule-Header": "allowSave=true"} if allow else {}
@@ -411,6 +468,24 @@ def _links(write: Write, sobject: str) -> dict[str, Any]:
     if write.company_id and sobject == "Contact" and (write.company_link == "primary" or write.action == "create"):
         fields["AccountId"] = write.company_id
     return fields
+
+
+def _job_parts(writes: list[Write], rows: pd.DataFrame) -> Iterator[tuple[list[Write], str]]:
+    """The writes and their CSV in parts a Bulk API 2.0 job takes: halved until each fits."""
+    data = rows.to_csv(index=False, lineterminator="\n")
+    if len(data.encode()) <= MAX_JOB_BYTES or len(writes) == 1:
+        yield writes, data
+        return
+    half = len(writes) // 2
+    yield from _job_parts(writes[:half], rows.iloc[:half])
+    yield from _job_parts(writes[half:], rows.iloc[half:])
+
+
+def _answered(write: Write, answer: WriteResult | None) -> WriteResult | None:
+    """A job's answer for the row it was sent as, as this write's result."""
+    if answer is None:
+        return None
+    return WriteResult(write.write_id, answer.status, answer.crm_id, answer.error, answer.error_code)
 
 
 def _write_result(write: Write, answer: dict[str, Any]) -> WriteResult:
