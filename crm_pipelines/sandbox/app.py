@@ -77,6 +77,13 @@ class _Endpoint:
         self.handler, self.error_shape = handler, error_shape
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.ctx.stats.call_started(self.crm)
+        try:
+            await self._answer(scope, receive, send)
+        finally:
+            self.ctx.stats.call_ended(self.crm)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.time()
         request = Request(scope, receive)
         method = request.method

@@ -86,6 +86,18 @@ class Stats:
         # (crm, started, ended) wall-clock times of each answered call, when a bench asks for them
         # (a list, not None): what part of a step was spent waiting on the CRM.
         self.spans: list[tuple[str, float, float]] | None = None
+        # Calls being answered now, and the most at once, per CRM: what a client's concurrency is.
+        self.in_flight: Counter[str] = Counter()
+        self.peak_in_flight: Counter[str] = Counter()
+
+    def call_started(self, crm: str) -> None:
+        with self._lock:
+            self.in_flight[crm] += 1
+            self.peak_in_flight[crm] = max(self.peak_in_flight[crm], self.in_flight[crm])
+
+    def call_ended(self, crm: str) -> None:
+        with self._lock:
+            self.in_flight[crm] -= 1
 
     def count_call(self, crm: str, method: str, endpoint: str) -> None:
         with self._lock:
@@ -109,6 +121,7 @@ class Stats:
             self.calls.clear()
             self.records.clear()
             self.statuses.clear()
+            self.peak_in_flight.clear()
 
     def as_json(self) -> dict[str, Any]:
         with self._lock:
@@ -120,6 +133,7 @@ class Stats:
                 "statuses": [{"crm": c, "status": s, "count": n}
                              for (c, s), n in sorted(self.statuses.items())],
                 "total_calls": sum(self.calls.values()),
+                "peak_in_flight": dict(sorted(self.peak_in_flight.items())),
             }
 
     def total_calls(self, crm: str | None = None) -> int:

@@ -186,6 +186,8 @@ class CustomCrmApi(StrictModel):
     auth: ApiKeyAuth
     paging: PagingStyle
     rate_limit: RateLimit | None = None
+    parallel_writes: int = Field(1, ge=1, le=16, description="write calls the API takes at once during a push; "
+                                                           "1 (the default): one after another")
     contacts: ObjectApi
     companies: ObjectApi
     leads: ObjectApi | None = None

@@ -141,11 +141,13 @@ class CustomCrmClient:
         return ENGINY_ID
 
     def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
-        """One call a write: the description names one-record endpoints only."""
+        """One call a write, ``parallel_writes`` (from the description) at once: the description
+        names one-record endpoints only."""
         if obj not in self.api.objects():
             return [WriteResult(w.write_id, "rejected", error=f"{self.api.name} describes no {obj}") for w in writes]
         spec = self._object(obj)
-        return push_one_by_one(obj, writes, lambda write: self._push_one(obj, spec, write), self.progress)
+        return push_one_by_one(obj, writes, lambda write: self._push_one(obj, spec, write), self.progress,
+                               self.api.parallel_writes)
 
     def _push_one(self, obj: str, spec: ObjectApi, write: Write) -> WriteResult:
         try:

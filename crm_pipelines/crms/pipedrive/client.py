@@ -238,10 +238,11 @@ class PipedriveClient:
         return self.settings.enginy_id_name
 
     def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
-        """One call a write, within the rate limit the answers report."""
+        """One call a write, ``parallel_writes`` at once, within the rate limit the answers report."""
         if obj not in ENTITIES:
             return [WriteResult(w.write_id, "rejected", error=f"Pipedrive has no {obj} object") for w in writes]
-        return push_one_by_one(obj, writes, lambda write: self._push_one(obj, write), self.progress)
+        return push_one_by_one(obj, writes, lambda write: self._push_one(obj, write), self.progress,
+                               self.settings.parallel_writes)
 
     def _push_one(self, obj: str, write: Write) -> WriteResult:
         path = "/v1/leads" if obj == "leads" else f"/api/v2/{ENTITIES[obj][0]}"
@@ -348,6 +349,8 @@ class PipedriveResource(CrmResource):
     page_size: int = Field(500, ge=1, le=500, description="records a page (Pipedrive's ceiling is 500)")
     rate_limit_reserve: int = Field(0, ge=0, description="wait for the rate-limit window to reset when this many "
                                                          "calls or fewer are left in it")
+    parallel_writes: int = Field(4, ge=1, le=16, description="write calls at once during a push (one record a "
+                                                             "call); the rate-limit window is shared by all")
 
     def client(self) -> PipedriveClient:
         return PipedriveClient(self)

@@ -254,10 +254,11 @@ class TribeCrmClient:
 
     # --- push -------------------------------------------------------------------------------
     def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
-        """One call a write (two for a contact whose employment changes)."""
+        """One call a write (two for a contact whose employment changes), ``parallel_writes`` at once."""
         if obj not in ENTITY_SETS:
             return [WriteResult(w.write_id, "rejected", error=f"TribeCRM has no {obj} object") for w in writes]
-        return push_one_by_one(obj, writes, lambda write: self._push_one(obj, write), self.progress)
+        return push_one_by_one(obj, writes, lambda write: self._push_one(obj, write), self.progress,
+                               self.settings.parallel_writes)
 
     def _push_one(self, obj: str, write: Write) -> WriteResult:
         entity_set = ENTITY_SETS[obj]
@@ -337,6 +338,7 @@ class TribeCrmResource(CrmResource):
     linkedin_field: str = Field("LinkedIn", description="the field with the LinkedIn URL")
     website_field: str = Field("Website", description="the organization field with the website or domain")
     modified_field: str = Field("DateModified", description="the modification date every pull filters on")
+    parallel_writes: int = Field(4, ge=1, le=16, description="write calls at once during a push (one record a call)")
 
     def client(self) -> TribeCrmClient:
         return TribeCrmClient(self)

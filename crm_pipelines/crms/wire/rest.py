@@ -17,6 +17,7 @@ or paging.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal, Union
@@ -270,10 +271,18 @@ class RestClient:
         self.verify = verify
         self.session = requests.Session()
         self.session.headers.update({"Accept": "application/json", **(headers or {})})
+        # A push may call from several threads at once (push_one_by_one): the counters and the
+        # rate-limit window are shared under a lock, the last answer's status is per thread.
+        self._lock = threading.Lock()
+        self._local = threading.local()
         self.api_calls = 0
         self.waited_for_rate_limit = 0.0  # seconds spent waiting for a spent window to reset
         self.last_rate_limit: RateLimitState | None = None
-        self.last_status: int | None = None  # of the last answer: an upsert says 201 for a create
+
+    @property
+    def last_status(self) -> int | None:
+        """The status of this thread's last answer: an upsert says 201 for a create."""
+        return getattr(self._local, "status", None)
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
@@ -304,7 +313,7 @@ class RestClient:
                                            "the write may have happened"))
             if status >= 400:
                 raise RestError(status, method, url, _body(response))
-            self.last_status = status
+            self._local.status = status
             return _body(response) if response.content else None
 
         try:
@@ -319,12 +328,14 @@ class RestClient:
             all_headers, all_params = dict(headers or {}), dict(params or {})
             if self.auth is not None:
                 self.auth.apply(all_headers, all_params)
-            self.api_calls += 1
+            with self._lock:
+                self.api_calls += 1
             extra: dict[str, Any] = {} if self.verify is None else {"verify": self.verify}
             response = self.session.request(method, url, params=all_params, json=json, data=data,
                                             headers=all_headers, timeout=self.timeout, **extra)
             if self.rate_limit is not None:
-                self.last_rate_limit = self.rate_limit.read(response.headers) or self.last_rate_limit
+                with self._lock:
+                    self.last_rate_limit = self.rate_limit.read(response.headers) or self.last_rate_limit
             renewable = isinstance(self.auth, BearerToken) and self.auth.refresh is not None
             if response.status_code != 401 or refreshed or not renewable:
                 return response
@@ -332,14 +343,16 @@ class RestClient:
         return response
 
     def _wait_for_window(self) -> None:
-        state, rules = self.last_rate_limit, self.rate_limit
-        if state is None or rules is None or state.remaining > rules.reserve:
-            return
-        wait = state.seconds_to_reset()
-        if wait:
-            time.sleep(min(wait, 120.0))
-            self.waited_for_rate_limit += min(wait, 120.0)
-        self.last_rate_limit = None  # the window has turned; the next answer reports the new one
+        # Under the lock: while one thread waits for a spent window, the others wait with it.
+        with self._lock:
+            state, rules = self.last_rate_limit, self.rate_limit
+            if state is None or rules is None or state.remaining > rules.reserve:
+                return
+            wait = state.seconds_to_reset()
+            if wait:
+                time.sleep(min(wait, 120.0))
+                self.waited_for_rate_limit += min(wait, 120.0)
+            self.last_rate_limit = None  # the window has turned; the next answer reports the new one
 
     def _retry_after(self, response: requests.Response) -> float | None:
         given = retry_after_seconds(response.headers.get("Retry-After"))
