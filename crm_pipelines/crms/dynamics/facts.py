@@ -10,7 +10,8 @@ FACTS = CrmFacts(
                  "token_cache_key": "DYNAMICS_TOKEN_CACHE_KEY"},
     required=frozenset({"environment_url", "tenant_id", "client_id", "client_secret"}),
     capabilities=frozenset({Capability.ACTIVITIES, Capability.CHANGE_TRACKING}),
-    push_chunk=100,  # changes per $batch request
+    # Writes per push call (a ledger save each): ten $batch requests of 100, parallel_batches at once.
+    push_chunk=1000,
     required_on_create={"contacts": ("lastname",), "companies": ("name",)},
     query_language="odata",
     emulators={"dynamics": "crm_pipelines.crms.dynamics.emulator"},
