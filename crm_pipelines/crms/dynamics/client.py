@@ -15,7 +15,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlencode
 
 import msal
@@ -292,14 +292,20 @@ class DynamicsClient:
         creates upsert on the Enginy alternate key, updates address the row's id. Up to
         ``parallel_batches`` requests at once, as Microsoft advises for bulk work (a batch runs
         its operations one after another; the service runs batches side by side)."""
-        batches = [writes[start:start + self.settings.batch_size]
-                   for start in range(0, len(writes), self.settings.batch_size)]
+        return self._in_batches(writes, lambda batch: self._push_batch(obj, batch), f"{ENTITY_SETS[obj][0]} writes")
+
+    def _in_batches(self, items: list[Any], send: Callable[[list[Any]], list[WriteResult]],
+                    what: str) -> list[WriteResult]:
+        """``send`` each batch_size slice of ``items``, parallel_batches at once; the results in
+        the items' order."""
+        batches = [items[start:start + self.settings.batch_size]
+                   for start in range(0, len(items), self.settings.batch_size)]
         results: list[WriteResult] = []
         with ThreadPoolExecutor(max_workers=max(1, min(self.settings.parallel_batches, len(batches))),
-                                thread_name_prefix=f"dataverse-{obj}") as pool:
-            for answered in pool.map(lambda batch: self._push_batch(obj, batch), batches):
+                                thread_name_prefix="dataverse-batch") as pool:
+            for answered in pool.map(send, batches):
                 results.extend(answered)
-                self.progress(f"{ENTITY_SETS[obj][0]}: {len(results):,} of {len(writes):,} writes sent")
+                self.progress(f"{what}: {len(results):,} of {len(items):,} sent")
         return results
 
     def _push_batch(self, obj: CrmObject, batch: list[Write]) -> list[WriteResult]:
@@ -346,55 +352,54 @@ class DynamicsClient:
         return results
 
     def log_activities(self, activities: list[Activity]) -> list[WriteResult]:
-        """Completed task activities regarding the contact or lead, in ``$batch`` requests. Each
-        is a PATCH on the Enginy alternate key with If-None-Match: *, which creates and never
-        updates, so a batch sent again after a lost answer cannot log anything twice: what
-        already landed answers 412 and is looked up for its id."""
-        results: list[WriteResult] = []
-        for start in range(0, len(activities), self.settings.batch_size):
-            batch = activities[start:start + self.settings.batch_size]
-            boundary = f"batch_{uuid.uuid4().hex}"
-            parts = []
-            for a in batch:
-                regarding = "lead" if a.record_object == "leads" else "contact"
-                body: dict[str, Any] = {
-                    "subject": clip(a.subject, SUBJECT_LENGTH), "actualend": _odata_datetime(a.occurred_at),
-                    **TASK_COMPLETED, f"regardingobjectid_{regarding}_task@odata.bind": f"/{regarding}s({a.record_id})"}
-                if a.description:
-                    body["description"] = clip(a.description, DESCRIPTION_LENGTH)
-                if a.owner_id:
-                    body["ownerid@odata.bind"] = f"/systemusers({a.owner_id})"
-                parts.append("\r\n".join([
-                    f"--{boundary}", "Content-Type: application/http", "Content-Transfer-Encoding: binary", "",
-                    f"PATCH {self.api}/tasks({self.settings.enginy_key}={odata_string(a.write_id)}) HTTP/1.1",
-                    "Content-Type: application/json", "Prefer: return=representation", "If-None-Match: *", "",
-                    json.dumps(body, default=str)]))
-            payload = "\r\n".join(parts + [f"--{boundary}--", ""])
-            try:
-                response = self._send("POST", f"{self.api}/$batch", data=payload.encode(), headers={
-                    "Content-Type": f"multipart/mixed; boundary={boundary}", "Prefer": "odata.continue-on-error"})
-            except TransientCrmError as error:  # retries spent: the next run sends the batch again
-                results.extend(WriteResult(a.write_id, "failed", error=str(error)) for a in batch)
-                continue
-            answers = _batch_answers(response)
-            landed = []
-            for i, a in enumerate(batch):
-                status, body = answers[i] if i < len(answers) else (0, {})
-                error = body.get("error") or {}
-                if status == 201:
-                    results.append(WriteResult(a.write_id, "created", body.get("activityid")))
-                elif status == 412 and error.get("code") == DUPLICATE_KEY:
-                    landed.append(a.write_id)
-                elif status in TRANSIENT_STATUSES or status == 0:
-                    results.append(WriteResult(a.write_id, "failed", error=f"Dataverse answered {status}"))
-                else:
-                    results.append(WriteResult(a.write_id, "rejected", error=error.get("message"),
-                                               error_code=error.get("code")))
-            found = self._find_tasks(landed)
-            results.extend(WriteResult(key, "created", found.get(key)) for key in landed)
-            self.progress(f"tasks: {len(results):,} of {len(activities):,} activities sent")
-        order = {a.write_id: i for i, a in enumerate(activities)}
-        return sorted(results, key=lambda r: order[r.write_id])
+        """Completed task activities regarding the contact or lead, in ``$batch`` requests,
+        parallel_batches at once. Each is a PATCH on the Enginy alternate key with
+        If-None-Match: *, which creates and never updates, so a batch sent again after a lost
+        answer cannot log anything twice: what already landed answers 412 and is looked up for
+        its id."""
+        return self._in_batches(activities, self._log_batch, "tasks")
+
+    def _log_batch(self, batch: list[Activity]) -> list[WriteResult]:
+        boundary = f"batch_{uuid.uuid4().hex}"
+        parts = []
+        for a in batch:
+            regarding = "lead" if a.record_object == "leads" else "contact"
+            body: dict[str, Any] = {
+                "subject": clip(a.subject, SUBJECT_LENGTH), "actualend": _odata_datetime(a.occurred_at),
+                **TASK_COMPLETED, f"regardingobjectid_{regarding}_task@odata.bind": f"/{regarding}s({a.record_id})"}
+            if a.description:
+                body["description"] = clip(a.description, DESCRIPTION_LENGTH)
+            if a.owner_id:
+                body["ownerid@odata.bind"] = f"/systemusers({a.owner_id})"
+            parts.append("\r\n".join([
+                f"--{boundary}", "Content-Type: application/http", "Content-Transfer-Encoding: binary", "",
+                f"PATCH {self.api}/tasks({self.settings.enginy_key}={odata_string(a.write_id)}) HTTP/1.1",
+                "Content-Type: application/json", "Prefer: return=representation", "If-None-Match: *", "",
+                json.dumps(body, default=str)]))
+        payload = "\r\n".join(parts + [f"--{boundary}--", ""])
+        try:
+            response = self._send("POST", f"{self.api}/$batch", data=payload.encode(), headers={
+                "Content-Type": f"multipart/mixed; boundary={boundary}", "Prefer": "odata.continue-on-error"})
+        except TransientCrmError as error:  # retries spent: the next run sends the batch again
+            return [WriteResult(a.write_id, "failed", error=str(error)) for a in batch]
+        answers = _batch_answers(response)
+        results: dict[str, WriteResult] = {}
+        landed = []
+        for i, a in enumerate(batch):
+            status, body = answers[i] if i < len(answers) else (0, {})
+            error = body.get("error") or {}
+            if status == 201:
+                results[a.write_id] = WriteResult(a.write_id, "created", body.get("activityid"))
+            elif status == 412 and error.get("code") == DUPLICATE_KEY:
+                landed.append(a.write_id)
+            elif status in TRANSIENT_STATUSES or status == 0:
+                results[a.write_id] = WriteResult(a.write_id, "failed", error=f"Dataverse answered {status}")
+            else:
+                results[a.write_id] = WriteResult(a.write_id, "rejected", error=error.get("message"),
+                                                  error_code=error.get("code"))
+        found = self._find_tasks(landed)
+        results.update((key, WriteResult(key, "created", found.get(key))) for key in landed)
+        return [results[a.write_id] for a in batch]
 
     def _find_tasks(self, keys: list[str]) -> dict[str, str]:
         key = self.settings.enginy_key
