@@ -341,6 +341,21 @@ def test_a_malformed_search_is_refused_with_hubspots_400_never_a_500(sandbox, hu
     assert answer.json()["category"] == "VALIDATION_ERROR" and answer.json()["status"] == "error"
 
 
+def test_with_a_search_lag_a_write_is_read_by_id_at_once_and_found_by_search_only_after_the_lag(sandbox, hubspot):
+    old = _contacts(sandbox, 1)[0]  # written long ago: indexed
+    sandbox.ctx.crm_settings(CRM)["search_lag_seconds"] = 0.5
+    new = hubspot.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(
+        properties={"email": "fresh@example.com", "lastname": "Test"})).id
+    hubspot.crm.contacts.basic_api.update(old, SimplePublicObjectInput(properties={"jobtitle": "CFO"}))
+    everyone = {"filter_groups": [{"filters": [{"propertyName": "lastname", "operator": "EQ", "value": "Test"}]}]}
+    assert _search(hubspot, **everyone).total == 0, "neither the new nor the changed record is indexed yet"
+    read = hubspot.crm.contacts.batch_api.read(ContactReads(inputs=[{"id": new}, {"id": old}], properties=["email"]))
+    assert sorted(r.id for r in read.results) == sorted([new, old])
+    assert hubspot.crm.contacts.basic_api.get_by_id(new).id == new
+    time.sleep(0.6)
+    assert sorted(r.id for r in _search(hubspot, **everyone).results) == sorted([new, old])
+
+
 # --- properties and owners --------------------------------------------------------------------
 
 def test_properties_describe_types_options_and_read_only_values(sandbox, hubspot):

@@ -8,7 +8,7 @@ as case-insensitive text. Results are capped at 10,000 per query, as HubSpot's a
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -109,6 +109,17 @@ def _filter(obj: str, schema: Schema, spec: dict[str, Any]):
 def _tokens_match(token: re.Pattern[str], have: Any) -> bool:
     text = str(have)
     return bool(token.match(text)) or any(token.match(part) for part in re.split(r"[\s@.,;:/_-]+", text) if part)
+
+
+def indexed(records: list[Record], lag_seconds: float, now: datetime) -> list[Record]:
+    """The records search can see. HubSpot's search index follows writes by a few seconds while
+    reads by id see them at once, so with a lag set, a record created or changed less than
+    ``lag_seconds`` ago is not found by search yet (setting ``search_lag_seconds``; 0 by default,
+    read-your-writes, so only the tests about the lag wait on it)."""
+    if not lag_seconds:
+        return records
+    cutoff = now - timedelta(seconds=lag_seconds)
+    return [r for r in records if r.modified_at <= cutoff]
 
 
 def _integer(body: dict[str, Any], name: str, default: int) -> int:
