@@ -10,12 +10,16 @@ import pandas as pd
 
 from crm_pipelines.crms.dynamics import emulator as sandbox_dynamics
 from crm_pipelines.crms.hubspot import emulator as sandbox_hubspot
+from crm_pipelines.crms.hubspot.client import HubSpotResource
 from crm_pipelines.crms.salesforce import emulator as sandbox_salesforce
 from crm_pipelines.crms.hubspot.emulator import associations as hubspot_links
 from crm_pipelines.enginy.crm_side import SeedData
 from tests.connectors.test_push import CRMS as PUSH_CRMS
 
 SEEDED = datetime(2024, 1, 1, tzinfo=timezone.utc)
+# HubSpot's search trails its writes by seconds. The sandbox makes a HubSpot org's search lag
+# this long, so a lost create looked up by search too soon is found missing and sent again.
+HUBSPOT_SEARCH_LAG = 1.0
 
 
 def _salesforce(sandbox, obj: str, f: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +54,10 @@ class ActivityCrm:
     view: Callable[..., dict[str, Any]]
 
     def resource(self, sandbox):
-        return PUSH_CRMS[self.name].resource(sandbox)
+        resource = PUSH_CRMS[self.name].resource(sandbox)
+        if self.name == "hubspot":  # the client waits out the lag this org's search has
+            return HubSpotResource(**{**resource.model_dump(), "search_lag_seconds": HUBSPOT_SEARCH_LAG})
+        return resource
 
     def logged(self, sandbox) -> list[dict[str, Any]]:
         """Every activity the CRM holds, with how many times it was created."""
@@ -106,6 +113,8 @@ def seed_org(sandbox, crm: ActivityCrm) -> Org:
                                                  "modified_at"]), people)
     module = {"salesforce": sandbox_salesforce, "hubspot": sandbox_hubspot, "dynamics": sandbox_dynamics}[crm.name]
     module.seed(sandbox.ctx, seed)
+    if crm.name == "hubspot":
+        sandbox.ctx.crm_settings("hubspot")["search_lag_seconds"] = HUBSPOT_SEARCH_LAG
     contacts_obj, leads_obj, users_obj = {"salesforce": ("Contact", "Lead", "User"),
                                           "hubspot": ("contacts", None, "owners"),
                                           "dynamics": ("contacts", "leads", "systemusers")}[crm.name]

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pandas as pd
 import urllib3
 from hubspot import HubSpot
-from hubspot.crm.objects import PublicObjectSearchRequest
+from hubspot.crm.objects import BatchReadInputSimplePublicObjectId, PublicObjectSearchRequest
 from pydantic import Field
 
 from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser, empty
@@ -35,6 +35,7 @@ OBJECT_TYPES = {"contacts": "contacts", "companies": "companies"}
 SEARCH_CAP = 10_000
 SEARCH_PAGE = 200
 LIST_PAGE = 100
+IN_VALUES = 100  # values one IN filter takes (search refuses more with a 400)
 # HubSpot answers 414 past 8 KB of request line; the list API repeats `properties=` per name.
 MAX_PROPERTIES_URL = 6_000
 ONE_MS = timedelta(milliseconds=1)
@@ -77,6 +78,7 @@ class HubSpotClient:
         self.progress: Progress = lambda message: None
         self._properties: dict[str, list[dict[str, Any]]] = {}
         self._last_search = 0.0
+        self._last_create: float | None = None  # monotonic end of the last engagement create sent
 
     def _call(self, fn: Callable[[], T], attempts: int = 6) -> T:
         def attempt() -> T:
@@ -330,7 +332,7 @@ class HubSpotClient:
     def log_activities(self, activities: list[Activity]) -> list[WriteResult]:
         """Engagements created in batches of 100 with their contact association inline. They
         have no upsert, so each carries its key in ``activity_id_property`` and a create whose
-        answer was lost is looked up before it is sent again."""
+        answer was lost is looked up before it is sent again (``_find_engagements``)."""
         results: dict[str, WriteResult] = {}
         for object_type in sorted(set(ENGAGEMENTS.values())):
             group = [a for a in activities if ENGAGEMENTS[a.kind] == object_type]
@@ -366,8 +368,7 @@ class HubSpotClient:
         batch_api = getattr(self.api.crm.objects, object_type).batch_api
         key = self.settings.activity_id_property
         try:
-            answer = self._call(lambda: batch_api.create({"inputs": [self._engagement(object_type, a)
-                                                                     for a in batch]}), attempts=1)
+            answer = self._send_create(batch_api, [self._engagement(object_type, a) for a in batch])
         except HubSpotApiError as error:
             if error.status in (401, 403):
                 raise
@@ -380,11 +381,51 @@ class HubSpotClient:
         return [WriteResult(a.write_id, "created", made[a.write_id]) if a.write_id in made
                 else WriteResult(a.write_id, "failed", error="HubSpot did not answer for this input") for a in batch]
 
+    def _send_create(self, batch_api: Any, inputs: list[dict[str, Any]]) -> Any:
+        try:
+            return self._call(lambda: batch_api.create({"inputs": inputs}), attempts=1)
+        finally:  # answered or not, it may have written: a search for what it wrote waits from here
+            self._last_create = time.monotonic()
+
     def _find_engagements(self, object_type: str, keys: list[str]) -> dict[str, str]:
+        """{key: engagement id} for the keys HubSpot holds, 100 keys a call. HubSpot's search
+        trails its writes by seconds, so a search right after a lost create finds nothing and the
+        activity would be sent twice: a key property with unique values is read by batch read
+        (``idProperty``), which sees a write at once; any other key is searched for only once
+        ``search_lag_seconds`` have passed since this client's last create — from now when it
+        sent none (the doubt is an earlier run's, and when that run wrote is not known)."""
         key = self.settings.activity_id_property
-        page = self._search(object_type, [{"propertyName": key, "operator": "IN", "values": keys}],
-                            "hs_object_id", [key], limit=SEARCH_PAGE)
-        return {(r.properties or {}).get(key): str(r.id) for r in page.results}
+        unique = any(p["name"] == key and p.get("has_unique_value") for p in self._property_defs(object_type))
+        if not unique:
+            since = self._last_create if self._last_create is not None else time.monotonic()
+            wait = since + self.settings.search_lag_seconds - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), IN_VALUES):
+            part = keys[start:start + IN_VALUES]
+            found |= (self._read_engagements(object_type, key, part) if unique
+                      else self._search_engagements(object_type, key, part))
+        return found
+
+    def _read_engagements(self, object_type: str, key: str, keys: list[str]) -> dict[str, str]:
+        batch_api = getattr(self.api.crm.objects, object_type).batch_api
+        request = BatchReadInputSimplePublicObjectId(id_property=key, inputs=[{"id": k} for k in keys],
+                                                     properties=[key], properties_with_history=[])
+        # Keys HubSpot does not hold come back as errors of a 207, not as a failure.
+        answer = self._call(lambda: batch_api.read(batch_read_input_simple_public_object_id=request))
+        return {(r.properties or {}).get(key): str(r.id) for r in answer.results}
+
+    def _search_engagements(self, object_type: str, key: str, keys: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        after = None
+        while True:  # a key logged twice before (by hand, or an older version) is more than one result
+            page = self._search(object_type, [{"propertyName": key, "operator": "IN", "values": keys}],
+                                "hs_object_id", [key], after=after)
+            found.update(((r.properties or {}).get(key), str(r.id)) for r in page.results)
+            if not (page.paging and page.paging.next):
+                return found
+            after = page.paging.next.after
 
     def users(self) -> pd.DataFrame:
         owners, after = [], None
@@ -464,6 +505,10 @@ class HubSpotResource(CrmResource):
     activity_id_property: str = Field("enginy_activity_id", description="engagement property holding the "
                                                                        "Enginy event a logged activity came from")
     search_calls_per_second: float = Field(4.0, gt=0, description="pace of search calls; HubSpot allows 5 a second")
+    search_lag_seconds: float = Field(
+        10.0, ge=0, description="how long after a write HubSpot's search may still miss it (documented as "
+                                "seconds): an activity whose create got no answer is searched for only this "
+                                "long after it, unless its key property has unique values (then it is read by key)")
     modified_property: dict[str, str] = Field(
         default_factory=lambda: {"contacts": "lastmodifieddate", "companies": "hs_lastmodifieddate"},
         description="the last-modified property searched per object")

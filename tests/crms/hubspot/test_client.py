@@ -7,6 +7,7 @@ from hubspot.crm.contacts import SimplePublicObjectInput, SimplePublicObjectInpu
 
 from crm_pipelines.canonical import CrmCompany, CrmContact
 from crm_pipelines.enginy.generator import generate_frames
+from crm_pipelines.export.writes import Activity
 from crm_pipelines.crms.hubspot.client import HubSpotClient, HubSpotResource
 from crm_pipelines.crms.hubspot import emulator as sandbox_hubspot
 from crm_pipelines.sandbox.faults import FaultRule
@@ -171,3 +172,51 @@ def test_a_wrong_token_fails_clearly_without_repeating_it(crm) -> None:
     with pytest.raises(RuntimeError) as exc:
         resource(crm, access_token="pat-na1-not-the-token").client().pull("contacts", None, None)
     assert "401" in str(exc.value) and "pat-na1-not-the-token" not in str(exc.value)
+
+
+# --- activities: a create whose answer was lost -----------------------------------------------
+
+OBJECTS = "/crm/v3/objects/{objectType}"
+
+
+def _unique_activity_key(sandbox) -> None:
+    """An activity key property with unique values on both engagement types the push writes."""
+    for engagement in ("emails", "tasks"):
+        add_custom_property(sandbox.ctx.crm_settings(CRM), engagement,
+                            {"name": "enginy_activity_key", "type": "string", "hasUniqueValue": True})
+
+
+def _activities(sandbox, n: int, **extra) -> list[Activity]:
+    contact = live(sandbox, "contacts")[0].id
+    return [Activity(f"evt-{i:03d}", ("email", "call")[i % 2], "contacts", contact, subject=f"Enginy Call: {i}",
+                     description=None, occurred_at=T0 + timedelta(minutes=i), **extra) for i in range(n)]
+
+
+def test_a_lost_activity_create_is_read_back_by_its_unique_key_without_waiting_for_search(crm) -> None:
+    """Search would not show the lost emails for a minute; batch read by the unique key shows them at
+    once, so nothing is sent twice and nothing waits."""
+    _unique_activity_key(crm)
+    crm.ctx.crm_settings(CRM)["search_lag_seconds"] = 60
+    crm.ctx.faults.add(FaultRule(crm=CRM, endpoint=f"{OBJECTS}/batch/create", method="POST", kind="drop", nth=1))
+    client = resource(crm, activity_id_property="enginy_activity_key", search_lag_seconds=60).client()
+    results = client.log_activities(_activities(crm, 10))
+    assert [r.status for r in results] == ["created"] * 10
+    held = [r.fields["enginy_activity_key"] for obj in ("emails", "tasks") for r in live(crm, obj)]
+    assert sorted(held) == [f"evt-{i:03d}" for i in range(10)], "each activity once"
+    assert calls(crm, "POST", f"{OBJECTS}/search") == 0 and calls(crm, "POST", f"{OBJECTS}/batch/read") == 1
+
+
+@pytest.mark.parametrize("unique", [True, False], ids=["batch read by unique key", "search"])
+def test_activities_in_doubt_are_looked_up_100_keys_a_call(crm, unique) -> None:
+    """HubSpot's batch read takes 100 inputs and an IN filter 100 values: 150 keys are two calls."""
+    if unique:
+        _unique_activity_key(crm)
+    key = "enginy_activity_key" if unique else "enginy_activity_id"
+    for activity in _activities(crm, 150):
+        sandbox_hubspot.insert(crm.ctx, "tasks", {key: activity.write_id, "hs_timestamp": "2019-03-01T00:00:00Z"},
+                               created_at=T0)
+    client = resource(crm, activity_id_property=key, search_lag_seconds=0).client()
+    found = client._find_engagements("tasks", [f"evt-{i:03d}" for i in range(150)] + ["evt-never-sent"])
+    assert sorted(found) == [f"evt-{i:03d}" for i in range(150)]
+    assert calls(crm, "POST", f"{OBJECTS}/batch/read" if unique else f"{OBJECTS}/search") == 2
+    assert crm.ctx.stats.statuses[(CRM, 400)] == 0

@@ -274,6 +274,88 @@ def test_search_stops_at_10000_results_with_hubspots_400(sandbox, hubspot):
         _search(hubspot, limit=201)
 
 
+def _refused_with_hubspots_400(exc: pytest.ExceptionInfo, words: str) -> None:
+    body = _error(exc)
+    assert exc.value.status == 400 and set(body) == {"status", "message", "correlationId", "category"}
+    assert body["status"] == "error" and body["category"] == "VALIDATION_ERROR" and words in body["message"]
+
+
+def _has(name: str) -> dict:
+    return {"propertyName": name, "operator": "HAS_PROPERTY"}
+
+
+def test_search_takes_five_filter_groups_and_refuses_a_sixth(sandbox, hubspot):
+    _contacts(sandbox, 3)
+    groups = [{"filters": [{"propertyName": "email", "operator": "EQ", "value": f"p{i}@example.com"}]}
+              for i in range(5)]
+    assert _search(hubspot, filter_groups=groups).total == 3
+    with pytest.raises(ApiException) as exc:
+        _search(hubspot, filter_groups=groups + [{"filters": [_has("email")]}])
+    _refused_with_hubspots_400(exc, "filter groups")
+
+
+def test_search_takes_ten_filters_in_a_group_and_refuses_an_eleventh(sandbox, hubspot):
+    _contacts(sandbox, 3)
+    ten = [_has(name) for name in ("email", "firstname", "lastname", "createdate", "lastmodifieddate",
+                                   "hs_object_id")] + [{"propertyName": "lastname", "operator": "EQ", "value": "Test"}] * 4
+    assert _search(hubspot, filter_groups=[{"filters": ten}]).total == 3
+    with pytest.raises(ApiException) as exc:
+        _search(hubspot, filter_groups=[{"filters": ten + [_has("email")]}])
+    _refused_with_hubspots_400(exc, "filter group 0")
+
+
+def test_search_takes_twenty_five_filters_in_all_and_refuses_a_twenty_sixth(sandbox, hubspot):
+    _contacts(sandbox, 3)
+    five_by_five = [{"filters": [_has("email")] * 5} for _ in range(5)]
+    assert _search(hubspot, filter_groups=five_by_five).total == 3
+    with pytest.raises(ApiException) as exc:
+        _search(hubspot, filter_groups=five_by_five[:4] + [{"filters": [_has("email")] * 6}])
+    _refused_with_hubspots_400(exc, "at most 25")
+
+
+@pytest.mark.parametrize("operator", ["IN", "NOT_IN"])
+def test_an_in_filter_takes_100_values_and_refuses_101(sandbox, hubspot, operator):
+    _contacts(sandbox, 3)
+    values = [f"p{i}@example.com" for i in range(1, 101)]
+    found = _search(hubspot, filter_groups=[{"filters": [
+        {"propertyName": "email", "operator": operator, "values": values}]}], properties=["email"])
+    assert sorted(r.properties["email"] for r in found.results) == (
+        ["p1@example.com", "p2@example.com"] if operator == "IN" else ["p0@example.com"])
+    with pytest.raises(ApiException) as exc:
+        _search(hubspot, filter_groups=[{"filters": [
+            {"propertyName": "email", "operator": operator, "values": values + ["p0@example.com"]}]}])
+    _refused_with_hubspots_400(exc, "at most 100")
+
+
+@pytest.mark.parametrize("body", [
+    {"filterGroups": {"filters": []}}, {"filterGroups": [{"filters": {"propertyName": "email"}}]},
+    {"filterGroups": [{"filters": [{"propertyName": "email", "operator": "IN", "values": "p0@example.com"}]}]},
+    {"filterGroups": [{"filters": [{"propertyName": "createdate", "operator": "BETWEEN", "value": "0"}]}]},
+    {"limit": "ten"}, {"after": "page-2"}])
+def test_a_malformed_search_is_refused_with_hubspots_400_never_a_500(sandbox, hubspot, body):
+    """hubspot-api-client's models cannot form these bodies; plain requests can, and so can any
+    other client a customer points at the sandbox."""
+    answer = requests.post(f"{sandbox.base_url}{OBJECTS.format(objectType='contacts')}/search", json=body,
+                           headers={"Authorization": f"Bearer {ACCESS_TOKEN}"}, verify=str(sandbox.tls.ca_bundle))
+    assert answer.status_code == 400
+    assert answer.json()["category"] == "VALIDATION_ERROR" and answer.json()["status"] == "error"
+
+
+def test_with_a_search_lag_a_write_is_read_by_id_at_once_and_found_by_search_only_after_the_lag(sandbox, hubspot):
+    old = _contacts(sandbox, 1)[0]  # written long ago: indexed
+    sandbox.ctx.crm_settings(CRM)["search_lag_seconds"] = 0.5
+    new = hubspot.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(
+        properties={"email": "fresh@example.com", "lastname": "Test"})).id
+    hubspot.crm.contacts.basic_api.update(old, SimplePublicObjectInput(properties={"jobtitle": "CFO"}))
+    everyone = {"filter_groups": [{"filters": [{"propertyName": "lastname", "operator": "EQ", "value": "Test"}]}]}
+    assert _search(hubspot, **everyone).total == 0, "neither the new nor the changed record is indexed yet"
+    read = hubspot.crm.contacts.batch_api.read(ContactReads(inputs=[{"id": new}, {"id": old}], properties=["email"]))
+    assert sorted(r.id for r in read.results) == sorted([new, old])
+    assert hubspot.crm.contacts.basic_api.get_by_id(new).id == new
+    time.sleep(0.6)
+    assert sorted(r.id for r in _search(hubspot, **everyone).results) == sorted([new, old])
+
+
 # --- properties and owners --------------------------------------------------------------------
 
 def test_properties_describe_types_options_and_read_only_values(sandbox, hubspot):

@@ -10,7 +10,8 @@ A connector uses the official client unchanged, pointed at the sandbox::
 REQUESTS_CA_BUNDLE). Contacts, companies and the engagements tasks, emails and notes are
 objects; contacts are unique by email. Limits (the ten-second burst limit, the daily limit,
 search's per-second limit) are settings of the CRM (``limits.DEFAULTS``; PATCH
-/_sandbox/settings/hubspot, ``None`` lifts one); so is ``access_token``.
+/_sandbox/settings/hubspot, ``None`` lifts one); so are ``access_token`` and
+``search_lag_seconds``, how long a write stays out of search (0, at once, unless set).
 
 Endpoint templates, as ctx.stats counts them and FaultRule.endpoint names them:
   /crm/v3/objects/{objectType} (GET list, POST create) · /crm/v3/objects/{objectType}/{objectId}

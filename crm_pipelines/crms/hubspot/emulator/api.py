@@ -25,7 +25,7 @@ from . import records
 from .limits import Limiter, RateLimited, admit
 from .records import HubSpotError, not_found
 from .schema import CRM, OBJECT_TYPE_IDS, add_custom_property, iso, object_type, schema_for
-from .search import search
+from .search import indexed, search
 
 ACCESS_TOKEN = "pat-na1-sandbox-0000-0000-000000000000"
 MAX_URL = 8_192  # HubSpot's edge refuses longer request lines with 414
@@ -206,8 +206,10 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
     async def object_search(request: Request) -> Answer:
         obj = _object(request)
         body = await _json(request)
-        schema = schema_for(ctx.crm_settings(CRM), obj)
-        page, total, following = search(obj, schema, ctx.store.records(CRM, obj), body)
+        settings = ctx.crm_settings(CRM)
+        visible = indexed(ctx.store.records(CRM, obj), float(settings.get("search_lag_seconds") or 0),
+                          ctx.store.clock())
+        page, total, following = search(obj, schema_for(settings, obj), visible, body)
         counted(request, len(page))
         properties = body.get("properties") or None
         answer: dict[str, Any] = {"total": total, "results": [wire(obj, r, properties) for r in page]}

@@ -8,7 +8,7 @@ as case-insensitive text. Results are capped at 10,000 per query, as HubSpot's a
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -19,7 +19,9 @@ from .schema import DEFAULT_MODIFIED, MODIFIED, Property, Schema, parse_time
 
 MAX_PAGE = 200
 RESULT_CAP = 10_000
-MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 6, 18
+# HubSpot's limits since its search change of 26 August 2024: five filter groups (ORed), ten
+# filters in a group (ANDed), twenty-five filters in all, a hundred values in one IN or NOT_IN.
+MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS, MAX_VALUES = 5, 10, 25, 100
 OPERATORS = {"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY",
              "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"}
 # Free-text `query` looks at these, as HubSpot's default searchable properties.
@@ -73,6 +75,8 @@ def _filter(obj: str, schema: Schema, spec: dict[str, Any]):
     high = _key(prop, spec.get("highValue"))
     if operator in ("EQ", "NEQ", "LT", "LTE", "GT", "GTE", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN") and wanted is None:
         raise _invalid(f"Filter on {name} with operator {operator} needs a value")
+    if operator == "BETWEEN" and (wanted is None or high is None):
+        raise _invalid(f"Filter on {name} with operator BETWEEN needs a value and a highValue")
     token = re.compile("^" + ".*".join(map(re.escape, str(spec.get("value", "")).lower().split("*"))) + "$")
 
     def test(record: Record) -> bool:
@@ -107,23 +111,68 @@ def _tokens_match(token: re.Pattern[str], have: Any) -> bool:
     return bool(token.match(text)) or any(token.match(part) for part in re.split(r"[\s@.,;:/_-]+", text) if part)
 
 
+def indexed(records: list[Record], lag_seconds: float, now: datetime) -> list[Record]:
+    """The records search can see. HubSpot's search index follows writes by a few seconds while
+    reads by id see them at once, so with a lag set, a record created or changed less than
+    ``lag_seconds`` ago is not found by search yet (setting ``search_lag_seconds``; 0 by default,
+    read-your-writes, so only the tests about the lag wait on it)."""
+    if not lag_seconds:
+        return records
+    cutoff = now - timedelta(seconds=lag_seconds)
+    return [r for r in records if r.modified_at <= cutoff]
+
+
+def _integer(body: dict[str, Any], name: str, default: int) -> int:
+    raw = body.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise _invalid(f"{name} must be an integer; got {raw!r}") from None
+
+
+def _filter_groups(body: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The request's filters by group, refused with HubSpot's 400 past its limits or when they
+    are not the lists of objects HubSpot expects (a malformed body is the caller's error, not
+    the server's)."""
+    groups = body.get("filterGroups") or []
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise _invalid("filterGroups must be a list of objects, each with a list of filters")
+    if len(groups) > MAX_GROUPS:
+        raise _invalid(f"Too many filter groups: {len(groups)}; a search takes at most {MAX_GROUPS}")
+    filters = [g.get("filters") or [] for g in groups]
+    if not all(isinstance(f, list) and all(isinstance(one, dict) for one in f) for f in filters):
+        raise _invalid("Each filter group's filters must be a list of objects")
+    for i, group in enumerate(filters):
+        if len(group) > MAX_FILTERS_PER_GROUP:
+            raise _invalid(f"Too many filters in filter group {i}: {len(group)}; "
+                           f"a group takes at most {MAX_FILTERS_PER_GROUP}")
+    total = sum(len(group) for group in filters)
+    if total > MAX_FILTERS:
+        raise _invalid(f"Too many filters: {total}; a search takes at most {MAX_FILTERS} across its groups")
+    for spec in (one for group in filters for one in group):
+        values = spec.get("values")
+        if values is not None and not isinstance(values, list):
+            raise _invalid(f"values of the filter on {spec.get('propertyName')} must be a list")
+        if str(spec.get("operator", "")).upper() in ("IN", "NOT_IN") and len(values or []) > MAX_VALUES:
+            raise _invalid(f"Too many values in the {str(spec['operator']).upper()} filter on "
+                           f"{spec.get('propertyName')}: {len(values or [])}; at most {MAX_VALUES}")
+    return filters
+
+
 def search(obj: str, schema: Schema, records: list[Record], body: dict[str, Any]) -> tuple[list[Record], int, int]:
     """(the page of records, the total matching, the offset after this page or -1 at the end)."""
-    groups = body.get("filterGroups") or []
-    if len(groups) > MAX_GROUPS:
-        raise _invalid(f"Too many filter groups: {len(groups)}; at most {MAX_GROUPS}")
-    if any(len(g.get("filters") or []) > MAX_FILTERS_PER_GROUP for g in groups) or sum(
-            len(g.get("filters") or []) for g in groups) > MAX_FILTERS:
-        raise _invalid(f"Too many filters: at most {MAX_FILTERS_PER_GROUP} per group and {MAX_FILTERS} in all")
-    limit = int(body.get("limit") or 10)
+    groups = _filter_groups(body)
+    limit = _integer(body, "limit", 10)
     if not 0 < limit <= MAX_PAGE:
         raise _invalid(f"limit must be between 1 and {MAX_PAGE}; got {limit}")
-    after = int(body.get("after") or 0)
+    after = _integer(body, "after", 0)
     if after + limit > RESULT_CAP:
         # HubSpot refuses to page past its 10,000th result; narrow the filters instead.
         raise _invalid("There was a problem with the request. Search can page through at most "
                        f"{RESULT_CAP:,} results (after={after}, limit={limit}); narrow the filters")
-    tests = [[_filter(obj, schema, f) for f in g.get("filters") or []] for g in groups]
+    tests = [[_filter(obj, schema, f) for f in group] for group in groups]
     query = str(body.get("query") or "").strip().lower()
     matched = [r for r in records
                if (not tests or any(all(t(r) for t in group) for group in tests))
