@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 
 def utc_now() -> datetime:
@@ -53,12 +53,37 @@ class Record:
         }
 
 
+class _Index:
+    """A value of each record (its email, its external id) → the records holding it."""
+
+    def __init__(self, key: Callable[[Record], Hashable | None], records: list[Record]) -> None:
+        self.key = key
+        self.ids: dict[Hashable, dict[str, None]] = {}  # in the order the records came to hold it
+        self.values: dict[str, Hashable] = {}
+        for record in records:
+            self.note(record)
+
+    def note(self, record: Record) -> None:
+        old, new = self.values.get(record.id), self.key(record)
+        if old == new:
+            return
+        if old is not None:
+            self.ids[old].pop(record.id, None)
+        if new is None:
+            self.values.pop(record.id, None)
+        else:
+            self.values[record.id] = new
+            self.ids.setdefault(new, {})[record.id] = None
+
+
 class Store:
     """Records per (crm, object), thread-safe, optionally persisted to a JSON file."""
 
     def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str], dict[str, Record]] = {}
+        # (crm, object, index name) → an index kept current by every write, built on first look-up.
+        self._indexes: dict[tuple[str, str, str], _Index] = {}
         self.clock = clock
         # Bumped whenever records vanish or are replaced wholesale, so indexes built on the
         # store by a CRM module know to rebuild.
@@ -81,6 +106,7 @@ class Store:
             record = Record(record_id, dict(fields), when, when)
             record.history.append(Change("create", when, dict(fields), request_id))
             table[record_id] = record
+            self._noted(crm, obj, record)
             return record
 
     def update(self, crm: str, obj: str, record_id: str, fields: dict[str, Any],
@@ -91,6 +117,7 @@ class Store:
             record.fields.update(fields)
             record.modified_at = when
             record.history.append(Change("update", when, dict(fields), request_id))
+            self._noted(crm, obj, record)
             return record
 
     def delete(self, crm: str, obj: str, record_id: str, at: datetime | None = None,
@@ -110,6 +137,7 @@ class Store:
             record.is_deleted = deleted
             record.modified_at = when
             record.history.append(Change("delete" if deleted else "undelete", when, {}, request_id))
+            self._noted(crm, obj, record)
             return record
 
     def get(self, crm: str, obj: str, record_id: str, include_deleted: bool = False) -> Record | None:
@@ -124,6 +152,25 @@ class Store:
         with self._lock:
             return [r for r in self._table(crm, obj).values() if include_deleted or not r.is_deleted]
 
+    def lookup(self, crm: str, obj: str, name: str, key: Callable[[Record], Hashable | None],
+               wanted: Hashable) -> list[Record]:
+        """The live records whose ``key`` is ``wanted``, from the index ``name`` (``key`` builds it
+        on first use; the store keeps it current on every write), so that an upsert by a unique
+        value costs the same in a table of a million records as in one of ten. A record changed
+        behind the store's back is checked again rather than trusted."""
+        with self._lock:
+            index = self._indexes.get((crm, obj, name))
+            if index is None:
+                index = self._indexes[(crm, obj, name)] = _Index(key, list(self._table(crm, obj).values()))
+            table = self._table(crm, obj)
+            found = (table[i] for i in index.ids.get(wanted, {}) if i in table)
+            return [r for r in found if not r.is_deleted and key(r) == wanted]
+
+    def _noted(self, crm: str, obj: str, record: Record) -> None:
+        for (c, o, _), index in self._indexes.items():
+            if (c, o) == (crm, obj):
+                index.note(record)
+
     def objects(self) -> list[tuple[str, str]]:
         with self._lock:
             return list(self._objects)
@@ -131,6 +178,7 @@ class Store:
     def reset(self) -> None:
         with self._lock:
             self._objects.clear()
+            self._indexes.clear()
             self.generation += 1
 
     # Persistence: one JSON document; fine for sandbox sizes and readable when a drill fails.
@@ -148,6 +196,7 @@ class Store:
         doc = json.loads(Path(path).read_text())
         with self._lock:
             self._objects.clear()
+            self._indexes.clear()
             self.generation += 1
             for key, rows in doc.items():
                 crm, obj = key.split("/", 1)

@@ -1,5 +1,5 @@
 """A push makes several write calls at once — one record a call (Pipedrive, TribeCRM, a Custom
-CRM) or a $batch of a hundred (Dynamics) — never more than configured, and each record still
+CRM) or a batch of a hundred (Dynamics, HubSpot) — never more than configured, and each record still
 lands once, its result in its write's place. The sandbox answers every
 call after a delay, as a CRM across the network does, and counts the calls it answers at once."""
 
@@ -17,6 +17,7 @@ PARALLEL = {
     "tribecrm": (lambda client: client.settings.parallel_writes, 13),
     "northwind": (lambda client: client.api.parallel_writes, 13),  # from its API description
     "dynamics": (lambda client: client.settings.parallel_batches, 301),
+    "hubspot": (lambda client: client.settings.parallel_batches, 301),
 }
 
 

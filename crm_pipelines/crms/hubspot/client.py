@@ -10,7 +10,9 @@ are the archived records whose archive time falls in the window.
 """
 
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
 from urllib.parse import quote
@@ -79,10 +81,12 @@ class HubSpotClient:
         self._properties: dict[str, list[dict[str, Any]]] = {}
         self._last_search = 0.0
         self._last_create: float | None = None  # monotonic end of the last engagement create sent
+        self._lock = threading.Lock()
 
     def _call(self, fn: Callable[[], T], attempts: int = 6) -> T:
         def attempt() -> T:
-            self.api_calls += 1
+            with self._lock:  # a push calls from several threads at once
+                self.api_calls += 1
             try:
                 return fn()
             except (urllib3.exceptions.HTTPError, ConnectionError) as exc:  # dropped or refused connection
@@ -269,17 +273,21 @@ class HubSpotClient:
         return self.settings.enginy_id_property
 
     def push(self, obj: CrmObject, writes: list[Write]) -> list[WriteResult]:
-        """Batches of 100: creates upsert on the unique Enginy id property, updates by record id.
-        HubSpot refuses a whole batch for one bad input, so a refused batch is halved until
-        the inputs at fault stand alone and are rejected with HubSpot's message."""
+        """Batches of 100, ``parallel_batches`` calls at once: creates upsert on the unique Enginy
+        id property, updates by record id. HubSpot refuses a whole batch for one bad input, so a
+        refused batch is halved until the inputs at fault stand alone and are rejected with
+        HubSpot's message."""
         if obj not in OBJECT_TYPES:
             return [WriteResult(w.write_id, "rejected", error=f"HubSpot has no {obj} object") for w in writes]
         batch_api = getattr(self.api.crm, OBJECT_TYPES[obj]).batch_api
+        batches = [(action, group[start:start + LIST_PAGE])
+                   for action in ("create", "update") for group in [[w for w in writes if w.action == action]]
+                   for start in range(0, len(group), LIST_PAGE)]
         results: list[WriteResult] = []
-        for action in ("create", "update"):
-            group = [w for w in writes if w.action == action]
-            for start in range(0, len(group), LIST_PAGE):
-                results.extend(self._push_batch(batch_api, action, group[start:start + LIST_PAGE]))
+        with ThreadPoolExecutor(max_workers=max(1, min(self.settings.parallel_batches, len(batches))),
+                                thread_name_prefix=f"hubspot-{obj}") as pool:
+            for answered in pool.map(lambda job: self._push_batch(batch_api, *job), batches):
+                results.extend(answered)
                 self.progress(f"{obj}: {len(results):,} of {len(writes):,} writes sent")
         if obj == "contacts":
             self._relink(writes, results)
@@ -505,6 +513,9 @@ class HubSpotResource(CrmResource):
     activity_id_property: str = Field("enginy_activity_id", description="engagement property holding the "
                                                                        "Enginy event a logged activity came from")
     search_calls_per_second: float = Field(4.0, gt=0, description="pace of search calls; HubSpot allows 5 a second")
+    parallel_batches: int = Field(4, ge=1, le=10, description="batch calls of a push sent at once; a private app "
+                                                              "may make 190 calls per 10 s (100 on Free and "
+                                                              "Starter), and a 429 is waited out")
     search_lag_seconds: float = Field(
         10.0, ge=0, description="how long after a write HubSpot's search may still miss it (documented as "
                                 "seconds): an activity whose create got no answer is searched for only this "

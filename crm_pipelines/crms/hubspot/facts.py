@@ -7,7 +7,8 @@ FACTS = CrmFacts(
     environment={"access_token": "HUBSPOT_ACCESS_TOKEN", "host": "HUBSPOT_HOST", "ca_bundle": "HUBSPOT_CA_BUNDLE"},
     required=frozenset({"access_token"}),
     capabilities=frozenset({Capability.ACTIVITIES}),
-    push_chunk=100,  # the batch endpoints' ceiling
+    # Writes per push call (a ledger save each): ten batch calls of 100, parallel_batches at once.
+    push_chunk=1000,
     required_on_create={"companies": ("name",)},
     emulators={"hubspot": "crm_pipelines.crms.hubspot.emulator"},
 )

@@ -142,12 +142,14 @@ def _json(value: Any) -> str:
 def find_by(ctx: SandboxContext, obj: str, name: str, wanted: str) -> Record | None:
     """The live record whose property ``name`` equals ``wanted`` (emails compare without case)."""
     fold = name == "email"
-    wanted = wanted.lower() if fold else wanted
-    for record in ctx.store.records(CRM, obj):
+
+    def key(record: Record) -> str | None:
         current = value(obj, record, name)
-        if current is not None and (current.lower() if fold else current) == wanted:
-            return record
-    return None
+        return current.lower() if fold and current is not None else current
+
+    # Indexed: a batch upsert looks each input up, and a portal holds a million contacts.
+    found = ctx.store.lookup(CRM, obj, f"property:{name}", key, wanted.lower() if fold else wanted)
+    return found[0] if found else None
 
 
 def check_unique(ctx: SandboxContext, obj: str, values: dict[str, str | None], own_id: str | None) -> None:
