@@ -148,8 +148,9 @@ def test_a_create_whose_answer_is_lost_is_found_by_its_enginy_id_not_made_twice(
     assert [r.status for r in results] == ["created"] * 4
     held = enginy_ids(sandbox)
     assert sorted(held) == [f"en-{i}" for i in range(4)]
-    assert held["en-1"] == ["create", "update"], "written by the lost call, completed by the look-up"
-    assert held["en-2"] == ["create"], "the 500 came before the write: created once, on the retry"
+    # Calls go several at once, so which record meets which fault varies: the second POST's answer
+    # is lost after the write (completed by the look-up), the fourth gets a 500 before any write.
+    assert sorted(held.values()) == [["create"]] * 3 + [["create", "update"]], held
 
 
 def test_refused_writes_are_rejected_with_pipedrives_reason(sandbox) -> None:
