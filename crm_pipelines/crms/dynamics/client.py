@@ -311,8 +311,7 @@ class DynamicsClient:
     def _push_batch(self, obj: CrmObject, batch: list[Write]) -> list[WriteResult]:
         entity_set, key, _ = ENTITY_SETS[obj]
         results: list[WriteResult] = []
-        boundary = f"batch_{uuid.uuid4().hex}"
-        parts = []
+        operations = []
         for write in batch:
             address = (f"{self.settings.enginy_key}={odata_string(write.enginy_id)}" if write.action == "create"
                        else write.crm_id)
@@ -324,20 +323,12 @@ class DynamicsClient:
             if write.company_id and obj == "contacts" and (write.company_link == "primary"
                                                            or write.action == "create"):
                 body["parentcustomerid_account@odata.bind"] = f"/accounts({write.company_id})"
-            headers = ["Content-Type: application/json", "Prefer: return=representation"]
-            if write.action == "update":
-                headers.append("If-Match: *")  # an update never creates
-            parts.append("\r\n".join([f"--{boundary}", "Content-Type: application/http",
-                                        "Content-Transfer-Encoding: binary", "",
-                                        f"PATCH {self.api}/{entity_set}({address}) HTTP/1.1", *headers, "",
-                                        json.dumps(body, default=str)]))
-        payload = "\r\n".join(parts + [f"--{boundary}--", ""])
+            # If-Match: * on an update: it never creates.
+            operations.append((f"{entity_set}({address})", ["If-Match: *"] if write.action == "update" else [], body))
         try:
-            response = self._send("POST", f"{self.api}/$batch", data=payload.encode(), headers={
-                "Content-Type": f"multipart/mixed; boundary={boundary}", "Prefer": "odata.continue-on-error"})
+            answers = self._post_batch(operations)
         except TransientCrmError as error:  # retries spent: the next run sends the batch again
             return [WriteResult(w.write_id, "failed", error=str(error)) for w in batch]
-        answers = _batch_answers(response)
         for i, write in enumerate(batch):
             status, body = answers[i] if i < len(answers) else (0, {})
             if status in (200, 201):
@@ -360,8 +351,7 @@ class DynamicsClient:
         return self._in_batches(activities, self._log_batch, "tasks")
 
     def _log_batch(self, batch: list[Activity]) -> list[WriteResult]:
-        boundary = f"batch_{uuid.uuid4().hex}"
-        parts = []
+        operations = []
         for a in batch:
             regarding = "lead" if a.record_object == "leads" else "contact"
             body: dict[str, Any] = {
@@ -371,18 +361,12 @@ class DynamicsClient:
                 body["description"] = clip(a.description, DESCRIPTION_LENGTH)
             if a.owner_id:
                 body["ownerid@odata.bind"] = f"/systemusers({a.owner_id})"
-            parts.append("\r\n".join([
-                f"--{boundary}", "Content-Type: application/http", "Content-Transfer-Encoding: binary", "",
-                f"PATCH {self.api}/tasks({self.settings.enginy_key}={odata_string(a.write_id)}) HTTP/1.1",
-                "Content-Type: application/json", "Prefer: return=representation", "If-None-Match: *", "",
-                json.dumps(body, default=str)]))
-        payload = "\r\n".join(parts + [f"--{boundary}--", ""])
+            operations.append((f"tasks({self.settings.enginy_key}={odata_string(a.write_id)})",
+                               ["If-None-Match: *"], body))
         try:
-            response = self._send("POST", f"{self.api}/$batch", data=payload.encode(), headers={
-                "Content-Type": f"multipart/mixed; boundary={boundary}", "Prefer": "odata.continue-on-error"})
+            answers = self._post_batch(operations)
         except TransientCrmError as error:  # retries spent: the next run sends the batch again
             return [WriteResult(a.write_id, "failed", error=str(error)) for a in batch]
-        answers = _batch_answers(response)
         results: dict[str, WriteResult] = {}
         landed = []
         for i, a in enumerate(batch):
@@ -400,6 +384,19 @@ class DynamicsClient:
         found = self._find_tasks(landed)
         results.update((key, WriteResult(key, "created", found.get(key))) for key in landed)
         return [results[a.write_id] for a in batch]
+
+    def _post_batch(self, operations: list[tuple[str, list[str], dict[str, Any]]]) -> list[tuple[int, dict[str, Any]]]:
+        """One ``$batch`` request of independent PATCH operations (path under the API, extra
+        headers, body) that goes on past a failed one; each operation's status and answer."""
+        boundary = f"batch_{uuid.uuid4().hex}"
+        parts = ["\r\n".join([f"--{boundary}", "Content-Type: application/http", "Content-Transfer-Encoding: binary",
+                               "", f"PATCH {self.api}/{path} HTTP/1.1", "Content-Type: application/json",
+                               "Prefer: return=representation", *headers, "", json.dumps(body, default=str)])
+                 for path, headers, body in operations]
+        payload = "\r\n".join(parts + [f"--{boundary}--", ""])
+        response = self._send("POST", f"{self.api}/$batch", data=payload.encode(), headers={
+            "Content-Type": f"multipart/mixed; boundary={boundary}", "Prefer": "odata.continue-on-error"})
+        return _batch_answers(response)
 
     def _find_tasks(self, keys: list[str]) -> dict[str, str]:
         key = self.settings.enginy_key
