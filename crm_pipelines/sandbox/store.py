@@ -7,12 +7,13 @@ its ids, its timestamp field names and its wire shapes.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Hashable
+
+import orjson
 
 
 def utc_now() -> datetime:
@@ -22,7 +23,7 @@ def utc_now() -> datetime:
     return now.replace(microsecond=(now.microsecond // 1000) * 1000)
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
     op: str  # "create" | "update" | "delete" | "undelete"
     at: datetime
@@ -30,7 +31,7 @@ class Change:
     request_id: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     id: str
     fields: dict[str, Any]
@@ -103,8 +104,12 @@ class Store:
             if record_id in table:
                 raise KeyError(f"{crm}/{obj}/{record_id} exists already")
             when = at or self.clock()
-            record = Record(record_id, dict(fields), when, when)
-            record.history.append(Change("create", when, dict(fields), request_id))
+            # The record's fields and its create change share one dict until the first update
+            # (copy on write): a million seeded records, most never written again, hold their
+            # fields once.
+            values = dict(fields)
+            record = Record(record_id, values, when, when)
+            record.history.append(Change("create", when, values, request_id))
             table[record_id] = record
             self._noted(crm, obj, record)
             return record
@@ -114,6 +119,8 @@ class Store:
         with self._lock:
             record = self._table(crm, obj)[record_id]
             when = at or self.clock()
+            if record.history and record.history[0].fields is record.fields:
+                record.fields = dict(record.fields)
             record.fields.update(fields)
             record.modified_at = when
             record.history.append(Change("update", when, dict(fields), request_id))
@@ -181,33 +188,30 @@ class Store:
             self._indexes.clear()
             self.generation += 1
 
-    # Persistence: one JSON document; fine for sandbox sizes and readable when a drill fails.
+    # Persistence: one JSON document per line, a record with its history each, written and read a
+    # record at a time so that saving a million records never holds a second copy of the store.
     def save(self, path: str | Path) -> None:
-        with self._lock:
-            doc = {
-                f"{crm}/{obj}": [r.as_json() for r in table.values()]
-                for (crm, obj), table in self._objects.items()
-            }
         tmp = Path(path).with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, default=str))
+        with self._lock, tmp.open("wb") as out:
+            for (crm, obj), table in self._objects.items():
+                for record in table.values():
+                    out.write(orjson.dumps({"object": f"{crm}/{obj}", **record.as_json()}, default=str))
+                    out.write(b"\n")
         tmp.replace(path)
 
     def load(self, path: str | Path) -> None:
-        doc = json.loads(Path(path).read_text())
-        with self._lock:
+        with self._lock, Path(path).open("rb") as lines:
             self._objects.clear()
             self._indexes.clear()
             self.generation += 1
-            for key, rows in doc.items():
-                crm, obj = key.split("/", 1)
-                table = self._table(crm, obj)
-                for row in rows:
-                    record = Record(
-                        row["id"], row["fields"],
-                        datetime.fromisoformat(row["created_at"]),
-                        datetime.fromisoformat(row["modified_at"]),
-                        row["is_deleted"],
-                        [Change(c["op"], datetime.fromisoformat(c["at"]), c["fields"], c.get("request_id"))
-                         for c in row["history"]],
-                    )
-                    table[record.id] = record
+            for line in lines:
+                row = orjson.loads(line)
+                crm, obj = row["object"].split("/", 1)
+                history = [Change(c["op"], datetime.fromisoformat(c["at"]), c["fields"], c.get("request_id"))
+                           for c in row["history"]]
+                fields = row["fields"]
+                if history and history[0].fields == fields:
+                    fields = history[0].fields  # shared until the next update, as create() leaves it
+                self._table(crm, obj)[row["id"]] = Record(
+                    row["id"], fields, datetime.fromisoformat(row["created_at"]),
+                    datetime.fromisoformat(row["modified_at"]), row["is_deleted"], history)
