@@ -1,10 +1,11 @@
 """The demo's whole pipeline at growing sizes: per step, wall time, time waiting on the CRM and
 the pipeline's own compute; each size's peak RSS; and how each step grows from one size to the next.
 
-Each size runs `crm-pipelines demo --regenerate` (generated data, the sandbox CRM, every asset in
-one run, embedded DuckDB and SQLite) in a process of its own in a fresh directory; the sandbox
-records the wall-clock span of every call it answers, and a step's CRM time is the union of the
-spans inside the step. The baseline is the smallest size: a step's growth ratio is its wall time
+Each size runs `crm-pipelines demo --regenerate` (generated data, the sandbox CRM in a process of
+its own, every asset in one run, embedded DuckDB and SQLite) in a process of its own in a fresh
+directory; the sandbox records the wall-clock span of every call it answers, and a step's CRM time
+is the union of the spans inside the step. Memory is sampled from /proc four times a second: the
+pipeline's (the run's process and what it starts, such as dbt) per step, and the sandbox's apart. The baseline is the smallest size: a step's growth ratio is its wall time
 divided by the smallest size's, against the growth of the data (linear: the ratio of the sizes).
 After each full run, --changes Enginy contacts (1,000 by default) get a new job title and the run
 the enginy_change_sensor then requests is timed: matching, batches and push for just those.
@@ -16,10 +17,10 @@ the enginy_change_sensor then requests is timed: matching, batches and push for 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -40,13 +41,62 @@ def _inside(spans: list[tuple[float, float]], start: float, end: float) -> float
     return covered
 
 
-def _steps(run_id: str, spans: list[tuple[float, float]]) -> dict[str, dict[str, float]]:
-    """Each step of the run: its wall time and the part of it spent waiting on the CRM."""
+class MemorySampler:
+    """Every quarter second, the resident memory of the pipeline (this process and what it starts,
+    such as dbt) and of the sandbox CRM's process, from /proc: each step's peak, and the run's."""
+
+    PAGE = os.sysconf("SC_PAGE_SIZE")
+
+    def __init__(self, sandbox_pid: int) -> None:
+        self.sandbox_pid = sandbox_pid
+        self.samples: list[tuple[float, int, int]] = []  # (time, pipeline bytes, sandbox bytes)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @classmethod
+    def _rss(cls, pid: int) -> int:
+        try:
+            return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * cls.PAGE
+        except (OSError, IndexError):
+            return 0  # it ended between the listing and the read
+
+    @classmethod
+    def _tree(cls, pid: int, leave_out: int) -> int:
+        total = cls._rss(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            try:
+                children = task.read_text().split()
+            except OSError:
+                continue
+            total += sum(cls._tree(int(c), leave_out) for c in children if int(c) != leave_out)
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            self.samples.append((time.time(), self._tree(os.getpid(), self.sandbox_pid), self._rss(self.sandbox_pid)))
+
+    def __enter__(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak(self, start: float = 0.0, end: float = float("inf"), which: int = 1) -> float:
+        """Peak MB between start and end: which=1 the pipeline, 2 the sandbox."""
+        return max((s[which] for s in self.samples if start <= s[0] <= end), default=0) / 2**20
+
+
+def _steps(run_id: str, spans: list[tuple[float, float]], memory: MemorySampler) -> dict[str, dict[str, float]]:
+    """Each step of the run: its wall time, the part of it spent waiting on the CRM and the
+    pipeline's peak memory while it ran."""
     import dagster as dg
 
     with dg.DagsterInstance.get() as instance:
         stats = instance.get_run_step_stats(run_id)
-    return {s.step_key: {"wall": s.end_time - s.start_time, "crm": _inside(spans, s.start_time, s.end_time)}
+    return {s.step_key: {"wall": s.end_time - s.start_time, "crm": _inside(spans, s.start_time, s.end_time),
+                         "rss_mb": memory.peak(s.start_time, s.end_time)}
             for s in stats if s.start_time and s.end_time}
 
 
@@ -98,19 +148,18 @@ def one_size(contacts: int, changes: int, out: Path) -> None:
 
     os.environ["DAGSTER_HOME"] = str(Path(".dagster_home").resolve())
     Path(".dagster_home").mkdir(exist_ok=True)
-    with demo_sandbox(contacts, seed=42, regenerate=True) as (_, ctx):
-        ctx.stats.spans = []
+    with demo_sandbox(contacts, seed=42, regenerate=True, record_spans=True) as (_, sandbox), \
+            MemorySampler(sandbox.process.pid) as memory:
+        started = time.time()
         result = materialize_everything()
-        spans = [(s, e) for _, s, e in ctx.stats.spans]
-        ctx.stats.spans = []
-        started = time.monotonic()
+        full_end = time.time()
         incremental = _incremental_run(changes)
-        incremental_wall = time.monotonic() - started
-        incremental_spans = [(s, e) for _, s, e in ctx.stats.spans]
-    figures = {"success": result.success, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-               "steps": _steps(result.run_id, spans),
+        incremental_wall = time.time() - full_end
+        spans = [(s["started"], s["ended"]) for s in sandbox.stats()["spans"]]
+    figures = {"success": result.success, "peak_rss_mb": memory.peak(started, full_end),
+               "sandbox_peak_rss_mb": memory.peak(which=2), "steps": _steps(result.run_id, spans, memory),
                "incremental": {"success": incremental.success, "wall": incremental_wall,
-                               "steps": _steps(incremental.run_id, incremental_spans)}}
+                               "steps": _steps(incremental.run_id, spans, memory)}}
     out.write_text(json.dumps(figures))
 
 
@@ -147,12 +196,13 @@ def main() -> None:
             runs[n] = json.loads(out.read_text())
     smallest, largest = sizes[0], sizes[-1]
     print(f"{args.crm}: the demo's pipeline at {', '.join(f'{n:,}' for n in sizes)} Enginy contacts")
-    print(f"{'step':<40}" + "".join(f"{f'wall {n:,}':>14}{'CRM':>8}" for n in sizes)
+    print(f"{'step':<40}" + "".join(f"{f'wall {n:,}':>14}{'CRM':>8}{'RSS MB':>8}" for n in sizes)
           + f"{'growth':>9}  (data grew {largest / smallest:g}x)")
     keys = sorted(runs[largest]["steps"], key=lambda k: -runs[largest]["steps"][k]["wall"])
     for key in keys:
         cells = "".join(f"{runs[n]['steps'].get(key, {}).get('wall', 0):>13.1f}s"
-                        f"{runs[n]['steps'].get(key, {}).get('crm', 0):>7.1f}s" for n in sizes)
+                        f"{runs[n]['steps'].get(key, {}).get('crm', 0):>7.1f}s"
+                        f"{runs[n]['steps'].get(key, {}).get('rss_mb', 0):>8,.0f}" for n in sizes)
         base = runs[smallest]["steps"].get(key, {}).get("wall") or 0
         growth = runs[largest]["steps"][key]["wall"] / base if base > 0.05 else float("nan")
         print(f"{key:<40}{cells}{growth:>8.1f}x")
@@ -160,7 +210,8 @@ def main() -> None:
         steps = runs[n]["steps"].values()
         wall, crm = sum(s["wall"] for s in steps), sum(s["crm"] for s in steps)
         print(f"{n:>9,} contacts: steps {wall:,.0f} s, of which waiting on the CRM {crm:,.0f} s and the pipeline's "
-              f"own {wall - crm:,.0f} s; peak RSS {runs[n]['peak_rss_mb']:,.0f} MB; "
+              f"own {wall - crm:,.0f} s; the pipeline's peak RSS {runs[n]['peak_rss_mb']:,.0f} MB (the sandbox "
+              f"CRM's, in its own process, {runs[n]['sandbox_peak_rss_mb']:,.0f} MB); "
               f"{'SUCCESS' if runs[n]['success'] else 'FAILURE'}")
     for n in sizes:
         incremental = runs[n]["incremental"]

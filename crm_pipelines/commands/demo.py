@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -15,11 +20,11 @@ from crm_pipelines.commands.generate import DATA_DIR, write_dataset
 from crm_pipelines.config import CONFIG_ENV_VAR, load_config
 from crm_pipelines.resources.warehouse import redact_url
 from crm_pipelines.crms.registry import client_environment, facts
-from crm_pipelines.sandbox.app import SandboxContext, seed as seed_sandbox
-from crm_pipelines.enginy.crm_side import SeedData
-from crm_pipelines.sandbox.server import start_in_thread
+from crm_pipelines.sandbox.server import free_port
+from crm_pipelines.sandbox.tls import SandboxTls, ensure_certificate
 
 DEFAULT_DAGSTER_HOME = Path(".dagster_home")
+SAVE_SECONDS = 600  # the most a stopping sandbox is given to save its records
 
 
 def demo(
@@ -50,10 +55,38 @@ def demo(
         raise typer.Exit(1)
 
 
+@dataclass(frozen=True)
+class SandboxProcess:
+    """The sandbox CRM serving from a process of its own, as a real CRM answers from elsewhere:
+    its records are not in the pipeline's memory and its work not on the pipeline's core."""
+
+    base_url: str
+    tls: SandboxTls
+    process: subprocess.Popen
+
+    def stats(self) -> dict:
+        """/_sandbox/stats: call counts, and each call's span when started with record_spans."""
+        import requests
+
+        return requests.get(f"{self.base_url}/_sandbox/stats", verify=str(self.tls.ca_bundle), timeout=60).json()
+
+    def stop(self) -> None:
+        """As Ctrl-C stops it: the sandbox stops serving, then saves its records (uvicorn raises a
+        SIGTERM again once it has stopped, which would end the process before the save)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=SAVE_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 @contextmanager
-def demo_sandbox(contacts: int, seed: int, regenerate: bool) -> Iterator[tuple[str, SandboxContext]]:
+def demo_sandbox(contacts: int, seed: int, regenerate: bool,
+                 record_spans: bool = False) -> Iterator[tuple[str, SandboxProcess]]:
     """Data generated into data/ if needed, and the sandbox CRM standing for the active CRM up on
-    it with the pipeline's environment pointed at it: (its name, its context) while the block runs.
+    it with the pipeline's environment pointed at it: (its name, the sandbox) while the block runs.
     The sandbox's records are saved when it ends, as a real CRM keeps them."""
     enginy_url = os.environ.get("ENGINY_DATABASE_URL")
     generate_now = regenerate or not (DATA_DIR / "crm" / "contacts.parquet").exists() or (
@@ -64,7 +97,6 @@ def demo_sandbox(contacts: int, seed: int, regenerate: bool) -> Iterator[tuple[s
 
     # The sandbox CRM standing for the active CRM (for the Custom CRM, the first of its in-house examples).
     active = next(iter(facts(load_config(os.environ.get(CONFIG_ENV_VAR) or None).active_crm).emulators))
-    ctx = SandboxContext(crms=(active,))
     # The sandbox keeps its records between demos, as a real CRM would: what one demo pushed,
     # the next one finds (the warehouse's snapshots and write ledger remember it too).
     state = DATA_DIR / f"sandbox-{active}.jsonl"
@@ -72,21 +104,34 @@ def demo_sandbox(contacts: int, seed: int, regenerate: bool) -> Iterator[tuple[s
         state.unlink(missing_ok=True)
         if not os.environ.get("CRM_PIPELINES_WAREHOUSE_URL"):
             (DATA_DIR / "warehouse.duckdb").unlink(missing_ok=True)
-    if state.exists():
-        ctx.store.load(state)
-        loaded = {active: sum(len(ctx.store.records(c, o)) for c, o in ctx.store.objects())}
-    else:
-        loaded = seed_sandbox(ctx, SeedData.load(DATA_DIR / "crm"))
-    sandbox = start_in_thread(ctx, tls_dir=DATA_DIR / "sandbox-tls")
-    os.environ["REQUESTS_CA_BUNDLE"] = str(sandbox.tls.ca_bundle.resolve())
-    os.environ.update(client_environment(active, sandbox))
-    typer.echo(f"Sandbox {active} on {sandbox.base_url} with {loaded[active]:,} records "
-               f"(integration config: {os.environ.get(CONFIG_ENV_VAR) or 'the bundled ' + active + ' example'})")
+    tls_dir = DATA_DIR / "sandbox-tls"
+    tls, port = ensure_certificate(tls_dir), free_port()
+    command = [sys.executable, "-m", "crm_pipelines.cli", "sandbox", "--crm", active, "--port", str(port),
+               "--state", str(state), "--seed-from", str(DATA_DIR / "crm"), "--tls-dir", str(tls_dir)]
+    sandbox = SandboxProcess(f"https://127.0.0.1:{port}", tls, subprocess.Popen(
+        command + (["--record-spans"] if record_spans else []), start_new_session=True))
     try:
-        yield active, ctx
+        _wait_until_serving(sandbox)
+        os.environ["REQUESTS_CA_BUNDLE"] = str(tls.ca_bundle.resolve())
+        os.environ.update(client_environment(active, sandbox))
+        typer.echo(f"Sandbox {active} on {sandbox.base_url}, pid {sandbox.process.pid} (integration config: "
+                   f"{os.environ.get(CONFIG_ENV_VAR) or 'the bundled ' + active + ' example'})")
+        yield active, sandbox
     finally:
         sandbox.stop()
-        ctx.store.save(state)
+
+
+def _wait_until_serving(sandbox: SandboxProcess) -> None:
+    """Until the sandbox answers (seeding or loading a million records takes a minute or two)."""
+    import requests
+
+    while sandbox.process.poll() is None:
+        try:
+            sandbox.stats()
+            return
+        except (requests.ConnectionError, requests.Timeout):
+            time.sleep(0.2)
+    raise typer.Exit(f"the sandbox CRM stopped before serving (exit code {sandbox.process.returncode})")
 
 
 def materialize_all_here():
@@ -141,10 +186,6 @@ def _report(result, home: Path) -> None:
 def _serve(active: str, ui_port: int) -> None:
     """`dagster dev` on the same instance, sandbox and warehouse, until Ctrl-C; each line read
     from stdin changes a contact in the sandbox CRM through its API, as a CRM user would."""
-    import signal
-    import subprocess
-    import sys
-
     def stop(signum, frame):  # a SIGTERM ends the demo as Ctrl-C does: UI stopped, sandbox saved
         raise KeyboardInterrupt
 
@@ -169,9 +210,6 @@ def _serve(active: str, ui_port: int) -> None:
 
 
 def _stop_group(process) -> None:
-    import signal
-    import subprocess
-
     for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
         if process.poll() is not None:
             return

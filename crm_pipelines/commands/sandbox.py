@@ -29,7 +29,7 @@ def sandbox(
     seed_from: Annotated[Path | None, typer.Option(
         help="Folder with the CRM side written by `crm-pipelines generate` (e.g. data/crm).")] = None,
     state: Annotated[Path | None, typer.Option(
-        help="JSON file holding the sandbox's records: loaded at start if it exists, saved at exit.")] = None,
+        help="JSON-lines file holding the sandbox's records: loaded at start if it exists, saved at exit.")] = None,
     tls_dir: Annotated[Path, typer.Option(help="Where the self-signed certificate and CA bundle are kept.")] = Path(
         "data/sandbox-tls"),
     fault: Annotated[list[str] | None, typer.Option(
@@ -40,12 +40,17 @@ def sandbox(
     setting: Annotated[list[str] | None, typer.Option(
         help="A CRM setting as CRM.NAME=JSON (repeatable), e.g. hubspot.burst_limit=100 or "
              "salesforce.daily_api_limit=5000; PATCH /_sandbox/settings/{crm} changes them at run time.")] = None,
+    record_spans: Annotated[bool, typer.Option(
+        help="Keep each call's start and end (GET /_sandbox/stats lists them): what a benchmark needs to "
+             "tell time waiting on the CRM from its own.")] = False,
 ) -> None:
     """Serve the sandbox CRM: the real wire APIs of Salesforce (REST, Bulk 2.0), HubSpot (CRM v3/v4)
     and Dynamics 365 (Dataverse Web API with an OAuth authority), so the official clients run
     unchanged against it. Faults, call counts and record histories are under /_sandbox/.
     """
     ctx = SandboxContext(crms=tuple(c.value for c in crm) if crm else SandboxContext().crms)
+    if record_spans:
+        ctx.stats.spans = []
     for text in fault or []:
         ctx.faults.add(parse_fault(text))
     for text in setting or []:

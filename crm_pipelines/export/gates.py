@@ -77,6 +77,7 @@ def expectation_suite_gates(batch: pd.DataFrame, schema: dict[str, FieldSpec], r
     formats, picklist values within the described options, one create per match key, no
     ambiguous record written, and a row count within bounds of the previous batch."""
     import great_expectations as gx  # a 4-second import: only where the suite runs
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     frame = values_frame(batch)
     creates = frame[frame["action"].eq("create")].reset_index(drop=True)
@@ -116,6 +117,8 @@ def expectation_suite_gates(batch: pd.DataFrame, schema: dict[str, FieldSpec], r
     # One suite per frame, validated in one pass: great-expectations hashes a frame each time it
     # makes a batch of it, which cost more than the checks themselves when each gate had its own.
     context = gx.get_context(mode="ephemeral")
+    # Its tqdm bars would land between the run's log lines on every terminal running a push.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas("export")
     results: dict[str, Any] = {}
     for frame_name, data in frames.items():
@@ -124,8 +127,12 @@ def expectation_suite_gates(batch: pd.DataFrame, schema: dict[str, FieldSpec], r
             continue
         for name, expectation in mine:
             expectation.meta = {"gate": name}
+        # Only the columns the suite reads: great-expectations fingerprints the frame it is given,
+        # and a frame with dict columns (fields, diff) it pickles whole — seconds and gigabytes at
+        # a million rows for a fingerprint no gate uses.
+        columns = list(dict.fromkeys(getattr(e, "column", None) or data.columns[0] for _, e in mine))
         batch_of_frame = source.add_dataframe_asset(frame_name).add_batch_definition_whole_dataframe("all") \
-            .get_batch(batch_parameters={"dataframe": data})
+            .get_batch(batch_parameters={"dataframe": data[columns]})
         suite = gx.ExpectationSuite(name=frame_name, expectations=[expectation for _, expectation in mine])
         for result in batch_of_frame.validate(suite).results:
             results[result.expectation_config.meta["gate"]] = result

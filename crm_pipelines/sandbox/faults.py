@@ -134,6 +134,8 @@ class Stats:
                              for (c, s), n in sorted(self.statuses.items())],
                 "total_calls": sum(self.calls.values()),
                 "peak_in_flight": dict(sorted(self.peak_in_flight.items())),
+                **({"spans": [{"crm": c, "started": s, "ended": e} for c, s, e in self.spans]}
+                   if self.spans is not None else {}),
             }
 
     def total_calls(self, crm: str | None = None) -> int:
