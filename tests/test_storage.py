@@ -158,3 +158,36 @@ def test_a_run_with_the_instance_and_the_warehouse_on_postgresql_reads_its_rows_
         warehouse = Warehouse(url=f"{SERVER}/test", schema_name=wh_schema)
         for table in TABLES:
             _same(generated.enginy[table.name], warehouse.read_table(f"enginy_{table.name}"))
+
+
+@pytest.mark.postgres
+def test_the_shipped_postgres_instance_lets_one_crm_writing_step_run_at_a_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs pushing at once would each read the write ledger before the other recorded its
+    writes: on the production instance every step that writes to the CRM shares one pool slot,
+    so a second run's push waits for the first one's (the slot is claimed and held)."""
+    from crm_pipelines.assets.export import CRM_WRITES_POOL
+
+    writers = {"crm_push_results", "crm_activity_push", "restore_removed_associations"}
+    repository = defs().get_repository_def()
+    pools = {node.name: node.definition.pool for name in (MATERIALIZE_ALL, "undo_associations")
+             for node in repository.get_job(name).graph.nodes if node.name in writers}
+    assert pools == {name: CRM_WRITES_POOL for name in writers}
+
+    with fresh_database("dagster") as dagster_db:
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        shutil.copy(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
+        for name, value in {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_USERNAME": "postgres",
+                            "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": dagster_db}.items():
+            monkeypatch.setenv(name, value)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            storage = instance.event_log_storage
+            # What a step's executor does before its first claim: the pool gets the instance's default limit.
+            storage.initialize_concurrency_limit_to_default(CRM_WRITES_POOL)
+            assert storage.get_concurrency_info(CRM_WRITES_POOL).slot_count == 1
+            first = storage.claim_concurrency_slot(CRM_WRITES_POOL, "run-a", "crm_push_results")
+            second = storage.claim_concurrency_slot(CRM_WRITES_POOL, "run-b", "crm_push_results")
+            assert first.is_claimed and not second.is_claimed
+            storage.free_concurrency_slots_for_run("run-a")
+            assert storage.claim_concurrency_slot(CRM_WRITES_POOL, "run-b", "crm_push_results").is_claimed

@@ -7,7 +7,7 @@ import time
 import dagster as dg
 import pandas as pd
 
-from crm_pipelines.assets.export import EXPORT_GROUP, parse_json
+from crm_pipelines.assets.export import CRM_WRITES_POOL, EXPORT_GROUP, parse_json
 from crm_pipelines.crms import registry
 from crm_pipelines.config import IntegrationConfig
 from crm_pipelines.export.activities import (
@@ -50,7 +50,7 @@ def _skipped(note: str) -> dg.Output[pd.DataFrame]:
 
 # The activity ledger is written after every chunk of the push (see assets/export.py's ledgers).
 @dg.multi_asset(
-    group_name=EXPORT_GROUP, can_subset=False,
+    group_name=EXPORT_GROUP, can_subset=False, pool=CRM_WRITES_POOL,
     deps=["crm_push_results", EXPORT_LEDGER, "contact_matches", "crm_users", *ENGINY_TABLES],
     outs={"crm_activity_push": dg.AssetOut(
               io_manager_key="warehouse_io_manager", kinds={"pandas"},

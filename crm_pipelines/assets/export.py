@@ -35,6 +35,10 @@ from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import LedgerTable, Warehouse, parse_json_columns
 
 EXPORT_GROUP = "export"
+# Every step that writes to the CRM. A deployment that sets the pool's limit (deploy/dagster.postgres.yaml:
+# concurrency.pools.default_limit 1) runs one at a time across all runs: two pushes at once would
+# each read the write ledger before the other recorded its writes, and both send them.
+CRM_WRITES_POOL = "crm_writes"
 SCOPE_EVERY_RECORD = "every Enginy record"
 JSON_COLUMNS = ("fields", "diff", "writeback", "raw", "options", "option_labels")
 
@@ -260,7 +264,7 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
     # outcome), not handed to an IO manager at the end: Nothing-typed outputs make them assets
     # Dagster shows, materialized by this step, with their row counts.
     @dg.multi_asset(
-        name="crm_push_results", group_name=EXPORT_GROUP, deps=batches, can_subset=False,
+        name="crm_push_results", group_name=EXPORT_GROUP, deps=batches, can_subset=False, pool=CRM_WRITES_POOL,
         outs={"crm_push_results": dg.AssetOut(
                   io_manager_key="warehouse_io_manager", kinds={"pandas"},
                   description="Every batch row as it ended: created / updated / skipped / rejected (with the "
@@ -362,7 +366,8 @@ def enginy_writeback(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     return dg.Output(frame, metadata={"fields": len(frame)})
 
 
-@dg.op(description="Make each company that primary_remove_previous unlinked a contact's primary company again.")
+@dg.op(description="Make each company that primary_remove_previous unlinked a contact's primary company again.",
+       pool=CRM_WRITES_POOL)
 def restore_removed_associations(context: dg.OpExecutionContext, crm: CrmResource, warehouse: Warehouse) -> int:
     if REMOVED_ASSOCIATIONS not in warehouse.table_names():
         context.log.info("no association was removed by an export")
