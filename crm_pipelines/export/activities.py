@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from crm_pipelines.config import ActivitySync, UserMapping
@@ -94,18 +95,36 @@ def crm_records(matches: pd.DataFrame, created: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([known, extra, rest], ignore_index=True)
 
 
-def _subject(step_type: str, subject: object, campaign: object) -> str:
+def _text(values: pd.Series) -> pd.Series:
+    """Each value as stripped text, NA where missing or blank."""
+    text = values.astype("string").str.strip()
+    return text.where(text.ne(""))
+
+
+def _plain(values: pd.Series) -> pd.Series:
+    """Object values with None for missing, as the activities the clients send carry them."""
+    return values.astype(object).where(values.notna(), None)
+
+
+def _subjects(step_type: pd.Series, subject: pd.Series, campaign: pd.Series) -> pd.Series:
     # A call carries no subject of its own in Enginy: the campaign names what it was about.
-    text = subject if not is_empty(subject) else (campaign if step_type == "call" and not is_empty(campaign) else "")
-    return SUBJECTS[step_type].format(subject=str(text).strip()).strip()
+    text = _text(subject).fillna(_text(campaign).where(step_type.eq("call"))).fillna("")
+    subjects = pd.Series("", index=step_type.index, dtype="string")
+    for kind, template in SUBJECTS.items():
+        rows = step_type.eq(kind)
+        before, _, after = template.partition("{subject}")
+        subjects[rows] = (before + text[rows] + after).str.strip() if "{subject}" in template else template.strip()
+    return subjects.astype(object)
 
 
-def _description(body: object, campaign: object, position: object, with_body: bool) -> str | None:
-    parts = [str(body).strip()] if with_body and not is_empty(body) and str(body).strip() else []
-    if not is_empty(campaign):
-        step = f", step {int(position)}" if not is_empty(position) else ""
-        parts.append(f"{PRODUCT} campaign: {campaign}{step}")
-    return "\n\n".join(parts) or None
+def _descriptions(body: pd.Series, campaign: pd.Series, position: pd.Series, with_body: bool) -> pd.Series:
+    """The message (when the integration includes it), then the campaign and step it came from."""
+    message = _text(body) if with_body else pd.Series(pd.NA, index=body.index, dtype="string")
+    step = np.trunc(pd.to_numeric(position, errors="coerce")).astype("Int64").astype("string")
+    origin = (PRODUCT + " campaign: " + campaign.astype("string") + (", step " + step).fillna("")).where(
+        _text(campaign).notna())
+    both = message + "\n\n" + origin
+    return _plain(both.fillna(message).fillna(origin))
 
 
 def plan_activities(events: pd.DataFrame, steps: pd.DataFrame, campaigns: pd.DataFrame, records: pd.DataFrame,
@@ -130,31 +149,40 @@ def plan_activities(events: pd.DataFrame, steps: pd.DataFrame, campaigns: pd.Dat
                                          right_on="enginy_id")
     ready = record["outcome"].eq("matched") & record["crm_id"].notna()
     with_body = settings.include_message_body
+    owner = identity.map({i: c[0] for i, c in credit.items()})
     return pd.DataFrame({
         "event_id": frame["id"].astype(str), "contact_id": frame["contact_id"], "step_type": frame["step_type"],
         "kind": frame["step_type"].map(KINDS),
-        "subject": [_subject(t, s, c) for t, s, c in zip(frame["step_type"], frame["subject"], campaign)],
-        "body": [b if with_body and not is_empty(b) else None for b in frame["body"]],
-        "description": [_description(b, c, p, with_body) for b, c, p in zip(frame["body"], campaign, frame["position"])],
+        "subject": _subjects(frame["step_type"], frame["subject"], campaign),
+        "body": _plain(frame["body"].where(_text(frame["body"]).notna())) if with_body else None,
+        "description": _descriptions(frame["body"], campaign, frame["position"], with_body),
         "occurred_at": pd.to_datetime(frame["occurred_at"], utc=True),
-        "owner_id": [credit[i][0] for i in identity], "owner_rule": [credit[i][1] for i in identity],
+        "owner_id": _plain(owner), "owner_rule": identity.map({i: c[1] for i, c in credit.items()}),
         "crm_object": record["crm_object"].where(ready, None), "crm_record_id": record["crm_id"].where(ready, None),
         "status": ready.map({True: "ready", False: "waiting"}),
         "reason": record["outcome"].map(lambda o: WAITING_AMBIGUOUS if o == "ambiguous" else WAITING_NEW)
                                    .where(~ready, None)}, columns=ACTIVITY_COLUMNS)
 
 
+def _ledger_column(ledger: pd.DataFrame, column: str) -> pd.Series:
+    """A column of the activity ledger's entries by write id (an event's id), for Series.map."""
+    entries = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger
+    if not len(entries):
+        return pd.Series(dtype=object)
+    return entries.drop_duplicates("write_id", keep="last").set_index("write_id")[column]
+
+
 def activities_to_send(planned: pd.DataFrame, ledger: pd.DataFrame) -> tuple[list[Activity], int]:
     """The ready rows the ledger does not hold as done, and how many it does."""
-    entries = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger
-    status = dict(zip(entries["write_id"], entries["status"])) if len(entries) else {}
+    status = _ledger_column(ledger, "status")
     ready = planned[planned["status"].eq("ready")]
-    done = ready["event_id"].map(lambda e: status.get(e) in FINAL)
+    held = ready["event_id"].map(status)
+    done = held.isin(FINAL)
+    send = ready[~done.to_numpy()].assign(in_doubt=held[~done].notna().to_numpy())
     activities = [Activity(r["event_id"], r["step_type"], r["crm_object"], r["crm_record_id"], r["subject"],
                            r["description"], pd.Timestamp(r["occurred_at"]).to_pydatetime(),
-                           None if is_empty(r["owner_id"]) else r["owner_id"],
-                           in_doubt=r["event_id"] in status)
-                  for r in ready[~done].to_dict("records")]
+                           None if is_empty(r["owner_id"]) else r["owner_id"], in_doubt=bool(r["in_doubt"]))
+                  for r in send.to_dict("records")]
     return activities, int(done.sum())
 
 
@@ -193,10 +221,7 @@ def run_activity_push(log: Callable[[list[Activity]], list[WriteResult]], planne
 def outcomes(planned: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
     """Every planned row with how it ended: logged / rejected / failed / pending / waiting, and the
     CRM activity's id; the message itself is left out (it may be private, and Enginy holds it)."""
-    entries = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger
-    status = dict(zip(entries["write_id"], entries["status"])) if len(entries) else {}
-    crm_id = dict(zip(entries["write_id"], entries["crm_id"])) if len(entries) else {}
-    error = dict(zip(entries["write_id"], entries["error"])) if len(entries) else {}
+    status, crm_id, error = (_ledger_column(ledger, c) for c in ("status", "crm_id", "error"))
     frame = planned.drop(columns=["body"])
     ready = frame["status"].eq("ready")
     # "sent" without an answer: the run died; the next run looks the activity up before sending.
