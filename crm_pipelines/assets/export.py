@@ -120,9 +120,12 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         integration_config = integration.load()
         mappings = getattr(integration_config.field_mapping, tab) or []
         records = changed_since(inputs["records"], config.only_changed_since).assign(id=lambda f: f["id"].astype(str))
-        crm_records = parse_json(inputs["crm_records"])
         client = crm.client()
-        matches = known_by_enginy_id(match_outcomes(inputs["matches"]), crm_records, client.enginy_id_field)
+        snapshot = inputs["crm_records"]  # each record's CRM fields (raw) still JSON text
+        matches = known_by_enginy_id(match_outcomes(inputs["matches"]), snapshot, client.enginy_id_field)
+        # Only the records this batch can update are parsed: the rest of a million-record snapshot
+        # would be a dict per record held through the step for nothing.
+        crm_records = parse_json(snapshot[snapshot["crm_id"].isin(matches["crm_id"].dropna().unique())])
         campaign, campaign_mapping, links = None, None, None
         # Salesforce and Dataverse leads name their company in a text field; Pipedrive's hang on one.
         linked = obj == "contacts" or (obj == "leads" and getattr(client, "leads_link_to_companies", False))

@@ -8,6 +8,7 @@ the batch ``build_batch`` made (``enginy_id, action, crm_id, reason, ...``).
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 
 from crm_pipelines.matching.normalize import normalize
@@ -17,6 +18,22 @@ def match_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
     """The match table's outcome per Enginy record, in the columns the batch builder reads
     (``enginy_id`` as text, as the Enginy records' ids are)."""
     return frame[["enginy_id", "outcome", "crm_id"]].assign(enginy_id=lambda f: f["enginy_id"].astype(str))
+
+
+def field_values(raw: pd.Series, field: str) -> pd.Series:
+    """Each record's ``field`` from its CRM fields (``raw``): parsed dicts, or the JSON text the
+    warehouse keeps them as — then read by DuckDB's JSON functions, without making a dict of each
+    of a million records."""
+    if not any(isinstance(v, str) for v in raw.head(100)):
+        return pd.Series([r.get(field) if isinstance(r, dict) else None for r in raw], index=raw.index, dtype=object)
+    connection = duckdb.connect()
+    try:
+        connection.register("snapshot", pd.DataFrame({"raw": raw.to_numpy(dtype=object)}))
+        path = '$."' + field.replace('"', '') + '"'
+        values = connection.execute("SELECT json_extract_string(raw, ?) FROM snapshot", [path]).fetchnumpy()
+    finally:
+        connection.close()
+    return pd.Series(next(iter(values.values())), index=raw.index, dtype=object)
 
 
 def known_by_enginy_id(matches: pd.DataFrame, crm_records: pd.DataFrame, field: str) -> pd.DataFrame:
@@ -30,8 +47,9 @@ def known_by_enginy_id(matches: pd.DataFrame, crm_records: pd.DataFrame, field: 
     if not len(crm_records):
         return matches
     live = crm_records[~crm_records["is_deleted"].astype(bool)] if "is_deleted" in crm_records else crm_records
-    owned = {str(raw.get(field)): crm_id for crm_id, raw in zip(live["crm_id"], live["raw"])
-             if isinstance(raw, dict) and raw.get(field)}
+    value = field_values(live["raw"], field)
+    held = value.notna().to_numpy() & value.astype(str).ne("").to_numpy()
+    owned = dict(zip(value[held].astype(str), live["crm_id"][held]))
     hit = matches["enginy_id"].isin(owned)
     matches = matches.copy()
     matches.loc[hit, "outcome"] = "matched"
