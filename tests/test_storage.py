@@ -122,17 +122,23 @@ def test_urls_are_shown_without_their_password() -> None:
     assert "s3cret" not in Warehouse(url="postgresql://etl:s3cret@db:5432/wh").describe()
 
 
+def _shipped_instance_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dagster_db: str) -> Path:
+    """A DAGSTER_HOME holding the shipped deploy/dagster.postgres.yaml, its variables pointing at ``dagster_db``."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
+    for name, value in {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_USERNAME": "postgres",
+                        "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": dagster_db}.items():
+        monkeypatch.setenv(name, value)
+    return home
+
+
 @pytest.mark.postgres
 def test_a_run_with_the_instance_and_the_warehouse_on_postgresql_reads_its_rows_back(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, generated) -> None:
     """The shipped deploy/dagster.postgres.yaml, the env-var bound resources and the real server."""
     with fresh_database("dagster") as dagster_db, fresh_schema("wh") as wh_schema, fresh_schema("src") as src_schema:
-        home = tmp_path / "dagster_home"
-        home.mkdir()
-        shutil.copy(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
-        for name, value in {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_USERNAME": "postgres",
-                            "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": dagster_db}.items():
-            monkeypatch.setenv(name, value)
+        home = _shipped_instance_home(tmp_path, monkeypatch, dagster_db)
         enginy_url = url_with_search_path(src_schema)
         write_tables(enginy_url, generated.enginy)
         monkeypatch.setenv("ENGINY_DATABASE_URL", enginy_url)
@@ -175,12 +181,7 @@ def test_the_shipped_postgres_instance_lets_one_crm_writing_step_run_at_a_time(
     assert pools == {name: CRM_WRITES_POOL for name in writers}
 
     with fresh_database("dagster") as dagster_db:
-        home = tmp_path / "dagster_home"
-        home.mkdir()
-        shutil.copy(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
-        for name, value in {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_USERNAME": "postgres",
-                            "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": dagster_db}.items():
-            monkeypatch.setenv(name, value)
+        home = _shipped_instance_home(tmp_path, monkeypatch, dagster_db)
         with dg.DagsterInstance.from_config(str(home)) as instance:
             storage = instance.event_log_storage
             # What a step's executor does before its first claim: the pool gets the instance's default limit.
