@@ -5,8 +5,9 @@ Each size runs `crm-pipelines demo --regenerate` (generated data, the sandbox CR
 its own, every asset in one run, embedded DuckDB and SQLite) in a process of its own in a fresh
 directory; the sandbox records the wall-clock span of every call it answers, and a step's CRM time
 is the union of the spans inside the step. Memory is sampled from /proc four times a second: the
-pipeline's (the run's process and what it starts, such as dbt) per step, and the sandbox's apart. The baseline is the smallest size: a step's growth ratio is its wall time
-divided by the smallest size's, against the growth of the data (linear: the ratio of the sizes).
+pipeline's (the run's process and what it starts, such as dbt) per step, and the sandbox's apart.
+The baseline is the smallest size: a step's growth ratio is its wall time divided by the smallest
+size's, against the growth of the data (linear: the ratio of the sizes).
 After each full run, --changes Enginy contacts (1,000 by default) get a new job title and the run
 the enginy_change_sensor then requests is timed: matching, batches and push for just those.
 

@@ -135,7 +135,7 @@ def _wait_until_serving(sandbox: SandboxProcess) -> None:
 
 
 def materialize_all_here():
-    """materialize_all with its steps in this process, where the sandbox CRM answers from a thread."""
+    """materialize_all with its steps in this process: a demo's run needs no process per step."""
     import dagster as dg
 
     from crm_pipelines.definitions import MATERIALIZE_ALL, defs
