@@ -197,11 +197,11 @@ def main() -> None:
             runs[n] = json.loads(out.read_text())
     smallest, largest = sizes[0], sizes[-1]
     print(f"{args.crm}: the demo's pipeline at {', '.join(f'{n:,}' for n in sizes)} Enginy contacts")
-    print(f"{'step':<40}" + "".join(f"{f'wall {n:,}':>14}{'CRM':>8}{'RSS MB':>8}" for n in sizes)
+    print(f"{'step':<40}" + "".join(f"{f'wall {n:,}':>16}{'CRM':>8}{'RSS MB':>8}" for n in sizes)
           + f"{'growth':>9}  (data grew {largest / smallest:g}x)")
     keys = sorted(runs[largest]["steps"], key=lambda k: -runs[largest]["steps"][k]["wall"])
     for key in keys:
-        cells = "".join(f"{runs[n]['steps'].get(key, {}).get('wall', 0):>13.1f}s"
+        cells = "".join(f"{runs[n]['steps'].get(key, {}).get('wall', 0):>15.1f}s"
                         f"{runs[n]['steps'].get(key, {}).get('crm', 0):>7.1f}s"
                         f"{runs[n]['steps'].get(key, {}).get('rss_mb', 0):>8,.0f}" for n in sizes)
         base = runs[smallest]["steps"].get(key, {}).get("wall") or 0
