@@ -75,7 +75,9 @@ def seed(ctx: SandboxContext, seed: SeedData) -> None:
     for row in seed.users.itertuples(index=False):
         owner = insert(ctx, "owners", {"email": seed_text(row.email), "firstName": seed_text(row.first_name),
                                        "lastName": seed_text(row.last_name)})
-        owner.fields["userId"] = int(owner.id) + 7_000_000
+        # A new dict, not an edit: the store shares a record's fields with its create change
+        # until the first update, and the user id is the owner's, not what the seed created.
+        owner.fields = {**owner.fields, "userId": int(owner.id) + 7_000_000}
         owners[row.seed_id] = owner.id
 
     companies: dict[str, str] = {}
