@@ -11,9 +11,9 @@ from crm_pipelines.assets.export import CRM_WRITES_POOL, EXPORT_GROUP, parse_jso
 from crm_pipelines.crms import registry
 from crm_pipelines.config import IntegrationConfig
 from crm_pipelines.export.activities import (
-    ACTIVITY_COLUMNS, Attribution, crm_records, outcomes, plan_activities, run_activity_push,
+    ACTIVITY_COLUMNS, Attribution, crm_records, outcomes, plan_activities, run_activity_push, unlogged_events_sql,
 )
-from crm_pipelines.export.ledger import ACTIVITY_LEDGER, EXPORT_LEDGER, empty_ledger
+from crm_pipelines.export.ledger import ACTIVITY_LEDGER, EXPORT_LEDGER, FINAL, empty_ledger
 from crm_pipelines.export.push import per_second
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
@@ -54,10 +54,11 @@ def _skipped(note: str) -> dg.Output[pd.DataFrame]:
     deps=["crm_push_results", EXPORT_LEDGER, "contact_matches", "crm_users", *ENGINY_TABLES],
     outs={"crm_activity_push": dg.AssetOut(
               io_manager_key="warehouse_io_manager", kinds={"pandas"},
-              description="Campaign events (emails sent, LinkedIn messages and invitations sent, calls) logged "
-                          "once each as completed activities on the matched CRM contact or lead, credited to the "
-                          "campaign identity's CRM user. Events of contacts not in the CRM yet wait for a later "
-                          "run."),
+              description="The campaign events (emails sent, LinkedIn messages and invitations sent, calls) this "
+                          "run dealt with — every one not logged before it: logged once as a completed activity on "
+                          "the matched CRM contact or lead, credited to the campaign identity's CRM user, or "
+                          "waiting (its contact is not in the CRM yet) for a later run. What earlier runs logged "
+                          "is in activity_ledger."),
           ACTIVITY_LEDGER: dg.AssetOut(
               dagster_type=dg.Nothing, kinds={"pandas"}, is_required=False,
               description="Every activity the activity push intended, recorded before it is sent and its "
@@ -75,26 +76,35 @@ def crm_activity_push(context: dg.AssetExecutionContext, crm: CrmResource, wareh
         return
     client = crm.client()
     client.progress = context.log.info
-    records = crm_records(warehouse.read_table("contact_matches"),
-                          parse_json(_table(warehouse, EXPORT_LEDGER, empty_ledger())))
-    planned = plan_activities(warehouse.read_table("enginy_campaign_events"),
-                              warehouse.read_table("enginy_campaign_steps"), warehouse.read_table("enginy_campaigns"),
-                              records, settings, _attribution(config, warehouse))
-    calls_before = getattr(client, "api_calls", 0)
     ledger = LedgerTable(warehouse, ACTIVITY_LEDGER)
+    logged_before = sum(n for status, n in ledger.status_counts().items() if status in FINAL)
+    # Only the events not logged yet, and only their contacts' records: after the first sync a run
+    # reads what is new or still waiting, not every event and match again.
+    events = warehouse.query(unlogged_events_sql(warehouse.table("enginy_campaign_events"),
+                                                 warehouse.table(ACTIVITY_LEDGER)))
+    contacts = events["contact_id"].astype(str).drop_duplicates().tolist()
+    pushed = (parse_json(warehouse.rows_with_keys(EXPORT_LEDGER, "enginy_id", contacts))
+              if EXPORT_LEDGER in warehouse.table_names() else empty_ledger())
+    records = crm_records(warehouse.rows_with_keys("contact_matches", "enginy_id", contacts), pushed)
+    planned = plan_activities(events, warehouse.read_table("enginy_campaign_steps"),
+                              warehouse.read_table("enginy_campaigns"), records, settings,
+                              _attribution(config, warehouse))
+    calls_before = getattr(client, "api_calls", 0)
     facts = registry.facts(config.active_crm)
     chunk = client.activities_per_push if facts.can(Capability.BULK) else facts.push_chunk
-    outcome = run_activity_push(client.log_activities, planned, ledger.read(), ledger.save, chunk, context.log.info)
+    outcome = run_activity_push(client.log_activities, planned, ledger.read(planned["event_id"].tolist()),
+                                ledger.save, chunk, context.log.info)
     results = outcomes(planned, outcome.ledger)[RESULT_COLUMNS]
     waiting = results[results["status"].eq("waiting")]
+    statuses = ledger.status_counts()
     yield dg.Output(None, ACTIVITY_LEDGER, metadata={
-        "dagster/row_count": len(outcome.ledger),
+        "dagster/row_count": sum(statuses.values()),
         "warehouse_table": dg.MetadataValue.text(f"{warehouse.schema}.{ACTIVITY_LEDGER}"),
-        **{f"activities_{k}": int(v) for k, v in outcome.ledger["status"].value_counts().items()}})
+        **{f"activities_{k}": v for k, v in statuses.items()}})
     yield dg.Output(results, "crm_activity_push", metadata={
         **{f"events_{k}": int(v) for k, v in results["status"].value_counts().items()},
         "logged_this_run": outcome.counts.get("created", 0),
-        "logged_before": outcome.already_done,
+        "logged_before": logged_before,
         "waiting_reasons": dg.MetadataValue.json(waiting["reason"].value_counts().to_dict()),
         "credited_by": dg.MetadataValue.json(results["owner_rule"].value_counts().to_dict()),
         "include_message_body": settings.include_message_body,

@@ -20,7 +20,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 
 from crm_pipelines.resources.dbt import WarehouseDbtResource, dbt_on_path
-from crm_pipelines.resources.warehouse import Warehouse, sql_identifier
+from crm_pipelines.resources.warehouse import Warehouse
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
@@ -63,8 +63,8 @@ def _with_row_counts(context: dg.AssetExecutionContext, events: list[Any], wareh
     for event in events:
         if isinstance(event, dg.Output):
             table = context.asset_key_for_output(event.output_name).path[-1]
-            # Table names come from the manifest, never from data; sql_identifier refuses anything odd.
-            rows = warehouse.query(f"SELECT count(*) AS n FROM {sql_identifier(warehouse.schema)}.{sql_identifier(table)}")
+            # Table names come from the manifest, never from data; Warehouse.table refuses anything odd.
+            rows = warehouse.query(f"SELECT count(*) AS n FROM {warehouse.table(table)}")
             event = event.with_metadata({**event.metadata, "dagster/row_count": int(rows["n"].iloc[0]),
                                          "warehouse_table": dg.MetadataValue.text(f"{warehouse.schema}.{table}")})
         yield event

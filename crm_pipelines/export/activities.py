@@ -95,6 +95,16 @@ def crm_records(matches: pd.DataFrame, created: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([known, extra, rest], ignore_index=True)
 
 
+def unlogged_events_sql(events: str, ledger: str) -> str:
+    """SQL (DuckDB and PostgreSQL) for the sent campaign events the activity ledger does not hold
+    as done: after the first sync a run plans only these — new events and ones still waiting —
+    not the million logged before. ``events``, ``ledger``: the tables' quoted names."""
+    done = ", ".join(f"'{status}'" for status in FINAL)
+    return (f"SELECT e.* FROM {events} AS e WHERE e.event_type = 'sent' AND NOT EXISTS ("
+            f"SELECT 1 FROM {ledger} AS l WHERE l.write_id = CAST(e.id AS VARCHAR) "
+            f"AND l.object = '{LEDGER_OBJECT}' AND l.status IN ({done}))")
+
+
 def _text(values: pd.Series) -> pd.Series:
     """Each value as stripped text, NA where missing or blank."""
     text = values.astype("string").str.strip()

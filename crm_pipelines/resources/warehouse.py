@@ -174,13 +174,17 @@ class Warehouse(dg.ConfigurableResource):
                 conn.execute("USE memory")
                 conn.execute(f"DETACH {_ATTACHED}")
 
+    def table(self, name: str) -> str:
+        """Table ``name`` in the warehouse's schema, quoted for SQL."""
+        return f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
+
     def engine(self) -> sa.Engine:
         return sa.create_engine(self.sqlalchemy_url())
 
     def write_table(self, name: str, frame: pd.DataFrame) -> int:
         """Replace table ``name`` with ``frame``; returns the row count."""
         frame = _json_columns(frame)
-        table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
+        table = self.table(name)
         if self.kind == "duckdb":
             with self._duckdb() as conn:
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {sql_identifier(self.schema)}")
@@ -205,7 +209,7 @@ class Warehouse(dg.ConfigurableResource):
         can be upserted one chunk at a time. A table an earlier version wrote whole (no key, types
         guessed from its rows) is rebuilt once with its rows kept; a column added since (the ledger's
         bulk job id) is added, empty, to a table that lacks it."""
-        table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
+        table = self.table(name)
         index = sql_identifier(f"{name}_{key}_key")
         ddl = ", ".join(f"{sql_identifier(c)} {t}" for c, t in columns.items())
         exists = name in self.table_names()
@@ -233,7 +237,7 @@ class Warehouse(dg.ConfigurableResource):
         if rows.empty:
             return 0
         rows = rows.drop_duplicates(key, keep="last")
-        table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
+        table = self.table(name)
         columns = ", ".join(sql_identifier(c) for c in rows.columns)
         changes = ", ".join(f"{sql_identifier(c)} = excluded.{sql_identifier(c)}" for c in rows.columns if c != key)
         conflict = f"ON CONFLICT ({sql_identifier(key)}) DO UPDATE SET {changes}"
@@ -256,7 +260,7 @@ class Warehouse(dg.ConfigurableResource):
     def rows_with_keys(self, name: str, key: str, keys: list[str]) -> pd.DataFrame:
         """The rows of the keyed table ``name`` whose ``key`` is one of ``keys``: one join on its
         unique index, so a run that touches a thousand keys reads a thousand rows, not the table."""
-        table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
+        table = self.table(name)
         wanted = pd.DataFrame({key: pd.Series(keys, dtype=object)}).drop_duplicates()
         select = f"SELECT t.* FROM {table} AS t JOIN wanted_keys AS w ON t.{sql_identifier(key)} = w.{sql_identifier(key)}"
         if self.kind == "duckdb":
@@ -310,7 +314,7 @@ class Warehouse(dg.ConfigurableResource):
     def read_table(self, name: str, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
         """The table, or only ``columns`` of it: a step that reads a few columns of a million-row
         batch does not pay for converting the others."""
-        table = f"{sql_identifier(self.schema)}.{sql_identifier(name)}"
+        table = self.table(name)
         select = f"SELECT {', '.join(map(sql_identifier, columns)) if columns else '*'} FROM {table}"
         if self.kind == "duckdb":
             with self._duckdb() as conn:
