@@ -94,6 +94,53 @@ def test_a_step_can_read_only_the_columns_it_needs(tmp_path: Path, kind: str) ->
             warehouse.read_table("contact_export_batch", ("action; DROP TABLE x",))
 
 
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
+def test_a_run_that_changed_some_records_replaces_only_their_rows(tmp_path: Path, kind: str) -> None:
+    """What an incremental run writes: the changed records' rows in place of theirs, new records
+    added, every other row as it was — whatever types pandas gives the few rows' columns."""
+    stamp = pd.Timestamp("2026-01-01", tz="UTC")
+    table = pd.DataFrame({"id": [1, 2, 3], "job_title": ["CEO", "CTO", None], "score": [1, 2, 3],
+                          "updated_at": [stamp] * 3, "raw": [{"a": 1}, {}, {"b": [2]}]})
+    changed = pd.DataFrame({"id": [2, 4], "job_title": [None, None], "score": [20.0, 40.0],
+                            "updated_at": [stamp + pd.Timedelta(days=1)] * 2, "raw": [{"c": 3}, {}]})
+    with fresh_schema("replace") as schema:
+        warehouse = (Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}") if kind == "duckdb"
+                     else Warehouse(url=f"{SERVER}/test", schema_name=schema))
+        warehouse.write_table("enginy_contacts", table)
+        assert warehouse.replace_rows("enginy_contacts", changed, "id") == 4
+        back = warehouse.read_table("enginy_contacts").sort_values("id").reset_index(drop=True)
+        assert back["id"].tolist() == [1, 2, 3, 4]
+        assert back["score"].tolist() == [1, 20, 3, 40]
+        assert back.loc[0, "job_title"] == "CEO" and pd.isna(back.loc[1, "job_title"])
+        assert [json.loads(r) for r in back["raw"]] == [{"a": 1}, {"c": 3}, {"b": [2]}, {}]
+        assert back.loc[1, "updated_at"] == stamp + pd.Timedelta(days=1)
+
+        # A column the table lacks: written whole, the other rows kept.
+        wider = changed.head(1).assign(score=21, seniority=["senior"])
+        assert warehouse.replace_rows("enginy_contacts", wider, "id") == 4
+        back = warehouse.read_table("enginy_contacts").set_index("id")
+        assert back.loc[2, "seniority"] == "senior" and back.loc[2, "score"] == 21 and back.loc[1, "job_title"] == "CEO"
+        assert sorted(warehouse.rows_with_keys("enginy_contacts", "id", ["3", "4"])["id"]) == [3, 4]  # integer ids, text keys
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
+def test_crm_records_are_found_by_the_enginy_id_among_their_raw_fields(tmp_path: Path, kind: str) -> None:
+    """How a batch of a few changed records finds the CRM records an earlier push created for them,
+    without reading the snapshot: by the Enginy id field inside each record's raw JSON."""
+    snapshot = pd.DataFrame({"crm_id": ["a", "b", "c", "d"],
+                             "raw": [{"Enginy_Id__c": "e1", "Title": "CEO"}, {"Enginy_Id__c": "e2"},
+                                     {"Enginy_Id__c": None}, {"Title": "e1"}]})
+    with fresh_schema("json_key") as schema:
+        warehouse = (Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}") if kind == "duckdb"
+                     else Warehouse(url=f"{SERVER}/test", schema_name=schema))
+        warehouse.write_table("crm_contacts", snapshot)
+        found = warehouse.rows_with_keys("crm_contacts", "raw", ["e1", "e9"], json_field="Enginy_Id__c")
+        assert found["crm_id"].tolist() == ["a"]
+        assert json.loads(found["raw"].iloc[0]) == {"Enginy_Id__c": "e1", "Title": "CEO"}
+        with pytest.raises(ValueError, match="not a CRM field name"):
+            warehouse.rows_with_keys("crm_contacts", "raw", ["e1"], json_field="x' OR '1'='1")
+
+
 def _hold_lock(path: str, seconds: float, ready) -> None:
     conn = duckdb.connect(path)
     conn.execute("CREATE TABLE IF NOT EXISTS held (x INT)")

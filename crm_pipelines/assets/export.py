@@ -9,13 +9,13 @@ write ledger, so a re-run after any failure finishes without writing anything tw
 
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from crm_pipelines.assets.matching import changed_since
+from crm_pipelines.assets.matching import changed_records
 from crm_pipelines.config import IntegrationConfig
 from crm_pipelines.export.associations import (REMOVED_ASSOCIATIONS, REMOVED_COLUMNS, record_removed, removed_links,
                                                undo_batch)
@@ -102,27 +102,65 @@ def _metadata(batch: pd.DataFrame) -> dict[str, Any]:
                                                 "(nothing to write)")}
 
 
+class BatchInputs(NamedTuple):
+    records: pd.DataFrame  # the Enginy records the batch is for
+    matches: pd.DataFrame  # their rows of the match table
+    snapshot: pd.DataFrame  # the CRM records they may be: matched, or holding their Enginy id
+    company_matches: pd.DataFrame | None  # the match rows of their companies (people only)
+    campaign_rollups: pd.DataFrame | None  # their campaign properties, when the rollups are in the graph
+
+
+def _batch_inputs(warehouse: Warehouse, since: str, tables: dict[str, str], enginy_id_field: str) -> BatchInputs:
+    """What a batch is built from. Every record's rows for a full batch; for a batch of the records
+    changed since ``since``, only their rows of each table, read by key: a run after a thousand
+    edits reads a thousand records' rows, not a million-record snapshot."""
+    records = changed_records(warehouse, tables["records"], since).assign(id=lambda f: f["id"].astype(str))
+
+    def rows(name: str, key: str, keys: list[str]) -> pd.DataFrame:
+        return warehouse.rows_with_keys(name, key, keys) if since else warehouse.read_table(name)
+
+    ids = records["id"].tolist()
+    matches = rows(tables["matches"], "enginy_id", ids)
+    if since:
+        matched = matches.loc[matches["outcome"].eq("matched"), "crm_id"].dropna().astype(str).tolist()
+        snapshot = pd.concat([warehouse.rows_with_keys(tables["crm_records"], "crm_id", matched),
+                              warehouse.rows_with_keys(tables["crm_records"], "raw", ids, json_field=enginy_id_field)],
+                             ignore_index=True).drop_duplicates("crm_id")
+    else:
+        snapshot = warehouse.read_table(tables["crm_records"])
+    companies = (rows("company_matches", "enginy_id", records["company_id"].dropna().astype(str).tolist())
+                 if "company_matches" in tables else None)
+    rollups = None
+    if "campaign_rollups" in tables:
+        columns = warehouse.column_names("campaign_rollups")
+        rollups = rows("campaign_rollups", "contact_id" if "contact_id" in columns else columns[0], ids)
+    return BatchInputs(records, matches, snapshot, companies, rollups)
+
+
 def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str, tab: str, rollups: bool):
-    ins = {"records": dg.AssetIn(enginy_table), "matches": dg.AssetIn(matches_table),
-           "crm_records": dg.AssetIn(crm_table), "crm_schema": dg.AssetIn("crm_schema"),
-           "crm_users": dg.AssetIn("crm_users"), "enginy_users": dg.AssetIn("enginy_users")}
+    # The big tables are read by the step itself (_batch_inputs), not loaded whole by the IO manager.
+    tables = {"records": enginy_table, "matches": matches_table, "crm_records": crm_table}
     if obj in ("contacts", "leads"):
-        ins["company_matches"] = dg.AssetIn("company_matches")
+        tables["company_matches"] = "company_matches"
     if rollups:
-        ins["campaign_rollups"] = dg.AssetIn("campaign_rollups")
+        tables["campaign_rollups"] = "campaign_rollups"
+    ins = {"crm_schema": dg.AssetIn("crm_schema"), "crm_users": dg.AssetIn("crm_users"),
+           "enginy_users": dg.AssetIn("enginy_users")}
 
     @dg.asset(name=f"{'lead' if tab == 'leads' else obj[:-1] if obj != 'companies' else 'company'}_export_batch",
-              group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager", ins=ins, kinds={"pandas"},
+              group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager", ins=ins, deps=list(tables.values()),
+              kinds={"pandas"},
               description=f"One row per Enginy {obj[:-1] if obj != 'companies' else 'company'}: the create, the "
                           "update of only the fields that change (with its diff), or why it is skipped or rejected.")
     def _batch(context: dg.AssetExecutionContext, config: ExportLaunch, integration: IntegrationSettings,
-               crm: CrmResource, **inputs: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+               crm: CrmResource, warehouse: Warehouse, crm_schema: pd.DataFrame, crm_users: pd.DataFrame,
+               enginy_users: pd.DataFrame) -> dg.Output[pd.DataFrame]:
         integration_config = integration.load()
         mappings = getattr(integration_config.field_mapping, tab) or []
-        records = changed_since(inputs["records"], config.only_changed_since).assign(id=lambda f: f["id"].astype(str))
         client = crm.client()
-        snapshot = inputs["crm_records"]  # each record's CRM fields (raw) still JSON text
-        matches = known_by_enginy_id(match_outcomes(inputs["matches"]), snapshot, client.enginy_id_field)
+        inputs = _batch_inputs(warehouse, config.only_changed_since, tables, client.enginy_id_field)
+        records, snapshot = inputs.records, inputs.snapshot  # each record's CRM fields (raw) still JSON text
+        matches = known_by_enginy_id(match_outcomes(inputs.matches), snapshot, client.enginy_id_field)
         # Only the records this batch can update are parsed: the rest of a million-record snapshot
         # would be a dict per record held through the step for nothing.
         crm_records = parse_json(snapshot[snapshot["crm_id"].isin(matches["crm_id"].dropna().unique())])
@@ -130,23 +168,23 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         # Salesforce and Dataverse leads name their company in a text field; Pipedrive's hang on one.
         linked = obj == "contacts" or (obj == "leads" and getattr(client, "leads_link_to_companies", False))
         if linked and integration_config.associations.contacts_to_companies:
-            company = match_outcomes(inputs["company_matches"])
+            company = match_outcomes(inputs.company_matches)
             matched = company[company["outcome"].eq("matched")]
             matched_company = dict(zip(matched["enginy_id"], matched["crm_id"]))
             links = {str(c): matched_company[str(k)] for c, k in zip(records["id"], records["company_id"])
                      if str(k) in matched_company}
-        if "campaign_rollups" in inputs:
-            table = inputs["campaign_rollups"]
+        if inputs.campaign_rollups is not None:
+            table = inputs.campaign_rollups
             key = "contact_id" if "contact_id" in table else table.columns[0]
             campaign = table.assign(**{key: table[key].astype(str)}).set_index(key)
             campaign_mapping = getattr(integration_config.campaign_mapping, tab) or {}
         batch = build_batch(records, matches, crm_records, mappings,
-                            _schema(inputs["crm_schema"], tab), config.launch(integration_config),
-                            _owners(integration_config, inputs["crm_users"], inputs["enginy_users"]),
+                            _schema(crm_schema, tab), config.launch(integration_config),
+                            _owners(integration_config, crm_users, enginy_users),
                             campaign, campaign_mapping, links,
                             one_company_per_contact=not getattr(client, "contacts_link_many_companies", False))
         batch = batch.merge(matches[["enginy_id", "outcome"]], on="enginy_id", how="left")
-        batch = leave_to_other_object(batch, inputs["matches"], tab)
+        batch = leave_to_other_object(batch, inputs.matches, tab)
         batch = one_create_per_identifier(batch, records, obj)
         batch = one_update_per_crm_record(batch, records)
         batch["batch_id"] = context.run_id  # the write ledger keys writes by the batch they belong to

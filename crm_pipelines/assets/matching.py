@@ -2,9 +2,10 @@
 holds twice, and the report analysts read. The rules come from Step 1 of the integration config;
 the work is done by crm_pipelines.matching.
 
-The snapshots are partitioned by day; these assets are not, and read each snapshot whole (the
-warehouse IO manager loads the full table whatever partitions are asked for), because a match
-is only right against every record the CRM holds.
+The snapshots are partitioned by day; these assets are not, and read every record of each
+snapshot (all days' partitions; not the records' raw fields, which matching does not use), because
+a match is only right against every record the CRM holds. A run the Enginy change sensor scopes
+matches only the Enginy records changed since, and writes just their rows.
 """
 
 from pathlib import Path
@@ -18,7 +19,7 @@ from crm_pipelines.matching.engine import CrmIndex, company_links, fill_rates
 from crm_pipelines.matching.report import build_report
 from crm_pipelines.matching.rules import company_rule, contact_rule
 from crm_pipelines.resources.integration import IntegrationSettings
-from crm_pipelines.resources.warehouse import Warehouse
+from crm_pipelines.resources.warehouse import ROWS_REPLACED_BY, Warehouse
 
 MATCHING_GROUP = "matching"
 REPORT_FILE = "match_quality_report.html"
@@ -52,48 +53,73 @@ def changed_since(records: pd.DataFrame, since: str) -> pd.DataFrame:
     return records[pd.to_datetime(records["updated_at"], utc=True) > pd.to_datetime(since, utc=True)]
 
 
-def _merged(name: str, fresh: pd.DataFrame, scope: MatchScope, warehouse: Warehouse) -> pd.DataFrame:
-    """A scoped match's rows in place of the same records' rows in the last full table."""
+def changed_records(warehouse: Warehouse, table: str, since: str) -> pd.DataFrame:
+    """The Enginy records of warehouse ``table`` updated after ``since`` (every one when it is
+    empty): their ids and update times read first, then just their rows."""
+    if not since:
+        return warehouse.read_table(table)
+    changed = changed_since(warehouse.read_table(table, ("id", "updated_at")), since)
+    return warehouse.rows_with_keys(table, "id", changed["id"].astype(str).tolist())
+
+
+def crm_snapshot(warehouse: Warehouse, table: str) -> pd.DataFrame:
+    """A CRM snapshot without each record's raw fields, which matching does not read: at a million
+    records they are most of the table's bytes."""
+    return warehouse.read_table(table, tuple(c for c in warehouse.column_names(table) if c != "raw"))
+
+
+def _written(name: str, fresh: pd.DataFrame, scope: MatchScope, warehouse: Warehouse) -> pd.DataFrame:
+    """The outcome columns of table ``name`` as this run leaves it: a scoped match's rows in place
+    of the same records' rows, the others as the last run left them."""
     if not scope.only_changed_since or name not in warehouse.table_names():
         return fresh
-    kept = warehouse.read_table(name)
+    columns = ("enginy_id", "outcome", *(["near_miss_crm_id"] if "near_miss_crm_id" in fresh else []))
+    kept = warehouse.read_table(name, columns)
     kept = kept[~kept["enginy_id"].astype(str).isin(fresh["enginy_id"].astype(str))]
-    return pd.concat([kept, fresh], ignore_index=True)
+    return pd.concat([kept, fresh[list(columns)]], ignore_index=True)
 
 
 def _scope_metadata(scope: MatchScope, matched: int) -> dict[str, object]:
     if not scope.only_changed_since:
         return {"scope": "every Enginy record"}
-    return {"scope": f"Enginy records updated after {scope.only_changed_since}", "records_rematched": matched}
+    # The IO manager puts the rows of the records matched again in place of theirs, keeping the rest.
+    return {"scope": f"Enginy records updated after {scope.only_changed_since}", "records_rematched": matched,
+            ROWS_REPLACED_BY: "enginy_id"}
 
 
 @dg.asset(description="Each Enginy company's outcome against the CRM's companies under the company "
-                      "identifier: new (create), matched (update) or ambiguous (held for review).", **_common)
-def company_matches(config: MatchScope, enginy_companies: pd.DataFrame, crm_companies: pd.DataFrame,
-                    integration: IntegrationSettings, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
+                      "identifier: new (create), matched (update) or ambiguous (held for review).",
+          deps=["enginy_companies", "crm_companies"], **_common)
+def company_matches(config: MatchScope, integration: IntegrationSettings,
+                    warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     rule = company_rule(integration.load().company_identifier)
-    changed = changed_since(enginy_companies, config.only_changed_since)
-    fresh = CrmIndex(rule, crm_companies.assign(object="companies")).match(changed)
-    matches = _merged("company_matches", fresh, config, warehouse)
-    return dg.Output(matches, metadata={"rule": rule.name, **_counts(matches),
-                                        **_scope_metadata(config, len(fresh))})
+    changed = changed_records(warehouse, "enginy_companies", config.only_changed_since)
+    fresh = CrmIndex(rule, crm_snapshot(warehouse, "crm_companies").assign(object="companies")).match(changed)
+    return dg.Output(fresh, metadata={"rule": rule.name,
+                                      **_counts(_written("company_matches", fresh, config, warehouse)),
+                                      **_scope_metadata(config, len(fresh))})
 
 
 @dg.asset(description="Each Enginy contact's outcome against the CRM's contacts (and Salesforce leads) "
                       "under the contact identifier, with a near miss proposed for review where the rule "
-                      "found nothing.", **_common)
-def contact_matches(config: MatchScope, enginy_contacts: pd.DataFrame, crm_contacts: pd.DataFrame,
-                    crm_leads: pd.DataFrame, company_matches: pd.DataFrame, integration: IntegrationSettings,
+                      "found nothing.",
+          deps=["enginy_contacts", "crm_contacts", "crm_leads", "company_matches"], **_common)
+def contact_matches(config: MatchScope, integration: IntegrationSettings,
                     warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     settings = integration.load()
     rule = contact_rule(settings.contact_identifier)
-    index = CrmIndex(rule, crm_people(settings.active_crm, crm_contacts, crm_leads), also=near_miss.FIELDS)
-    changed = changed_since(enginy_contacts, config.only_changed_since)
-    fresh = near_miss.add_near_misses(index, index.match(changed, company_links(company_matches)))
-    matches = _merged("contact_matches", fresh, config, warehouse)
-    return dg.Output(matches, metadata={"rule": rule.name, **_counts(matches),
-                                        "near_misses": int(matches["near_miss_crm_id"].notna().sum()),
-                                        **_scope_metadata(config, len(fresh))})
+    people = crm_people(settings.active_crm, crm_snapshot(warehouse, "crm_contacts"),
+                        crm_snapshot(warehouse, "crm_leads"))
+    index = CrmIndex(rule, people, also=near_miss.FIELDS)
+    changed = changed_records(warehouse, "enginy_contacts", config.only_changed_since)
+    companies = (warehouse.rows_with_keys("company_matches", "enginy_id",
+                                          changed["company_id"].dropna().astype(str).tolist())
+                 if config.only_changed_since else warehouse.read_table("company_matches"))
+    fresh = near_miss.add_near_misses(index, index.match(changed, company_links(companies)))
+    matches = _written("contact_matches", fresh, config, warehouse)
+    return dg.Output(fresh, metadata={"rule": rule.name, **_counts(matches),
+                                      "near_misses": int(matches["near_miss_crm_id"].notna().sum()),
+                                      **_scope_metadata(config, len(fresh))})
 
 
 @dg.asset(description="Groups of CRM records the identifier rules say are one record: duplicates already "

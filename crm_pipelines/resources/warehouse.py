@@ -36,6 +36,8 @@ WAREHOUSE_SCHEMA_ENV = "CRM_PIPELINES_WAREHOUSE_SCHEMA"
 DEFAULT_WAREHOUSE_URL = "duckdb:///data/warehouse.duckdb"
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# CRM field names: API names, Pipedrive's hash keys (a leading digit), Dataverse's logical names.
+_FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def sql_identifier(name: str) -> str:
@@ -204,6 +206,60 @@ class Warehouse(dg.ConfigurableResource):
             engine.dispose()
         return len(frame)
 
+    def replace_rows(self, name: str, frame: pd.DataFrame, key: str) -> int:
+        """Put ``frame``'s rows in place of the rows of table ``name`` with the same ``key`` and add
+        the others, in one transaction: a run that changed a thousand records writes a thousand
+        rows, not the million it did not change. The table's rows after it are returned.
+
+        A table not there yet, or whose columns are not the frame's (a column added since it was
+        written), is written whole with its other rows kept."""
+        frame = _json_columns(frame)
+        table = self.table(name)
+        held = self._column_names(table) if name in self.table_names() else []
+        if set(held) != set(frame.columns):
+            kept = self.read_table(name) if held else frame.head(0)
+            kept = kept[~kept[key].astype(str).isin(frame[key].astype(str))] if len(kept) else kept
+            return self.write_table(name, pd.concat([kept, frame], ignore_index=True) if len(kept) else frame)
+        columns = ", ".join(sql_identifier(c) for c in frame.columns)
+        # Keys compared as text: the same record's id may come back from pandas as another type.
+        same_key = (f"CAST({sql_identifier(key)} AS VARCHAR) IN "
+                    f"(SELECT CAST({sql_identifier(key)} AS VARCHAR) FROM incoming_rows)")
+        count = f"SELECT count(*) FROM {table}"
+        if self.kind == "duckdb":
+            with self._duckdb() as conn:
+                conn.register("incoming_rows", frame)
+                conn.execute("BEGIN TRANSACTION")
+                try:
+                    conn.execute(f"DELETE FROM {table} WHERE {same_key}")
+                    # By name and cast to the table's types: a column all empty in these rows
+                    # reaches DuckDB as another type than the table's.
+                    conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming_rows")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                finally:
+                    conn.unregister("incoming_rows")
+                conn.execute("COMMIT")
+                return int(conn.execute(count).fetchall()[0][0])
+        engine = self.engine()
+        try:
+            with engine.begin() as conn:
+                # A table of the frame's own types, as write_table would make it; PostgreSQL casts
+                # each column to the table's type on the insert (a float column of whole numbers
+                # into a bigint one).
+                incoming = f"{name}__incoming_rows"
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.table(incoming)}"))
+                frame.head(0).to_sql(incoming, conn, schema=self.schema, index=False)
+                _copy(conn, self.table(incoming), frame)
+                statements = [f"DELETE FROM {table} WHERE {same_key}",
+                              f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming_rows",
+                              "DROP TABLE incoming_rows"]
+                for statement in statements:
+                    conn.execute(sa.text(statement.replace("incoming_rows", self.table(incoming))))
+                return int(conn.execute(sa.text(count)).scalar_one())
+        finally:
+            engine.dispose()
+
     def keep_keyed_table(self, name: str, columns: Mapping[str, str], key: str) -> None:
         """Make ``name`` a table of these columns (name → SQL type) with ``key`` unique, so rows
         can be upserted one chunk at a time. A table an earlier version wrote whole (no key, types
@@ -257,12 +313,23 @@ class Warehouse(dg.ConfigurableResource):
             engine.dispose()
         return len(rows)
 
-    def rows_with_keys(self, name: str, key: str, keys: list[str]) -> pd.DataFrame:
-        """The rows of the keyed table ``name`` whose ``key`` is one of ``keys``: one join on its
-        unique index, so a run that touches a thousand keys reads a thousand rows, not the table."""
+    def rows_with_keys(self, name: str, key: str, keys: list[str], json_field: str | None = None) -> pd.DataFrame:
+        """The rows of table ``name`` whose ``key`` is one of ``keys``: one join (on its unique
+        index where it has one), so a run that touches a thousand keys reads a thousand rows, not
+        the table converted to a DataFrame. With ``json_field``, ``key`` is a column of JSON text
+        and the rows are those holding one of ``keys`` under that field (a CRM record's Enginy id
+        among its raw fields)."""
         table = self.table(name)
-        wanted = pd.DataFrame({key: pd.Series(keys, dtype=object)}).drop_duplicates()
-        select = f"SELECT t.* FROM {table} AS t JOIN wanted_keys AS w ON t.{sql_identifier(key)} = w.{sql_identifier(key)}"
+        column = f"t.{sql_identifier(key)}"
+        if json_field is not None:
+            if not _FIELD_NAME.match(json_field):  # a CRM's field name, never data: nothing to quote
+                raise ValueError(f"{json_field!r} is not a CRM field name this query can read")
+            column = (f"json_extract_string({column}, '$.\"{json_field}\"')" if self.kind == "duckdb"
+                      else f"(CAST({column} AS json) ->> '{json_field}')")
+        wanted = pd.DataFrame({"wanted_key": pd.Series(keys, dtype=object).astype(str)}).drop_duplicates()
+        # Compared as text (the keys are): a table's integer ids match too. On a text key the cast
+        # is nothing, and the unique index still serves the join.
+        select = f"SELECT t.* FROM {table} AS t JOIN wanted_keys AS w ON CAST({column} AS VARCHAR) = w.wanted_key"
         if self.kind == "duckdb":
             with self._duckdb() as conn:
                 conn.register("wanted_keys", wanted)
@@ -273,7 +340,7 @@ class Warehouse(dg.ConfigurableResource):
         engine = self.engine()
         try:
             with engine.begin() as conn:
-                conn.execute(sa.text(f"CREATE TEMP TABLE wanted_keys ({sql_identifier(key)} VARCHAR) ON COMMIT DROP"))
+                conn.execute(sa.text("CREATE TEMP TABLE wanted_keys (wanted_key VARCHAR) ON COMMIT DROP"))
                 _copy(conn, "wanted_keys", wanted)
                 return pd.read_sql(sa.text(select), conn)
         finally:
@@ -285,6 +352,10 @@ class Warehouse(dg.ConfigurableResource):
         else:
             sql = "SELECT indexname AS index_name FROM pg_indexes WHERE schemaname = :schema AND tablename = :table"
         return index in self.query(sql, {"schema": self.schema, "table": table})["index_name"].tolist()
+
+    def column_names(self, name: str) -> list[str]:
+        """The columns of table ``name``."""
+        return self._column_names(self.table(name))
 
     def _column_names(self, table: str) -> list[str]:
         return list(self.query(f"SELECT * FROM {table} LIMIT 0").columns)
@@ -362,12 +433,15 @@ class LedgerTable:
 
     def status_counts(self) -> dict[str, int]:
         """Entries per status, over the whole ledger."""
-        counts = self.warehouse.query(f"SELECT status, count(*) AS n FROM {sql_identifier(self.warehouse.schema)}."
-                                      f"{sql_identifier(self.name)} GROUP BY status")
+        counts = self.warehouse.query(f"SELECT status, count(*) AS n FROM {self.warehouse.table(self.name)} GROUP BY status")
         return {str(s): int(n) for s, n in zip(counts["status"], counts["n"])}
 
     def save(self, rows: pd.DataFrame) -> None:
         self.warehouse.upsert(self.name, rows, key="write_id")
+
+
+# Output metadata: the column by which an output's rows replace the table's rows (the rest kept).
+ROWS_REPLACED_BY = "rows_replaced_by"
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
@@ -379,7 +453,11 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return
         name = context.asset_key.path[-1]
-        rows = self.warehouse.write_table(name, obj)
+        # An asset that computed only some records' rows says by which key they replace the
+        # table's (the metadata ROWS_REPLACED_BY): the others stay as they are.
+        key = context.output_metadata.get(ROWS_REPLACED_BY)
+        key = getattr(key, "value", key)
+        rows = self.warehouse.replace_rows(name, obj, key) if key else self.warehouse.write_table(name, obj)
         context.add_output_metadata({
             "dagster/row_count": rows,
             "warehouse_table": dg.MetadataValue.text(f"{self.warehouse.schema}.{name}"),

@@ -73,14 +73,15 @@ def build_crm_change_sensor(interval_seconds: int, partitions_def: dg.Partitions
 
 
 def scope_config(since: str, scoped_assets: list[str]) -> dict:
-    """Run config that limits matching and the batches to Enginy records updated after ``since``."""
+    """Run config that limits the Enginy copies, matching and the batches to Enginy records updated
+    after ``since``."""
     return {"ops": {name: {"config": {"only_changed_since": since}} for name in scoped_assets}}
 
 
 def build_enginy_change_sensor(interval_seconds: int, batches: list[str],
                                jobs: list) -> dg.SensorDefinition:
     """``jobs``: enginy_sync and enginy_sync_and_push, the two it may request."""
-    scoped = [*MATCH_ASSETS, *batches]
+    scoped = [*(f"enginy_{table}" for table in ENGINY_TABLES), *MATCH_ASSETS, *batches]
 
     @dg.sensor(name="enginy_change_sensor", jobs=jobs, minimum_interval_seconds=interval_seconds,
                default_status=dg.DefaultSensorStatus.STOPPED, description=(

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -156,7 +157,9 @@ def test_the_enginy_sensor_requests_matching_and_batches_for_the_changed_records
     assert _tick(defs, "enginy_change_sensor", instance, first.cursor).run_requests == []
 
     contacts = warehouse.read_table("enginy_contacts")
-    changed = list(contacts["id"].astype(str).head(2))
+    outcomes = warehouse.read_table("contact_matches").assign(enginy_id=lambda f: f["enginy_id"].astype(str))
+    # One already in the CRM (its batch row reads the CRM record by key), one new.
+    changed = [outcomes.loc[outcomes["outcome"] == o, "enginy_id"].iloc[0] for o in ("matched", "new")]
     _touch(enginy_url, changed, "Head of Partnerships")
     request = _tick(defs, "enginy_change_sensor", instance, first.cursor).run_requests
     assert len(request) == 1 and request[0].job_name == ENGINY_SYNC
@@ -164,9 +167,23 @@ def test_the_enginy_sensor_requests_matching_and_batches_for_the_changed_records
     meta = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert meta["contact_matches"]["records_rematched"].value == 2
     assert len(warehouse.read_table("contact_matches")) == everyone, "the other records keep their last match"
+    assert meta["enginy_contacts"]["rows_copied"].value == 2
+    copied = warehouse.read_table("enginy_contacts").assign(id=lambda f: f["id"].astype(str)).set_index("id")
+    assert len(copied) == len(contacts) and set(copied.loc[changed, "job_title"]) == {"Head of Partnerships"}
     batch = warehouse.read_table("contact_export_batch")
     assert sorted(batch["enginy_id"].astype(str)) == sorted(changed)
     assert "crm_push_results" not in meta, "without automatic export the batch waits for export_push"
+    # Read by key, the changed records' rows are what a batch of every record says of them.
+    _run(defs, dg.RunRequest(job_name=ENGINY_SYNC), instance)
+    full = warehouse.read_table("contact_export_batch")
+    same = ["enginy_id", "action", "crm_id", "fields", "diff", "owner_id", "company_crm_id", "reason", "outcome"]
+    assert len(full) == len(contacts)
+
+    def rows(frame: pd.DataFrame) -> list[dict]:
+        frame = frame[same].astype(object)
+        return frame.where(frame.notna(), None).sort_values("enginy_id").to_dict("records")
+
+    assert rows(full[full["enginy_id"].astype(str).isin(changed)]) == rows(batch)
 
     config = yaml.safe_load((example_config(crm)).read_text())
     config["automation"] = {"automatic_export": True}
