@@ -19,7 +19,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 
-from crm_pipelines.resources.dbt import WarehouseDbtResource, dbt_on_path
+from crm_pipelines.resources.dbt import WarehouseDbtResource, dbt_on_path, keep_parse, target_path_with_parse
 from crm_pipelines.resources.warehouse import Warehouse
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
@@ -77,7 +77,9 @@ def build_rollup_assets() -> dg.AssetsDefinition:
                 dagster_dbt_translator=EnginySourcesTranslator(), io_manager_key="warehouse_io_manager")
     def campaign_rollups_dbt(context: dg.AssetExecutionContext, dbt: WarehouseDbtResource,
                              warehouse: Warehouse) -> Iterator[Any]:
-        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+        project_dir = rollups_project.project_dir
+        target = target_path_with_parse(project_dir, warehouse, context.op_execution_context.op.name, context.run_id)
+        invocation = dbt.cli(["build"], context=context, raise_on_error=False, target_path=target)
         # Collected, then yielded: the row counts need the warehouse, which dbt holds until it
         # exits (dbt's own log lines still stream to the run's logs as they come).
         events = list(invocation.stream())
@@ -85,6 +87,7 @@ def build_rollup_assets() -> dg.AssetsDefinition:
         error = invocation.get_error()
         if error is not None:
             raise error  # its artefacts (logs, run_results.json) stay in the target path, for a look
+        keep_parse(invocation.target_path, project_dir, warehouse)
         shutil.rmtree(invocation.target_path, ignore_errors=True)
 
     return campaign_rollups_dbt

@@ -111,12 +111,14 @@ def changes_since(engine: sa.Engine, name: str, since: datetime | None) -> tuple
     return int(count), stamp.to_pydatetime()
 
 
-def read_table(engine: sa.Engine, name: str, updated_since: datetime | None = None) -> pd.DataFrame:
-    """One Enginy table as a frame, timestamps as UTC; only rows updated since a time if given."""
+def read_table(engine: sa.Engine, name: str, updated_since: datetime | None = None,
+               since_column: str = "updated_at") -> pd.DataFrame:
+    """One Enginy table as a frame, timestamps as UTC; only rows whose ``since_column`` (by
+    default updated_at) is after ``updated_since`` if given."""
     table = metadata.tables[name]
     query = sa.select(table)
-    if updated_since is not None and "updated_at" in table.c:
-        query = query.where(table.c.updated_at > updated_since)
+    if updated_since is not None and since_column in table.c:
+        query = query.where(table.c[since_column] > updated_since)
     with engine.connect() as conn:
         frame = pd.read_sql(query, conn)
     for column in table.columns:

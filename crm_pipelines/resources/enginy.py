@@ -17,10 +17,10 @@ class EnginyDatabase(dg.ConfigurableResource):
     url: str = Field(default_factory=default_enginy_url, description=(
         "SQLAlchemy URL of the Enginy database; default: the embedded data/enginy.sqlite"))
 
-    def read(self, table: str, updated_since: datetime | None = None) -> pd.DataFrame:
+    def read(self, table: str, updated_since: datetime | None = None, since_column: str = "updated_at") -> pd.DataFrame:
         engine = make_engine(self.url)
         try:
-            return read_table(engine, table, updated_since)
+            return read_table(engine, table, updated_since, since_column)
         finally:
             engine.dispose()
 

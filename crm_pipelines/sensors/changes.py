@@ -15,6 +15,7 @@ import dagster as dg
 from crm_pipelines.jobs import (
     ASSOCIATIONS, ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, INCREMENTAL_SYNC, MATCH_ASSETS, SNAPSHOTS,
 )
+from crm_pipelines.assets.enginy import EVENT_LOOKBACK_DAYS
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.resources.enginy import EnginyDatabase
 from crm_pipelines.resources.integration import IntegrationSettings
@@ -74,8 +75,9 @@ def build_crm_change_sensor(interval_seconds: int, partitions_def: dg.Partitions
 
 def scope_config(since: str, scoped_assets: list[str]) -> dict:
     """Run config that limits the Enginy copies, matching and the batches to Enginy records updated
-    after ``since``."""
-    return {"ops": {name: {"config": {"only_changed_since": since}} for name in scoped_assets}}
+    after ``since``, and the campaign events copy to the last few days of events."""
+    return {"ops": {**{name: {"config": {"only_changed_since": since}} for name in scoped_assets},
+                    "enginy_campaign_events": {"config": {"lookback_days": EVENT_LOOKBACK_DAYS}}}}
 
 
 def build_enginy_change_sensor(interval_seconds: int, batches: list[str],

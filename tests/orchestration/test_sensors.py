@@ -161,6 +161,15 @@ def test_the_enginy_sensor_requests_matching_and_batches_for_the_changed_records
     # One already in the CRM (its batch row reads the CRM record by key), one new.
     changed = [outcomes.loc[outcomes["outcome"] == o, "enginy_id"].iloc[0] for o in ("matched", "new")]
     _touch(enginy_url, changed, "Head of Partnerships")
+    # An event that landed meanwhile, a day after the newest one copied: a scoped run copies only
+    # the last days of events, this one among them, and keeps the older ones.
+    engine = sa.create_engine(enginy_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO campaign_events SELECT 'late-event', campaign_id, step_id, contact_id, "
+                             "identity_id, channel, event_type, datetime(occurred_at, '+1 day'), subject, body "
+                             "FROM campaign_events ORDER BY occurred_at DESC LIMIT 1"))
+        events = conn.execute(sa.text("SELECT count(*) FROM campaign_events")).scalar_one()
+    engine.dispose()
     request = _tick(defs, "enginy_change_sensor", instance, first.cursor).run_requests
     assert len(request) == 1 and request[0].job_name == ENGINY_SYNC
     result = _run(defs, request[0], instance)
@@ -168,6 +177,9 @@ def test_the_enginy_sensor_requests_matching_and_batches_for_the_changed_records
     assert meta["contact_matches"]["records_rematched"].value == 2
     assert len(warehouse.read_table("contact_matches")) == everyone, "the other records keep their last match"
     assert meta["enginy_contacts"]["rows_copied"].value == 2
+    assert meta["enginy_campaign_events"]["rows_copied"].value < events
+    copied_events = warehouse.read_table("enginy_campaign_events")
+    assert len(copied_events) == events and "late-event" in set(copied_events["id"])
     copied = warehouse.read_table("enginy_contacts").assign(id=lambda f: f["id"].astype(str)).set_index("id")
     assert len(copied) == len(contacts) and set(copied.loc[changed, "job_title"]) == {"Head of Partnerships"}
     batch = warehouse.read_table("contact_export_batch")

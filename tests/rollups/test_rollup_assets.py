@@ -4,6 +4,7 @@ writes, and runs that share a DuckDB file with other steps without failing or ha
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -136,3 +137,30 @@ def test_dbt_is_asked_its_version_only_when_it_is_not_the_dbt_beside_this_python
     other.chmod(0o755)
     elsewhere = WarehouseDbtResource(project_dir=rollups_project, warehouse=warehouse, dbt_executable=str(other))
     assert str(elsewhere._cli_version) == "1.10.3"
+
+
+def test_a_dbt_step_starts_from_the_last_parse_for_its_warehouse(tmp_path: Path) -> None:
+    """Each dbt step has a target path of its own; the partial parse the last step left for the
+    same warehouse is put in it, so dbt parses no file again (every file, without it)."""
+    from crm_pipelines.assets.dbt import DBT_PROJECT_DIR
+    from crm_pipelines.resources.dbt import target_path_with_parse
+
+    def files_parsed(warehouse: Warehouse, target: Path) -> int:
+        env = {**os.environ, **dbt_profile_environment(warehouse)}
+        subprocess.run([str(Path(sys.executable).with_name("dbt")), "parse", "--quiet", "--target-path", str(target)],
+                       cwd=DBT_PROJECT_DIR, env=env, check=True, capture_output=True, timeout=120)
+        return json.loads((target / "perf_info.json").read_text())["parsed_path_count"]
+
+    with warehouse_on("duckdb", tmp_path) as warehouse:
+        load_enginy(warehouse, data_set().tables())
+        fresh = target_path_with_parse(DBT_PROJECT_DIR, warehouse, "first", "run")
+        try:
+            assert not fresh.exists() and files_parsed(warehouse, fresh) > 100
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)
+        assert build_rollups(warehouse).result.success
+        seeded = target_path_with_parse(DBT_PROJECT_DIR, warehouse, "next", "run")
+        try:
+            assert files_parsed(warehouse, seeded) == 0
+        finally:
+            shutil.rmtree(seeded, ignore_errors=True)
