@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crm_pipelines.sandbox.app import SandboxContext
+from crm_pipelines.sandbox.store import Record
 from crm_pipelines.crms.salesforce.emulator.common import schema, setting
 from crm_pipelines.crms.salesforce.emulator.schema import (
     CRM, INTEGRATION_USER_ID, OBJECT_BY_PREFIX, Field, ObjectSchema, make_id, to_id18,
@@ -77,25 +78,28 @@ class Batch:
     bulk: bool = False  # Bulk API: CSV strings, "#N/A" means null, empty means unset
     schema: ObjectSchema = field(init=False)
     planned: list[Planned] = field(default_factory=list)
+    # This request's accepted records, not in the store until commit: field → value → ids.
     _unique: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-    _dupes: dict[tuple, list[str]] | None = None
+    _dupes: dict[tuple, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.schema = schema(self.ctx, self.obj)
 
-    # --- indexes over the store plus this batch's accepted records -----------------------------
-    def _unique_index(self, name: str) -> dict[str, list[str]]:
-        if name not in self._unique:
-            index: dict[str, list[str]] = {}
-            for r in self.ctx.store.records(CRM, self.obj):
-                value = r.fields.get(name)
-                if value not in (None, ""):
-                    index.setdefault(str(value).lower(), []).append(r.id)
-            self._unique[name] = index
-        return self._unique[name]
+    # --- lookups: the store's indexes (kept current on every write) plus this request's records ----
+    # Through Store.lookup, not a scan of the object per request: with a million records a request
+    # of 200 updates scanned them all for its unique fields, and the push waited on it.
+    def _holding(self, name: str, value: Any) -> list[str]:
+        """The records whose field ``name`` holds ``value`` (without case)."""
+        def key(record: Record) -> str | None:
+            held = record.fields.get(name)
+            return None if held in (None, "") else str(held).lower()
+
+        wanted = str(value).lower()
+        ids = [r.id for r in self.ctx.store.lookup(CRM, self.obj, f"unique:{name}", key, wanted)]
+        return ids + [i for i in self._unique.get(name, {}).get(wanted, []) if i not in ids]
 
     def matches_external_id(self, name: str, value: str) -> list[str]:
-        return list(self._unique_index(name).get(str(value).lower(), []))
+        return self._holding(name, value)
 
     @staticmethod
     def _dupe_keys(obj: str, fields: dict[str, Any]) -> list[tuple]:
@@ -109,22 +113,22 @@ class Batch:
             keys.append(("name", str(first).strip().lower(), str(last).strip().lower(), str(other).strip().lower()))
         return keys
 
-    def _dupe_index(self) -> dict[tuple, list[str]]:
-        if self._dupes is None:
-            self._dupes = {}
-            for r in self.ctx.store.records(CRM, self.obj):
-                for key in self._dupe_keys(self.obj, r.fields):
-                    self._dupes.setdefault(key, []).append(r.id)
-        return self._dupes
+    def _duplicates_of(self, wanted: tuple) -> list[str]:
+        """The records a duplicate rule's key (by email, by name and account) finds."""
+        kind = wanted[0]
+
+        def key(record: Record) -> tuple | None:
+            return next((k for k in self._dupe_keys(self.obj, record.fields) if k[0] == kind), None)
+
+        ids = [r.id for r in self.ctx.store.lookup(CRM, self.obj, f"duplicate:{kind}", key, wanted)]
+        return ids + [i for i in self._dupes.get(wanted, []) if i not in ids]
 
     def _remember(self, record_id: str, fields: dict[str, Any]) -> None:
-        for name, index in self._unique.items():
-            value = fields.get(name)
+        for name, value in fields.items():
             if value not in (None, ""):
-                index.setdefault(str(value).lower(), []).append(record_id)
-        if self._dupes is not None:
-            for key in self._dupe_keys(self.obj, fields):
-                self._dupes.setdefault(key, []).append(record_id)
+                self._unique.setdefault(name, {}).setdefault(str(value).lower(), []).append(record_id)
+        for key in self._dupe_keys(self.obj, fields):
+            self._dupes.setdefault(key, []).append(record_id)
 
     # --- checks ---------------------------------------------------------------------------------
     def _coerce(self, f: Field, value: Any) -> Any:
@@ -237,8 +241,7 @@ class Batch:
                                     missing))
         for f in self.schema.fields.values():
             if f.unique and merged.get(f.name) not in (None, ""):
-                others = [i for i in self._unique_index(f.name).get(str(merged[f.name]).lower(), [])
-                          if i != record_id]
+                others = [i for i in self._holding(f.name, merged[f.name]) if i != record_id]
                 if others:
                     raise RecordError(error(
                         "DUPLICATE_VALUE",
@@ -263,10 +266,9 @@ class Batch:
         action = rules.get(self.obj, False)
         if not action or (action is True and self.allow_duplicates):
             return
-        index = self._dupe_index()
         found: list[str] = []
         for key in self._dupe_keys(self.obj, fields):
-            for record_id in index.get(key, []):
+            for record_id in self._duplicates_of(key):
                 if record_id not in found:
                     found.append(record_id)
         if not found:
