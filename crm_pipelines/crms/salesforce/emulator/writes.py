@@ -115,10 +115,12 @@ class Batch:
 
     def _duplicates_of(self, wanted: tuple) -> list[str]:
         """The records a duplicate rule's key (by email, by name and account) finds."""
-        kind = wanted[0]
+        kind, obj = wanted[0], self.obj
 
         def key(record: Record) -> tuple | None:
-            return next((k for k in self._dupe_keys(self.obj, record.fields) if k[0] == kind), None)
+            # The store keeps this function with its index: it holds the object's name, not this
+            # request (and its planned records).
+            return next((k for k in Batch._dupe_keys(obj, record.fields) if k[0] == kind), None)
 
         ids = [r.id for r in self.ctx.store.lookup(CRM, self.obj, f"duplicate:{kind}", key, wanted)]
         return ids + [i for i in self._dupes.get(wanted, []) if i not in ids]
