@@ -22,7 +22,7 @@ from crm_pipelines.export.associations import (REMOVED_ASSOCIATIONS, REMOVED_COL
 from crm_pipelines.export.batch import Launch, Owners, build_batch
 from crm_pipelines.export.batch_rules import (known_by_enginy_id, leave_to_other_object, match_outcomes,
                                               one_create_per_identifier, one_update_per_crm_record)
-from crm_pipelines.export.dry_run import ACTIONS, DRY_RUN_COLUMNS, render_dry_run
+from crm_pipelines.export.dry_run import ACTIONS, DRY_RUN_COLUMNS, render_dry_run, write_dry_run
 from crm_pipelines.export.gates import expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
 from crm_pipelines.export.push import outcomes, per_second, run_push
@@ -228,12 +228,10 @@ def _dry_run_asset(batches: list[str]) -> dg.AssetsDefinition:
               description="What the next push would do, record by record — each write's field diff, each skip "
                           "and rejection with its reason — without pushing. The nightly reconciliation attaches it.")
     def export_dry_run(config: DryRunConfig, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
-        present = {name: parse_json(warehouse.read_table(name, DRY_RUN_COLUMNS), ("diff",))
+        present = {name: warehouse.read_table(name, DRY_RUN_COLUMNS)
                    for name in batches if name in warehouse.table_names()}
-        text = "\n".join(render_dry_run(present, limit=1_000_000)).strip()
         path = Path(config.report_dir) / "export_dry_run.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n", encoding="utf-8")
+        write_dry_run(present, path)
         counts = pd.DataFrame([{"batch": name, "action": action, "rows": int((batch["action"] == action).sum())}
                                for name, batch in present.items() for action in ACTIONS])
         shown = "\n".join(render_dry_run(present, limit=20))

@@ -20,7 +20,6 @@ def dry_run(
     batches are the *_export_batch assets: materialize them first (Dagster UI, or
     `dagster asset materialize -m crm_pipelines.definitions --select "+contact_export_batch"`)."""
     from crm_pipelines.export.dry_run import DRY_RUN_COLUMNS, render_dry_run
-    from crm_pipelines.resources.warehouse import parse_json_columns
 
     warehouse = warehouse_from_env()
     present = [name for name in BATCHES if name in warehouse.table_names()]
@@ -28,6 +27,6 @@ def dry_run(
         typer.echo(f"{warehouse.describe()} has no export batch yet: materialize the *_export_batch assets "
                    "first; this command only reads them.", err=True)
         raise typer.Exit(2)
-    batches = {name: parse_json_columns(warehouse.read_table(name, DRY_RUN_COLUMNS), ("diff",)) for name in present}
+    batches = {name: warehouse.read_table(name, DRY_RUN_COLUMNS) for name in present}
     for line in render_dry_run(batches, limit, show_skips):
         typer.echo(line)

@@ -33,6 +33,28 @@ def test_dry_run_prints_each_write_field_by_field_and_why_rows_are_left_out(tmp_
     assert "SKIP    Enginy e3: nothing to change" in out and "not an email address" in out
 
 
+def test_the_full_dry_run_shows_every_value_as_python_prints_it_each_on_its_line(tmp_path: Path) -> None:
+    from crm_pipelines.export.dry_run import write_dry_run
+
+    values = ["O'Brien", 'say "hi"', "it's \"both\"", "two\nlines", "back\\slash", True, 3.5, None, "Zoë"]
+    diff = [{"field": f"F{i}", "crm_value": None, "new_value": v, "rule": "r"} for i, v in enumerate(values)]
+    batch = pd.DataFrame({"enginy_id": [f"e{i}" for i in range(3)], "action": ["create", "skip", "update"],
+                          "crm_id": [None, "003B", "003C"], "fields": [{}, {}, {}],
+                          "diff": [diff, [], [{"field": "Title", "crm_value": "A", "new_value": "B"}]],
+                          "reason": [None, "nothing to change", None]})
+    warehouse = Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    warehouse.write_table("contact_export_batch", batch)
+    path = tmp_path / "reports" / "dry_run.txt"
+    write_dry_run({"contact_export_batch": warehouse.read_table("contact_export_batch")}, path)
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        "contact_export_batch: 1 create, 1 update, 1 skip, 0 reject",
+        "  CREATE  Enginy e0 → new record",
+        *[f"      F{i}: None → {v!r}  (r)" for i, v in enumerate(values)],
+        "  UPDATE  Enginy e2 → CRM 003C",
+        "      Title: 'A' → 'B'  ()",
+        "  SKIP    Enginy e1: nothing to change"]
+
+
 def test_dry_run_without_batches_says_how_to_make_them(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["dry-run"], env={"CRM_PIPELINES_WAREHOUSE_URL": f"duckdb:///{tmp_path}/e.db"})
     assert result.exit_code == 2 and "materialize the *_export_batch assets" in result.output
