@@ -23,7 +23,7 @@ from crm_pipelines.export.batch import Launch, Owners, build_batch
 from crm_pipelines.export.batch_rules import (known_by_enginy_id, leave_to_other_object, match_outcomes,
                                               one_create_per_identifier, one_update_per_crm_record)
 from crm_pipelines.export.dry_run import ACTIONS, DRY_RUN_COLUMNS, render_dry_run, write_dry_run
-from crm_pipelines.export.gates import expectation_suite_gates, rejection_gate, schema_gate
+from crm_pipelines.export.gates import GATE_COLUMNS, expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
 from crm_pipelines.export.push import outcomes, per_second, run_push
 from crm_pipelines.export.review import review_mapping, specs
@@ -251,7 +251,9 @@ def _gate_check(asset: dg.AssetsDefinition, obj: str) -> dg.AssetChecksDefinitio
                     additional_ins={"crm_schema": dg.AssetIn("crm_schema")})
     def _check(context: dg.AssetCheckExecutionContext, integration: IntegrationSettings, warehouse: Warehouse,
                crm_schema: pd.DataFrame) -> dg.AssetCheckResult:
-        batch = parse_json(warehouse.read_table(asset.key.path[-1]), ("fields", "diff"))
+        name = asset.key.path[-1]
+        held = warehouse.column_names(name)
+        batch = parse_json(warehouse.read_table(name, tuple(c for c in GATE_COLUMNS if c in held)), ("fields",))
         config = integration.load()
         schema = _schema(crm_schema, obj)
         previous, limit = _previous_rows(context, asset.key)

@@ -16,6 +16,8 @@ from crm_pipelines.export.values import FieldSpec, kind
 
 EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 URL_REGEX = r"^(https?://)?[^\s/$.?#][^\s]*\.[^\s]+$"
+# The batch columns the gates read: not the diff, a batch's largest column, which no gate checks.
+GATE_COLUMNS = ("enginy_id", "action", "crm_id", "fields", "reason", "match_key", "outcome")
 
 
 class ExportBatch(pa.DataFrameModel):
