@@ -189,10 +189,13 @@ def activities_to_send(planned: pd.DataFrame, ledger: pd.DataFrame) -> tuple[lis
     held = ready["event_id"].map(status)
     done = held.isin(FINAL)
     send = ready[~done.to_numpy()].assign(in_doubt=held[~done].notna().to_numpy())
-    activities = [Activity(r["event_id"], r["step_type"], r["crm_object"], r["crm_record_id"], r["subject"],
-                           r["description"], pd.Timestamp(r["occurred_at"]).to_pydatetime(),
-                           None if is_empty(r["owner_id"]) else r["owner_id"], in_doubt=bool(r["in_doubt"]))
-                  for r in send.to_dict("records")]
+    # A column at a time: pandas' to_dict of the plan boxed every value of every column.
+    occurred = [pd.Timestamp(t).to_pydatetime() for t in send["occurred_at"].tolist()]
+    owners = [None if is_empty(o) else o for o in send["owner_id"].tolist()]
+    columns = [send[c].tolist() for c in ("event_id", "step_type", "crm_object", "crm_record_id", "subject",
+                                          "description")]
+    activities = [Activity(*values, at, owner, in_doubt=bool(doubt))
+                  for *values, at, owner, doubt in zip(*columns, occurred, owners, send["in_doubt"].tolist())]
     return activities, int(done.sum())
 
 
