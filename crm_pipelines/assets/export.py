@@ -333,7 +333,9 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
         for obj, table in (("companies", "company_export_batch"),
                            ("leads" if config.as_leads else "contacts",
                             "lead_export_batch" if config.as_leads else "contact_export_batch")):
-            batch = parse_json(warehouse.read_table(table), ("fields",))
+            # Not the diff, a batch's largest column: it is for people (the dry run), not the CRM.
+            pushed = tuple(c for c in warehouse.column_names(table) if c != "diff")
+            batch = parse_json(warehouse.read_table(table, pushed), ("fields",))
             if obj != "companies" and company_ids and "company_enginy_id" in batch:
                 batch["company_crm_id"] = batch["company_crm_id"].fillna(batch["company_enginy_id"].map(company_ids))
             removed = removed_links(batch)
