@@ -16,6 +16,8 @@ NIGHTLY_RECONCILIATION = "nightly_reconciliation"
 SNAPSHOTS = {"companies": "crm_companies", "contacts": "crm_contacts", "leads": "crm_leads"}
 ASSOCIATIONS = "crm_associations"
 MATCH_ASSETS = ("company_matches", "contact_matches")
+# The step that builds the dbt models (the campaign rollups).
+ROLLUPS_STEP = "campaign_rollups_dbt"
 # What a push writes (the ledgers are materialized by the push steps themselves).
 PUSH_ASSETS = ("crm_push_results", EXPORT_LEDGER, REMOVED_ASSOCIATIONS, "export_rejections", "enginy_writeback",
                "crm_activity_push", ACTIVITY_LEDGER)

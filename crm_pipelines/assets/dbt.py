@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
+from pydantic import Field
 
+from crm_pipelines.jobs import ROLLUPS_STEP
 from crm_pipelines.resources.dbt import WarehouseDbtResource, dbt_on_path, keep_parse, target_path_with_parse
 from crm_pipelines.resources.warehouse import Warehouse
 
@@ -70,16 +73,34 @@ def _with_row_counts(context: dg.AssetExecutionContext, events: list[Any], wareh
         yield event
 
 
+class RollupScope(dg.Config):
+    only_changed_since: str | None = Field(None, description=(
+        "An ISO time (the Enginy change sensor sets its cursor): rebuild the campaign rollups of only the "
+        "contacts updated, with an event, added to a campaign or tagged since then, and keep the others' rows. "
+        "Empty: every contact's."))
+
+    def since(self) -> str:
+        """The time as dbt reads it (macros/rollup_scope.sql), checked to be a time: it goes into SQL."""
+        if not self.only_changed_since:
+            return ""
+        at = pd.Timestamp(self.only_changed_since)
+        return (at.tz_localize("UTC") if at.tzinfo is None else at).isoformat()
+
+
 def build_rollup_assets() -> dg.AssetsDefinition:
     """The dbt models and their tests as one multi-asset, built from the (prepared) manifest."""
 
-    @dbt_assets(manifest=prepared_manifest(), project=rollups_project, name="campaign_rollups_dbt",
+    @dbt_assets(manifest=prepared_manifest(), project=rollups_project, name=ROLLUPS_STEP,
                 dagster_dbt_translator=EnginySourcesTranslator(), io_manager_key="warehouse_io_manager")
-    def campaign_rollups_dbt(context: dg.AssetExecutionContext, dbt: WarehouseDbtResource,
+    def campaign_rollups_dbt(context: dg.AssetExecutionContext, config: RollupScope, dbt: WarehouseDbtResource,
                              warehouse: Warehouse) -> Iterator[Any]:
         project_dir = rollups_project.project_dir
         target = target_path_with_parse(project_dir, warehouse, context.op_execution_context.op.name, context.run_id)
-        invocation = dbt.cli(["build"], context=context, raise_on_error=False, target_path=target)
+        since = config.since()
+        if since:
+            context.log.info("rebuilding the rollups of the contacts changed since %s", since)
+        invocation = dbt.cli(["build"], context=context, raise_on_error=False, target_path=target,
+                             rollups_changed_since=since)
         # Collected, then yielded: the row counts need the warehouse, which dbt holds until it
         # exits (dbt's own log lines still stream to the run's logs as they come).
         events = list(invocation.stream())

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from packaging.version import Version
 
 DBT_TARGET_ENV = "CRM_PIPELINES_DBT_TARGET"
+# Read by dbt_project/macros/rollup_scope.sql: set to a time, the rollup models rebuild only the
+# contacts changed since; unset for a full build (never inherited from the caller).
+ROLLUPS_CHANGED_SINCE_ENV = "CRM_PIPELINES_ROLLUPS_CHANGED_SINCE"
 
 
 def dbt_profile_environment(warehouse: Warehouse) -> dict[str, str]:
@@ -51,9 +54,14 @@ def dbt_profile_environment(warehouse: Warehouse) -> dict[str, str]:
 
 
 @contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
+def _environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """The variables set (or, given None, unset) for as long as the block runs."""
     saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     try:
         yield
     finally:
@@ -111,10 +119,15 @@ class WarehouseDbtResource(DbtCliResource):
 
     warehouse: dg.ResourceDependency[Warehouse]
 
-    def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
+    def cli(self, args: Sequence[str], rollups_changed_since: str = "", **kwargs: Any) -> DbtCliInvocation:
+        """``rollups_changed_since``: an ISO time to rebuild the rollups of only the contacts changed
+        since (dbt_project/macros/rollup_scope.sql); empty, every contact's."""
         # DbtCliResource copies os.environ into the dbt process when it starts it, inside
         # cli(); the variables are set for exactly that long.
-        with _environment(dbt_profile_environment(self.warehouse)):
+        # Unset rather than empty for a full build: dbt reparses the files that read a variable
+        # whenever its value, or whether it is set, differs from the parse it starts from.
+        scope = {ROLLUPS_CHANGED_SINCE_ENV: rollups_changed_since or None}
+        with _environment({**dbt_profile_environment(self.warehouse), **scope}):
             return super().cli(args, **kwargs)
 
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:  # type: ignore[override]

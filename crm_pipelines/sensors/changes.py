@@ -13,7 +13,7 @@ from datetime import datetime
 import dagster as dg
 
 from crm_pipelines.jobs import (
-    ASSOCIATIONS, ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, INCREMENTAL_SYNC, MATCH_ASSETS, SNAPSHOTS,
+    ASSOCIATIONS, ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, INCREMENTAL_SYNC, MATCH_ASSETS, ROLLUPS_STEP, SNAPSHOTS,
 )
 from crm_pipelines.assets.enginy import EVENT_LOOKBACK_DAYS
 from crm_pipelines.crms.base import CrmResource
@@ -74,8 +74,8 @@ def build_crm_change_sensor(interval_seconds: int, partitions_def: dg.Partitions
 
 
 def scope_config(since: str, scoped_assets: list[str]) -> dict:
-    """Run config that limits the Enginy copies, matching and the batches to Enginy records updated
-    after ``since``, and the campaign events copy to the last few days of events."""
+    """Run config that limits the Enginy copies, matching, the campaign rollups and the batches to
+    Enginy records updated after ``since``, and the campaign events copy to the last few days of events."""
     return {"ops": {**{name: {"config": {"only_changed_since": since}} for name in scoped_assets},
                     "enginy_campaign_events": {"config": {"lookback_days": EVENT_LOOKBACK_DAYS}}}}
 
@@ -83,7 +83,7 @@ def scope_config(since: str, scoped_assets: list[str]) -> dict:
 def build_enginy_change_sensor(interval_seconds: int, batches: list[str],
                                jobs: list) -> dg.SensorDefinition:
     """``jobs``: enginy_sync and enginy_sync_and_push, the two it may request."""
-    scoped = [*(f"enginy_{table}" for table in ENGINY_TABLES), *MATCH_ASSETS, *batches]
+    scoped = [*(f"enginy_{table}" for table in ENGINY_TABLES), *MATCH_ASSETS, ROLLUPS_STEP, *batches]
 
     @dg.sensor(name="enginy_change_sensor", jobs=jobs, minimum_interval_seconds=interval_seconds,
                default_status=dg.DefaultSensorStatus.STOPPED, description=(

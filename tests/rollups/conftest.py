@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from crm_pipelines.assets.dbt import DBT_PROJECT_DIR, build_rollup_assets, rollups_project
+from crm_pipelines.jobs import ROLLUPS_STEP
 from crm_pipelines.resources.dbt import warehouse_dbt
 from crm_pipelines.resources.warehouse import Warehouse, WarehouseIOManager
 from tests.conftest import once_per_run
@@ -51,9 +52,10 @@ class Built:
         return {e.check_name: e.severity.value for e in self.result.get_asset_check_evaluations() if not e.passed}
 
 
-def build_rollups(warehouse: Warehouse) -> Built:
+def build_rollups(warehouse: Warehouse, changed_since: str | None = None) -> Built:
     """Materialize the dbt assets, and an asset downstream of campaign_rollups that loads it
-    through the warehouse IO manager as the contact export batch does."""
+    through the warehouse IO manager as the contact export batch does; ``changed_since``: as the
+    Enginy change sensor's runs, only the contacts changed since then."""
     loaded: dict[str, pd.DataFrame] = {}
 
     @dg.asset(ins={"campaign_rollups": dg.AssetIn()}, io_manager_key="warehouse_io_manager")
@@ -64,6 +66,7 @@ def build_rollups(warehouse: Warehouse) -> Built:
         [build_rollup_assets(), reads_the_rollups],
         resources={"dbt": warehouse_dbt(rollups_project, warehouse), "warehouse": warehouse,
                    "warehouse_io_manager": WarehouseIOManager(warehouse=warehouse)},
+        run_config={"ops": {ROLLUPS_STEP: {"config": {"only_changed_since": changed_since}}}},
         raise_on_error=False)
     for artefacts in (DBT_PROJECT_DIR / "target").glob(f"campaign_rollups_dbt-{result.run_id[:7]}-*"):
         shutil.rmtree(artefacts, ignore_errors=True)

@@ -27,7 +27,7 @@ from tests.rollups.test_hand_built_rollups import data_set
 
 MODELS = {"stg_enginy__contacts", "stg_enginy__identities", "stg_enginy__campaigns", "stg_enginy__campaign_steps",
           "stg_enginy__campaign_contacts", "stg_enginy__campaign_events", "stg_enginy__contact_tags",
-          "campaign_rollups_by_campaign", "campaign_rollups"}
+          "rollup_changed_contacts", "campaign_rollups_by_campaign", "campaign_rollups"}
 
 
 def test_the_rollups_sit_between_the_enginy_copies_and_the_contact_export() -> None:
@@ -37,6 +37,9 @@ def test_the_rollups_sit_between_the_enginy_copies_and_the_contact_export() -> N
     staging_parents = {parent.path[-1] for model in MODELS if model.startswith("stg_")
                        for parent in graph.get(dg.AssetKey(model)).parent_keys}
     assert staging_parents == {f"enginy_{t.name}" for t in TABLES} - {"enginy_users", "enginy_companies"}
+    scope = graph.get(dg.AssetKey("rollup_changed_contacts"))
+    assert scope.child_keys == {dg.AssetKey("campaign_rollups_by_campaign"), dg.AssetKey("campaign_rollups")}, \
+        "the contacts a scoped build rebuilds are listed before either rollup model is built"
     assert dg.AssetKey("campaign_rollups") in graph.get(dg.AssetKey("contact_export_batch")).parent_keys
     checks = {key.name for key in graph.asset_check_keys if key.asset_key == dg.AssetKey("campaign_rollups")}
     assert {"unique_campaign_rollups_contact_id", "assert_every_contact_has_one_rollup",

@@ -1,11 +1,21 @@
 -- One row per Enginy contact: the 13 campaign properties of Step 3 (Campaign Mapping), with the
 -- names crm_pipelines.config.CAMPAIGN_PROPERTIES gives them. The rules are in _rollups.yml.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='append_new_columns',
+    pre_hook="{{ delete_rows_to_rebuild() }}",
+) }}
+-- A scoped build (macros/rollup_scope.sql) rebuilds the changed contacts' rows only:
+-- depends_on: {{ ref('rollup_changed_contacts') }}
 with contacts as (
     select contact_id from {{ ref('stg_enginy__contacts') }}
+    where {{ in_rollup_scope('contact_id') }}
 ),
 
 by_campaign as (
     select * from {{ ref('campaign_rollups_by_campaign') }}
+    where {{ in_rollup_scope('contact_id') }}
 ),
 
 most_recent as (
@@ -30,6 +40,7 @@ events as (
         steps.step_type
     from {{ ref('stg_enginy__campaign_events') }} as events
     left join {{ ref('stg_enginy__campaign_steps') }} as steps on steps.step_id = events.step_id
+    where {{ in_rollup_scope('events.contact_id') }}
 ),
 
 first_contact_by_sender as (
@@ -39,7 +50,7 @@ first_contact_by_sender as (
         min(events.occurred_at) as first_contacted_at
     from {{ ref('stg_enginy__campaign_events') }} as events
     inner join {{ ref('stg_enginy__identities') }} as identities on identities.identity_id = events.identity_id
-    where events.event_type = 'sent'
+    where events.event_type = 'sent' and {{ in_rollup_scope('events.contact_id') }}
     group by events.contact_id, identities.identity_name
 ),
 
@@ -65,6 +76,7 @@ tags as (
         {{ comma_list('tag_name', 'tagged_at, tag_name, tag_id') }} as conversation_tags,
         {{ comma_list('tag_category', 'tagged_at, tag_name, tag_id') }} as conversation_tags_categories
     from {{ ref('stg_enginy__contact_tags') }}
+    where {{ in_rollup_scope('contact_id') }}
     group by contact_id
 )
 

@@ -1,8 +1,17 @@
 -- One row per contact and campaign the contact was added to: the per-campaign properties of
 -- Step 3 (Campaign Mapping) for that campaign, and which campaign is the contact's most recently
 -- active one. The rules are in _rollups.yml.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='append_new_columns',
+    pre_hook="{{ delete_rows_to_rebuild() }}",
+) }}
+-- A scoped build (macros/rollup_scope.sql) rebuilds the changed contacts' rows only:
+-- depends_on: {{ ref('rollup_changed_contacts') }}
 with memberships as (
     select contact_id, campaign_id, added_at from {{ ref('stg_enginy__campaign_contacts') }}
+    where {{ in_rollup_scope('contact_id') }}
 ),
 
 campaigns as (
@@ -39,6 +48,7 @@ step_events as (
         max(events.occurred_at) as last_event_at
     from {{ ref('stg_enginy__campaign_events') }} as events
     inner join steps on steps.step_id = events.step_id
+    where {{ in_rollup_scope('events.contact_id') }}
     group by 1, 2, 3, 4, 5, 6
 ),
 
