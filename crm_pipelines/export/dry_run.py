@@ -41,16 +41,22 @@ def _batch_sql(index: int, name: str, limit: int | None, show_skips: bool) -> st
     quoted_name = name.replace("'", "''")
     counts = " || ', ' || ".join(f"count_if(action = '{a}') || ' {a}'" for a in ACTIONS)
     within = "" if limit is None else f"WHERE rank <= {int(limit)}"
+
+    def first(actions: str) -> str:
+        """The rows of these actions in batch order, numbered, the first ``limit`` of them."""
+        return (f"(SELECT *, row_number() OVER (ORDER BY position) AS rank FROM {relation} "
+                f"WHERE action IN ({actions})) {within}")
+
+    row_start = "'  ' || rpad(upper(action), 7, ' ') || ' Enginy ' || coalesce(enginy_id, '')"
     blank = "" if index == 0 else f"SELECT {index}, 0, 0, '' UNION ALL\n"
     parts = f"""{blank}SELECT {index}, 1, 0, '{quoted_name}: ' || {counts} FROM {relation}
     UNION ALL
-    SELECT {index}, 2, rank, '  ' || rpad(upper(action), 7, ' ') || ' Enginy ' || coalesce(enginy_id, '') || ' → '
+    SELECT {index}, 2, rank, {row_start} || ' → '
         || CASE WHEN action = 'update' THEN 'CRM ' || coalesce(crm_id, '') ELSE 'new record' END
         || coalesce(array_to_string(list_transform(from_json(diff, '{_DIFF_SHAPE}'),
                lambda c: chr(10) || '      ' || c.field || ': ' || shown(c.crm_value) || ' → ' || shown(c.new_value)
                     || '  (' || coalesce(c.rule, '') || ')'), ''), '')
-    FROM (SELECT *, row_number() OVER (ORDER BY position) AS rank FROM {relation}
-          WHERE action IN ('create', 'update')) {within}"""
+    FROM {first("'create', 'update'")}"""
     if limit is not None:
         parts += f"""
     UNION ALL
@@ -59,9 +65,8 @@ def _batch_sql(index: int, name: str, limit: int | None, show_skips: bool) -> st
     if show_skips:
         parts += f"""
     UNION ALL
-    SELECT {index}, 4, rank, '  ' || rpad(upper(action), 7, ' ') || ' Enginy ' || coalesce(enginy_id, '') || ': ' || coalesce(reason, '')
-    FROM (SELECT *, row_number() OVER (ORDER BY position) AS rank FROM {relation}
-          WHERE action IN ('skip', 'reject')) {within}"""
+    SELECT {index}, 4, rank, {row_start} || ': ' || coalesce(reason, '')
+    FROM {first("'skip', 'reject'")}"""
     return parts
 
 
@@ -71,9 +76,9 @@ def _connection(batches: dict[str, pd.DataFrame]) -> duckdb.DuckDBPyConnection:
     for index, frame in enumerate(batches.values()):
         frame = frame.reindex(columns=list(DRY_RUN_COLUMNS))
         # As text, whatever type an empty or all-null column was read back as.
-        shown = pd.DataFrame({column: frame[column].astype("string") for column in DRY_RUN_COLUMNS})
-        shown["position"] = np.arange(len(shown))
-        conn.register(f"batch_{index}", shown)
+        stored = pd.DataFrame({column: frame[column].astype("string") for column in DRY_RUN_COLUMNS})
+        stored["position"] = np.arange(len(stored))
+        conn.register(f"batch_{index}", stored)
     return conn
 
 
