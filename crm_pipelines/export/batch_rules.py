@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from crm_pipelines.matching.normalize import normalize
+from crm_pipelines.matching.normalize import normalize_column
 
 
 def match_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -89,13 +89,13 @@ def one_create_per_identifier(batch: pd.DataFrame, records: pd.DataFrame, obj: s
     else its name; a person's LinkedIn profile, else their email. Creates with neither are left
     alone (nothing says they are the same). Adds a ``match_key`` column; changes ``batch`` in place.
     """
-    if obj == "companies":
-        keys = [normalize(records.get("domain", pd.Series(dtype=object)), "domain"),
-                normalize(records.get("name", pd.Series(dtype=object)), "company_name")]
-    else:
-        keys = [normalize(records.get("linkedin_url", pd.Series(dtype=object)), "linkedin"),
-                normalize(records.get("email", pd.Series(dtype=object)), "email")]
-    key = pd.Series([next((k[i] for k in keys if k[i]), None) for i in range(len(records))], index=records["id"])
+    none = pd.Series([None] * len(records), dtype=object, index=records.index)
+    identifiers = (("domain", "domain"), ("name", "company_name")) if obj == "companies" else \
+        (("linkedin_url", "linkedin"), ("email", "email"))
+    keys = [normalize_column(records.get(column, none), kind) for column, kind in identifiers]
+    # The first identifier a record has (an empty normal form is none).
+    key = keys[0].where(keys[0].fillna("").ne(""), keys[1])
+    key = pd.Series(key.where(key.fillna("").ne(""), None).to_numpy(object), index=records["id"], dtype=object)
     batch["match_key"] = batch["enginy_id"].map(key)
     creates = batch["action"].eq("create") & batch["match_key"].notna()
     first = batch[creates].drop_duplicates("match_key").set_index("match_key")["enginy_id"]
@@ -120,8 +120,9 @@ def one_update_per_crm_record(batch: pd.DataFrame, records: pd.DataFrame) -> pd.
                                                | batch["reason"].eq("nothing to change"))]
     if not matched["crm_id"].duplicated().any():
         return batch
-    changed = pd.to_datetime(matched["enginy_id"].map(dict(zip(records["id"], records.get("updated_at", pd.NaT)))),
-                             utc=True)
+    updated = records["updated_at"] if "updated_at" in records else pd.Series(pd.NaT, index=records.index)
+    updated = pd.to_datetime(updated, utc=True).set_axis(records["id"].astype(str))
+    changed = updated[~updated.index.duplicated(keep="last")].reindex(matched["enginy_id"].astype(str)).to_numpy()
     order = matched.assign(changed=changed).sort_values(["changed", "enginy_id"], ascending=[False, True])
     winner = order.drop_duplicates("crm_id").set_index("crm_id")["enginy_id"]
     losers = order.index[order["enginy_id"].ne(order["crm_id"].map(winner)) & order["action"].eq("update")]

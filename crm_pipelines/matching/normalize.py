@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Callable, Iterable
 
 import duckdb
+import numpy as np
 import pandas as pd
 import phonenumbers
 import pyarrow as pa
@@ -190,17 +191,30 @@ def create_mapping(con: duckdb.DuckDBPyConnection, table: str, values_sql: str, 
 
 def normalize(values: Iterable[object], kind: str) -> list[str | None]:
     """Normal forms of ``values`` (None where a value is no identifier), one per value."""
+    return normalize_column(pd.Series(list(values), dtype=object), kind).tolist()
+
+
+def normalize_column(values: pd.Series, kind: str) -> pd.Series:
+    """``normalize`` over a column: the normal forms (None where a value is no identifier) in an
+    object column with ``values``' index. Text columns take no Python step per value; only an
+    object column (text mixed with numbers, say) has its values turned to text one by one."""
     # A missing value (None, NaN, pd.NA) is no identifier; as text it would be "nan", one key for all.
-    values = [None if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in values]
+    missing = values.isna().to_numpy(bool)
+    text = values.astype(object).where(~missing, None)
+    if values.dtype == object:  # numbers or other values among the text: compared as their text
+        text = text.map(lambda v: v if v is None or isinstance(v, str) else str(v))
     con = duckdb.connect()
     try:
-        frame = pd.DataFrame({"raw": pd.array([None if v is None else str(v) for v in values], dtype=object)})
-        con.register("input_values", frame)
+        con.register("input_values", pd.DataFrame({"i": np.arange(len(text)),
+                                                   "raw": pd.array(text.to_numpy(object), dtype=object)}))
         create_mapping(con, "mapping", "SELECT raw::VARCHAR AS raw FROM input_values", kind)
-        mapped = dict(con.sql("SELECT raw, norm FROM mapping").fetchall())
+        # In the values' order by their position: a join returns rows in any order.
+        norm = con.sql("SELECT m.norm FROM input_values v LEFT JOIN mapping m ON m.raw = v.raw::VARCHAR "
+                       "ORDER BY v.i").to_arrow_table().column("norm").to_numpy(zero_copy_only=False)
     finally:
         con.close()
-    return [None if v is None else mapped.get(str(v)) for v in values]
+    norm = pd.Series(norm, dtype=object, index=values.index)
+    return norm.where(norm.notna(), None)
 
 
 def _one(kind: str) -> Callable[[object], str | None]:
