@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from crm_pipelines.frames import is_in
+
 DEFAULT_OVERLAP = timedelta(minutes=5)
 
 
@@ -42,7 +44,7 @@ def fold_changes(snapshot: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
         # we knew keeps its last known values, flagged, so reports can still say who it was.
         known = snapshot.set_index("crm_id")
         deletions = changes[deleted]
-        hit = deletions["crm_id"].isin(known.index)
+        hit = is_in(deletions["crm_id"], known.index)
         flagged = known.loc[deletions.loc[hit, "crm_id"]].reset_index()
         flagged["is_deleted"] = True
         flagged["last_modified"] = deletions.loc[hit, "last_modified"].to_numpy()
@@ -108,7 +110,7 @@ def refresh_snapshot(pull, existing: pd.DataFrame | None, cursor: datetime | Non
     seen = changes["last_modified"].max() if len(changes) else None
     if result.live_ids is not None and len(base):
         changes = pd.concat([changes, vanished(base, changes, result.live_ids)], ignore_index=True)
-    known = set(base["crm_id"]) if len(base) else set()
+    known = base["crm_id"] if len(base) else []
     snapshot = fold_changes(base, changes)
     excluded = 0
     if keep is not None and len(snapshot):
@@ -122,11 +124,12 @@ def refresh_snapshot(pull, existing: pd.DataFrame | None, cursor: datetime | Non
         cursor_after = seen if cursor_after is None else max(cursor_after, seen)
     fresh = _not_already_held(changes, base)
     deleted = fresh["is_deleted"].astype(bool)
+    was_known = is_in(fresh["crm_id"], known)
     return Refresh(
         snapshot=snapshot, mode=mode, since=since, until=until, pulled=len(changes),
         unchanged=len(changes) - len(fresh),
-        created=int((~fresh["crm_id"].isin(known) & ~deleted).sum()),
-        updated=int((fresh["crm_id"].isin(known) & ~deleted).sum()),
+        created=int((~was_known & ~deleted).sum()),
+        updated=int((was_known & ~deleted).sum()),
         deleted=int(deleted.sum()), excluded_by_rules=excluded, cursor_before=cursor, cursor_after=cursor_after,
         api_calls=result.api_calls, pages=result.pages, state=result.state)
 
@@ -134,8 +137,8 @@ def refresh_snapshot(pull, existing: pd.DataFrame | None, cursor: datetime | Non
 def vanished(base: pd.DataFrame, changes: pd.DataFrame, live_ids: set[str]) -> pd.DataFrame:
     """Snapshot records the CRM no longer holds, flagged deleted as of now (when the pull saw
     them gone): for CRMs that delete for good and cannot list deletions."""
-    gone = base[~base["is_deleted"].astype(bool) & ~base["crm_id"].isin(live_ids)
-                & ~base["crm_id"].isin(changes["crm_id"])]
+    gone = base[~base["is_deleted"].astype(bool) & ~is_in(base["crm_id"], live_ids)
+                & ~is_in(base["crm_id"], changes["crm_id"])]
     now = pd.Timestamp.now(tz="UTC").floor("us")
     return gone.assign(is_deleted=True, last_modified=now)
 

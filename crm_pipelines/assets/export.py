@@ -31,6 +31,7 @@ from crm_pipelines.export.values import FieldSpec
 from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
+from crm_pipelines.frames import is_in
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import LedgerTable, Warehouse, parse_json_columns
 
@@ -102,6 +103,17 @@ def _metadata(batch: pd.DataFrame) -> dict[str, Any]:
                                                 "(nothing to write)")}
 
 
+def _company_links(records: pd.DataFrame, company_matches: pd.DataFrame) -> pd.Series:
+    """Enginy record id -> the CRM id of the company its Enginy company matched, for the records
+    whose company did."""
+    company = match_outcomes(company_matches)
+    matched = company[company["outcome"].eq("matched")].drop_duplicates("enginy_id", keep="last")
+    crm_company = pd.Series(matched["crm_id"].to_numpy(object), index=matched["enginy_id"].to_numpy(object))
+    links = pd.Series(records["company_id"].astype("string").map(crm_company).to_numpy(object),
+                      index=records["id"].to_numpy(object), dtype=object).dropna()
+    return links[~links.index.duplicated(keep="last")]
+
+
 class BatchInputs(NamedTuple):
     records: pd.DataFrame  # the Enginy records the batch is for
     matches: pd.DataFrame  # their rows of the match table
@@ -163,16 +175,12 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         matches = known_by_enginy_id(match_outcomes(inputs.matches), snapshot, client.enginy_id_field)
         # Only the records this batch can update are parsed: the rest of a million-record snapshot
         # would be a dict per record held through the step for nothing.
-        crm_records = parse_json(snapshot[snapshot["crm_id"].isin(matches["crm_id"].dropna().unique())])
+        crm_records = parse_json(snapshot[is_in(snapshot["crm_id"], matches["crm_id"].dropna().unique())])
         campaign, campaign_mapping, links = None, None, None
         # Salesforce and Dataverse leads name their company in a text field; Pipedrive's hang on one.
         linked = obj == "contacts" or (obj == "leads" and getattr(client, "leads_link_to_companies", False))
         if linked and integration_config.associations.contacts_to_companies:
-            company = match_outcomes(inputs.company_matches)
-            matched = company[company["outcome"].eq("matched")]
-            matched_company = dict(zip(matched["enginy_id"], matched["crm_id"]))
-            links = {str(c): matched_company[str(k)] for c, k in zip(records["id"], records["company_id"])
-                     if str(k) in matched_company}
+            links = _company_links(records, inputs.company_matches)
         if inputs.campaign_rollups is not None:
             table = inputs.campaign_rollups
             key = "contact_id" if "contact_id" in table else table.columns[0]
@@ -190,8 +198,8 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         batch["batch_id"] = context.run_id  # the write ledger keys writes by the batch they belong to
         if linked:
             # Contacts of a company this export creates get its id when the push has it.
-            batch["company_enginy_id"] = batch["enginy_id"].map(
-                dict(zip(records["id"], records["company_id"].astype("string"))))
+            company_of = pd.Series(records["company_id"].astype("string").to_numpy(), index=records["id"])
+            batch["company_enginy_id"] = batch["enginy_id"].map(company_of[~company_of.index.duplicated(keep="last")])
         context.log.info("%s batch: %s", obj, batch["action"].value_counts().to_dict())
         scope = (f"Enginy records updated after {config.only_changed_since}" if config.only_changed_since
                  else SCOPE_EVERY_RECORD)

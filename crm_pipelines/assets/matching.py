@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from crm_pipelines.crms import registry
+from crm_pipelines.frames import is_in
 from crm_pipelines.matching import near_miss
 from crm_pipelines.matching.engine import CrmIndex, company_links, fill_rates
 from crm_pipelines.matching.report import build_report
@@ -75,7 +76,7 @@ def _written(name: str, fresh: pd.DataFrame, scope: MatchScope, warehouse: Wareh
         return fresh
     columns = ("enginy_id", "outcome", *(["near_miss_crm_id"] if "near_miss_crm_id" in fresh else []))
     kept = warehouse.read_table(name, columns)
-    kept = kept[~kept["enginy_id"].astype(str).isin(fresh["enginy_id"].astype(str))]
+    kept = kept[~is_in(kept["enginy_id"].astype(str), fresh["enginy_id"].astype(str))]
     return pd.concat([kept, fresh[list(columns)]], ignore_index=True)
 
 

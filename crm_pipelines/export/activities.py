@@ -27,6 +27,7 @@ from crm_pipelines.export.ledger import FINAL, Ledger
 from crm_pipelines.export.push import pace
 from crm_pipelines.export.values import is_empty
 from crm_pipelines.export.writes import KINDS, Activity, WriteResult
+from crm_pipelines.frames import is_in
 
 PRODUCT = "Enginy"
 # What the CRM shows, in one place: ZoomInfo Engage's "Engage: {Event} {EmailSubject}" and
@@ -90,8 +91,8 @@ def crm_records(matches: pd.DataFrame, created: pd.DataFrame) -> pd.DataFrame:
                            "crm_id": done["crm_id"].astype(str), "crm_object": done["object"]})
     # A matched record speaks first: it is what the CRM holds today; the push's own id fills the gaps.
     known = people[people["outcome"].eq("matched")]
-    extra = pushed[~pushed["enginy_id"].isin(known["enginy_id"])].drop_duplicates("enginy_id", keep="last")
-    rest = people[~people["enginy_id"].isin(known["enginy_id"]) & ~people["enginy_id"].isin(extra["enginy_id"])]
+    extra = pushed[~is_in(pushed["enginy_id"], known["enginy_id"])].drop_duplicates("enginy_id", keep="last")
+    rest = people[~is_in(people["enginy_id"], known["enginy_id"]) & ~is_in(people["enginy_id"], extra["enginy_id"])]
     return pd.concat([known, extra, rest], ignore_index=True)
 
 

@@ -9,7 +9,7 @@ snapshot, the described CRM fields and the launch options.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import numpy as np
 import pandas as pd
@@ -59,7 +59,7 @@ class Owners:
 def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.DataFrame, mappings: list[Any],
                 schema: dict[str, FieldSpec], launch: Launch, owners: Owners | None = None,
                 campaign_values: pd.DataFrame | None = None, campaign_mapping: dict[str, str] | None = None,
-                company_links: dict[str, str] | None = None, one_company_per_contact: bool = True) -> pd.DataFrame:
+                company_links: Mapping[str, str] | pd.Series | None = None, one_company_per_contact: bool = True) -> pd.DataFrame:
     """One row per Enginy record (``records.id``); see BATCH_COLUMNS.
 
     ``matches``: enginy_id, outcome (new / matched / ambiguous), crm_id. ``crm_records``: the
@@ -87,7 +87,8 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     crm_id = np.where(matched, by_enginy_id["crm_id"].to_numpy(object), None)
     current = _current(crm_records, crm_id)
     found = current["found"].to_numpy(bool)
-    links = _company_links(enginy_id, current, launch, company_links or {}, one_company_per_contact)
+    links = _company_links(enginy_id, current, launch, {} if company_links is None else company_links,
+                           one_company_per_contact)
 
     reason = np.full(n, None, dtype=object)
     gone = matched & (~found | current["is_deleted"].to_numpy(bool))
@@ -111,34 +112,43 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
                        campaign_values, campaign_mapping or {})
     owner, owner_rule = _owner_column(records.iloc[decided].reset_index(drop=True),
                                       current.iloc[decided].reset_index(drop=True), launch, owners, ~matched[decided])
-    fields, diff, writeback = ([{} for _ in range(n)], [[] for _ in range(n)], [{} for _ in range(n)])
-    action = np.full(n, "skip", dtype=object)
-    owner_id = np.full(n, None, dtype=object)
     rejected = decision.reason.notna().to_numpy(bool)
+    kept = ~rejected
     reason[decided[rejected]] = decision.reason[rejected].to_numpy(object)
+    sets_owner = kept & pd.notna(owner)
+    held_owner = np.where(found, current["owner_id"].to_numpy(object), None)[decided]
+    for i, crm_value, new_value, rule in zip(np.flatnonzero(sets_owner).tolist(), held_owner[sets_owner].tolist(),
+                                             owner[sets_owner].tolist(), owner_rule[sets_owner].tolist()):
+        decision.diff[i].append({"field": "owner", "crm_value": crm_value, "new_value": new_value, "rule": rule})
+    owner_id = np.full(n, None, dtype=object)
+    owner_id[decided[sets_owner]] = owner[sets_owner]
+
+    action = np.full(n, "skip", dtype=object)
     action[decided[rejected]] = "reject"
-    held_owner = current["owner_id"].to_numpy(object)
-    for i, row in enumerate(decided):
-        if rejected[i]:
-            continue
-        fields[row], diff[row], writeback[row] = decision.fields[i], decision.diff[i], decision.writeback[i]
-        if owner[i] is not None:
-            owner_id[row] = owner[i]
-            diff[row].append({"field": "owner", "crm_value": held_owner[row] if found[row] else None,
-                              "new_value": owner[i], "rule": owner_rule[i]})
-        if not matched[row]:
-            action[row] = "create"
-        elif fields[row] or owner[i] is not None or links["company_crm_id"][row] is not None:
-            action[row] = "update"
-        else:
-            reason[row] = "nothing to change"
+    updating = kept & matched[decided]
+    action[decided[kept & ~matched[decided]]] = "create"
+    has_fields = np.fromiter(map(bool, decision.fields), dtype=bool, count=len(decided))
+    changes = has_fields | sets_owner | pd.notna(links["company_crm_id"][decided])
+    action[decided[updating & changes]] = "update"
+    reason[decided[updating & ~changes]] = "nothing to change"
+
+    def cells(decided_values: list, empty: type) -> np.ndarray:
+        """A column of ``decided_values`` at the rows kept, an empty one elsewhere (an object array
+        from the start: numpy would make a list of lists two-dimensional)."""
+        column, elsewhere = np.empty(n, dtype=object), np.ones(n, dtype=bool)
+        column[decided[kept]] = np.fromiter(decided_values, dtype=object, count=len(decided))[kept]
+        elsewhere[decided[kept]] = False
+        column[elsewhere] = np.fromiter((empty() for _ in range(elsewhere.sum())), dtype=object,
+                                        count=elsewhere.sum())
+        return column
+
     # Object columns even with no rows: pandas makes an empty list a float column, which the
     # batch's schema gate refuses (an incremental run with nothing changed has an empty batch).
-    nested = {name: pd.Series(values, dtype=object) for name, values in
-              (("fields", fields), ("diff", diff), ("writeback", writeback))}
-    return pd.DataFrame({"enginy_id": enginy_id, "action": action, "crm_id": crm_id, "fields": nested["fields"],
-                         "diff": nested["diff"], "owner_id": owner_id, **links, "reason": reason,
-                         "writeback": nested["writeback"]}, columns=BATCH_COLUMNS)
+    return pd.DataFrame({"enginy_id": enginy_id, "action": action, "crm_id": crm_id,
+                         "fields": pd.Series(cells(decision.fields, dict), dtype=object),
+                         "diff": pd.Series(cells(decision.diff, list), dtype=object), "owner_id": owner_id, **links,
+                         "reason": reason, "writeback": pd.Series(cells(decision.writeback, dict), dtype=object)},
+                        columns=BATCH_COLUMNS)
 
 
 def _current(crm_records: pd.DataFrame, crm_id: np.ndarray) -> pd.DataFrame:
@@ -154,8 +164,9 @@ def _current(crm_records: pd.DataFrame, crm_id: np.ndarray) -> pd.DataFrame:
     return current
 
 
-def _company_links(enginy_id: np.ndarray, current: pd.DataFrame, launch: Launch, company_links: dict[str, str],
-                   one_company_per_contact: bool) -> dict[str, np.ndarray]:
+def _company_links(enginy_id: np.ndarray, current: pd.DataFrame, launch: Launch,
+                   company_links: Mapping[str, str] | pd.Series, one_company_per_contact: bool
+                   ) -> dict[str, np.ndarray]:
     """The company each contact should be linked to, how, and the link it replaces."""
     n = len(enginy_id)
     target = pd.Series(enginy_id, dtype=object).map(company_links).to_numpy(object)
@@ -238,7 +249,7 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
         # The CRM's value matters only where an update has a value to write.
         change = has_new & updating
         held = np.full(n, None, dtype=object)
-        held[change] = [raws[i].get(crm_field) for i in np.flatnonzero(change)]
+        held[change] = [raws[i].get(crm_field) for i in np.flatnonzero(change).tolist()]
         change[change] = ~same_column(pd.Series(held[change], dtype=object), pd.Series(new[change], dtype=object),
                                       spec)
         held_empty = empty_column(pd.Series(held, dtype=object))
@@ -260,15 +271,16 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
     for crm_field, rows, _, _, _ in written:
         if not schema[crm_field].createable:
             _refuse(reason, rows & creating, f"{crm_field}: the CRM does not let this field be set on a new record")
+    # The output is a dict and a list per row: built a field at a time, over plain lists.
     fields, diff, writeback = [{} for _ in range(n)], [[] for _ in range(n)], [{} for _ in range(n)]
     for crm_field, rows, new, held, option in written:
-        for i in np.flatnonzero(rows):
-            fields[i][crm_field] = new[i]
-            diff[i].append({"field": crm_field, "crm_value": None if creating[i] else held[i],
-                            "new_value": new[i], "rule": option})
+        shown = np.where(creating, None, held)  # a create has no CRM value to show
+        for i, value, crm_value in zip(np.flatnonzero(rows).tolist(), new[rows].tolist(), shown[rows].tolist()):
+            fields[i][crm_field] = value
+            diff[i].append({"field": crm_field, "crm_value": crm_value, "new_value": value, "rule": option})
     for enginy_field, rows, held in sent_back:
-        for i in np.flatnonzero(rows):
-            writeback[i][enginy_field] = held[i]
+        for i, value in zip(np.flatnonzero(rows).tolist(), held[rows].tolist()):
+            writeback[i][enginy_field] = value
     return _Decision(fields, diff, writeback, reason)
 
 

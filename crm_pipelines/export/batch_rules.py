@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
+from crm_pipelines.frames import is_in
 from crm_pipelines.matching.normalize import normalize_column
 
 
@@ -28,12 +30,14 @@ def field_values(raw: pd.Series, field: str) -> pd.Series:
         return pd.Series([r.get(field) if isinstance(r, dict) else None for r in raw], index=raw.index, dtype=object)
     connection = duckdb.connect()
     try:
-        connection.register("snapshot", pd.DataFrame({"raw": raw.to_numpy(dtype=object)}))
+        # Through Arrow: the warehouse's text column goes in without a Python object per row.
+        connection.register("snapshot", pa.table({"raw": pa.array(raw, type=pa.string(), from_pandas=True)}))
         path = '$."' + field.replace('"', '') + '"'
-        values = connection.execute("SELECT json_extract_string(raw, ?) FROM snapshot", [path]).fetchnumpy()
+        values = connection.sql("SELECT json_extract_string(raw, $path) AS value FROM snapshot",
+                                params={"path": path}).to_arrow_table().column("value")
     finally:
         connection.close()
-    return pd.Series(next(iter(values.values())), index=raw.index, dtype=object)
+    return pd.Series(values.to_numpy(zero_copy_only=False), index=raw.index, dtype=object)
 
 
 def known_by_enginy_id(matches: pd.DataFrame, crm_records: pd.DataFrame, field: str) -> pd.DataFrame:
@@ -49,15 +53,18 @@ def known_by_enginy_id(matches: pd.DataFrame, crm_records: pd.DataFrame, field: 
     live = crm_records[~crm_records["is_deleted"].astype(bool)] if "is_deleted" in crm_records else crm_records
     value = field_values(live["raw"], field)
     held = value.notna().to_numpy() & value.astype(str).ne("").to_numpy()
-    owned = dict(zip(value[held].astype(str), live["crm_id"][held]))
-    hit = matches["enginy_id"].isin(owned)
+    # Enginy id -> the CRM record holding it (the last, where several do).
+    owned = pd.Series(live["crm_id"][held].to_numpy(object), index=value[held].astype(str).to_numpy(object))
+    owned = owned[~owned.index.duplicated(keep="last")]
+    hit = is_in(matches["enginy_id"], owned.index)
     matches = matches.copy()
     matches.loc[hit, "outcome"] = "matched"
     matches.loc[hit, "crm_id"] = matches.loc[hit, "enginy_id"].map(owned)
-    missing = sorted(set(owned) - set(matches["enginy_id"]))
-    if missing:
-        matches = pd.concat([matches, pd.DataFrame({"enginy_id": missing, "outcome": "matched",
-                                                    "crm_id": [owned[m] for m in missing]})], ignore_index=True)
+    missing = owned.index.difference(pd.Index(matches["enginy_id"]), sort=False).sort_values()
+    if len(missing):
+        matches = pd.concat([matches, pd.DataFrame({"enginy_id": missing.to_numpy(object), "outcome": "matched",
+                                                    "crm_id": owned.reindex(missing).to_numpy(object)})],
+                            ignore_index=True)
     return matches
 
 
@@ -72,11 +79,13 @@ def leave_to_other_object(batch: pd.DataFrame, matches: pd.DataFrame, tab: str) 
     if "crm_object" not in matches or tab == "companies":
         return batch
     other = matches[matches["outcome"].eq("matched") & matches["crm_object"].ne(tab)]
-    where = dict(zip(other["enginy_id"].astype(str), other["crm_object"]))
-    hit = batch["enginy_id"].isin(where)
+    where = pd.Series(other["crm_object"].astype(str).to_numpy(object), index=other["enginy_id"].astype(str).to_numpy(object))
+    where = where[~where.index.duplicated(keep="last")]
+    hit = is_in(batch["enginy_id"], where.index)
     batch.loc[hit, "action"] = "skip"
-    batch.loc[hit, "reason"] = batch.loc[hit, "enginy_id"].map(
-        lambda e: f"already in the CRM as one of its {where[e]}; export it to {where[e]} to update it")
+    crm_object = batch.loc[hit, "enginy_id"].map(where)
+    batch.loc[hit, "reason"] = ("already in the CRM as one of its " + crm_object + "; export it to " + crm_object
+                                + " to update it")
     return batch
 
 

@@ -30,6 +30,7 @@ from pydantic import Field
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from crm_pipelines.export.ledger import LEDGER_SQL_TYPES
+from crm_pipelines.frames import is_in
 
 WAREHOUSE_URL_ENV = "CRM_PIPELINES_WAREHOUSE_URL"
 WAREHOUSE_SCHEMA_ENV = "CRM_PIPELINES_WAREHOUSE_SCHEMA"
@@ -218,7 +219,7 @@ class Warehouse(dg.ConfigurableResource):
         held = self._column_names(table) if name in self.table_names() else []
         if set(held) != set(frame.columns):
             kept = self.read_table(name) if held else frame.head(0)
-            kept = kept[~kept[key].astype(str).isin(frame[key].astype(str))] if len(kept) else kept
+            kept = kept[~is_in(kept[key].astype(str), frame[key].astype(str))] if len(kept) else kept
             return self.write_table(name, pd.concat([kept, frame], ignore_index=True) if len(kept) else frame)
         columns = ", ".join(sql_identifier(c) for c in frame.columns)
         # Keys compared as text: the same record's id may come back from pandas as another type.
