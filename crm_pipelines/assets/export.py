@@ -93,7 +93,7 @@ def _schema(crm_schema: pd.DataFrame, obj: str) -> dict[str, FieldSpec]:
 
 def _metadata(batch: pd.DataFrame) -> dict[str, Any]:
     counts = batch["action"].value_counts().to_dict()
-    preview = batch[batch["action"].isin(["create", "update"])].head(20)
+    preview = parse_json(batch[batch["action"].isin(["create", "update"])].head(20).copy(), ("diff",))
     lines = [f"| {r['enginy_id']} | {r['action']} | {r['crm_id'] or ''} | "
              + "; ".join(f"{d['field']}: {d['crm_value']!r} → {d['new_value']!r}" for d in r["diff"]) + " |"
              for r in preview.to_dict("records")]

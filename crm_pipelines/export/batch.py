@@ -9,12 +9,15 @@ snapshot, the described CRM fields and the launch options.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, NamedTuple
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from crm_pipelines.export.values import FieldSpec, coerce_column, empty_column, is_empty, same_column
+from crm_pipelines.frames import to_json
 
 SyncMode = Literal["upsert", "update_only", "create_only"]
 BATCH_COLUMNS = ["enginy_id", "action", "crm_id", "fields", "diff", "owner_id", "company_crm_id", "company_link",
@@ -59,7 +62,8 @@ class Owners:
 def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.DataFrame, mappings: list[Any],
                 schema: dict[str, FieldSpec], launch: Launch, owners: Owners | None = None,
                 campaign_values: pd.DataFrame | None = None, campaign_mapping: dict[str, str] | None = None,
-                company_links: Mapping[str, str] | pd.Series | None = None, one_company_per_contact: bool = True) -> pd.DataFrame:
+                company_links: Mapping[str, str] | pd.Series | None = None,
+                one_company_per_contact: bool = True) -> pd.DataFrame:
     """One row per Enginy record (``records.id``); see BATCH_COLUMNS.
 
     ``matches``: enginy_id, outcome (new / matched / ambiguous), crm_id. ``crm_records``: the
@@ -70,8 +74,10 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     cannot be made — asking for it on every export would be an update that never lands.
 
     Decided a mapped field at a time over the whole batch, not a record at a time: a million-row
-    batch is a few dozen column operations. Only the rows' own field dicts and diffs are built
-    one by one, since they are the output.
+    batch is a few dozen column operations. Only the rows' field dicts are built one by one, since
+    they are the output. Each row's ``diff`` is the JSON text of its list of changes, as the
+    warehouse stores it, put together a field at a time: a dict per change of a million rows
+    was gigabytes held until the warehouse turned them into this same text.
     """
     if launch.association == "primary_remove_previous" and not launch.confirm_remove_previous:
         raise ValueError("association type primary_remove_previous removes the contacts' current primary "
@@ -117,9 +123,6 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     reason[decided[rejected]] = decision.reason[rejected].to_numpy(object)
     sets_owner = kept & pd.notna(owner)
     held_owner = np.where(found, current["owner_id"].to_numpy(object), None)[decided]
-    for i, crm_value, new_value, rule in zip(np.flatnonzero(sets_owner).tolist(), held_owner[sets_owner].tolist(),
-                                             owner[sets_owner].tolist(), owner_rule[sets_owner].tolist()):
-        decision.diff[i].append({"field": "owner", "crm_value": crm_value, "new_value": new_value, "rule": rule})
     owner_id = np.full(n, None, dtype=object)
     owner_id[decided[sets_owner]] = owner[sets_owner]
 
@@ -142,11 +145,16 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
                                         count=elsewhere.sum())
         return column
 
+    # The rows kept show their changes; the owner's comes last.
+    changes = [_Change(name, rows & kept, crm_values, new_values, rule)
+               for name, rows, crm_values, new_values, rule in decision.changes]
+    diff = _diff_lists(n, decided, [*changes, _Change("owner", sets_owner, held_owner, owner, owner_rule)])
+
     # Object columns even with no rows: pandas makes an empty list a float column, which the
     # batch's schema gate refuses (an incremental run with nothing changed has an empty batch).
     return pd.DataFrame({"enginy_id": enginy_id, "action": action, "crm_id": crm_id,
                          "fields": pd.Series(cells(decision.fields, dict), dtype=object),
-                         "diff": pd.Series(cells(decision.diff, list), dtype=object), "owner_id": owner_id, **links,
+                         "diff": diff, "owner_id": owner_id, **links,
                          "reason": reason, "writeback": pd.Series(cells(decision.writeback, dict), dtype=object)},
                         columns=BATCH_COLUMNS)
 
@@ -183,15 +191,79 @@ def _company_links(enginy_id: np.ndarray, current: pd.DataFrame, launch: Launch,
     return {"company_crm_id": company_crm_id, "company_link": how, "unlink_company_id": unlink.astype(object)}
 
 
+class _Change(NamedTuple):
+    """One field's change on the decided rows: the rows it changes (a mask), the CRM's value
+    and the new one on each (object arrays), and the rule deciding it (one, or one per row)."""
+
+    field: str
+    rows: np.ndarray
+    crm_values: np.ndarray
+    new_values: np.ndarray
+    rule: str | np.ndarray
+
+
 @dataclass
 class _Decision:
-    """Per decided row: the fields to write, the diff to show, the values to write back to
-    Enginy, and the reason the row is rejected (None where it is not)."""
+    """Per decided row: the fields to write, the values to write back to Enginy, and the reason
+    the row is rejected (None where it is not); the change of each written field, in the order
+    the diff lists them."""
 
     fields: list[dict[str, Any]]
-    diff: list[list[dict[str, Any]]]
+    changes: list[_Change]
     writeback: list[dict[str, Any]]
     reason: pd.Series
+
+
+def _diff_lists(n: int, decided: np.ndarray, changes: list[_Change]) -> pd.Series:
+    """Each of the ``n`` batch rows' changes as the JSON text of a list of {"field", "crm_value",
+    "new_value", "rule"} (``[]`` for none), in the changes' order; ``decided``: the batch row of
+    each row the changes are over. Put together by DuckDB a field at a time: the values are
+    turned to JSON there when they are text, as the warehouse would write them otherwise."""
+    columns: dict[str, pa.Array] = {}
+    parts = []
+    for k, change in enumerate(changes):
+        at = decided[change.rows]  # the batch rows this field changes
+        changed = np.zeros(n, dtype=bool)
+        changed[at] = True
+        columns[f"changes_{k}"] = pa.array(changed)
+        sql = []
+        for name, values in (("crm_value", change.crm_values), ("new_value", change.new_values), ("rule", change.rule)):
+            if isinstance(values, str):  # one rule for every row
+                sql.append(sql_text(to_json(values)))
+                continue
+            columns[f"{name}_{k}"], expression = _json_values(n, at, values[change.rows])
+            sql.append(expression.format(column=f"{name}_{k}"))
+        parts.append(f"CASE WHEN changes_{k} THEN '{{\"field\":' || {sql_text(to_json(change.field))} || "
+                     f"',\"crm_value\":' || {sql[0]} || ',\"new_value\":' || {sql[1]} || ',\"rule\":' || {sql[2]} "
+                     "|| '}' END")
+    connection = duckdb.connect()
+    try:
+        connection.register("changes", pa.table(columns) if columns else pa.table({"none": pa.nulls(n)}))
+        # concat_ws leaves out the nulls: the fields a row does not change. A projection keeps the rows' order.
+        lists = connection.sql(f"SELECT '[' || concat_ws(',', {', '.join(parts) or 'NULL'}) || ']' AS diff "
+                               "FROM changes").to_arrow_table().column("diff")
+    finally:
+        connection.close()
+    # Large strings: a million rows' lists may pass the 2 GB a string array holds.
+    lists = pa.chunked_array([chunk.cast(pa.large_string()) for chunk in lists.chunks], pa.large_string())
+    return pd.Series(pd.arrays.ArrowStringArray(lists))
+
+
+def _json_values(n: int, at: np.ndarray, values: np.ndarray) -> tuple[pa.Array, str]:
+    """``values`` placed at rows ``at`` of a column of ``n`` (null elsewhere), with the SQL that
+    gives one's JSON text from its ``{column}``: text is turned to JSON by DuckDB (as orjson
+    would), any other value here, by the function the warehouse writes nested values with."""
+    placed = np.full(n, None, dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        placed[at] = values
+        return pa.array(placed, type=pa.string(), from_pandas=True), "coalesce(to_json({column}), 'null')"
+    placed[at] = np.fromiter((to_json(value) for value in values), dtype=object, count=len(values))
+    return pa.array(placed, type=pa.string()), "{column}"
+
+
+def sql_text(text: str) -> str:
+    """``text`` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _wanted(records: pd.DataFrame, enginy_id: np.ndarray, mappings: list[Any], launch: Launch,
@@ -271,17 +343,18 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
     for crm_field, rows, _, _, _ in written:
         if not schema[crm_field].createable:
             _refuse(reason, rows & creating, f"{crm_field}: the CRM does not let this field be set on a new record")
-    # The output is a dict and a list per row: built a field at a time, over plain lists.
-    fields, diff, writeback = [{} for _ in range(n)], [[] for _ in range(n)], [{} for _ in range(n)]
+    # The fields are a dict per row: built a field at a time, over plain lists.
+    fields, writeback = [{} for _ in range(n)], [{} for _ in range(n)]
+    changes = []
     for crm_field, rows, new, held, option in written:
-        shown = np.where(creating, None, held)  # a create has no CRM value to show
-        for i, value, crm_value in zip(np.flatnonzero(rows).tolist(), new[rows].tolist(), shown[rows].tolist()):
+        for i, value in zip(np.flatnonzero(rows).tolist(), new[rows].tolist()):
             fields[i][crm_field] = value
-            diff[i].append({"field": crm_field, "crm_value": crm_value, "new_value": value, "rule": option})
+        # A create shows no CRM value.
+        changes.append(_Change(crm_field, rows, np.where(creating, None, held), new, option))
     for enginy_field, rows, held in sent_back:
         for i, value in zip(np.flatnonzero(rows).tolist(), held[rows].tolist()):
             writeback[i][enginy_field] = value
-    return _Decision(fields, diff, writeback, reason)
+    return _Decision(fields, changes, writeback, reason)
 
 
 def _refuse(reason: pd.Series, rows: np.ndarray, why: str | pd.Series) -> None:

@@ -30,7 +30,7 @@ from pydantic import Field
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from crm_pipelines.export.ledger import LEDGER_SQL_TYPES
-from crm_pipelines.frames import is_in
+from crm_pipelines.frames import is_in, to_json
 
 WAREHOUSE_URL_ENV = "CRM_PIPELINES_WAREHOUSE_URL"
 WAREHOUSE_SCHEMA_ENV = "CRM_PIPELINES_WAREHOUSE_SCHEMA"
@@ -89,7 +89,7 @@ def _json_columns(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     frame = frame.copy()
     for column in nested:
-        frame[column] = [_to_json(v) if isinstance(v, (dict, list)) else v for v in frame[column]]
+        frame[column] = [to_json(v) if isinstance(v, (dict, list)) else v for v in frame[column]]
     return frame
 
 
@@ -98,12 +98,6 @@ def _holds_nested(column: pd.Series) -> bool:
     if pd.api.types.infer_dtype(column, skipna=True) not in ("mixed", "mixed-integer", "unknown-array"):
         return False
     return any(isinstance(v, (dict, list)) for v in column)
-
-
-def _to_json(value: Any) -> str:
-    # orjson: several times faster than json over a million-row batch's fields and diffs;
-    # numpy scalars as numbers, anything else it does not know as its text, as json's default=str.
-    return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _from_json(value: Any) -> Any:

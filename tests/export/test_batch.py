@@ -1,6 +1,7 @@
 """Export batches: each mapping option, sync mode, owner rule and value coercion decides the
 exact write, or the reason there is none."""
 
+import json
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -41,7 +42,8 @@ def one(records, matches, crm, mappings, launch=Launch(), **kw) -> dict:
                         pd.DataFrame(crm, columns=["crm_id", "last_modified", "owner_id", "raw"]), mappings, SCHEMA,
                         launch, **kw)
     assert len(batch) == len(records)
-    return batch.iloc[0].to_dict()
+    row = batch.iloc[0].to_dict()
+    return {**row, "diff": json.loads(row["diff"])}  # the JSON text the warehouse stores
 
 
 def field(enginy_field, crm_field, option="enginy_overwrites_crm"):
@@ -75,6 +77,25 @@ def test_an_update_writes_only_the_fields_that_change() -> None:
     assert row["fields"] == {"Title": "CTO"}
     assert row["diff"] == [{"field": "Title", "crm_value": "Engineer", "new_value": "CTO",
                             "rule": "enginy_overwrites_crm"}]
+
+
+def test_the_diff_is_the_json_the_warehouse_stores_for_values_of_every_kind() -> None:
+    # Text is turned to JSON by DuckDB, numbers and mixed columns by the warehouse's own encoder:
+    # either way the stored diff reads back as the values the CRM holds and the export writes.
+    records = [enginy(id="e1", first_name='Ada "the first"\nLovelace', employees="1,200"),
+               enginy(id="e2", first_name="Grace", employees=None)]
+    matches = [("e1", "matched", "c1"), ("e2", "matched", "c2")]
+    crm = [crm_record("c1", FirstName=None, Employees=12), crm_record("c2", FirstName="G.", Employees=40)]
+    batch = build_batch(pd.DataFrame(records), pd.DataFrame(matches, columns=["enginy_id", "outcome", "crm_id"]),
+                        pd.DataFrame(crm, columns=["crm_id", "last_modified", "owner_id", "raw"]),
+                        [field("first_name", "FirstName"), field("employees", "Employees")], SCHEMA,
+                        Launch(owner_id="005NEW", overwrite_owner=True))
+    rule = "enginy_overwrites_crm"
+    owner = {"field": "owner", "crm_value": "005OWNER", "new_value": "005NEW", "rule": "chosen at launch"}
+    assert [json.loads(d) for d in batch["diff"]] == [
+        [{"field": "FirstName", "crm_value": None, "new_value": 'Ada "the first"\nLovelace', "rule": rule},
+         {"field": "Employees", "crm_value": 12, "new_value": 1200, "rule": rule}, owner],
+        [{"field": "FirstName", "crm_value": "G.", "new_value": "Grace", "rule": rule}, owner]]
 
 
 def test_nothing_to_change_is_a_skip_with_that_reason() -> None:
