@@ -127,9 +127,9 @@ def test_a_run_that_changed_some_records_replaces_only_their_rows(tmp_path: Path
 def test_crm_records_are_found_by_the_enginy_id_among_their_raw_fields(tmp_path: Path, kind: str) -> None:
     """How a batch of a few changed records finds the CRM records an earlier push created for them,
     without reading the snapshot: by the Enginy id field inside each record's raw JSON."""
-    snapshot = pd.DataFrame({"crm_id": ["a", "b", "c", "d"],
+    snapshot = pd.DataFrame({"crm_id": ["a", "b", "c", "d", "e"],
                              "raw": [{"Enginy_Id__c": "e1", "Title": "CEO"}, {"Enginy_Id__c": "e2"},
-                                     {"Enginy_Id__c": None}, {"Title": "e1"}]})
+                                     {"Enginy_Id__c": None}, {"Title": "e1"}, {"Enginy Id": "e3", "a/b~c": "e4"}]})
     with fresh_schema("json_key") as schema:
         warehouse = (Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}") if kind == "duckdb"
                      else Warehouse(url=f"{SERVER}/test", schema_name=schema))
@@ -137,8 +137,11 @@ def test_crm_records_are_found_by_the_enginy_id_among_their_raw_fields(tmp_path:
         found = warehouse.rows_with_keys("crm_contacts", "raw", ["e1", "e9"], json_field="Enginy_Id__c")
         assert found["crm_id"].tolist() == ["a"]
         assert json.loads(found["raw"].iloc[0]) == {"Enginy_Id__c": "e1", "Title": "CEO"}
-        with pytest.raises(ValueError, match="not a CRM field name"):
-            warehouse.rows_with_keys("crm_contacts", "raw", ["e1"], json_field="x' OR '1'='1")
+        # Any name a CRM gives its field (TribeCRM's is a label with a space); a name is never SQL.
+        found = warehouse.rows_with_keys("crm_contacts", "raw", ["e3", "e1"], json_field="Enginy Id")
+        assert found["crm_id"].tolist() == ["e"]
+        assert warehouse.rows_with_keys("crm_contacts", "raw", ["e4"], json_field="a/b~c")["crm_id"].tolist() == ["e"]
+        assert warehouse.rows_with_keys("crm_contacts", "raw", ["e1"], json_field="x' OR '1'='1").empty
 
 
 def _hold_lock(path: str, seconds: float, ready) -> None:

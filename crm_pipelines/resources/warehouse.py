@@ -37,8 +37,6 @@ WAREHOUSE_SCHEMA_ENV = "CRM_PIPELINES_WAREHOUSE_SCHEMA"
 DEFAULT_WAREHOUSE_URL = "duckdb:///data/warehouse.duckdb"
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# CRM field names: API names, Pipedrive's hash keys (a leading digit), Dataverse's logical names.
-_FIELD_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def sql_identifier(name: str) -> str:
@@ -316,11 +314,16 @@ class Warehouse(dg.ConfigurableResource):
         among its raw fields)."""
         table = self.table(name)
         column = f"t.{sql_identifier(key)}"
+        params: dict[str, str] = {}
         if json_field is not None:
-            if not _FIELD_NAME.match(json_field):  # a CRM's field name, never data: nothing to quote
-                raise ValueError(f"{json_field!r} is not a CRM field name this query can read")
-            column = (f"json_extract_string({column}, '$.\"{json_field}\"')" if self.kind == "duckdb"
-                      else f"(CAST({column} AS json) ->> '{json_field}')")
+            # The field's name is bound, not written into the SQL: any name a CRM gives a field
+            # ("Enginy Id" in TribeCRM) is read. DuckDB is given it as a JSON pointer.
+            if self.kind == "duckdb":
+                params["field"] = "/" + json_field.replace("~", "~0").replace("/", "~1")
+                column = f"json_extract_string({column}, $field)"
+            else:
+                params["field"] = json_field
+                column = f"(CAST({column} AS json) ->> :field)"
         wanted = pd.DataFrame({"wanted_key": pd.Series(keys, dtype=object).astype(str)}).drop_duplicates()
         # Compared as text (the keys are): a table's integer ids match too. On a text key the cast
         # is nothing, and the unique index still serves the join.
@@ -329,7 +332,7 @@ class Warehouse(dg.ConfigurableResource):
             with self._duckdb() as conn:
                 conn.register("wanted_keys", wanted)
                 try:
-                    return conn.execute(select).df()
+                    return conn.execute(select, params).df()
                 finally:
                     conn.unregister("wanted_keys")
         engine = self.engine()
@@ -337,7 +340,7 @@ class Warehouse(dg.ConfigurableResource):
             with engine.begin() as conn:
                 conn.execute(sa.text("CREATE TEMP TABLE wanted_keys (wanted_key VARCHAR) ON COMMIT DROP"))
                 _copy(conn, "wanted_keys", wanted)
-                return pd.read_sql(sa.text(select), conn)
+                return pd.read_sql(sa.text(select), conn, params=params)
         finally:
             engine.dispose()
 
