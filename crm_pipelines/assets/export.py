@@ -133,13 +133,12 @@ def _batch_inputs(warehouse: Warehouse, since: str, tables: dict[str, str], engi
 
     ids = records["id"].tolist()
     matches = rows(tables["matches"], "enginy_id", ids)
-    if since:
-        matched = matches.loc[matches["outcome"].eq("matched"), "crm_id"].dropna().astype(str).tolist()
-        snapshot = pd.concat([warehouse.rows_with_keys(tables["crm_records"], "crm_id", matched),
-                              warehouse.rows_with_keys(tables["crm_records"], "raw", ids, json_field=enginy_id_field)],
-                             ignore_index=True).drop_duplicates("crm_id")
-    else:
-        snapshot = warehouse.read_table(tables["crm_records"])
+    # Only the CRM records a batch can touch, in full runs too: those matched, and those holding
+    # one of the records' Enginy ids. On a first sync that is under half of a million-record snapshot.
+    matched = matches.loc[matches["outcome"].eq("matched"), "crm_id"].dropna().astype(str).tolist()
+    snapshot = pd.concat([warehouse.rows_with_keys(tables["crm_records"], "crm_id", matched),
+                          warehouse.rows_with_keys(tables["crm_records"], "raw", ids, json_field=enginy_id_field)],
+                         ignore_index=True).drop_duplicates("crm_id")
     companies = (rows("company_matches", "enginy_id", records["company_id"].dropna().astype(str).tolist())
                  if "company_matches" in tables else None)
     rollups = None
