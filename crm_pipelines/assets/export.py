@@ -169,29 +169,33 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         integration_config = integration.load()
         mappings = getattr(integration_config.field_mapping, tab) or []
         client = crm.client()
-        inputs = _batch_inputs(warehouse, config.only_changed_since, tables, client.enginy_id_field)
-        records, snapshot = inputs.records, inputs.snapshot  # each record's CRM fields (raw) still JSON text
-        matches = known_by_enginy_id(match_outcomes(inputs.matches), snapshot, client.enginy_id_field)
+        # The snapshot's records hold their CRM fields (raw) as JSON text still.
+        records, match_rows, snapshot, company_match_rows, rollups = _batch_inputs(
+            warehouse, config.only_changed_since, tables, client.enginy_id_field)
+        matches = known_by_enginy_id(match_outcomes(match_rows), snapshot, client.enginy_id_field)
         # Only the records this batch can update are parsed: the rest of a million-record snapshot
         # would be a dict per record held through the step for nothing.
         crm_records = parse_json(snapshot[is_in(snapshot["crm_id"], matches["crm_id"].dropna().unique())])
+        del snapshot  # its text, parsed where needed, is not held beside the parsed fields
         campaign, campaign_mapping, links = None, None, None
         # Salesforce and Dataverse leads name their company in a text field; Pipedrive's hang on one.
         linked = obj == "contacts" or (obj == "leads" and getattr(client, "leads_link_to_companies", False))
         if linked and integration_config.associations.contacts_to_companies:
-            links = _company_links(records, inputs.company_matches)
-        if inputs.campaign_rollups is not None:
-            table = inputs.campaign_rollups
-            key = "contact_id" if "contact_id" in table else table.columns[0]
-            campaign = table.assign(**{key: table[key].astype(str)}).set_index(key)
+            links = _company_links(records, company_match_rows)
+        if rollups is not None:
+            key = "contact_id" if "contact_id" in rollups else rollups.columns[0]
+            campaign = rollups.assign(**{key: rollups[key].astype(str)}).set_index(key)
             campaign_mapping = getattr(integration_config.campaign_mapping, tab) or {}
         batch = build_batch(records, matches, crm_records, mappings,
                             _schema(crm_schema, tab), config.launch(integration_config),
                             _owners(integration_config, crm_users, enginy_users),
                             campaign, campaign_mapping, links,
                             one_company_per_contact=not getattr(client, "contacts_link_many_companies", False))
+        # Let go of what only the build needed: at a million, the matched records' parsed fields
+        # alone are a gigabyte the rules below would otherwise run beside.
+        del crm_records, company_match_rows, rollups, campaign, links
         batch = batch.merge(matches[["enginy_id", "outcome"]], on="enginy_id", how="left")
-        batch = leave_to_other_object(batch, inputs.matches, tab)
+        batch = leave_to_other_object(batch, match_rows, tab)
         batch = one_create_per_identifier(batch, records, obj)
         batch = one_update_per_crm_record(batch, records)
         batch["batch_id"] = context.run_id  # the write ledger keys writes by the batch they belong to
