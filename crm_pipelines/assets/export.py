@@ -125,7 +125,8 @@ class BatchInputs(NamedTuple):
 def _batch_inputs(warehouse: Warehouse, since: str, tables: dict[str, str], enginy_id_field: str) -> BatchInputs:
     """What a batch is built from. Every record's rows for a full batch; for a batch of the records
     changed since ``since``, only their rows of each table, read by key: a run after a thousand
-    edits reads a thousand records' rows, not a million-record snapshot."""
+    edits reads a thousand records' rows, not a million-record snapshot. Of the CRM snapshot, in
+    either case, only the records the batch can touch."""
     records = changed_records(warehouse, tables["records"], since).assign(id=lambda f: f["id"].astype(str))
 
     def rows(name: str, key: str, keys: list[str]) -> pd.DataFrame:

@@ -79,7 +79,8 @@ def leave_to_other_object(batch: pd.DataFrame, matches: pd.DataFrame, tab: str) 
     if "crm_object" not in matches or tab == "companies":
         return batch
     other = matches[matches["outcome"].eq("matched") & matches["crm_object"].ne(tab)]
-    where = pd.Series(other["crm_object"].astype(str).to_numpy(object), index=other["enginy_id"].astype(str).to_numpy(object))
+    where = pd.Series(other["crm_object"].astype(str).to_numpy(object),
+                      index=other["enginy_id"].astype(str).to_numpy(object))
     where = where[~where.index.duplicated(keep="last")]
     hit = is_in(batch["enginy_id"], where.index)
     batch.loc[hit, "action"] = "skip"
