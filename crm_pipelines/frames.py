@@ -34,6 +34,20 @@ def is_in(column: pd.Series, values: Iterable[object]) -> pd.Series:
     return pd.Series(found.to_numpy(zero_copy_only=False).astype(bool), index=column.index, dtype=bool)
 
 
+def lookup(keys: Iterable[object], values: pd.Series) -> pd.Series:
+    """``keys`` -> ``values``, paired as ``dict(zip(keys, values))`` pairs them (a repeated key
+    keeps its last value), as a Series to ``map`` or ``reindex`` by: no dict of a million entries,
+    and the values keep their dtype."""
+    table = values.set_axis(pd.Index(keys))
+    return table[~table.index.duplicated(keep="last")]
+
+
+def json_pointer(field: str) -> str:
+    """The JSON pointer to a record's top-level ``field``, whatever its name holds (a space,
+    ``/``, ``~``, quotes): how DuckDB's JSON functions are told which field to read."""
+    return "/" + field.replace("~", "~0").replace("/", "~1")
+
+
 def to_json(value: Any) -> str:
     """The JSON text the warehouse stores a nested value (a dict, a list) as."""
     # orjson: several times faster than json over a million-row batch's fields and diffs;

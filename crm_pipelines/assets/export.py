@@ -31,7 +31,7 @@ from crm_pipelines.export.values import FieldSpec
 from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
-from crm_pipelines.frames import is_in
+from crm_pipelines.frames import is_in, lookup
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import LedgerTable, Warehouse, parse_json_columns
 
@@ -107,11 +107,11 @@ def _company_links(records: pd.DataFrame, company_matches: pd.DataFrame) -> pd.S
     """Enginy record id -> the CRM id of the company its Enginy company matched, for the records
     whose company did."""
     company = match_outcomes(company_matches)
-    matched = company[company["outcome"].eq("matched")].drop_duplicates("enginy_id", keep="last")
-    crm_company = pd.Series(matched["crm_id"].to_numpy(object), index=matched["enginy_id"].to_numpy(object))
+    matched = company[company["outcome"].eq("matched")]
+    crm_company = lookup(matched["enginy_id"], matched["crm_id"].astype(object))
     links = pd.Series(records["company_id"].astype("string").map(crm_company).to_numpy(object),
                       index=records["id"].to_numpy(object), dtype=object).dropna()
-    return links[~links.index.duplicated(keep="last")]
+    return lookup(links.index, links)
 
 
 class BatchInputs(NamedTuple):
@@ -203,7 +203,7 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         if linked:
             # Contacts of a company this export creates get its id when the push has it.
             company_of = pd.Series(records["company_id"].astype("string").to_numpy(), index=records["id"])
-            batch["company_enginy_id"] = batch["enginy_id"].map(company_of[~company_of.index.duplicated(keep="last")])
+            batch["company_enginy_id"] = batch["enginy_id"].map(lookup(company_of.index, company_of))
         context.log.info("%s batch: %s", obj, batch["action"].value_counts().to_dict())
         scope = (f"Enginy records updated after {config.only_changed_since}" if config.only_changed_since
                  else SCOPE_EVERY_RECORD)

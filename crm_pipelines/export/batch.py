@@ -131,9 +131,9 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     updating = kept & matched[decided]
     action[decided[kept & ~matched[decided]]] = "create"
     has_fields = np.fromiter(map(bool, decision.fields), dtype=bool, count=len(decided))
-    changes = has_fields | sets_owner | pd.notna(links["company_crm_id"][decided])
-    action[decided[updating & changes]] = "update"
-    reason[decided[updating & ~changes]] = "nothing to change"
+    writes_something = has_fields | sets_owner | pd.notna(links["company_crm_id"][decided])
+    action[decided[updating & writes_something]] = "update"
+    reason[decided[updating & ~writes_something]] = "nothing to change"
 
     def cells(decided_values: list, empty: type) -> np.ndarray:
         """A column of ``decided_values`` at the rows kept, an empty one elsewhere (an object array
@@ -227,13 +227,14 @@ def _diff_lists(n: int, decided: np.ndarray, changes: list[_Change]) -> pd.Serie
         changed[at] = True
         columns[f"changes_{k}"] = pa.array(changed)
         sql = []
-        for name, values in (("crm_value", change.crm_values), ("new_value", change.new_values), ("rule", change.rule)):
+        for name, values in (("crm_value", change.crm_values), ("new_value", change.new_values),
+                             ("rule", change.rule)):
             if isinstance(values, str):  # one rule for every row
-                sql.append(sql_text(to_json(values)))
+                sql.append(_sql_text(to_json(values)))
                 continue
             columns[f"{name}_{k}"], expression = _json_values(n, at, values[change.rows])
             sql.append(expression.format(column=f"{name}_{k}"))
-        parts.append(f"CASE WHEN changes_{k} THEN '{{\"field\":' || {sql_text(to_json(change.field))} || "
+        parts.append(f"CASE WHEN changes_{k} THEN '{{\"field\":' || {_sql_text(to_json(change.field))} || "
                      f"',\"crm_value\":' || {sql[0]} || ',\"new_value\":' || {sql[1]} || ',\"rule\":' || {sql[2]} "
                      "|| '}' END")
     connection = duckdb.connect()
@@ -261,7 +262,7 @@ def _json_values(n: int, at: np.ndarray, values: np.ndarray) -> tuple[pa.Array, 
     return pa.array(placed, type=pa.string()), "{column}"
 
 
-def sql_text(text: str) -> str:
+def _sql_text(text: str) -> str:
     """``text`` as a SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 

@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from crm_pipelines.frames import is_in
+from crm_pipelines.frames import is_in, json_pointer, lookup
 from crm_pipelines.matching.normalize import normalize_column
 
 
@@ -32,9 +32,8 @@ def field_values(raw: pd.Series, field: str) -> pd.Series:
     try:
         # Through Arrow: the warehouse's text column goes in without a Python object per row.
         connection.register("snapshot", pa.table({"raw": pa.array(raw, type=pa.string(), from_pandas=True)}))
-        path = '$."' + field.replace('"', '') + '"'
         values = connection.sql("SELECT json_extract_string(raw, $path) AS value FROM snapshot",
-                                params={"path": path}).to_arrow_table().column("value")
+                                params={"path": json_pointer(field)}).to_arrow_table().column("value")
     finally:
         connection.close()
     return pd.Series(values.to_numpy(zero_copy_only=False), index=raw.index, dtype=object)
@@ -54,8 +53,7 @@ def known_by_enginy_id(matches: pd.DataFrame, crm_records: pd.DataFrame, field: 
     value = field_values(live["raw"], field)
     held = value.notna().to_numpy() & value.astype(str).ne("").to_numpy()
     # Enginy id -> the CRM record holding it (the last, where several do).
-    owned = pd.Series(live["crm_id"][held].to_numpy(object), index=value[held].astype(str).to_numpy(object))
-    owned = owned[~owned.index.duplicated(keep="last")]
+    owned = lookup(value[held].astype(str), live["crm_id"][held])
     hit = is_in(matches["enginy_id"], owned.index)
     matches = matches.copy()
     matches.loc[hit, "outcome"] = "matched"
@@ -79,9 +77,7 @@ def leave_to_other_object(batch: pd.DataFrame, matches: pd.DataFrame, tab: str) 
     if "crm_object" not in matches or tab == "companies":
         return batch
     other = matches[matches["outcome"].eq("matched") & matches["crm_object"].ne(tab)]
-    where = pd.Series(other["crm_object"].astype(str).to_numpy(object),
-                      index=other["enginy_id"].astype(str).to_numpy(object))
-    where = where[~where.index.duplicated(keep="last")]
+    where = lookup(other["enginy_id"].astype(str), other["crm_object"].astype(str))
     hit = is_in(batch["enginy_id"], where.index)
     batch.loc[hit, "action"] = "skip"
     crm_object = batch.loc[hit, "enginy_id"].map(where)
@@ -131,8 +127,8 @@ def one_update_per_crm_record(batch: pd.DataFrame, records: pd.DataFrame) -> pd.
     if not matched["crm_id"].duplicated().any():
         return batch
     updated = records["updated_at"] if "updated_at" in records else pd.Series(pd.NaT, index=records.index)
-    updated = pd.to_datetime(updated, utc=True).set_axis(records["id"].astype(str))
-    changed = updated[~updated.index.duplicated(keep="last")].reindex(matched["enginy_id"].astype(str)).to_numpy()
+    changed = lookup(records["id"].astype(str), pd.to_datetime(updated, utc=True))
+    changed = changed.reindex(matched["enginy_id"].astype(str)).to_numpy()
     order = matched.assign(changed=changed).sort_values(["changed", "enginy_id"], ascending=[False, True])
     winner = order.drop_duplicates("crm_id").set_index("crm_id")["enginy_id"]
     losers = order.index[order["enginy_id"].ne(order["crm_id"].map(winner)) & order["action"].eq("update")]

@@ -30,7 +30,7 @@ from pydantic import Field
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from crm_pipelines.export.ledger import LEDGER_SQL_TYPES
-from crm_pipelines.frames import is_in, to_json
+from crm_pipelines.frames import is_in, json_pointer, to_json
 
 WAREHOUSE_URL_ENV = "CRM_PIPELINES_WAREHOUSE_URL"
 WAREHOUSE_SCHEMA_ENV = "CRM_PIPELINES_WAREHOUSE_SCHEMA"
@@ -317,9 +317,9 @@ class Warehouse(dg.ConfigurableResource):
         params: dict[str, str] = {}
         if json_field is not None:
             # The field's name is bound, not written into the SQL: any name a CRM gives a field
-            # ("Enginy Id" in TribeCRM) is read. DuckDB is given it as a JSON pointer.
+            # ("Enginy Id" in TribeCRM) is read.
             if self.kind == "duckdb":
-                params["field"] = "/" + json_field.replace("~", "~0").replace("/", "~1")
+                params["field"] = json_pointer(json_field)
                 column = f"json_extract_string({column}, $field)"
             else:
                 params["field"] = json_field
