@@ -22,7 +22,7 @@ from crm_pipelines.export.associations import (REMOVED_ASSOCIATIONS, REMOVED_COL
 from crm_pipelines.export.batch import Launch, Owners, build_batch
 from crm_pipelines.export.batch_rules import (known_by_enginy_id, leave_to_other_object, match_outcomes,
                                               one_create_per_identifier, one_update_per_crm_record)
-from crm_pipelines.export.dry_run import ACTIONS, DRY_RUN_COLUMNS, render_dry_run, write_dry_run
+from crm_pipelines.export.dry_run import DRY_RUN_COLUMNS, action_counts, render_dry_run, write_dry_run
 from crm_pipelines.export.gates import GATE_COLUMNS, expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
 from crm_pipelines.export.push import outcomes, per_second, run_push
@@ -240,16 +240,15 @@ def _dry_run_asset(batches: list[str]) -> dg.AssetsDefinition:
               description="What the next push would do, record by record — each write's field diff, each skip "
                           "and rejection with its reason — without pushing. The nightly reconciliation attaches it.")
     def export_dry_run(config: DryRunConfig, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
-        present = {name: warehouse.read_table(name, DRY_RUN_COLUMNS)
+        present = {name: warehouse.read_arrow(name, DRY_RUN_COLUMNS)
                    for name in batches if name in warehouse.table_names()}
         path = Path(config.report_dir) / "export_dry_run.txt"
         write_dry_run(present, path)
-        counts = pd.DataFrame([{"batch": name, "action": action, "rows": int((batch["action"] == action).sum())}
-                               for name, batch in present.items() for action in ACTIONS])
+        counts = action_counts(present)
         shown = "\n".join(render_dry_run(present, limit=20))
         return dg.Output(counts, metadata={
-            **{f"{name}_{action}": int((batch["action"] == action).sum())
-               for name, batch in present.items() for action in ("create", "update")},
+            **{f"{row.batch}_{row.action}": row.rows for row in counts.itertuples()
+               if row.action in ("create", "update")},
             "diff": dg.MetadataValue.md(f"```\n{shown.strip() or '(no batch yet)'}\n```"),
             "full_dry_run": dg.MetadataValue.path(str(path.resolve()))})
 

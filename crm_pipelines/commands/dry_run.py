@@ -27,6 +27,6 @@ def dry_run(
         typer.echo(f"{warehouse.describe()} has no export batch yet: materialize the *_export_batch assets "
                    "first; this command only reads them.", err=True)
         raise typer.Exit(2)
-    batches = {name: warehouse.read_table(name, DRY_RUN_COLUMNS) for name in present}
+    batches = {name: warehouse.read_arrow(name, DRY_RUN_COLUMNS) for name in present}
     for line in render_dry_run(batches, limit, show_skips):
         typer.echo(line)

@@ -8,11 +8,12 @@ without holding it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 ACTIONS = ("create", "update", "skip", "reject")
 # The batch columns the dry run shows (a reader can load just these).
@@ -35,63 +36,73 @@ CREATE MACRO shown(v) AS CASE
 
 
 def _batch_sql(index: int, name: str, limit: int | None, show_skips: bool) -> str:
-    """The lines of one batch as (batch, part, position, text) rows; a write's text holds its
-    record line and its field lines."""
+    """The lines of one batch in the order they are shown; a write's text holds its record line
+    and its field lines. No ORDER BY: DuckDB keeps a single table's row order through WHERE,
+    LIMIT, SELECT and UNION ALL, so the text streams out in batch order without a sort of a
+    million rows of text (which cost gigabytes)."""
     relation = f"batch_{index}"
     quoted_name = name.replace("'", "''")
     counts = " || ', ' || ".join(f"count_if(action = '{a}') || ' {a}'" for a in ACTIONS)
-    within = "" if limit is None else f"WHERE rank <= {int(limit)}"
-
-    def first(actions: str) -> str:
-        """The rows of these actions in batch order, numbered, the first ``limit`` of them."""
-        return (f"(SELECT *, row_number() OVER (ORDER BY position) AS rank FROM {relation} "
-                f"WHERE action IN ({actions})) {within}")
-
+    first = "" if limit is None else f" LIMIT {int(limit)}"
     row_start = "'  ' || rpad(upper(action), 7, ' ') || ' Enginy ' || coalesce(enginy_id, '')"
-    blank = "" if index == 0 else f"SELECT {index}, 0, 0, '' UNION ALL\n"
-    parts = f"""{blank}SELECT {index}, 1, 0, '{quoted_name}: ' || {counts} FROM {relation}
+    blank = "" if index == 0 else "SELECT '' UNION ALL\n"
+    parts = f"""{blank}(SELECT '{quoted_name}: ' || {counts} FROM {relation})
     UNION ALL
-    SELECT {index}, 2, rank, {row_start} || ' → '
+    (SELECT {row_start} || ' → '
         || CASE WHEN action = 'update' THEN 'CRM ' || coalesce(crm_id, '') ELSE 'new record' END
         || coalesce(array_to_string(list_transform(from_json(diff, '{_DIFF_SHAPE}'),
                lambda c: chr(10) || '      ' || c.field || ': ' || shown(c.crm_value) || ' → ' || shown(c.new_value)
                     || '  (' || coalesce(c.rule, '') || ')'), ''), '')
-    FROM {first("'create', 'update'")}"""
+    FROM {relation} WHERE action IN ('create', 'update'){first})"""
     if limit is not None:
         parts += f"""
     UNION ALL
-    SELECT {index}, 3, 0, '  … ' || (count(*) - {int(limit)}) || ' more writes (--limit)' FROM {relation}
-    WHERE action IN ('create', 'update') HAVING count(*) > {int(limit)}"""
+    (SELECT '  … ' || (count(*) - {int(limit)}) || ' more writes (--limit)' FROM {relation}
+    WHERE action IN ('create', 'update') HAVING count(*) > {int(limit)})"""
     if show_skips:
         parts += f"""
     UNION ALL
-    SELECT {index}, 4, rank, {row_start} || ': ' || coalesce(reason, '')
-    FROM {first("'skip', 'reject'")}"""
+    (SELECT {row_start} || ': ' || coalesce(reason, '') FROM {relation} WHERE action IN ('skip', 'reject'){first})"""
     return parts
 
 
-def _connection(batches: dict[str, pd.DataFrame]) -> duckdb.DuckDBPyConnection:
+def _text_columns(batch: pd.DataFrame | pa.Table) -> pa.Table:
+    """The dry run's columns of a batch as Arrow text, whatever type an empty or all-null column
+    was read back as; a column the batch lacks is all null. Arrow, so DuckDB scans it in place."""
+    table = batch if isinstance(batch, pa.Table) else pa.Table.from_pandas(batch, preserve_index=False)
+    return pa.table({column: table[column].cast(pa.string()) if column in table.column_names
+                     else pa.nulls(len(table), pa.string()) for column in DRY_RUN_COLUMNS})
+
+
+def _connection(batches: Mapping[str, pd.DataFrame | pa.Table]) -> duckdb.DuckDBPyConnection:
     conn = duckdb.connect()
     conn.execute(_SHOWN_VALUE)
-    for index, frame in enumerate(batches.values()):
-        frame = frame.reindex(columns=list(DRY_RUN_COLUMNS))
-        # As text, whatever type an empty or all-null column was read back as.
-        stored = pd.DataFrame({column: frame[column].astype("string") for column in DRY_RUN_COLUMNS})
-        stored["position"] = np.arange(len(stored))
-        conn.register(f"batch_{index}", stored)
+    for index, batch in enumerate(batches.values()):
+        conn.register(f"batch_{index}", _text_columns(batch))
     return conn
 
 
-def _lines_sql(batches: dict[str, pd.DataFrame], limit: int | None, show_skips: bool) -> str:
-    parts = [_batch_sql(i, name, limit, show_skips) for i, name in enumerate(batches)]
-    return ("SELECT text FROM (" + "\nUNION ALL\n".join(parts) + ") AS lines(batch, part, position, text) "
-            "ORDER BY batch, part, position")
+def _lines_sql(batches: Mapping[str, object], limit: int | None, show_skips: bool) -> str:
+    return "\nUNION ALL\n".join(_batch_sql(i, name, limit, show_skips) for i, name in enumerate(batches))
 
 
-def render_dry_run(batches: dict[str, pd.DataFrame], limit: int = 50, show_skips: bool = True) -> list[str]:
+def action_counts(batches: Mapping[str, pd.DataFrame | pa.Table]) -> pd.DataFrame:
+    """Rows per batch and action (batch, action, rows), every action of every batch listed."""
+    if not batches:
+        return pd.DataFrame({"batch": pd.Series(dtype=str), "action": pd.Series(dtype=str),
+                             "rows": pd.Series(dtype="int64")})
+    with _connection(batches) as conn:
+        per_batch = [conn.execute(f"SELECT {', '.join(f'count_if(action = {a!r})' for a in ACTIONS)} "
+                                  f"FROM batch_{i}").fetchone() for i in range(len(batches))]
+    return pd.DataFrame([{"batch": name, "action": action, "rows": int(rows)}
+                         for name, counts in zip(batches, per_batch) for action, rows in zip(ACTIONS, counts)])
+
+
+def render_dry_run(batches: Mapping[str, pd.DataFrame | pa.Table], limit: int = 50,
+                   show_skips: bool = True) -> list[str]:
     """Per batch: its counts, each of its first ``limit`` writes with its field diff (CRM value →
     new value), then its first ``limit`` skips and rejections with their reasons. ``batches``
-    hold the stored columns, the diff as JSON text."""
+    hold the stored columns (frames or Arrow tables), the diff as JSON text."""
     if not batches:
         return []
     with _connection(batches) as conn:
@@ -99,7 +110,7 @@ def render_dry_run(batches: dict[str, pd.DataFrame], limit: int = 50, show_skips
     return [line for text in texts for line in text.split("\n")]
 
 
-def write_dry_run(batches: dict[str, pd.DataFrame], path: Path) -> None:
+def write_dry_run(batches: Mapping[str, pd.DataFrame | pa.Table], path: Path) -> None:
     """Every write, skip and rejection of every batch to ``path``, as ``render_dry_run`` shows them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not batches:

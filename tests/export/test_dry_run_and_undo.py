@@ -1,16 +1,21 @@
 """`crm-pipelines dry-run` prints what a push would do; the undo_associations job puts back the
 company links an export removed."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from crm_pipelines.assets.export import undo_associations
 from crm_pipelines.cli import app
 from crm_pipelines.export.writes import Write
 from crm_pipelines.crms.salesforce.client import SalesforceResource
+from crm_pipelines.export.dry_run import DRY_RUN_COLUMNS
 from crm_pipelines.resources.warehouse import Warehouse
+from tests.postgres import TEST_DB_URL, fresh_schema
 
 BATCH = pd.DataFrame({
     "enginy_id": ["e1", "e2", "e3", "e4"], "action": ["create", "update", "skip", "reject"],
@@ -53,6 +58,49 @@ def test_the_full_dry_run_shows_every_value_as_python_prints_it_each_on_its_line
         "  UPDATE  Enginy e2 → CRM 003C",
         "      Title: 'A' → 'B'  ()",
         "  SKIP    Enginy e1: nothing to change"]
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
+def test_the_dry_run_lists_rows_in_batch_order_and_the_limit_takes_the_first(kind: str, tmp_path: Path) -> None:
+    """The text streams out unsorted: the batch's own order must survive DuckDB's vectors
+    (2,048 rows) and a PostgreSQL warehouse read as Arrow."""
+    from crm_pipelines.export.dry_run import action_counts, render_dry_run, write_dry_run
+
+    n = 5_000
+    actions = [("create", "update", "skip", "update", "reject")[i % 5] for i in range(n)]
+    batch = pd.DataFrame({"enginy_id": [f"e{n - i:05d}" for i in range(n)], "action": actions,
+                          "crm_id": [f"003{i}" if a == "update" else None for i, a in enumerate(actions)],
+                          "diff": [[{"field": "Title", "crm_value": None, "new_value": f"T{i}", "rule": "r"}]
+                                   if a in ("create", "update") else [] for i, a in enumerate(actions)],
+                          "reason": [None if a in ("create", "update") else f"why {i}" for i, a in enumerate(actions)]})
+    with _warehouse(kind, tmp_path) as warehouse:
+        warehouse.write_table("contact_export_batch", batch)
+        stored = {"contact_export_batch": warehouse.read_arrow("contact_export_batch", DRY_RUN_COLUMNS)}
+        path = tmp_path / "dry_run.txt"
+        write_dry_run(stored, path)
+        shown = render_dry_run(stored, limit=3)
+        counts = action_counts(stored)
+    writes = [i for i, a in enumerate(actions) if a in ("create", "update")]
+    left_out = [i for i, a in enumerate(actions) if a in ("skip", "reject")]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [line for line in lines if "Title:" in line] == [f"      Title: None → 'T{i}'  (r)" for i in writes]
+    assert [line.split(": ", 1)[1] for line in lines if ": why" in line] == [f"why {i}" for i in left_out]
+    assert shown[0] == "contact_export_batch: 1000 create, 2000 update, 1000 skip, 1000 reject"
+    assert [line.split()[2] for line in shown if line.startswith("  CREATE") or line.startswith("  UPDATE")] == [
+        f"e{n - i:05d}" for i in writes[:3]]
+    assert f"  … {len(writes) - 3} more writes (--limit)" in shown
+    assert [line.split()[2].rstrip(":") for line in shown if line.startswith(("  SKIP", "  REJECT"))] == [
+        f"e{n - i:05d}" for i in left_out[:3]]
+    assert dict(zip(counts["action"], counts["rows"])) == {"create": 1000, "update": 2000, "skip": 1000, "reject": 1000}
+
+
+@contextmanager
+def _warehouse(kind: str, tmp_path: Path) -> Iterator[Warehouse]:
+    if kind == "duckdb":
+        yield Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}")
+        return
+    with fresh_schema("dry_run") as schema:
+        yield Warehouse(url=TEST_DB_URL, schema_name=schema)
 
 
 def test_dry_run_without_batches_says_how_to_make_them(tmp_path: Path) -> None:
