@@ -1,9 +1,10 @@
 """Canonical CRM records: the one shape every CRM adapter hands over, whatever the CRM.
 
 Everything after the pull (matching, export, reports) works on these frames. The CRM's own
-fields travel along in ``raw`` (a dict per record) so field mapping and custom identifiers can
-still reach any of them. Adapters validate here, at the boundary, so a CRM returning something
-unexpected fails the pull with the column and the reason, not a later step with a KeyError.
+fields travel along in ``raw`` (a dict per record, or the JSON text the warehouse keeps it as) so
+field mapping and custom identifiers can still reach any of them. Adapters validate here, at the
+boundary, so a CRM returning something unexpected fails the pull with the column and the reason,
+not a later step with a KeyError.
 """
 
 import pandas as pd

@@ -7,6 +7,7 @@ snapshot, so a record that stops matching leaves the snapshot on its next change
 
 from typing import Any, Literal
 
+import orjson
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
@@ -44,6 +45,8 @@ def _field(raw: pd.Series, name: str) -> pd.Series:
     lowered = name.lower()
 
     def lookup(record: Any) -> Any:
+        if isinstance(record, str):  # as the warehouse keeps it, and as some pulls hand it over
+            record = orjson.loads(record) if record else None
         if not isinstance(record, dict):
             return None
         if name in record:

@@ -33,8 +33,10 @@ from crm_pipelines.crms.wire.query_literals import soql_string
 from crm_pipelines.crms.wire.retries import (
     TRANSIENT_ERRORS, TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries,
 )
+from crm_pipelines.frames import to_json
 
 T = TypeVar("T")
+P = TypeVar("P")  # what a pull makes of one page of records
 
 SOBJECTS = {"contacts": "Contact", "companies": "Account", "leads": "Lead", "users": "User"}
 # Salesforce refuses request URIs over 16,384 bytes; keep each query's URL well below.
@@ -175,20 +177,33 @@ class SalesforceClient:
         first = self._call(lambda sf: sf.query(_soql(sobject, chunks[0], where), include_deleted=deleted_too))
         count = first["totalSize"]
         bulk = count > self.settings.bulk_threshold
+        # One query's pages become canonical frames as they arrive, so a million records are never
+        # all held as dicts (3-4 KB each); fields split over several queries merge by Id first.
+        merging = len(chunks) > 1
+        convert = (lambda rows: rows) if merging else (lambda rows: _canonical(obj, rows, self.settings))
         rows_by_id: dict[str, dict[str, Any]] = {}
+        parts: list[pd.DataFrame] = []
         pages = 1 if bulk else 0  # a REST read counts the first page itself, as it resumes from it
         for i, fields in enumerate(chunks):
             if bulk:
                 # No ORDER BY: it turns PK chunking off, and the big pulls that use bulk then time out.
-                chunk_rows, chunk_pages = self._bulk_rows(sobject, _soql(sobject, fields, where, order=False),
-                                                          deleted_too)
+                chunk_parts, chunk_pages = self._bulk_rows(sobject, _soql(sobject, fields, where, order=False),
+                                                           deleted_too, convert)
             else:
-                chunk_rows, chunk_pages = self._rest_rows(_soql(sobject, fields, where), deleted_too,
-                                                          first if i == 0 else None)
+                chunk_parts, chunk_pages = self._rest_rows(_soql(sobject, fields, where), deleted_too, convert,
+                                                           first if i == 0 else None)
             pages += chunk_pages
-            for row in chunk_rows:
+            if not merging:
+                parts = chunk_parts
+                continue
+            for row in (row for part in chunk_parts for row in part):
                 rows_by_id.setdefault(row["Id"], {}).update(row)
-        records = _canonical(obj, list(rows_by_id.values()), self.settings)
+        if merging:
+            records = _canonical(obj, list(rows_by_id.values()), self.settings)
+        else:
+            # A record changed while the pages were read comes twice: its newer version stays.
+            records = pd.concat(parts, ignore_index=True).drop_duplicates("crm_id", keep="last")
+            records = records.reset_index(drop=True)
         if bulk and "last_modified" in records:
             # Bulk results come chunk by chunk in no promised order: put them in the order REST gives.
             records = records.sort_values(["last_modified", "crm_id"], kind="stable").reset_index(drop=True)
@@ -198,35 +213,40 @@ class SalesforceClient:
                           api_calls=self.api_calls - calls_before, pages=pages,
                           notes=[f"Bulk API 2.0 ({count:,} records)"] if bulk else [])
 
-    def _rest_rows(self, soql: str, deleted_too: bool,
-                   first: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], int]:
-        def read() -> tuple[list[dict[str, Any]], int]:
-            pages, rows = 0, []
+    def _rest_rows(self, soql: str, deleted_too: bool, convert: Callable[[list[dict[str, Any]]], P],
+                   first: dict[str, Any] | None = None) -> tuple[list[P], int]:
+        """Every page of a REST query, each as ``convert`` makes it of the page's flattened records."""
+        def read() -> tuple[list[P], int]:
+            pages, read_so_far, parts = 0, 0, []
             result = first if first is not None else self.sf.query(soql, include_deleted=deleted_too)
             while True:
                 pages += 1
-                rows.extend(_flatten(r) for r in result["records"])
+                parts.append(convert([_flatten(r) for r in result["records"]]))
+                read_so_far += len(result["records"])
                 if pages % PROGRESS_EVERY == 0:
-                    self.progress(f"{len(rows):,} of {result['totalSize']:,} records read in {pages} pages")
+                    self.progress(f"{read_so_far:,} of {result['totalSize']:,} records read in {pages} pages")
                 if result.get("done", True):
-                    return rows, pages
+                    return parts, pages
                 result = self.sf.query_more(result["nextRecordsUrl"], identifier_is_url=True,
                                             include_deleted=deleted_too)
 
         return self._call(lambda sf: read())
 
-    def _bulk_rows(self, sobject: str, soql: str, deleted_too: bool) -> tuple[list[dict[str, Any]], int]:
-        def read() -> tuple[list[dict[str, Any]], int]:
+    def _bulk_rows(self, sobject: str, soql: str, deleted_too: bool,
+                   convert: Callable[[list[dict[str, Any]]], P]) -> tuple[list[P], int]:
+        """Every result set of a Bulk API 2.0 query, each as ``convert`` makes it of its rows."""
+        def read() -> tuple[list[P], int]:
             job = getattr(self.sf.bulk2, sobject)
-            pages, rows = 0, []
+            pages, read_so_far, parts = 0, 0, []
             # simple-salesforce sleeps `wait` seconds before each poll of the job; 5 s by default.
             query = job.query_all if deleted_too else job.query
             for text in query(soql, wait=1):
                 pages += 1
-                rows.extend({k: (v if v != "" else None) for k, v in r.items()}
-                            for r in csv.DictReader(io.StringIO(text)))
-                self.progress(f"{sobject}: {len(rows):,} records read from Bulk API 2.0 in {pages} result sets")
-            return rows, pages
+                rows = [{k: (v if v != "" else None) for k, v in r.items()} for r in csv.DictReader(io.StringIO(text))]
+                read_so_far += len(rows)
+                parts.append(convert(rows))
+                self.progress(f"{sobject}: {read_so_far:,} records read from Bulk API 2.0 in {pages} result sets")
+            return parts, pages
 
         return self._call(lambda sf: read())
 
@@ -534,7 +554,8 @@ def _canonical(obj: CrmObject, rows: list[dict[str, Any]], settings: "Salesforce
         return frame[name] if name in frame else None
 
     n = len(frame)
-    raw = [{k: v for k, v in r.items()} for r in rows]
+    # The CRM's fields as the JSON text the warehouse keeps: the page's dicts can go at once.
+    raw = [to_json(r) for r in rows]
     if obj == "users":
         return CrmUser.validate(pd.DataFrame({
             "crm_id": col("Id"), "email": col("Email"), "first_name": col("FirstName"), "last_name": col("LastName"),
