@@ -191,7 +191,7 @@ def activities_to_send(planned: pd.DataFrame, ledger: pd.DataFrame) -> tuple[lis
     done = held.isin(FINAL)
     send = ready[~done.to_numpy()].assign(in_doubt=held[~done].notna().to_numpy())
     # A column at a time: pandas' to_dict of the plan boxed every value of every column.
-    occurred = [pd.Timestamp(t).to_pydatetime() for t in send["occurred_at"].tolist()]
+    occurred = pd.to_datetime(send["occurred_at"], utc=True).dt.to_pydatetime().tolist()
     owners = [None if is_empty(o) else o for o in send["owner_id"].tolist()]
     columns = [send[c].tolist() for c in ("event_id", "step_type", "crm_object", "crm_record_id", "subject",
                                           "description")]

@@ -37,6 +37,7 @@ from crm_pipelines.frames import to_json
 
 T = TypeVar("T")
 P = TypeVar("P")  # what a pull makes of one page of records
+W = TypeVar("W", Write, Activity)  # what a Bulk API 2.0 ingest job carries
 
 SOBJECTS = {"contacts": "Contact", "companies": "Account", "leads": "Lead", "users": "User"}
 # Salesforce refuses request URIs over 16,384 bytes; keep each query's URL well below.
@@ -443,27 +444,27 @@ class SalesforceClient:
                 for a, answer in zip(activities, answers)]
 
     def _bulk_create_tasks(self, activities: list[Activity]) -> list[WriteResult]:
-        """One Bulk API 2.0 insert job (simple-salesforce splits it where the CSV gets too big); one
+        """Bulk API 2.0 insert jobs, the CSV made here in parts a job takes, as record writes are
+        (simple-salesforce's insert rewrites and splits the CSV a line at a time in Python); one
         attempt, as log_once looks the Tasks up before any resend."""
         key = self.settings.activity_id_field
-        tasks = self._tasks(activities)
-        columns = sorted({k for t in tasks for k in t})
-        rows = [{c: t.get(c, "") for c in columns} for t in tasks]  # an empty cell sets nothing
+        rows = pd.DataFrame(self._tasks(activities), dtype=object)
+        rows = rows[sorted(rows.columns)].fillna("")  # an empty cell sets nothing
 
         def run(sf: Salesforce) -> dict[str, WriteResult]:
-            job = sf.bulk2.Task
+            jobs = sf.bulk2.Task._client
             by_key: dict[str, WriteResult] = {}
-            for info in job.insert(records=rows, wait=1):
-                for r in csv.DictReader(io.StringIO(job.get_successful_records(info["job_id"]))):
-                    by_key[r[key]] = WriteResult(r[key], "created", r["sf__Id"])
-                for r in csv.DictReader(io.StringIO(job.get_failed_records(info["job_id"]))):
-                    code, _, message = (r.get("sf__Error") or "").partition(":")
-                    by_key[r[key]] = WriteResult(r[key], "rejected", None, message.strip() or code, code or None)
+            for _, data in _job_parts(activities, rows):
+                job = jobs.create_job(Operation.insert)
+                jobs.upload_job_data(job["id"], data)
+                jobs.close_job(job["id"])
+                jobs.wait_for_job(job["id"], False, wait=1)
+                by_key.update(self._job_answers(sf, "Task", job["id"], key))
             return by_key
 
         by_key = self._call(run, attempts=1)
-        return [by_key.get(a.write_id) or WriteResult(a.write_id, "failed",
-                                                      error="Bulk API 2.0 reported nothing for this Task")
+        nothing = "Bulk API 2.0 reported nothing for this Task"
+        return [_answered(a, by_key.get(a.write_id)) or WriteResult(a.write_id, "failed", error=nothing)
                 for a in activities]
 
     def _find_tasks(self, keys: list[str]) -> dict[str, str]:
@@ -490,8 +491,8 @@ def _links(write: Write, sobject: str) -> dict[str, Any]:
     return fields
 
 
-def _job_parts(writes: list[Write], rows: pd.DataFrame) -> Iterator[tuple[list[Write], str]]:
-    """The writes and their CSV in parts a Bulk API 2.0 job takes: halved until each fits."""
+def _job_parts(writes: list[W], rows: pd.DataFrame) -> Iterator[tuple[list[W], str]]:
+    """The writes (or activities) and their CSV in parts a Bulk API 2.0 job takes: halved until each fits."""
     data = rows.to_csv(index=False, lineterminator="\n")
     if len(data.encode()) <= MAX_JOB_BYTES or len(writes) == 1:
         yield writes, data
@@ -501,8 +502,8 @@ def _job_parts(writes: list[Write], rows: pd.DataFrame) -> Iterator[tuple[list[W
     yield from _job_parts(writes[half:], rows.iloc[half:])
 
 
-def _answered(write: Write, answer: WriteResult | None) -> WriteResult | None:
-    """A job's answer for the row it was sent as, as this write's result."""
+def _answered(write: Write | Activity, answer: WriteResult | None) -> WriteResult | None:
+    """A job's answer for the row it was sent as, as this write's (or activity's) result."""
     if answer is None:
         return None
     return WriteResult(write.write_id, answer.status, answer.crm_id, answer.error, answer.error_code)
