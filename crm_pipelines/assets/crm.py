@@ -124,10 +124,12 @@ def crm_users(crm: CrmResource) -> dg.Output[pd.DataFrame]:
     return dg.Output(users, metadata={"users": len(users), "active": int(users["is_active"].sum())})
 
 
-@dg.asset(group_name=CRM_GROUP, io_manager_key="warehouse_io_manager", kinds={"pandas"},
+@dg.asset(group_name=CRM_GROUP, io_manager_key="warehouse_io_manager", kinds={"pandas"}, deps=["crm_contacts"],
           description="Contact ↔ company links as the CRM holds them (the contact's primary company).")
-def crm_associations(crm_contacts: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    live = crm_contacts[~crm_contacts["is_deleted"].astype(bool) & crm_contacts["account_id"].notna()]
+def crm_associations(warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
+    # The three columns the links are made of, not the whole snapshot with every record's raw fields.
+    contacts = warehouse.read_table("crm_contacts", ("crm_id", "account_id", "is_deleted"))
+    live = contacts[~contacts["is_deleted"].astype(bool) & contacts["account_id"].notna()]
     links = CrmAssociation.validate(pd.DataFrame({
         "contact_id": live["crm_id"], "company_id": live["account_id"], "is_primary": True}))
     return dg.Output(links.reset_index(drop=True), metadata={"associations": len(links)})
