@@ -2,12 +2,16 @@
 
 import uuid
 from contextlib import contextmanager
-from typing import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import sqlalchemy as sa
 
 SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 TEST_DB_URL = f"{SERVER}/test"
+
+if TYPE_CHECKING:
+    from crm_pipelines.resources.warehouse import Warehouse
 
 
 @contextmanager
@@ -23,6 +27,19 @@ def fresh_schema(prefix: str = "t") -> Iterator[str]:
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
         engine.dispose()
+
+
+@contextmanager
+def warehouse_on(kind: str, directory: Path) -> Iterator["Warehouse"]:
+    """An empty warehouse: a new DuckDB file in ``directory`` (kind "duckdb"), or else a new schema
+    in PostgreSQL database test."""
+    from crm_pipelines.resources.warehouse import Warehouse
+
+    if kind == "duckdb":
+        yield Warehouse(url=f"duckdb:///{directory / 'warehouse.duckdb'}")
+        return
+    with fresh_schema(kind) as schema:
+        yield Warehouse(url=TEST_DB_URL, schema_name=schema)
 
 
 @contextmanager

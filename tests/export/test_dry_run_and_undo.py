@@ -1,8 +1,6 @@
 """`crm-pipelines dry-run` prints what a push would do; the undo_associations job puts back the
 company links an export removed."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +13,7 @@ from crm_pipelines.export.writes import Write
 from crm_pipelines.crms.salesforce.client import SalesforceResource
 from crm_pipelines.export.dry_run import DRY_RUN_COLUMNS
 from crm_pipelines.resources.warehouse import Warehouse
-from tests.postgres import TEST_DB_URL, fresh_schema
+from tests.postgres import warehouse_on
 
 BATCH = pd.DataFrame({
     "enginy_id": ["e1", "e2", "e3", "e4"], "action": ["create", "update", "skip", "reject"],
@@ -73,7 +71,7 @@ def test_the_dry_run_lists_rows_in_batch_order_and_the_limit_takes_the_first(kin
                           "diff": [[{"field": "Title", "crm_value": None, "new_value": f"T{i}", "rule": "r"}]
                                    if a in ("create", "update") else [] for i, a in enumerate(actions)],
                           "reason": [None if a in ("create", "update") else f"why {i}" for i, a in enumerate(actions)]})
-    with _warehouse(kind, tmp_path) as warehouse:
+    with warehouse_on(kind, tmp_path) as warehouse:
         warehouse.write_table("contact_export_batch", batch)
         stored = {"contact_export_batch": warehouse.read_arrow("contact_export_batch", DRY_RUN_COLUMNS)}
         path = tmp_path / "dry_run.txt"
@@ -92,15 +90,6 @@ def test_the_dry_run_lists_rows_in_batch_order_and_the_limit_takes_the_first(kin
     assert [line.split()[2].rstrip(":") for line in shown if line.startswith(("  SKIP", "  REJECT"))] == [
         f"e{n - i:05d}" for i in left_out[:3]]
     assert dict(zip(counts["action"], counts["rows"])) == {"create": 1000, "update": 2000, "skip": 1000, "reject": 1000}
-
-
-@contextmanager
-def _warehouse(kind: str, tmp_path: Path) -> Iterator[Warehouse]:
-    if kind == "duckdb":
-        yield Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}")
-        return
-    with fresh_schema("dry_run") as schema:
-        yield Warehouse(url=TEST_DB_URL, schema_name=schema)
 
 
 def test_dry_run_without_batches_says_how_to_make_them(tmp_path: Path) -> None:

@@ -1,7 +1,5 @@
 """The write ledger keys a write by its intent, however the batch reached it."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +8,7 @@ import pytest
 from crm_pipelines.export.ledger import EXPORT_LEDGER, LEDGER_SQL_TYPES, Ledger, empty_ledger, writes_to_send
 from crm_pipelines.export.writes import WriteResult
 from crm_pipelines.resources.warehouse import LedgerTable, Warehouse, parse_json_columns
-from tests.postgres import TEST_DB_URL, fresh_schema
+from tests.postgres import warehouse_on
 
 BATCH = pd.DataFrame({"enginy_id": ["e1", "e2", "e3"], "action": ["create", "update", "skip"],
                       "crm_id": [None, "c2", None], "fields": [{"LastName": "A"}, {"Title": "CTO"}, {}],
@@ -52,25 +50,16 @@ def test_each_change_hands_back_only_the_rows_it_changed() -> None:
     assert len(ledger) == 1
 
 
-@contextmanager
-def _warehouse(kind: str, tmp_path: Path) -> Iterator[Warehouse]:
-    if kind == "duckdb":
-        yield Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}")
-        return
-    with fresh_schema("ledger") as schema:
-        yield Warehouse(url=TEST_DB_URL, schema_name=schema)
-
-
 @pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
 def test_the_ledger_table_upserts_by_write_id_and_takes_over_a_table_written_whole(kind: str, tmp_path: Path) -> None:
-    with _warehouse(kind, tmp_path) as warehouse:
+    with warehouse_on(kind, tmp_path) as warehouse:
         _upserts_by_write_id(warehouse)
 
 
 @pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
 def test_a_push_reads_the_entries_of_its_own_writes_and_the_counts_cover_the_whole_ledger(
         kind: str, tmp_path: Path) -> None:
-    with _warehouse(kind, tmp_path) as warehouse:
+    with warehouse_on(kind, tmp_path) as warehouse:
         table = LedgerTable(warehouse, EXPORT_LEDGER)
         book = Ledger()
         writes = writes_to_send("contacts", BATCH, empty_ledger())
@@ -100,7 +89,7 @@ def _upserts_by_write_id(warehouse: Warehouse) -> None:
 
 @pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
 def test_a_keyed_ledger_from_before_bulk_job_ids_gains_the_column_and_keeps_its_rows(kind: str, tmp_path: Path) -> None:
-    with _warehouse(kind, tmp_path) as warehouse:
+    with warehouse_on(kind, tmp_path) as warehouse:
         writes = writes_to_send("contacts", BATCH, empty_ledger())
         earlier = Ledger()
         warehouse.keep_keyed_table(EXPORT_LEDGER, {c: t for c, t in LEDGER_SQL_TYPES.items() if c != "job_id"},
@@ -117,7 +106,7 @@ def test_a_keyed_ledger_from_before_bulk_job_ids_gains_the_column_and_keeps_its_
 
 @pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
 def test_a_ledger_rebuild_that_fails_halfway_leaves_the_old_table_and_its_rows(kind: str, tmp_path: Path) -> None:
-    with _warehouse(kind, tmp_path) as warehouse:
+    with warehouse_on(kind, tmp_path) as warehouse:
         earlier = Ledger()
         earlier.mark_sent("contacts", writes_to_send("contacts", BATCH, empty_ledger()))
         # A value the keyed table's BIGINT column cannot take: the copy into the rebuilt table fails.

@@ -4,8 +4,6 @@ write them, then the dbt assets materialized by Dagster — on DuckDB and on Pos
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,19 +16,9 @@ from crm_pipelines.jobs import ROLLUPS_STEP
 from crm_pipelines.resources.dbt import warehouse_dbt
 from crm_pipelines.resources.warehouse import Warehouse, WarehouseIOManager
 from tests.conftest import once_per_run
-from tests.postgres import TEST_DB_URL, fresh_schema
+from tests.postgres import warehouse_on  # noqa: F401  (the rollup tests import it from here)
 
 TARGETS = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-@contextmanager
-def warehouse_on(target: str, directory: Path) -> Iterator[Warehouse]:
-    """An empty warehouse: a new DuckDB file, or a new schema in PostgreSQL database test."""
-    if target == "duckdb":
-        yield Warehouse(url=f"duckdb:///{directory / 'warehouse.duckdb'}")
-    else:
-        with fresh_schema("rollups") as schema:
-            yield Warehouse(url=TEST_DB_URL, schema_name=schema)
 
 
 def load_enginy(warehouse: Warehouse, tables: dict[str, pd.DataFrame]) -> None:
