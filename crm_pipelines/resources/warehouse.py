@@ -403,8 +403,7 @@ class Warehouse(dg.ConfigurableResource):
     def read_table(self, name: str, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
         """The table, or only ``columns`` of it: a step that reads a few columns of a million-row
         batch does not pay for converting the others."""
-        table = self.table(name)
-        select = f"SELECT {', '.join(map(sql_identifier, columns)) if columns else '*'} FROM {table}"
+        select = self._select(name, columns)
         if self.kind == "duckdb":
             with self._duckdb() as conn:
                 return _dataframe(conn, select)
@@ -415,13 +414,15 @@ class Warehouse(dg.ConfigurableResource):
         finally:
             engine.dispose()
 
+    def _select(self, name: str, columns: tuple[str, ...] | None) -> str:
+        return f"SELECT {', '.join(map(sql_identifier, columns)) if columns else '*'} FROM {self.table(name)}"
+
     def read_arrow(self, name: str, columns: tuple[str, ...]) -> pa.Table:
         """``columns`` of the table as Arrow: text stays in Arrow's buffers, without a Python
         object per value (a million-row batch's diffs are a gigabyte of text)."""
         if self.kind == "duckdb":
-            select = f"SELECT {', '.join(map(sql_identifier, columns))} FROM {self.table(name)}"
             with self._duckdb() as conn:
-                return conn.sql(select).to_arrow_table()
+                return conn.sql(self._select(name, columns)).to_arrow_table()
         return pa.Table.from_pandas(self.read_table(name, columns), preserve_index=False)
 
     def query(self, sql: str, params: dict | None = None) -> pd.DataFrame:
