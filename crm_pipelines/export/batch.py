@@ -74,10 +74,9 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     cannot be made — asking for it on every export would be an update that never lands.
 
     Decided a mapped field at a time over the whole batch, not a record at a time: a million-row
-    batch is a few dozen column operations. Only the rows' field dicts are built one by one, since
-    they are the output. Each row's ``diff`` is the JSON text of its list of changes, as the
-    warehouse stores it, put together a field at a time: a dict per change of a million rows
-    was gigabytes held until the warehouse turned them into this same text.
+    batch is a few dozen column operations. Each row's ``fields``, ``diff`` and ``writeback`` are
+    the JSON text the warehouse stores, put together a field at a time: a dict per row of a
+    million rows was gigabytes held until the warehouse turned them into this same text.
     """
     if launch.association == "primary_remove_previous" and not launch.confirm_remove_previous:
         raise ValueError("association type primary_remove_previous removes the contacts' current primary "
@@ -130,20 +129,12 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     action[decided[rejected]] = "reject"
     updating = kept & matched[decided]
     action[decided[kept & ~matched[decided]]] = "create"
-    has_fields = np.fromiter(map(bool, decision.fields), dtype=bool, count=len(decided))
+    has_fields = np.zeros(len(decided), dtype=bool)
+    for _, rows, _ in decision.fields:
+        has_fields |= rows
     writes_something = has_fields | sets_owner | pd.notna(links["company_crm_id"][decided])
     action[decided[updating & writes_something]] = "update"
     reason[decided[updating & ~writes_something]] = "nothing to change"
-
-    def cells(decided_values: list, empty: type) -> np.ndarray:
-        """A column of ``decided_values`` at the rows kept, an empty one elsewhere (an object array
-        from the start: numpy would make a list of lists two-dimensional)."""
-        column, elsewhere = np.empty(n, dtype=object), np.ones(n, dtype=bool)
-        column[decided[kept]] = np.fromiter(decided_values, dtype=object, count=len(decided))[kept]
-        elsewhere[decided[kept]] = False
-        column[elsewhere] = np.fromiter((empty() for _ in range(elsewhere.sum())), dtype=object,
-                                        count=elsewhere.sum())
-        return column
 
     # The rows kept show their changes; the owner's comes last.
     changes = [_Change(name, rows & kept, crm_values, new_values, rule)
@@ -153,9 +144,9 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     # Object columns even with no rows: pandas makes an empty list a float column, which the
     # batch's schema gate refuses (an incremental run with nothing changed has an empty batch).
     return pd.DataFrame({"enginy_id": enginy_id, "action": action, "crm_id": crm_id,
-                         "fields": pd.Series(cells(decision.fields, dict), dtype=object),
-                         "diff": diff, "owner_id": owner_id, **links,
-                         "reason": reason, "writeback": pd.Series(cells(decision.writeback, dict), dtype=object)},
+                         "fields": _json_objects(n, decided, kept, decision.fields), "diff": diff,
+                         "owner_id": owner_id, **links, "reason": reason,
+                         "writeback": _json_objects(n, decided, kept, decision.writeback)},
                         columns=BATCH_COLUMNS)
 
 
@@ -208,46 +199,83 @@ class _Decision:
     the row is rejected (None where it is not); the change of each written field, in the order
     the diff lists them."""
 
-    fields: list[dict[str, Any]]
+    fields: list[tuple[str, np.ndarray, np.ndarray]]  # CRM field, the rows it is written on, its values
     changes: list[_Change]
-    writeback: list[dict[str, Any]]
+    writeback: list[tuple[str, np.ndarray, np.ndarray]]  # Enginy field, the rows it is written back on, values
     reason: pd.Series
 
 
 def _diff_lists(n: int, decided: np.ndarray, changes: list[_Change]) -> pd.Series:
     """Each of the ``n`` batch rows' changes as the JSON text of a list of {"field", "crm_value",
     "new_value", "rule"} (``[]`` for none), in the changes' order; ``decided``: the batch row of
-    each row the changes are over. Put together by DuckDB a field at a time: the values are
-    turned to JSON there when they are text, as the warehouse would write them otherwise."""
-    columns: dict[str, pa.Array] = {}
-    parts = []
-    for k, change in enumerate(changes):
+    each row the changes are over."""
+    text = _JsonText(n)
+    for change in changes:
         at = decided[change.rows]  # the batch rows this field changes
-        changed = np.zeros(n, dtype=bool)
-        changed[at] = True
-        columns[f"changes_{k}"] = pa.array(changed)
-        sql = []
-        for name, values in (("crm_value", change.crm_values), ("new_value", change.new_values),
-                             ("rule", change.rule)):
-            if isinstance(values, str):  # one rule for every row
-                sql.append(_sql_text(to_json(values)))
-                continue
-            columns[f"{name}_{k}"], expression = _json_values(n, at, values[change.rows])
-            sql.append(expression.format(column=f"{name}_{k}"))
-        parts.append(f"CASE WHEN changes_{k} THEN '{{\"field\":' || {_sql_text(to_json(change.field))} || "
-                     f"',\"crm_value\":' || {sql[0]} || ',\"new_value\":' || {sql[1]} || ',\"rule\":' || {sql[2]} "
-                     "|| '}' END")
-    connection = duckdb.connect()
-    try:
-        connection.register("changes", pa.table(columns) if columns else pa.table({"none": pa.nulls(n)}))
-        # concat_ws leaves out the nulls: the fields a row does not change. A projection keeps the rows' order.
-        lists = connection.sql(f"SELECT '[' || concat_ws(',', {', '.join(parts) or 'NULL'}) || ']' AS diff "
-                               "FROM changes").to_arrow_table().column("diff")
-    finally:
-        connection.close()
-    # Large strings: a million rows' lists may pass the 2 GB a string array holds.
-    lists = pa.chunked_array([chunk.cast(pa.large_string()) for chunk in lists.chunks], pa.large_string())
-    return pd.Series(pd.arrays.ArrowStringArray(lists))
+        crm_value, new_value, rule = (
+            _sql_text(to_json(values)) if isinstance(values, str)  # one rule for every row
+            else text.values(at, values[change.rows])
+            for values in (change.crm_values, change.new_values, change.rule))
+        text.piece(at, f"'{{\"field\":' || {_sql_text(to_json(change.field))} || ',\"crm_value\":' || {crm_value} "
+                       f"|| ',\"new_value\":' || {new_value} || ',\"rule\":' || {rule} || '}}'")
+    return text.rows("[", "]")
+
+
+def _json_objects(n: int, decided: np.ndarray, kept: np.ndarray,
+                  entries: list[tuple[str, np.ndarray, np.ndarray]]) -> pd.Series:
+    """Each of the ``n`` batch rows' JSON object of the ``entries`` (key, the decided rows it is
+    on, its value on each decided row) on its row, kept rows only (``{}`` for the rest); a key
+    given twice on a row takes the later value, as a dict would."""
+    later: dict[str, np.ndarray] = {}  # per key, the rows a later entry gives it on
+    ons = []
+    for key, rows, _ in reversed(entries):
+        ons.append(rows & kept & ~later[key] if key in later else rows & kept)
+        later[key] = later[key] | rows if key in later else rows
+    text = _JsonText(n)
+    for (key, _, values), on in zip(entries, reversed(ons)):
+        at = decided[on]
+        text.piece(at, f"{_sql_text(to_json(key) + ':')} || {text.values(at, values[on])}")
+    return text.rows("{", "}")
+
+
+class _JsonText:
+    """The JSON text of ``n`` rows, put together by DuckDB a piece at a time: each piece is on
+    some of the rows, and a row's pieces are joined in the order they were given. The values are
+    turned to JSON there when they are text, as the warehouse would write them otherwise."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.columns: dict[str, pa.Array] = {}
+        self.pieces: list[str] = []
+
+    def values(self, at: np.ndarray, values: np.ndarray) -> str:
+        """The SQL giving each row's JSON of ``values``, placed at rows ``at``."""
+        name = f"value_{len(self.columns)}"
+        self.columns[name], expression = _json_values(self.n, at, values)
+        return expression.format(column=name)
+
+    def piece(self, at: np.ndarray, sql: str) -> None:
+        """``sql`` (JSON text) is a piece of rows ``at``."""
+        on = np.zeros(self.n, dtype=bool)
+        on[at] = True
+        name = f"on_{len(self.columns)}"
+        self.columns[name] = pa.array(on)
+        self.pieces.append(f"CASE WHEN {name} THEN {sql} END")
+
+    def rows(self, opening: str, closing: str) -> pd.Series:
+        """Each row's pieces, joined by commas, between ``opening`` and ``closing``."""
+        connection = duckdb.connect()
+        try:
+            columns = self.columns or {"none": pa.nulls(self.n)}
+            connection.register("pieces", pa.table(columns))
+            # concat_ws leaves out the nulls: the pieces not on a row. A projection keeps the rows' order.
+            joined = connection.sql(f"SELECT '{opening}' || concat_ws(',', {', '.join(self.pieces) or 'NULL'}) "
+                                    f"|| '{closing}' AS text FROM pieces").to_arrow_table().column("text")
+        finally:
+            connection.close()
+        # Large strings: a million rows' lists may pass the 2 GB a string array holds.
+        joined = pa.chunked_array([chunk.cast(pa.large_string()) for chunk in joined.chunks], pa.large_string())
+        return pd.Series(pd.arrays.ArrowStringArray(joined))
 
 
 def _json_values(n: int, at: np.ndarray, values: np.ndarray) -> tuple[pa.Array, str]:
@@ -344,17 +372,12 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
     for crm_field, rows, _, _, _ in written:
         if not schema[crm_field].createable:
             _refuse(reason, rows & creating, f"{crm_field}: the CRM does not let this field be set on a new record")
-    # The fields are a dict per row: built a field at a time, over plain lists.
-    fields, writeback = [{} for _ in range(n)], [{} for _ in range(n)]
     changes = []
     for crm_field, rows, new, held, option in written:
-        for i, value in zip(np.flatnonzero(rows).tolist(), new[rows].tolist()):
-            fields[i][crm_field] = value
         # A create shows no CRM value.
         changes.append(_Change(crm_field, rows, np.where(creating, None, held), new, option))
-    for enginy_field, rows, held in sent_back:
-        for i, value in zip(np.flatnonzero(rows).tolist(), held[rows].tolist()):
-            writeback[i][enginy_field] = value
+    fields = [(crm_field, rows, new) for crm_field, rows, new, _, _ in written]
+    writeback = [(enginy_field, rows, held) for enginy_field, rows, held in sent_back]
     return _Decision(fields, changes, writeback, reason)
 
 

@@ -111,10 +111,11 @@ def _from_json(value: Any) -> Any:
 
 
 def parse_json_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
-    """The named columns read back from their JSON text, where they are text."""
+    """The named columns read back from their JSON text, where they are text (an object column
+    even with no rows, as the batch's schema gate wants it)."""
     for column in columns:
-        if column in frame and len(frame) and frame[column].dtype != "float64":
-            frame[column] = [_from_json(v) for v in frame[column]]
+        if column in frame and frame[column].dtype != "float64":
+            frame[column] = pd.Series([_from_json(v) for v in frame[column]], index=frame.index, dtype=object)
     return frame
 
 

@@ -8,6 +8,7 @@ from crm_pipelines.export.batch import Launch, build_batch
 from crm_pipelines.export.ledger import empty_ledger
 from crm_pipelines.export.push import run_push
 from crm_pipelines.export.writes import Write
+from crm_pipelines.resources.warehouse import parse_json_columns
 from crm_pipelines.crms.hubspot.emulator import associations
 from tests.connectors.test_push import CRMS
 
@@ -62,6 +63,7 @@ def push_link(sandbox, client, spec, contact_id, company_id, association, confir
                                                                   confirm_remove_previous=confirm),
                         company_links={"en-ada": company_id},
                         one_company_per_contact=not getattr(client, "contacts_link_many_companies", False))
+    batch = parse_json_columns(batch, ("fields",))  # as the push reads it back from the warehouse
     removed = removed_links(batch)
     outcome = run_push(lambda w: client.push("contacts", w), "contacts", batch, empty_ledger(), lambda l: None,
                        chunk=spec.ceiling)

@@ -11,6 +11,7 @@ from crm_pipelines.config import EngagementMapping, EnginyFieldMapping, FixedVal
 from crm_pipelines.export.batch import Launch, Owners, build_batch
 from crm_pipelines.export.gates import schema_gate
 from crm_pipelines.export.values import FieldSpec, Refused, coerce
+from crm_pipelines.resources.warehouse import parse_json_columns
 
 SCHEMA = {
     "FirstName": FieldSpec("FirstName", "string", length=40),
@@ -43,7 +44,8 @@ def one(records, matches, crm, mappings, launch=Launch(), **kw) -> dict:
                         launch, **kw)
     assert len(batch) == len(records)
     row = batch.iloc[0].to_dict()
-    return {**row, "diff": json.loads(row["diff"])}  # the JSON text the warehouse stores
+    # The JSON text the warehouse stores.
+    return {**row, **{column: json.loads(row[column]) for column in ("fields", "diff", "writeback")}}
 
 
 def field(enginy_field, crm_field, option="enginy_overwrites_crm"):
@@ -59,6 +61,7 @@ def test_a_batch_with_nothing_to_export_still_passes_the_schema_gate() -> None:
                         pd.DataFrame(columns=["enginy_id", "outcome", "crm_id"]),
                         pd.DataFrame(columns=["crm_id", "last_modified", "owner_id", "raw"]),
                         [field("first_name", "FirstName")], SCHEMA, Launch())
+    batch = parse_json_columns(batch, ("fields",))  # as the gate reads it back
     assert batch.empty and schema_gate(batch).passed, schema_gate(batch).details
 
 
