@@ -14,7 +14,7 @@ from crm_pipelines.export.activities import (
     ACTIVITY_COLUMNS, Attribution, crm_records, outcomes, plan_activities, run_activity_push, unlogged_events_sql,
 )
 from crm_pipelines.export.ledger import ACTIVITY_LEDGER, EXPORT_LEDGER, FINAL, empty_ledger
-from crm_pipelines.export.push import per_second
+from crm_pipelines.progress import per_second
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
 from crm_pipelines.resources.integration import IntegrationSettings

@@ -16,6 +16,7 @@ from crm_pipelines.canonical import CrmAssociation, CrmCompany, CrmContact, CrmU
 from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
+from crm_pipelines.progress import per_second
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import Warehouse
 from crm_pipelines.snapshot import fill_company_names, refresh_snapshot
@@ -83,6 +84,7 @@ def _refresh(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: Crm
         "cursor_after": dg.MetadataValue.timestamp(refresh.cursor_after) if refresh.cursor_after else None,
         "sync_state": json.dumps(refresh.state),
         "seconds": round(time.monotonic() - started, 2),
+        "records_per_second": round(per_second(refresh.pulled, started), 1),
         "snapshot_records": len(refresh.snapshot),
     }
     return refresh.snapshot, {k: v for k, v in metadata.items() if v is not None}

@@ -25,13 +25,14 @@ from crm_pipelines.export.batch_rules import (known_by_enginy_id, leave_to_other
 from crm_pipelines.export.dry_run import DRY_RUN_COLUMNS, action_counts, render_dry_run, write_dry_run
 from crm_pipelines.export.gates import GATE_COLUMNS, expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
-from crm_pipelines.export.push import outcomes, per_second, run_push
+from crm_pipelines.export.push import outcomes, run_push
 from crm_pipelines.export.review import review_mapping, specs
 from crm_pipelines.export.values import FieldSpec
 from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
 from crm_pipelines.frames import is_in, lookup
+from crm_pipelines.progress import per_second
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import LedgerTable, Warehouse, parse_json_columns
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from crm_pipelines.export.ledger import FINAL, Ledger, write_ids, writes_to_send
 from crm_pipelines.export.writes import Write, WriteResult
+from crm_pipelines.progress import pace
 
 DUPLICATE_CODES = ("DUPLICATES_DETECTED",)
 
@@ -92,18 +93,6 @@ def _resume_jobs(resume: Callable[[str, list[Write]], list[WriteResult]], obj: s
         log(f"{obj}: bulk job {job_id}, left by an earlier run, answered {len(results):,} of its "
             f"{len(group):,} writes; the rest are sent again")
     return [w for w in writes if w.write_id not in answered]
-
-
-def per_second(done: int, started: float) -> float:
-    """Records a second since ``started`` (a time.monotonic() reading)."""
-    return done / max(time.monotonic() - started, 1e-6)
-
-
-def pace(done: int, total: int, started: float) -> str:
-    """How far a long push is: records done, records a second, and when it should end."""
-    rate = per_second(done, started)
-    left = (total - done) / rate if rate else 0
-    return f"{done:,} of {total:,} ({rate:,.0f}/s, about {left:,.0f} s left)"
 
 
 def outcomes(batch: pd.DataFrame, obj: str, ledger: pd.DataFrame, ids: list[str | None] | None = None) -> pd.DataFrame:

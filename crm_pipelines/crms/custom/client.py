@@ -25,6 +25,7 @@ from crm_pipelines.crms.base import (
 from crm_pipelines.crms.custom.api import API_FILE_ENV, ENGINY_ID, CustomCrmApi, ObjectApi, load_api
 from crm_pipelines.crms.wire.rest import RestClient, RestError, create_once, dig
 from crm_pipelines.crms.wire.retries import TransientCrmError
+from crm_pipelines.progress import Reading
 
 
 class CustomCrmClient:
@@ -73,10 +74,10 @@ class CustomCrmClient:
             params[spec.deleted.include_param] = spec.deleted.include_value
         rows: list[dict[str, Any]] = []
         pages = 0
+        reading = Reading(self.progress, obj, every=PROGRESS_EVERY)
         for pages, page in enumerate(self.rest.pages(spec.path, self.api.paging.paging(), params), start=1):
             rows.extend(page.records)
-            if pages % PROGRESS_EVERY == 0:
-                self.progress(f"{obj}: {len(rows):,} records read in {pages} pages")
+            reading.page(len(rows), pages)
         return rows, pages
 
     def _canonical(self, obj: str, spec: ObjectApi, rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from crm_pipelines.crms.base import (
 )
 from crm_pipelines.crms.wire.query_literals import odata_string
 from crm_pipelines.crms.wire.retries import TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries
+from crm_pipelines.progress import Reading
 
 ENTITY_SETS = {"contacts": ("contacts", "contactid", "contact"), "companies": ("accounts", "accountid", "account"),
                "leads": ("leads", "leadid", "lead"), "users": ("systemusers", "systemuserid", "systemuser")}
@@ -181,12 +182,12 @@ class DynamicsClient:
         headers = {"Prefer": ", ".join([f"odata.maxpagesize={self.settings.page_size}", *prefer])}
         next_url: str | None = url
         delta_link = None
+        reading = Reading(self.progress, url.split("?")[0].rsplit("/", 1)[-1], every=PROGRESS_EVERY)
         while next_url:
             body = self._send("GET", next_url, headers=headers).json()
             pages += 1
             rows.extend(body.get("value", []))
-            if pages % PROGRESS_EVERY == 0:
-                self.progress(f"{len(rows):,} records read in {pages} pages")
+            reading.page(len(rows), pages)
             next_url = body.get("@odata.nextLink")
             delta_link = body.get("@odata.deltaLink", delta_link)
         return rows, delta_link, pages

@@ -30,6 +30,7 @@ from crm_pipelines.crms.base import (
     PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
 )
 from crm_pipelines.crms.wire.retries import TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries
+from crm_pipelines.progress import Reading
 
 T = TypeVar("T")
 
@@ -197,14 +198,13 @@ class HubSpotClient:
     def _list(self, object_type: str, properties: list[str], archived: bool) -> tuple[list[dict[str, Any]], int]:
         basic = getattr(self.api.crm, object_type).basic_api
         rows, pages, after = [], 0, None
+        reading = Reading(self.progress, f"{object_type}{' (archived)' if archived else ''}", every=PROGRESS_EVERY)
         while True:
             page = self._call(lambda: basic.get_page(limit=LIST_PAGE, after=after, properties=properties,
                                                      archived=archived))
             pages += 1
             rows.extend(_plain(r) for r in page.results)
-            if pages % PROGRESS_EVERY == 0:
-                self.progress(f"{object_type}: {len(rows):,} {'archived ' if archived else ''}records listed "
-                              f"in {pages} pages")
+            reading.page(len(rows), pages)
             after = page.paging.next.after if page.paging and page.paging.next else None
             if not after:
                 return rows, pages

@@ -30,6 +30,7 @@ from crm_pipelines.crms.wire.rest import (
     ApiKey, CursorPaging, OffsetPaging, Page, RateLimitHeaders, RestClient, RestError, create_once,
 )
 from crm_pipelines.crms.wire.retries import TransientCrmError
+from crm_pipelines.progress import Reading
 
 # Our object → (Pipedrive entity path, its fields endpoint, the recents item name).
 ENTITIES = {"contacts": ("persons", "personFields", "person"), "companies": ("organizations", "organizationFields",
@@ -139,10 +140,10 @@ class PipedriveClient:
     def _collect(self, obj: str, pages: Iterator[Page]) -> tuple[list[dict[str, Any]], int]:
         rows: list[dict[str, Any]] = []
         count = 0
+        reading = Reading(self.progress, obj, every=PROGRESS_EVERY)
         for count, page in enumerate(pages, start=1):
             rows.extend(page.records)
-            if count % PROGRESS_EVERY == 0:
-                self.progress(f"{obj}: {len(rows):,} records read in {count} pages")
+            reading.page(len(rows), count)
         return rows, count
 
     def _recents(self, obj: str, since: datetime) -> tuple[list[dict[str, Any]], int]:

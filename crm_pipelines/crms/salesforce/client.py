@@ -34,6 +34,7 @@ from crm_pipelines.crms.wire.retries import (
     TRANSIENT_ERRORS, TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries,
 )
 from crm_pipelines.frames import to_json
+from crm_pipelines.progress import Reading
 
 T = TypeVar("T")
 P = TypeVar("P")  # what a pull makes of one page of records
@@ -189,9 +190,9 @@ class SalesforceClient:
             if bulk:
                 # No ORDER BY: it turns PK chunking off, and the big pulls that use bulk then time out.
                 chunk_parts, chunk_pages = self._bulk_rows(sobject, _soql(sobject, fields, where, order=False),
-                                                           deleted_too, convert)
+                                                           deleted_too, convert, count)
             else:
-                chunk_parts, chunk_pages = self._rest_rows(_soql(sobject, fields, where), deleted_too, convert,
+                chunk_parts, chunk_pages = self._rest_rows(sobject, _soql(sobject, fields, where), deleted_too, convert,
                                                            first if i == 0 else None)
             pages += chunk_pages
             if not merging:
@@ -214,18 +215,18 @@ class SalesforceClient:
                           api_calls=self.api_calls - calls_before, pages=pages,
                           notes=[f"Bulk API 2.0 ({count:,} records)"] if bulk else [])
 
-    def _rest_rows(self, soql: str, deleted_too: bool, convert: Callable[[list[dict[str, Any]]], P],
+    def _rest_rows(self, sobject: str, soql: str, deleted_too: bool, convert: Callable[[list[dict[str, Any]]], P],
                    first: dict[str, Any] | None = None) -> tuple[list[P], int]:
         """Every page of a REST query, each as ``convert`` makes it of the page's flattened records."""
         def read() -> tuple[list[P], int]:
             pages, read_so_far, parts = 0, 0, []
             result = first if first is not None else self.sf.query(soql, include_deleted=deleted_too)
+            reading = Reading(self.progress, sobject, result["totalSize"], PROGRESS_EVERY)
             while True:
                 pages += 1
                 parts.append(convert([_flatten(r) for r in result["records"]]))
                 read_so_far += len(result["records"])
-                if pages % PROGRESS_EVERY == 0:
-                    self.progress(f"{read_so_far:,} of {result['totalSize']:,} records read in {pages} pages")
+                reading.page(read_so_far, pages)
                 if result.get("done", True):
                     return parts, pages
                 result = self.sf.query_more(result["nextRecordsUrl"], identifier_is_url=True,
@@ -233,12 +234,14 @@ class SalesforceClient:
 
         return self._call(lambda sf: read())
 
-    def _bulk_rows(self, sobject: str, soql: str, deleted_too: bool,
-                   convert: Callable[[list[dict[str, Any]]], P]) -> tuple[list[P], int]:
-        """Every result set of a Bulk API 2.0 query, each as ``convert`` makes it of its rows."""
+    def _bulk_rows(self, sobject: str, soql: str, deleted_too: bool, convert: Callable[[list[dict[str, Any]]], P],
+                   total: int | None) -> tuple[list[P], int]:
+        """Every result set of a Bulk API 2.0 query, each as ``convert`` makes it of its rows;
+        ``total``: about how many there are, for the progress lines."""
         def read() -> tuple[list[P], int]:
             job = getattr(self.sf.bulk2, sobject)
             pages, read_so_far, parts = 0, 0, []
+            reading = Reading(self.progress, f"{sobject} (Bulk API 2.0)", total)
             # simple-salesforce sleeps `wait` seconds before each poll of the job; 5 s by default.
             query = job.query_all if deleted_too else job.query
             for text in query(soql, wait=1):
@@ -246,7 +249,7 @@ class SalesforceClient:
                 rows = [{k: (v if v != "" else None) for k, v in r.items()} for r in csv.DictReader(io.StringIO(text))]
                 read_so_far += len(rows)
                 parts.append(convert(rows))
-                self.progress(f"{sobject}: {read_so_far:,} records read from Bulk API 2.0 in {pages} result sets")
+                reading.page(read_so_far, pages)
             return parts, pages
 
         return self._call(lambda sf: read())

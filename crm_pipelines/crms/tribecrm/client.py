@@ -31,6 +31,7 @@ from crm_pipelines.crms.base import (
 from crm_pipelines.crms.wire.rest import ApiKey, NextLinkPaging, RestClient, RestError, create_once
 from crm_pipelines.crms.wire.query_literals import odata_string
 from crm_pipelines.crms.wire.retries import TransientCrmError
+from crm_pipelines.progress import Reading
 
 PERSON, ORGANIZATION = "Relation_Person", "Relation_Organization"
 EMPLOYMENT, EMPLOYEE = "Relationship_Person_Contact_Standard", "Relationship_Person_Contact_Employee"
@@ -117,9 +118,10 @@ class TribeCrmClient:
 
     # --- pulls ------------------------------------------------------------------------------
     def _list(self, entity_set: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        reading, read = Reading(self.progress, entity_set, every=PROGRESS_EVERY), 0
         for n, page in enumerate(self.rest.pages(entity_set, NextLinkPaging(records="value"), params), start=1):
-            if n % PROGRESS_EVERY == 0:
-                self.progress(f"{entity_set}: {n} pages read")
+            read += len(page.records)
+            reading.page(read, n)
             yield page.records
 
     def _window(self, since: datetime | None, until: datetime | None) -> str | None:

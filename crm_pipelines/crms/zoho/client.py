@@ -30,7 +30,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import pandas as pd
 from cryptography.fernet import Fernet, InvalidToken
@@ -43,6 +43,7 @@ from crm_pipelines.crms.base import (
 from crm_pipelines.crms.wire.rest import BearerToken, CursorPaging, PageNumberPaging, RestClient, RestError
 from crm_pipelines.crms.wire.query_literals import coql_string
 from crm_pipelines.crms.wire.retries import TransientCrmError
+from crm_pipelines.progress import Reading
 
 API = "/crm/v7"
 MODULES = {"contacts": "Contacts", "companies": "Accounts", "leads": "Leads"}
@@ -258,9 +259,10 @@ class ZohoClient:
                               limit_param="per_page", limit=self.settings.page_size)
         rows: list[dict[str, Any]] = []
         pages = 0
+        reading = Reading(self.progress, module, every=PROGRESS_EVERY)
         for pages, page in enumerate(self.rest.pages(f"{API}/{module}", paging, params, headers=headers), start=1):
             rows.extend(page.records)
-            self._report(module, rows, pages)
+            reading.page(len(rows), pages)
         return rows, pages
 
     def _queried(self, module: str, fields: list[str], since: datetime | None,
@@ -269,6 +271,7 @@ class ZohoClient:
         a query would reach past Zoho's 10,000th row."""
         rows: dict[str, dict[str, Any]] = {}
         pages, low = 0, since
+        reading = Reading(self.progress, module, every=PROGRESS_EVERY)
         while True:
             where = f"Modified_Time < {coql_string(_iso(until))}"
             if low is not None:
@@ -281,7 +284,7 @@ class ZohoClient:
                 pages += 1
                 page = (answer or {}).get("data") or []
                 rows.update((str(r["id"]), r) for r in page)
-                self._report(module, list(rows), pages)
+                reading.page(len(rows), pages)
                 if not page or not answer["info"].get("more_records"):
                     return list(rows.values()), pages
                 offset += COQL_ROWS
@@ -300,10 +303,6 @@ class ZohoClient:
                                                      headers=headers), start=1):
             gone.extend(r for r in page.records if until is None or _time(r.get("deleted_time")) < _time(until))
         return gone, pages
-
-    def _report(self, module: str, rows: Iterable[Any], pages: int) -> None:
-        if pages % PROGRESS_EVERY == 0:
-            self.progress(f"{module}: {len(list(rows)):,} records read in {pages} pages")
 
     def _canonical(self, obj: str, rows: list[dict[str, Any]], gone: list[dict[str, Any]]) -> pd.DataFrame:
         model = CrmCompany if obj == "companies" else CrmContact

@@ -129,9 +129,13 @@ def test_a_bulk_pull_of_an_object_too_big_to_read_unchunked_completes_with_the_n
     chunks last Id range first, so the pull must neither order nor trust the order."""
     crm.ctx.crm_settings("salesforce").update(bulk_unchunked_row_limit=500, bulk_pk_chunk_size=300)
     rest = resource(crm).client().pull("contacts", None, None)
-    result = resource(crm, bulk_threshold=100).client().pull("contacts", None, None)
+    client, lines = resource(crm, bulk_threshold=100).client(), []
+    client.progress = lines.append
+    result = client.pull("contacts", None, None)
     assert result.notes and result.notes[0].startswith("Bulk API 2.0")
     assert sorted(result.records["crm_id"]) == sorted(rest.records["crm_id"])
+    total = f"{len(rest.records):,}"
+    assert lines and lines[-1].startswith(f"Contact (Bulk API 2.0): {total} of {total} ("), lines
     assert len(result.records) == live(crm, "Contact") > 500
     assert result.cursor == rest.records["last_modified"].max().to_pydatetime()
     assert list(result.records["crm_id"]) == list(rest.records["crm_id"]), "modification order, as REST gives it"
