@@ -83,7 +83,10 @@ def _email_sql(v: str) -> str:
 
 
 def _nfkc(values: pa.Array) -> pa.Array:
-    return pc.utf8_normalize(values, "NFKC")
+    # Greek's iota subscript (ᾳ) is a combining mark that lower() keeps and strip_accents drops,
+    # while upper() turns it into a letter (ΑΙ): written as that letter, both spellings read αι.
+    decomposed = pc.utf8_normalize(values, "NFKD")
+    return pc.utf8_normalize(pc.replace_substring(decomposed, "\u0345", "ι"), "NFKC")
 
 
 @lru_cache(maxsize=1)
