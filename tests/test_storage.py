@@ -1,6 +1,7 @@
 """Storage: the Enginy source at any SQLAlchemy URL, the warehouse on DuckDB or PostgreSQL, and the
 Dagster instance on PostgreSQL through dagster-postgres — all exercised for real."""
 
+import contextlib
 import json
 import multiprocessing
 import shutil
@@ -61,14 +62,23 @@ def test_enginy_tables_round_trip_through_postgresql(generated) -> None:
         engine.dispose()
 
 
-def test_reading_only_rows_updated_since_a_time(tmp_path: Path, generated) -> None:
-    """The Enginy change sensor reads just what changed; the filter is a bound parameter."""
-    url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
-    write_tables(url, generated.enginy)
-    contacts = generated.enginy["contacts"]
-    cutoff = contacts["updated_at"].quantile(0.9)
-    changed = read_table(make_engine(url), "contacts", updated_since=cutoff.to_pydatetime())
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_reading_only_rows_updated_since_a_time(tmp_path: Path, generated, database) -> None:
+    """The Enginy change sensor reads just what changed: the time is written into the query as
+    each database stores it (the rows are read as Arrow, by a driver SQLAlchemy does not bind for)."""
+    with contextlib.ExitStack() as stack:
+        if database == "sqlite":
+            url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
+        else:
+            url = url_with_search_path(stack.enter_context(fresh_schema("enginy")))
+        write_tables(url, generated.enginy)
+        contacts = generated.enginy["contacts"]
+        cutoff = contacts["updated_at"].quantile(0.9)
+        engine = make_engine(url)
+        changed = read_table(engine, "contacts", updated_since=cutoff.to_pydatetime())
+        engine.dispose()
     assert sorted(changed["id"]) == sorted(contacts.loc[contacts.updated_at > cutoff, "id"])
+    assert 0 < len(changed) < len(contacts)
 
 
 def test_the_duckdb_warehouse_replaces_a_table_and_keeps_nested_fields_as_json(tmp_path: Path) -> None:
