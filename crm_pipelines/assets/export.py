@@ -21,7 +21,7 @@ from crm_pipelines.export.associations import (REMOVED_ASSOCIATIONS, REMOVED_COL
                                                undo_batch)
 from crm_pipelines.export.batch import Launch, Owners, build_batch
 from crm_pipelines.export.batch_rules import (known_by_enginy_id, leave_to_other_object, match_outcomes,
-                                              one_create_per_identifier, one_update_per_crm_record)
+                                              one_create_per_person, one_update_per_crm_record)
 from crm_pipelines.export.dry_run import DRY_RUN_COLUMNS, action_counts, render_dry_run, write_dry_run
 from crm_pipelines.export.gates import GATE_COLUMNS, expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
@@ -32,6 +32,7 @@ from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
 from crm_pipelines.frames import is_in, lookup
+from crm_pipelines.matching.rules import company_rule, contact_rule
 from crm_pipelines.progress import per_second
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import LedgerTable, Warehouse, parse_json_columns
@@ -198,7 +199,9 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         del crm_records, company_match_rows, rollups, campaign, links
         batch = batch.merge(matches[["enginy_id", "outcome"]], on="enginy_id", how="left")
         batch = leave_to_other_object(batch, match_rows, tab)
-        batch = one_create_per_identifier(batch, records, obj)
+        rule = (company_rule(integration_config.company_identifier) if obj == "companies"
+                else contact_rule(integration_config.contact_identifier))
+        batch = one_create_per_person(batch, records, obj, rule)
         batch = one_update_per_crm_record(batch, records)
         batch["batch_id"] = context.run_id  # the write ledger keys writes by the batch they belong to
         if linked:
@@ -370,6 +373,10 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
             result = outcomes(batch, obj, outcome.ledger, ids).assign(object=obj)
             if obj == "companies":
                 company_ids = dict(zip(result["enginy_id"], result["crm_id"]))
+                # A company skipped as the same as another: its contacts link to that one's record.
+                if "same_as" in batch:
+                    twins = batch[batch["same_as"].notna()]
+                    company_ids.update((e, company_ids.get(s)) for e, s in zip(twins["enginy_id"], twins["same_as"]))
             ended.append(result)
             counts[obj] = outcome.counts
             sent += outcome.sent

@@ -9,11 +9,14 @@ the batch ``build_batch`` made (``enginy_id, action, crm_id, reason, ...``).
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from crm_pipelines.frames import is_in, json_pointer, lookup
+from crm_pipelines.matching.engine import ENGINY_FALLBACKS, components
 from crm_pipelines.matching.normalize import normalize_column
+from crm_pipelines.matching.rules import Rule
 
 
 def match_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -86,29 +89,88 @@ def leave_to_other_object(batch: pd.DataFrame, matches: pd.DataFrame, tab: str) 
     return batch
 
 
-def one_create_per_identifier(batch: pd.DataFrame, records: pd.DataFrame, obj: str) -> pd.DataFrame:
-    """Two Enginy records that are one person (or company) by their identifiers would be two
-    records in the CRM: they make one create. The first in the batch is created; the later ones
-    are skipped, naming the one created instead.
+def one_create_per_person(batch: pd.DataFrame, records: pd.DataFrame, obj: str, rule: Rule | None = None
+                          ) -> pd.DataFrame:
+    """Enginy records that are one person (or company) would be two records in the CRM — or a
+    create the CRM refuses as a duplicate, then a match a run later: they make at most one create.
 
-    The identifier is the first one a record has, normalised as matching does: a company's domain,
-    else its name; a person's LinkedIn profile, else their email. Creates with neither are left
-    alone (nothing says they are the same). Adds a ``match_key`` column; changes ``batch`` in place.
+    Records are one when they share an identifier — a person's LinkedIn profile or email, a
+    company's domain (else its name) — or a group of the matching ``rule`` (first name + last name
+    + company name, say), normalised as matching does, joined transitively. Where one of them is
+    in the CRM already (it has a CRM record: an update, or a skip with nothing to change), its
+    creates are skipped naming it. Otherwise the one changed last in Enginy (ties: the lowest
+    Enginy id) is created — the record that speaks for the CRM record once it is there (see
+    one_update_per_crm_record), so the next run has nothing to change — and the others are skipped
+    naming it. Creates sharing nothing are left alone.
+
+    Adds ``match_key`` (the first identifier a record has, for the batch's gate) and ``same_as``
+    (the Enginy record a skipped create is: the push links its contacts to that one's CRM record);
+    changes ``batch`` in place.
     """
+    noun = "company" if obj == "companies" else "person"
     none = pd.Series([None] * len(records), dtype=object, index=records.index)
-    identifiers = (("domain", "domain"), ("name", "company_name")) if obj == "companies" else \
-        (("linkedin_url", "linkedin"), ("email", "email"))
-    keys = [normalize_column(records.get(column, none), kind) for column, kind in identifiers]
-    # The first identifier a record has (an empty normal form is none).
-    key = keys[0].where(keys[0].fillna("").ne(""), keys[1])
-    key = pd.Series(key.where(key.fillna("").ne(""), None).to_numpy(object), index=records["id"], dtype=object)
-    batch["match_key"] = batch["enginy_id"].map(key)
-    creates = batch["action"].eq("create") & batch["match_key"].notna()
-    first = batch[creates].drop_duplicates("match_key").set_index("match_key")["enginy_id"]
-    twin = creates & batch["match_key"].map(first).ne(batch["enginy_id"])
-    batch.loc[twin, "action"] = "skip"
-    batch.loc[twin, "reason"] = batch.loc[twin, "match_key"].map(
-        lambda k: f"the same identifiers as Enginy record {first[k]}, which is created instead")
+
+    def normal(column: str, kind: str) -> pd.Series:
+        values = records.get(column, none)
+        if ENGINY_FALLBACKS.get(column) in records:  # a company's website where it has no domain
+            values = values.where(values.notna(), records[ENGINY_FALLBACKS[column]])
+        values = normalize_column(values, kind)
+        return values.where(values.fillna("").ne(""), None)
+
+    if obj == "companies":
+        domain, name = normal("domain", "domain"), normal("name", "company_name")
+        first = domain.where(domain.notna(), name)
+        keys = [first]
+    else:
+        linkedin, email = normal("linkedin_url", "linkedin"), normal("email", "email")
+        first = linkedin.where(linkedin.notna(), email)
+        keys = [linkedin, email]
+    for group in rule.groups if rule is not None else ():
+        if all(c.enginy in records for c in group.conditions):
+            parts = [normal(c.enginy, c.normalize) for c in group.conditions]
+            joined = parts[0].astype(object)
+            for part in parts[1:]:
+                joined = joined.where(part.notna(), None).str.cat(part, sep="\x1f")
+            keys.append(joined.where(joined.notna(), None))
+    batch["match_key"] = batch["enginy_id"].map(lookup(records["id"], first.astype(object)))
+    batch["same_as"] = None
+
+    # The rows that count: creates, and records the CRM holds already.
+    held = batch["crm_id"].notna() & (batch["action"].eq("update") | batch["reason"].eq("nothing to change"))
+    creates = batch["action"].eq("create")
+    rows = batch.index[creates | held]
+    if not creates.any() or len(rows) < 2:
+        return batch
+    at = pd.Index(records["id"].astype(str)).get_indexer(batch.loc[rows, "enginy_id"].astype(str))
+    a, b = [], []
+    for key in keys:
+        values = pd.Series(key.to_numpy(object)[at], dtype=object)
+        values[at < 0] = None
+        codes, _ = pd.factorize(values)  # -1: no value
+        present = np.flatnonzero(codes >= 0)
+        # Each row with a value is joined to the first row with the same one.
+        _, earliest, same = np.unique(codes[present], return_index=True, return_inverse=True)
+        a.append(present)
+        b.append(present[earliest][same])
+    group = components(len(rows), np.concatenate(a), np.concatenate(b))
+    if not (pd.Series(group).duplicated(keep=False)).any():
+        return batch
+    updated = records["updated_at"] if "updated_at" in records else pd.Series(pd.NaT, index=records.index)
+    changed = pd.to_datetime(updated, utc=True).to_numpy()[np.maximum(at, 0)]
+    order = pd.DataFrame({"group": group, "held": held[rows].to_numpy(bool), "changed": changed,
+                          "enginy_id": batch.loc[rows, "enginy_id"].astype(str).to_numpy(object),
+                          "crm_id": batch.loc[rows, "crm_id"].to_numpy(object)}, index=rows)
+    # Per group: a record in the CRM first, then the one changed last, then the lowest Enginy id.
+    ranked = order.sort_values(["held", "changed", "enginy_id"], ascending=[False, False, True], na_position="last")
+    speaker = ranked.drop_duplicates("group").set_index("group")
+    named = speaker.reindex(order["group"]).set_index(order.index)
+    twin = creates[rows].to_numpy(bool) & named["enginy_id"].ne(order["enginy_id"]).to_numpy(bool)
+    twins = rows[twin]
+    batch.loc[twins, "action"] = "skip"
+    batch.loc[twins, "same_as"] = named.loc[twins, "enginy_id"]
+    batch.loc[twins, "reason"] = [
+        f"the same {noun} as Enginy record {e}, " + (f"in the CRM as {c}" if h else "which is created instead")
+        for e, c, h in zip(named.loc[twins, "enginy_id"], named.loc[twins, "crm_id"], named.loc[twins, "held"])]
     return batch
 
 

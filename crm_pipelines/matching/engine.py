@@ -223,7 +223,7 @@ class CrmIndex:
         bit = np.concatenate([np.asarray(e["bit"], dtype=np.int64) for e in edges]) if edges else np.empty(0, np.int64)
         if not len(a):
             return pd.DataFrame(columns=DUPLICATE_COLUMNS)
-        group = _components(len(self), a, b)
+        group = components(len(self), a, b)
         bits = np.zeros(len(self), dtype=np.int64)
         np.bitwise_or.at(bits, a, bit)
         np.bitwise_or.at(bits, b, bit)
@@ -283,7 +283,7 @@ def _normalise(con: duckdb.DuckDBPyConnection, side: str, frame: pd.DataFrame, s
     con.unregister(f"{side}_links")
 
 
-def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Connected components of the graph with edges a–b: each node's smallest reachable node."""
     parent = np.arange(n)
     while True:

@@ -8,12 +8,15 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
+from crm_pipelines.config import ContactIdentifier
 from crm_pipelines.export.batch import BATCH_COLUMNS
 from crm_pipelines.export.batch_rules import (known_by_enginy_id, leave_to_other_object, match_outcomes,
-                                              one_create_per_identifier, one_update_per_crm_record)
+                                              one_create_per_person, one_update_per_crm_record)
+from crm_pipelines.matching.rules import contact_rule
 
 FIELD = "Enginy_Id__c"
-TWIN_OF_E1 = "the same identifiers as Enginy record e1, which is created instead"
+PERSON_OF_E1 = "the same person as Enginy record e1, which is created instead"
+COMPANY_OF_E1 = "the same company as Enginy record e1, which is created instead"
 EARLY, LATE = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 6, 1, tzinfo=timezone.utc)
 
 
@@ -141,32 +144,33 @@ def contacts(*rows) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=["id", "email", "linkedin_url"])
 
 
-def each_created(records: pd.DataFrame, obj: str) -> pd.DataFrame:
-    """one_create_per_identifier over a batch in which every record is a create."""
-    return one_create_per_identifier(batch(*[(e, "create", None, None) for e in records["id"]]), records, obj)
+def each_created(records: pd.DataFrame, obj: str, rule=None) -> pd.DataFrame:
+    """one_create_per_person over a batch in which every record is a create."""
+    return one_create_per_person(batch(*[(e, "create", None, None) for e in records["id"]]), records, obj, rule)
 
 
 def test_the_first_create_of_a_company_domain_is_kept_and_the_later_ones_skipped_naming_it() -> None:
     records = companies(("e1", "Acme", "acme.com"), ("e2", "Acme Corp", "https://www.acme.com/about"),
                         ("e3", "ACME Inc.", "ACME.COM"))
     once = each_created(records, "companies")
-    assert decided(once) == [("e1", "create", None, None), ("e2", "skip", None, TWIN_OF_E1),
-                             ("e3", "skip", None, TWIN_OF_E1)]
+    assert decided(once) == [("e1", "create", None, None), ("e2", "skip", None, COMPANY_OF_E1),
+                             ("e3", "skip", None, COMPANY_OF_E1)]
     assert once["match_key"].tolist() == ["acme.com", "acme.com", "acme.com"]
+    assert plain(once[["same_as"]]) == [[None], ["e1"], ["e1"]], "the push links e2's and e3's contacts to e1's"
 
 
-@pytest.mark.parametrize("obj, records, keys", [
+@pytest.mark.parametrize("obj, records, keys, third", [
     ("companies", companies(("e1", "Acme Inc.", None), ("e2", "The ACME Corporation", None), ("e3", "Acme", "acme.io")),
-     ["acme", "acme", "acme.io"]),
+     ["acme", "acme", "acme.io"], ("e3", "create", None, None)),
     ("contacts", contacts(("e1", "ada@acme.com", "https://www.linkedin.com/in/ada-lovelace/"),
                           ("e2", "ada.l@gmail.com", "linkedin.com/in/Ada-Lovelace?trk=x"),
                           ("e3", "ada@acme.com", None)),
-     ["in/ada-lovelace", "in/ada-lovelace", "ada@acme.com"]),
-], ids=["a company by its domain, else its name", "a person by their LinkedIn, else their email"])
-def test_a_record_is_keyed_by_its_first_normalised_identifier(obj, records, keys) -> None:
+     ["in/ada-lovelace", "in/ada-lovelace", "ada@acme.com"], ("e3", "skip", None, PERSON_OF_E1)),
+], ids=["a company by its domain, else its name", "a person by their LinkedIn or their email"])
+def test_records_are_one_by_their_normalised_identifiers(obj, records, keys, third) -> None:
     once = each_created(records, obj)
-    assert decided(once) == [("e1", "create", None, None), ("e2", "skip", None, TWIN_OF_E1),
-                             ("e3", "create", None, None)]
+    assert decided(once) == [("e1", "create", None, None),
+                             ("e2", "skip", None, COMPANY_OF_E1 if obj == "companies" else PERSON_OF_E1), third]
     assert once["match_key"].tolist() == keys
 
 
@@ -175,7 +179,33 @@ def test_a_person_without_linkedin_is_keyed_by_their_normalised_email() -> None:
     once = each_created(records, "leads")
     assert decided(once) == [
         ("e1", "create", None, None),
-        ("e2", "skip", None, TWIN_OF_E1)]
+        ("e2", "skip", None, PERSON_OF_E1)]
+
+
+def test_people_are_one_by_the_matching_rule_too_and_the_one_changed_last_is_created() -> None:
+    """Two Enginy contacts with the same name at the same company and different profiles are one
+    person to linkedin_or_name_company: two creates would be a duplicate the CRM refuses, then a
+    match the next run. The one changed last creates, as it speaks for the record afterwards."""
+    records = pd.DataFrame([("e1", "Jon", "Russo", "Hanogal & Co S.r.l.", "linkedin.com/in/jon-russo-1", None, EARLY),
+                            ("e2", "JON", "Russo", "Hanogal", "linkedin.com/in/jon-russo-2", "jon@hanogal.it", LATE),
+                            ("e3", "Jon", "Russo", "Other Co", None, None, EARLY)],
+                           columns=["id", "first_name", "last_name", "company_name", "linkedin_url", "email",
+                                    "updated_at"])
+    once = each_created(records, "contacts", contact_rule(ContactIdentifier()))
+    assert decided(once) == [("e1", "skip", None, "the same person as Enginy record e2, which is created instead"),
+                             ("e2", "create", None, None), ("e3", "create", None, None)]
+    assert decided(each_created(records, "contacts")) == [
+        ("e1", "create", None, None), ("e2", "create", None, None), ("e3", "create", None, None)], \
+        "without the rule, nothing says they are one"
+
+
+def test_records_sharing_keys_are_one_transitively() -> None:
+    # e1 and e2 share a profile, e2 and e3 an email: one person.
+    records = contacts(("e1", None, "linkedin.com/in/ada"), ("e2", "ada@acme.com", "linkedin.com/in/ada"),
+                       ("e3", "ada@acme.com", None), ("e4", "bob@acme.com", None))
+    once = each_created(records, "contacts")
+    assert decided(once) == [("e1", "create", None, None), ("e2", "skip", None, PERSON_OF_E1),
+                             ("e3", "skip", None, PERSON_OF_E1), ("e4", "create", None, None)]
 
 
 def test_creates_with_no_identifier_are_left_alone() -> None:
@@ -185,13 +215,14 @@ def test_creates_with_no_identifier_are_left_alone() -> None:
     assert once["match_key"].isna().tolist() == [True, True]
 
 
-def test_updates_and_skips_sharing_a_creates_identifiers_are_left_as_they_are() -> None:
+def test_a_create_of_someone_already_in_the_crm_is_skipped_naming_them_and_updates_are_left_as_they_are() -> None:
     records = contacts(("e1", "ada@acme.com", None), ("e2", "ada@acme.com", None), ("e3", "ada@acme.com", None))
-    once = one_create_per_identifier(batch(("e1", "update", "003A", None),
-                                           ("e2", "skip", "003A", "nothing to change"),
-                                           ("e3", "create", None, None)), records, "contacts")
+    once = one_create_per_person(batch(("e1", "update", "003A", None),
+                                       ("e2", "skip", "003A", "nothing to change"),
+                                       ("e3", "create", None, None)), records, "contacts")
     assert decided(once) == [("e1", "update", "003A", None), ("e2", "skip", "003A", "nothing to change"),
-                             ("e3", "create", None, None)]
+                             ("e3", "skip", None, "the same person as Enginy record e1, in the CRM as 003A")]
+    assert plain(once[["same_as"]]) == [[None], [None], ["e1"]]
 
 
 def changed(*rows) -> pd.DataFrame:
