@@ -17,6 +17,7 @@ from crm_pipelines.export.ledger import ACTIVITY_LEDGER, EXPORT_LEDGER, FINAL, e
 from crm_pipelines.progress import per_second
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
+from crm_pipelines.frames import is_in
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import LedgerTable, Warehouse
 
@@ -42,6 +43,17 @@ def _attribution(config: IntegrationConfig, warehouse: Warehouse) -> Attribution
         identity_users={str(i): str(u) for i, u in zip(identities["id"], identities["user_id"]) if pd.notna(u)},
         enginy_user_emails=dict(zip(users["id"].astype(str), users["email"])),
         crm_user_by_email={str(e).lower(): str(i) for e, i in zip(active["email"], active["crm_id"]) if pd.notna(e)})
+
+
+def _same_as(warehouse: Warehouse, batch: str, contacts: list[str]) -> pd.Series:
+    """Enginy contact → the one a batch skipped its create for, for ``contacts`` (none where the
+    batch is not built, or is older than the same_as column)."""
+    if batch not in warehouse.table_names() or "same_as" not in warehouse.column_names(batch):
+        return pd.Series(dtype=object)
+    # Few rows are skipped so: read them all, not the batch rows of every contact.
+    rows = warehouse.query(f"SELECT enginy_id, same_as FROM {warehouse.table(batch)} WHERE same_as IS NOT NULL")
+    rows = rows[is_in(rows["enginy_id"].astype(str), pd.Series(contacts, dtype=object))]
+    return pd.Series(rows["same_as"].astype(str).to_numpy(object), index=rows["enginy_id"].astype(str), dtype=object)
 
 
 def _skipped(note: str) -> dg.Output[pd.DataFrame]:
@@ -83,9 +95,12 @@ def crm_activity_push(context: dg.AssetExecutionContext, crm: CrmResource, wareh
     events = warehouse.query(unlogged_events_sql(warehouse.table("enginy_campaign_events"),
                                                  warehouse.table(ACTIVITY_LEDGER)))
     contacts = events["contact_id"].astype(str).drop_duplicates().tolist()
-    pushed = (parse_json(warehouse.rows_with_keys(EXPORT_LEDGER, "enginy_id", contacts))
+    # The people a batch skipped as the same person as another: their activities go on that one's record.
+    twins = pd.concat([_same_as(warehouse, table, contacts) for table in ("contact_export_batch", "lead_export_batch")])
+    people = list(dict.fromkeys([*contacts, *twins.astype(str)]))
+    pushed = (parse_json(warehouse.rows_with_keys(EXPORT_LEDGER, "enginy_id", people))
               if EXPORT_LEDGER in warehouse.table_names() else empty_ledger())
-    records = crm_records(warehouse.rows_with_keys("contact_matches", "enginy_id", contacts), pushed)
+    records = crm_records(warehouse.rows_with_keys("contact_matches", "enginy_id", people), pushed, twins)
     planned = plan_activities(events, warehouse.read_table("enginy_campaign_steps"),
                               warehouse.read_table("enginy_campaigns"), records, settings,
                               _attribution(config, warehouse))

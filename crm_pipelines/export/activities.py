@@ -27,7 +27,7 @@ from crm_pipelines.export.ledger import FINAL, Ledger
 from crm_pipelines.export.push import pace
 from crm_pipelines.export.values import is_empty
 from crm_pipelines.export.writes import KINDS, Activity, WriteResult
-from crm_pipelines.frames import is_in
+from crm_pipelines.frames import is_in, lookup
 
 PRODUCT = "Enginy"
 # What the CRM shows, in one place: ZoomInfo Engage's "Engage: {Event} {EmailSubject}" and
@@ -77,11 +77,13 @@ class Attribution:
         return None, "crm_default"
 
 
-def crm_records(matches: pd.DataFrame, created: pd.DataFrame) -> pd.DataFrame:
+def crm_records(matches: pd.DataFrame, created: pd.DataFrame, same_as: pd.Series | None = None) -> pd.DataFrame:
     """Per Enginy contact: the CRM record it is (crm_object, crm_id) or why there is none (outcome).
 
     ``matches``: contact_matches; ``created``: the export ledger's contact and lead writes. A record
-    the push created counts where matching has not seen it yet (the snapshot predates the push)."""
+    the push created counts where matching has not seen it yet (the snapshot predates the push).
+    ``same_as``: Enginy contact → the Enginy contact it is the same person as (a create the batch
+    skipped for it): with no record of its own, a contact's activities go on that one's."""
     people = matches.assign(enginy_id=matches["enginy_id"].astype(str))
     people = people.assign(crm_object=people.get("crm_object", pd.Series("contacts", index=people.index))
                            .fillna("contacts"))[["enginy_id", "outcome", "crm_id", "crm_object"]]
@@ -93,6 +95,13 @@ def crm_records(matches: pd.DataFrame, created: pd.DataFrame) -> pd.DataFrame:
     known = people[people["outcome"].eq("matched")]
     extra = pushed[~is_in(pushed["enginy_id"], known["enginy_id"])].drop_duplicates("enginy_id", keep="last")
     rest = people[~is_in(people["enginy_id"], known["enginy_id"]) & ~is_in(people["enginy_id"], extra["enginy_id"])]
+    if same_as is not None and len(same_as) and len(rest):
+        found = pd.concat([known, extra], ignore_index=True).drop_duplicates("enginy_id").set_index("enginy_id")
+        other = rest["enginy_id"].map(lookup(same_as.index.astype(str), same_as.astype(str)))
+        has = other.notna() & is_in(other.fillna(""), found.index.to_series())
+        twins = rest[has].assign(outcome="matched", crm_id=found.loc[other[has], "crm_id"].to_numpy(object),
+                                 crm_object=found.loc[other[has], "crm_object"].to_numpy(object))
+        return pd.concat([known, extra, twins, rest[~has]], ignore_index=True)
     return pd.concat([known, extra, rest], ignore_index=True)
 
 

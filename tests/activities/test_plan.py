@@ -120,6 +120,19 @@ def test_a_contact_the_push_created_gets_its_activities_on_the_new_record() -> N
     assert (row["status"], row["crm_object"], row["crm_record_id"]) == ("ready", "leads", "00Q-new")
 
 
+def test_a_contact_skipped_as_the_same_person_as_another_gets_its_activities_on_that_ones_record() -> None:
+    """The batch created c2 only (c3 is the same person); c4's twin c5 is nowhere in the CRM yet."""
+    matches = pd.DataFrame({"enginy_id": ["c2", "c3", "c4", "c5"], "outcome": "new", "crm_id": None,
+                            "crm_object": None})
+    ledger = pd.DataFrame({"write_id": ["w"], "object": ["contacts"], "enginy_id": ["c2"], "action": ["create"],
+                           "crm_id": ["003-new"], "status": ["created"]})
+    records = crm_records(matches, ledger, pd.Series({"c3": "c2", "c4": "c5"}))
+    rows = plan_activities(pd.DataFrame([event("e1", "s-call", contact="c3"), event("e2", "s-call", contact="c4")]),
+                           STEPS, CAMPAIGNS, records, ActivitySync(enabled=True), NOBODY).set_index("event_id")
+    assert (rows.loc["e1", "status"], rows.loc["e1", "crm_record_id"]) == ("ready", "003-new")
+    assert (rows.loc["e2", "status"], rows.loc["e2", "reason"]) == ("waiting", WAITING_NEW)
+
+
 def test_the_ledger_skips_logged_events_and_marks_unanswered_ones_for_a_look_up() -> None:
     planned = plan([event("e1", "s-call"), event("e2", "s-call"), event("e3", "s-call")])
     first, _ = activities_to_send(planned, empty_ledger())
