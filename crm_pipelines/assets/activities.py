@@ -45,15 +45,25 @@ def _attribution(config: IntegrationConfig, warehouse: Warehouse) -> Attribution
         crm_user_by_email={str(e).lower(): str(i) for e, i in zip(active["email"], active["crm_id"]) if pd.notna(e)})
 
 
-def _same_as(warehouse: Warehouse, batch: str, contacts: list[str]) -> pd.Series:
-    """Enginy contact → the one a batch skipped its create for, for ``contacts`` (none where the
-    batch is not built, or is older than the same_as column)."""
+def _as_others(warehouse: Warehouse, batch: str, obj: str, contacts: list[str]) -> tuple[pd.Series, pd.DataFrame]:
+    """Of ``contacts``, what the ``batch`` (of CRM object ``obj``) knows that contact_matches does
+    not: the people whose create it skipped as the same person as another (Enginy id → that one's),
+    and the CRM records it found people to be as the same person as a matched one (match rows)."""
+    none = pd.Series(dtype=object), pd.DataFrame(columns=["enginy_id", "outcome", "crm_id", "crm_object"])
     if batch not in warehouse.table_names() or "same_as" not in warehouse.column_names(batch):
-        return pd.Series(dtype=object)
-    # Few rows are skipped so: read them all, not the batch rows of every contact.
-    rows = warehouse.query(f"SELECT enginy_id, same_as FROM {warehouse.table(batch)} WHERE same_as IS NOT NULL")
+        return none
+    # Few rows are so: read them all, not the batch rows of every contact.
+    rows = warehouse.query(
+        f"SELECT b.enginy_id, b.same_as, b.crm_id FROM {warehouse.table(batch)} b WHERE b.same_as IS NOT NULL "
+        f"OR (b.crm_id IS NOT NULL AND b.outcome = 'matched' AND b.enginy_id IN "
+        f"(SELECT m.enginy_id FROM {warehouse.table('contact_matches')} m WHERE m.outcome <> 'matched'))")
     rows = rows[is_in(rows["enginy_id"].astype(str), pd.Series(contacts, dtype=object))]
-    return pd.Series(rows["same_as"].astype(str).to_numpy(object), index=rows["enginy_id"].astype(str), dtype=object)
+    twins = rows[rows["same_as"].notna()]
+    found = rows[rows["same_as"].isna()]
+    return (pd.Series(twins["same_as"].astype(str).to_numpy(object), index=twins["enginy_id"].astype(str),
+                      dtype=object),
+            pd.DataFrame({"enginy_id": found["enginy_id"].astype(str), "outcome": "matched",
+                          "crm_id": found["crm_id"].astype(str), "crm_object": obj}))
 
 
 def _skipped(note: str) -> dg.Output[pd.DataFrame]:
@@ -95,12 +105,17 @@ def crm_activity_push(context: dg.AssetExecutionContext, crm: CrmResource, wareh
     events = warehouse.query(unlogged_events_sql(warehouse.table("enginy_campaign_events"),
                                                  warehouse.table(ACTIVITY_LEDGER)))
     contacts = events["contact_id"].astype(str).drop_duplicates().tolist()
-    # The people a batch skipped as the same person as another: their activities go on that one's record.
-    twins = pd.concat([_same_as(warehouse, table, contacts) for table in ("contact_export_batch", "lead_export_batch")])
+    # People a batch found to be the same person as another: their activities go on that one's record.
+    known = [_as_others(warehouse, table, obj, contacts)
+             for table, obj in (("contact_export_batch", "contacts"), ("lead_export_batch", "leads"))]
+    twins = pd.concat([twin for twin, _ in known])
     people = list(dict.fromkeys([*contacts, *twins.astype(str)]))
     pushed = (parse_json(warehouse.rows_with_keys(EXPORT_LEDGER, "enginy_id", people))
               if EXPORT_LEDGER in warehouse.table_names() else empty_ledger())
-    records = crm_records(warehouse.rows_with_keys("contact_matches", "enginy_id", people), pushed, twins)
+    # A person both batches found once: the contact batch's record counts.
+    found = pd.concat([found for _, found in known], ignore_index=True).drop_duplicates("enginy_id")
+    matches = pd.concat([warehouse.rows_with_keys("contact_matches", "enginy_id", people), found], ignore_index=True)
+    records = crm_records(matches, pushed, twins)
     planned = plan_activities(events, warehouse.read_table("enginy_campaign_steps"),
                               warehouse.read_table("enginy_campaigns"), records, settings,
                               _attribution(config, warehouse))

@@ -20,8 +20,9 @@ from crm_pipelines.config import IntegrationConfig
 from crm_pipelines.export.associations import (REMOVED_ASSOCIATIONS, REMOVED_COLUMNS, record_removed, removed_links,
                                                undo_batch)
 from crm_pipelines.export.batch import Launch, Owners, build_batch
-from crm_pipelines.export.batch_rules import (known_by_enginy_id, leave_to_other_object, match_outcomes,
-                                              one_create_per_person, one_update_per_crm_record)
+from crm_pipelines.export.batch_rules import (identity_keys, known_by_enginy_id, leave_to_other_object,
+                                              match_outcomes, matched_as_the_same, one_create_per_person,
+                                              one_update_per_crm_record)
 from crm_pipelines.export.dry_run import DRY_RUN_COLUMNS, action_counts, render_dry_run, write_dry_run
 from crm_pipelines.export.gates import GATE_COLUMNS, expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
@@ -176,6 +177,16 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         records, match_rows, snapshot, company_match_rows, rollups = _batch_inputs(
             warehouse, config.only_changed_since, tables, client.enginy_id_field)
         matches = known_by_enginy_id(match_outcomes(match_rows), snapshot, client.enginy_id_field)
+        # What makes two of the records one person (or company): the creates they make and the
+        # CRM record one of them already is.
+        rule = (company_rule(integration_config.company_identifier) if obj == "companies"
+                else contact_rule(integration_config.contact_identifier))
+        keys = identity_keys(records, obj, rule)
+        elsewhere = None
+        if "crm_object" in match_rows and obj != "companies":
+            other = match_rows[match_rows["outcome"].eq("matched") & match_rows["crm_object"].ne(tab)]
+            elsewhere = other["enginy_id"].astype(str)
+        matches = matched_as_the_same(matches, keys, elsewhere)
         # Only the records this batch can update are parsed: the rest of a million-record snapshot
         # would be a dict per record held through the step for nothing.
         crm_records = parse_json(snapshot[is_in(snapshot["crm_id"], matches["crm_id"].dropna().unique())])
@@ -199,9 +210,7 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         del crm_records, company_match_rows, rollups, campaign, links
         batch = batch.merge(matches[["enginy_id", "outcome"]], on="enginy_id", how="left")
         batch = leave_to_other_object(batch, match_rows, tab)
-        rule = (company_rule(integration_config.company_identifier) if obj == "companies"
-                else contact_rule(integration_config.contact_identifier))
-        batch = one_create_per_person(batch, records, obj, rule)
+        batch = one_create_per_person(batch, records, obj, keys)
         batch = one_update_per_crm_record(batch, records)
         batch["batch_id"] = context.run_id  # the write ledger keys writes by the batch they belong to
         if linked:

@@ -89,25 +89,13 @@ def leave_to_other_object(batch: pd.DataFrame, matches: pd.DataFrame, tab: str) 
     return batch
 
 
-def one_create_per_person(batch: pd.DataFrame, records: pd.DataFrame, obj: str, rule: Rule | None = None
-                          ) -> pd.DataFrame:
-    """Enginy records that are one person (or company) would be two records in the CRM — or a
-    create the CRM refuses as a duplicate, then a match a run later: they make at most one create.
-
-    Records are one when they share an identifier — a person's LinkedIn profile or email, a
-    company's domain (else its name) — or a group of the matching ``rule`` (first name + last name
-    + company name, say), normalised as matching does, joined transitively. Where one of them is
-    in the CRM already (it has a CRM record: an update, or a skip with nothing to change), its
-    creates are skipped naming it. Otherwise the one changed last in Enginy (ties: the lowest
-    Enginy id) is created — the record that speaks for the CRM record once it is there (see
-    one_update_per_crm_record), so the next run has nothing to change — and the others are skipped
-    naming it. Creates sharing nothing are left alone.
-
-    Adds ``match_key`` (the first identifier a record has, for the batch's gate) and ``same_as``
-    (the Enginy record a skipped create is: the push links its contacts to that one's CRM record);
-    changes ``batch`` in place.
-    """
-    noun = "company" if obj == "companies" else "person"
+def identity_keys(records: pd.DataFrame, obj: str, rule: Rule | None = None) -> pd.DataFrame:
+    """What makes Enginy records one person (or company), per record (indexed by ``id`` as text):
+    ``match_key``, the first identifier a record has (a person's LinkedIn profile, else their
+    email; a company's domain, else its name), and ``key_0``, ``key_1``, … — each a key two
+    records sharing are one by: a person's LinkedIn profile and email, a company's first
+    identifier, and each group of the matching ``rule`` (first name + last name + company name,
+    say); normalised as matching does, None where a record has none."""
     none = pd.Series([None] * len(records), dtype=object, index=records.index)
 
     def normal(column: str, kind: str) -> pd.Series:
@@ -132,32 +120,86 @@ def one_create_per_person(batch: pd.DataFrame, records: pd.DataFrame, obj: str, 
             for part in parts[1:]:
                 joined = joined.where(part.notna(), None).str.cat(part, sep="\x1f")
             keys.append(joined.where(joined.notna(), None))
-    batch["match_key"] = batch["enginy_id"].map(lookup(records["id"], first.astype(object)))
-    batch["same_as"] = None
+    index = pd.Index(records["id"].astype(str).to_numpy(object))
+    return pd.DataFrame({"match_key": first.to_numpy(object),
+                         **{f"key_{k}": key.to_numpy(object) for k, key in enumerate(keys)}}, index=index)
 
+
+def _groups(keys: pd.DataFrame, ids: pd.Series) -> np.ndarray:
+    """For each of ``ids`` (Enginy ids), a group number shared by the ids one by their keys
+    (identity_keys), transitively."""
+    at = keys.index.get_indexer(ids.astype(str).to_numpy(object))
+    a, b = [], []
+    for column in (c for c in keys.columns if c.startswith("key_")):
+        values = pd.Series(keys[column].to_numpy(object)[at], dtype=object)
+        values[at < 0] = None
+        codes, _ = pd.factorize(values)  # -1: no value
+        present = np.flatnonzero(codes >= 0)
+        # Each id with a value is joined to the first id with the same one.
+        _, earliest, same = np.unique(codes[present], return_index=True, return_inverse=True)
+        a.append(present)
+        b.append(present[earliest][same])
+    return components(len(ids), np.concatenate(a), np.concatenate(b))
+
+
+def matched_as_the_same(matches: pd.DataFrame, keys: pd.DataFrame, elsewhere: pd.Series | None = None
+                        ) -> pd.DataFrame:
+    """An Enginy record matching no CRM record while another one it is one with (identity_keys)
+    matched one is that CRM record too: the two update it — one speaks for it (one_update_per_crm_record)
+    — rather than the first creating a duplicate, or matching it a run later once the other's
+    update (its company, say) makes the rule see it. Only where the others all matched the same
+    record; ``elsewhere``: Enginy ids matched in another CRM object, which lend no record here."""
+    new = matches["outcome"].eq("new")
+    anchors = matches["outcome"].eq("matched") & matches["crm_id"].notna()
+    if elsewhere is not None:
+        anchors &= ~is_in(matches["enginy_id"].astype(str), elsewhere)
+    rows = matches[new | anchors]
+    if not new.any() or not anchors.any():
+        return matches
+    group = pd.Series(_groups(keys, rows["enginy_id"]), index=rows.index)
+    held = rows[anchors[rows.index]].assign(group=group)
+    records = held.groupby("group")["crm_id"].agg(["nunique", "first"])
+    one = records[records["nunique"].eq(1)]["first"]
+    gets = new[rows.index] & group.isin(one.index)
+    if not gets.any():
+        return matches
+    matches = matches.copy()
+    matches.loc[gets[gets].index, "outcome"] = "matched"
+    matches.loc[gets[gets].index, "crm_id"] = group[gets].map(one).to_numpy(object)
+    return matches
+
+
+def one_create_per_person(batch: pd.DataFrame, records: pd.DataFrame, obj: str, keys: pd.DataFrame
+                          ) -> pd.DataFrame:
+    """Enginy records that are one person (or company) by their ``keys`` (identity_keys) would
+    be two records in the CRM — or a create the CRM refuses as a duplicate, then a match a run
+    later: they make at most one create.
+
+    Where one of them is in the CRM already (it has a CRM record: an update, or a skip with
+    nothing to change), their creates are skipped naming it. Otherwise the one changed last in
+    Enginy (ties: the lowest Enginy id) is created — the record that speaks for the CRM record once
+    it is there (see one_update_per_crm_record), so the next run has nothing to change — and the
+    others are skipped naming it. Creates sharing nothing are left alone.
+
+    Adds ``match_key`` (for the batch's gate) and ``same_as`` (the Enginy record a skipped create
+    is: the push links its contacts to that one's CRM record); changes ``batch`` in place.
+    """
+    noun = "company" if obj == "companies" else "person"
+    batch["match_key"] = batch["enginy_id"].astype(str).map(keys["match_key"])
+    batch["same_as"] = None
     # The rows that count: creates, and records the CRM holds already.
     held = batch["crm_id"].notna() & (batch["action"].eq("update") | batch["reason"].eq("nothing to change"))
     creates = batch["action"].eq("create")
     rows = batch.index[creates | held]
     if not creates.any() or len(rows) < 2:
         return batch
-    at = pd.Index(records["id"].astype(str)).get_indexer(batch.loc[rows, "enginy_id"].astype(str))
-    a, b = [], []
-    for key in keys:
-        values = pd.Series(key.to_numpy(object)[at], dtype=object)
-        values[at < 0] = None
-        codes, _ = pd.factorize(values)  # -1: no value
-        present = np.flatnonzero(codes >= 0)
-        # Each row with a value is joined to the first row with the same one.
-        _, earliest, same = np.unique(codes[present], return_index=True, return_inverse=True)
-        a.append(present)
-        b.append(present[earliest][same])
-    group = components(len(rows), np.concatenate(a), np.concatenate(b))
-    if not (pd.Series(group).duplicated(keep=False)).any():
+    group = _groups(keys, batch.loc[rows, "enginy_id"])
+    if not pd.Series(group).duplicated().any():
         return batch
     updated = records["updated_at"] if "updated_at" in records else pd.Series(pd.NaT, index=records.index)
-    changed = pd.to_datetime(updated, utc=True).to_numpy()[np.maximum(at, 0)]
-    order = pd.DataFrame({"group": group, "held": held[rows].to_numpy(bool), "changed": changed,
+    changed = lookup(records["id"].astype(str), pd.to_datetime(updated, utc=True))
+    order = pd.DataFrame({"group": group, "held": held[rows].to_numpy(bool),
+                          "changed": changed.reindex(batch.loc[rows, "enginy_id"].astype(str)).to_numpy(),
                           "enginy_id": batch.loc[rows, "enginy_id"].astype(str).to_numpy(object),
                           "crm_id": batch.loc[rows, "crm_id"].to_numpy(object)}, index=rows)
     # Per group: a record in the CRM first, then the one changed last, then the lowest Enginy id.

@@ -10,8 +10,9 @@ from pandas.testing import assert_frame_equal
 
 from crm_pipelines.config import ContactIdentifier
 from crm_pipelines.export.batch import BATCH_COLUMNS
-from crm_pipelines.export.batch_rules import (known_by_enginy_id, leave_to_other_object, match_outcomes,
-                                              one_create_per_person, one_update_per_crm_record)
+from crm_pipelines.export.batch_rules import (identity_keys, known_by_enginy_id, leave_to_other_object,
+                                              match_outcomes, matched_as_the_same, one_create_per_person,
+                                              one_update_per_crm_record)
 from crm_pipelines.matching.rules import contact_rule
 
 FIELD = "Enginy_Id__c"
@@ -146,7 +147,8 @@ def contacts(*rows) -> pd.DataFrame:
 
 def each_created(records: pd.DataFrame, obj: str, rule=None) -> pd.DataFrame:
     """one_create_per_person over a batch in which every record is a create."""
-    return one_create_per_person(batch(*[(e, "create", None, None) for e in records["id"]]), records, obj, rule)
+    return one_create_per_person(batch(*[(e, "create", None, None) for e in records["id"]]), records, obj,
+                                 identity_keys(records, obj, rule))
 
 
 def test_the_first_create_of_a_company_domain_is_kept_and_the_later_ones_skipped_naming_it() -> None:
@@ -208,6 +210,22 @@ def test_records_sharing_keys_are_one_transitively() -> None:
                              ("e3", "skip", None, PERSON_OF_E1), ("e4", "create", None, None)]
 
 
+def test_a_record_matching_nothing_is_the_crm_record_another_one_with_it_matched() -> None:
+    """e2 is e1 by email and e1 matched 003A: e2 updates 003A too (one of them speaks for it)
+    rather than creating a duplicate. e4 is both e3 (003B) and e5 (003C): no one record, it stays new;
+    e6 is e7, matched as a lead, which lends no record to the contact batch."""
+    records = contacts(("e1", "ada@acme.com", None), ("e2", "ada@acme.com", "linkedin.com/in/ada"),
+                       ("e3", "bob@acme.com", "linkedin.com/in/bob"), ("e4", "bob@acme.com", "linkedin.com/in/rob"),
+                       ("e5", None, "linkedin.com/in/rob"), ("e6", "eve@acme.com", None), ("e7", "eve@acme.com", None))
+    found = matched_as_the_same(matches(("e1", "matched", "003A"), ("e2", "new", None), ("e3", "matched", "003B"),
+                                        ("e4", "new", None), ("e5", "matched", "003C"), ("e6", "new", None),
+                                        ("e7", "matched", "00QD")),
+                                identity_keys(records, "contacts"), pd.Series(["e7"]))
+    assert plain(found) == [["e1", "matched", "003A"], ["e2", "matched", "003A"], ["e3", "matched", "003B"],
+                            ["e4", "new", None], ["e5", "matched", "003C"], ["e6", "new", None],
+                            ["e7", "matched", "00QD"]]
+
+
 def test_creates_with_no_identifier_are_left_alone() -> None:
     records = contacts(("e1", None, None), ("e2", "not an email", None))
     once = each_created(records, "contacts")
@@ -219,7 +237,8 @@ def test_a_create_of_someone_already_in_the_crm_is_skipped_naming_them_and_updat
     records = contacts(("e1", "ada@acme.com", None), ("e2", "ada@acme.com", None), ("e3", "ada@acme.com", None))
     once = one_create_per_person(batch(("e1", "update", "003A", None),
                                        ("e2", "skip", "003A", "nothing to change"),
-                                       ("e3", "create", None, None)), records, "contacts")
+                                       ("e3", "create", None, None)), records, "contacts",
+                                 identity_keys(records, "contacts"))
     assert decided(once) == [("e1", "update", "003A", None), ("e2", "skip", "003A", "nothing to change"),
                              ("e3", "skip", None, "the same person as Enginy record e1, in the CRM as 003A")]
     assert plain(once[["same_as"]]) == [[None], [None], ["e1"]]
