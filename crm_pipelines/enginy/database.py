@@ -139,15 +139,15 @@ def _read_arrow(engine: sa.Engine, query: sa.Select) -> pd.DataFrame | None:
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         import adbc_driver_sqlite.dbapi as adbc
         # Read-only: the pipeline never writes the Enginy database.
-        connect = lambda: adbc.connect(f"file:{quote(str(Path(url.database).resolve()))}?mode=ro")  # noqa: E731
+        uri = f"file:{quote(str(Path(url.database).resolve()))}?mode=ro"
     elif url.get_backend_name() == "postgresql":
-        import adbc_driver_postgresql.dbapi as adbc
-        connect = lambda: adbc.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))  # noqa: E731
+        import adbc_driver_postgresql.dbapi as adbc  # type: ignore[no-redef]
+        uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
     else:
         return None
     # The one parameter, a time, is written into the SQL as the dialect stores it.
     sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
-    with connect() as conn, conn.cursor() as cursor:
+    with adbc.connect(uri) as conn, conn.cursor() as cursor:
         cursor.execute(sql)
         table = cursor.fetch_arrow_table()
     # PostgreSQL's integer is 32 bits: widened, as pandas reads every integer column.
