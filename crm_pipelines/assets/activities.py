@@ -47,8 +47,8 @@ def _attribution(config: IntegrationConfig, warehouse: Warehouse) -> Attribution
 
 def _as_others(warehouse: Warehouse, batch: str, obj: str, contacts: list[str]) -> tuple[pd.Series, pd.DataFrame]:
     """Of ``contacts``, what the ``batch`` (of CRM object ``obj``) knows that contact_matches does
-    not: the people whose create it skipped as the same person as another (Enginy id → that one's),
-    and the CRM records it found people to be as the same person as a matched one (match rows)."""
+    not: whose create it skipped as the same person as another (Enginy id → the other's), and which
+    CRM record it took people matching none to be, being one with someone matched (as match rows)."""
     none = pd.Series(dtype=object), pd.DataFrame(columns=["enginy_id", "outcome", "crm_id", "crm_object"])
     if batch not in warehouse.table_names() or "same_as" not in warehouse.column_names(batch):
         return none

@@ -24,10 +24,10 @@ import pandas as pd
 
 from crm_pipelines.config import ActivitySync, UserMapping
 from crm_pipelines.export.ledger import FINAL, Ledger
-from crm_pipelines.export.push import pace
 from crm_pipelines.export.values import is_empty
 from crm_pipelines.export.writes import KINDS, Activity, WriteResult
 from crm_pipelines.frames import is_in, lookup
+from crm_pipelines.progress import pace
 
 PRODUCT = "Enginy"
 # What the CRM shows, in one place: ZoomInfo Engage's "Engage: {Event} {EmailSubject}" and
