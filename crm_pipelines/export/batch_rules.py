@@ -169,6 +169,13 @@ def matched_as_the_same(matches: pd.DataFrame, keys: pd.DataFrame, elsewhere: pd
     return matches
 
 
+def _changed_at(records: pd.DataFrame) -> pd.Series:
+    """When each Enginy record (by id, as text) last changed, NaT where unknown: the order in which
+    the rules below let one of several records speak for a CRM record."""
+    updated = records["updated_at"] if "updated_at" in records else pd.Series(pd.NaT, index=records.index)
+    return lookup(records["id"].astype(str), pd.to_datetime(updated, utc=True))
+
+
 def one_create_per_person(batch: pd.DataFrame, records: pd.DataFrame, obj: str, keys: pd.DataFrame
                           ) -> pd.DataFrame:
     """Enginy records that are one person (or company) by their ``keys`` (identity_keys) would
@@ -196,8 +203,7 @@ def one_create_per_person(batch: pd.DataFrame, records: pd.DataFrame, obj: str, 
     group = _groups(keys, batch.loc[rows, "enginy_id"])
     if not pd.Series(group).duplicated().any():
         return batch
-    updated = records["updated_at"] if "updated_at" in records else pd.Series(pd.NaT, index=records.index)
-    changed = lookup(records["id"].astype(str), pd.to_datetime(updated, utc=True))
+    changed = _changed_at(records)
     order = pd.DataFrame({"group": group, "held": held[rows].to_numpy(bool),
                           "changed": changed.reindex(batch.loc[rows, "enginy_id"].astype(str)).to_numpy(),
                           "enginy_id": batch.loc[rows, "enginy_id"].astype(str).to_numpy(object),
@@ -230,8 +236,7 @@ def one_update_per_crm_record(batch: pd.DataFrame, records: pd.DataFrame) -> pd.
                                                | batch["reason"].eq("nothing to change"))]
     if not matched["crm_id"].duplicated().any():
         return batch
-    updated = records["updated_at"] if "updated_at" in records else pd.Series(pd.NaT, index=records.index)
-    changed = lookup(records["id"].astype(str), pd.to_datetime(updated, utc=True))
+    changed = _changed_at(records)
     changed = changed.reindex(matched["enginy_id"].astype(str)).to_numpy()
     order = matched.assign(changed=changed).sort_values(["changed", "enginy_id"], ascending=[False, True])
     winner = order.drop_duplicates("crm_id").set_index("crm_id")["enginy_id"]
