@@ -18,7 +18,7 @@ from crm_pipelines.definitions import MATERIALIZE_ALL, defs
 from crm_pipelines.enginy.database import make_engine, read_table, write_tables
 from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.enginy.schema import TABLES
-from crm_pipelines.resources.warehouse import Warehouse, redact_url
+from crm_pipelines.resources.warehouse import Keys, Warehouse, redact_url
 from tests.postgres import SERVER, fresh_database, fresh_schema, url_with_search_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,6 +152,10 @@ def test_crm_records_are_found_by_the_enginy_id_among_their_raw_fields(tmp_path:
         assert found["crm_id"].tolist() == ["e"]
         assert warehouse.rows_with_keys("crm_contacts", "raw", ["e4"], json_field="a/b~c")["crm_id"].tolist() == ["e"]
         assert warehouse.rows_with_keys("crm_contacts", "raw", ["e1"], json_field="x' OR '1'='1").empty
+        # The records a batch can touch: matched by id, or holding an Enginy id — each once, in one read.
+        either = warehouse.rows_with_any_keys("crm_contacts", Keys("crm_id", ["a", "d"]),
+                                              Keys("raw", ["e1", "e2"], json_field="Enginy_Id__c"))
+        assert sorted(either["crm_id"]) == ["a", "b", "d"]
 
 
 def _hold_lock(path: str, seconds: float, ready) -> None:

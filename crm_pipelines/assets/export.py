@@ -36,7 +36,7 @@ from crm_pipelines.frames import is_in, lookup
 from crm_pipelines.matching.rules import company_rule, contact_rule
 from crm_pipelines.progress import per_second
 from crm_pipelines.resources.integration import IntegrationSettings
-from crm_pipelines.resources.warehouse import LedgerTable, Warehouse, parse_json_columns
+from crm_pipelines.resources.warehouse import Keys, LedgerTable, Warehouse, parse_json_columns
 
 EXPORT_GROUP = "export"
 # Every step that writes to the CRM. A deployment that sets the pool's limit (deploy/dagster.postgres.yaml:
@@ -140,9 +140,8 @@ def _batch_inputs(warehouse: Warehouse, since: str, tables: dict[str, str], engi
     # Only the CRM records a batch can touch, in full runs too: those matched, and those holding
     # one of the records' Enginy ids. On a first sync that is under half of a million-record snapshot.
     matched = matches.loc[matches["outcome"].eq("matched"), "crm_id"].dropna().astype(str).tolist()
-    snapshot = pd.concat([warehouse.rows_with_keys(tables["crm_records"], "crm_id", matched),
-                          warehouse.rows_with_keys(tables["crm_records"], "raw", ids, json_field=enginy_id_field)],
-                         ignore_index=True).drop_duplicates("crm_id")
+    snapshot = warehouse.rows_with_any_keys(tables["crm_records"], Keys("crm_id", matched),
+                                            Keys("raw", ids, json_field=enginy_id_field))
     companies = (rows("company_matches", "enginy_id", records["company_id"].dropna().astype(str).tolist())
                  if "company_matches" in tables else None)
     rollups = None
@@ -187,10 +186,11 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
             other = match_rows[match_rows["outcome"].eq("matched") & match_rows["crm_object"].ne(tab)]
             elsewhere = other["enginy_id"].astype(str)
         matches = matched_as_the_same(matches, keys, elsewhere)
-        # Only the records this batch can update are parsed: the rest of a million-record snapshot
-        # would be a dict per record held through the step for nothing.
-        crm_records = parse_json(snapshot[is_in(snapshot["crm_id"], matches["crm_id"].dropna().unique())])
-        del snapshot  # its text, parsed where needed, is not held beside the parsed fields
+        # Only the records this batch can update; their CRM fields stay JSON text, read a mapped
+        # field at a time by the batch.
+        can_update = is_in(snapshot["crm_id"], matches["crm_id"].dropna().unique())
+        crm_records = snapshot if can_update.all() else snapshot[can_update]
+        del snapshot
         campaign, campaign_mapping, links = None, None, None
         # Salesforce and Dataverse leads name their company in a text field; Pipedrive's hang on one.
         linked = obj == "contacts" or (obj == "leads" and getattr(client, "leads_link_to_companies", False))

@@ -13,11 +13,12 @@ from typing import Any, Literal, Mapping, NamedTuple
 
 import duckdb
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 
 from crm_pipelines.export.values import FieldSpec, coerce_column, empty_column, is_empty, same_column
-from crm_pipelines.frames import to_json
+from crm_pipelines.frames import json_pointer, to_json
 
 SyncMode = Literal["upsert", "update_only", "create_only"]
 BATCH_COLUMNS = ["enginy_id", "action", "crm_id", "fields", "diff", "owner_id", "company_crm_id", "company_link",
@@ -159,7 +160,6 @@ def _current(crm_records: pd.DataFrame, crm_id: np.ndarray) -> pd.DataFrame:
     current["found"] = current["found"].eq(True) & pd.notna(crm_id)
     # The deleted flag as the record gives it; a record without one is not deleted.
     current["is_deleted"] = current["found"] & current["is_deleted"].map(lambda v: False if pd.isna(v) else bool(v))
-    current["raw"] = [r if isinstance(r, dict) else {} for r in current["raw"]]
     return current
 
 
@@ -316,11 +316,18 @@ def _wanted(records: pd.DataFrame, enginy_id: np.ndarray, mappings: list[Any], l
         wanted.append((m, m.crm_field, values.reset_index(drop=True), everyone))
     if campaign_mapping and campaign_values is not None:
         campaign = campaign_values[~campaign_values.index.duplicated(keep="last")]
-        ids = pd.Index(enginy_id, dtype=object)
-        has_values = ids.isin(campaign.index)
+        # Each record's row of the campaign values, found once for all the properties.
+        at = campaign.index.get_indexer(pd.Index(enginy_id, dtype=object))
+        has_values = at >= 0
         for prop, crm_field in campaign_mapping.items():
-            if prop in campaign:
-                wanted.append((None, crm_field, campaign[prop].reindex(ids).reset_index(drop=True), has_values))
+            if prop not in campaign:
+                continue
+            if not len(campaign):
+                values = pd.Series([None] * len(at), dtype=object)
+            else:  # as a reindex gives them: missing where a record has no row
+                values = campaign[prop].take(np.where(has_values, at, 0)).reset_index(drop=True)
+                values = values if has_values.all() else values.where(has_values)
+            wanted.append((None, crm_field, values, has_values))
     return wanted
 
 
@@ -333,11 +340,12 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
     reason = pd.Series(np.full(n, None, dtype=object), dtype=object)
     written: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, str]] = []  # field, rows, new, held, rule
     sent_back: list[tuple[str, np.ndarray, np.ndarray]] = []  # Enginy field, rows, CRM value
-    raws = current["raw"].tolist()
     updating = ~creating
     newer = None
-    for mapping, crm_field, values, wants in _wanted(records, enginy_id, mappings, launch, campaign_values,
-                                                     campaign_mapping):
+    wanted = _wanted(records, enginy_id, mappings, launch, campaign_values, campaign_mapping)
+    crm_values = _CrmValues(current["raw"], updating & current["found"].to_numpy(bool),
+                            [crm_field for _, crm_field, _, _ in wanted if crm_field in schema])
+    for mapping, crm_field, values, wants in wanted:
         spec = schema.get(crm_field)
         if spec is None:
             _refuse(reason, wants, f"{crm_field}: the CRM has no such field; check the field mapping")
@@ -350,7 +358,7 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
         # The CRM's value matters only where an update has a value to write.
         change = has_new & updating
         held = np.full(n, None, dtype=object)
-        held[change] = [raws[i].get(crm_field) for i in np.flatnonzero(change).tolist()]
+        held[change] = crm_values.on(crm_field, change)
         change[change] = ~same_column(pd.Series(held[change], dtype=object), pd.Series(new[change], dtype=object),
                                       spec)
         held_empty = empty_column(pd.Series(held, dtype=object))
@@ -379,6 +387,61 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
     fields = [(crm_field, rows, new) for crm_field, rows, new, _, _ in written]
     writeback = [(enginy_field, rows, held) for enginy_field, rows, held in sent_back]
     return _Decision(fields, changes, writeback, reason)
+
+
+class _CrmValues:
+    """The CRM's value of each of ``fields`` on the ``rows`` of a batch (the updates), read from
+    their records' CRM fields (``raw``): the JSON text the warehouse keeps, parsed by DuckDB once
+    for all the fields, or dicts already parsed. At a million records, a dict of every field of
+    every record was gigabytes held through the batch for the few fields mapped."""
+
+    # json_type's names, by the code each is kept as (0: no value).
+    KINDS = ("VARCHAR", "BIGINT", "UBIGINT", "DOUBLE", "BOOLEAN", "ARRAY", "OBJECT")
+
+    def __init__(self, raw: pd.Series, rows: np.ndarray, fields: list[str]) -> None:
+        self.rows = np.flatnonzero(rows)
+        self.fields = list(dict.fromkeys(fields))
+        raw = raw.iloc[self.rows]
+        self.dicts = None
+        if not any(isinstance(v, str) for v in raw.head(100)):
+            self.dicts = [r if isinstance(r, dict) else {} for r in raw]
+            return
+        kinds = " ".join(f"WHEN '{kind}' THEN {code}" for code, kind in enumerate(self.KINDS, 1))
+        connection = duckdb.connect()
+        try:
+            connection.register("records", pa.table({"raw": pa.array(raw, type=pa.large_string(), from_pandas=True)}))
+            # Every list holds one element per field, so the lists flatten to rows × fields.
+            table = connection.sql(
+                f"SELECT list_transform(v, lambda x: coalesce(CASE json_type(x) {kinds} END, 0))::UTINYINT[] AS kind, "
+                "list_transform(v, lambda x: x ->> '$') AS text "
+                "FROM (SELECT json_extract(coalesce(raw, '{}'), $paths) AS v FROM records)",
+                params={"paths": [json_pointer(f) for f in self.fields] or ["/"]}).to_arrow_table()
+        finally:
+            connection.close()
+        width = max(len(self.fields), 1)
+        self.kinds = table.column("kind").combine_chunks().flatten().to_numpy().reshape(-1, width)
+        self.texts = table.column("text").combine_chunks().flatten()
+
+    def on(self, field: str, rows: np.ndarray) -> np.ndarray:
+        """The CRM's values of ``field`` on ``rows`` (a mask over the batch, within the rows given)."""
+        at = np.flatnonzero(rows[self.rows])
+        if self.dicts is not None:
+            return pd.Series([self.dicts[i].get(field) for i in at.tolist()], dtype=object).to_numpy()
+        j = self.fields.index(field)
+        kind = self.kinds[at, j]
+        text = self.texts.take(pa.array(at * len(self.fields) + j)).to_numpy(zero_copy_only=False)
+        values = np.full(len(at), None, dtype=object)
+        for code, convert in enumerate((str, np.int64, np.uint64, float, None, orjson.loads, orjson.loads), 1):
+            hit = kind == code
+            if not hit.any():
+                continue
+            if convert is None:  # a boolean's text is true or false
+                values[hit] = text[hit] == "true"
+            elif convert is orjson.loads:
+                values[hit] = pd.Series([orjson.loads(t) for t in text[hit]], dtype=object).to_numpy()
+            else:  # Python's own str, int and float, as a parsed dict holds them
+                values[hit] = text[hit].astype(convert).astype(object) if convert is not str else text[hit]
+        return values
 
 
 def _refuse(reason: pd.Series, rows: np.ndarray, why: str | pd.Series) -> None:

@@ -14,8 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from crm_pipelines.frames import is_in, json_pointer, lookup
-from crm_pipelines.matching.engine import ENGINY_FALLBACKS, components
-from crm_pipelines.matching.normalize import normalize_column
+from crm_pipelines.matching.engine import ENGINY_FALLBACKS, Slot, components, normalise
 from crm_pipelines.matching.rules import Rule
 
 
@@ -95,34 +94,44 @@ def identity_keys(records: pd.DataFrame, obj: str, rule: Rule | None = None) -> 
     email; a company's domain, else its name), and ``key_0``, ``key_1``, … — each a key two
     records sharing are one by: a person's LinkedIn profile and email, a company's first
     identifier, and each group of the matching ``rule`` (first name + last name + company name,
-    say); normalised as matching does, None where a record has none."""
-    none = pd.Series([None] * len(records), dtype=object, index=records.index)
+    say); normalised as matching does.
 
-    def normal(column: str, kind: str) -> pd.Series:
-        values = records.get(column, none)
-        if ENGINY_FALLBACKS.get(column) in records:  # a company's website where it has no domain
-            values = values.where(values.notna(), records[ENGINY_FALLBACKS[column]])
-        values = normalize_column(values, kind)
-        return values.where(values.fillna("").ne(""), None)
+    The keys are 64-bit hashes of the normal forms (-1 where a record has none): at a million
+    records, five columns of Python strings were most of a batch step's memory, and the rules
+    below only ever compare them.
+    """
+    firsts = ([("domain", "domain"), ("name", "company_name")] if obj == "companies"
+              else [("linkedin_url", "linkedin"), ("email", "email")])
+    # Each key: its parts, and whether the first part a record has is the key (else all of them are).
+    keys = [(firsts, True)] if obj == "companies" else [([firsts[0]], True), ([firsts[1]], True)]
+    keys += [([(c.enginy, c.normalize) for c in group.conditions], False)
+             for group in (rule.groups if rule else ()) if all(c.enginy in records for c in group.conditions)]
+    # A column the records lack is no identifier: NULL.
+    slots = list(dict.fromkeys(p for parts, _ in keys for p in parts if p[0] in records))
+    normal = {p: f"nullif(n.n{i}, '')" for i, p in enumerate(slots)}
 
-    if obj == "companies":
-        domain, name = normal("domain", "domain"), normal("name", "company_name")
-        first = domain.where(domain.notna(), name)
-        keys = [first]
-    else:
-        linkedin, email = normal("linkedin_url", "linkedin"), normal("email", "email")
-        first = linkedin.where(linkedin.notna(), email)
-        keys = [linkedin, email]
-    for group in rule.groups if rule is not None else ():
-        if all(c.enginy in records for c in group.conditions):
-            parts = [normal(c.enginy, c.normalize) for c in group.conditions]
-            joined = parts[0].astype(object)
-            for part in parts[1:]:
-                joined = joined.where(part.notna(), None).str.cat(part, sep="\x1f")
-            keys.append(joined.where(joined.notna(), None))
+    def value(parts: list[tuple[str, str]], first: bool) -> str:
+        if first:
+            return f"coalesce({', '.join(normal.get(p, 'NULL') for p in parts)})"
+        return " || chr(31) || ".join(normal.get(p, "NULL") for p in parts)  # NULL unless every part is there
+
+    def hashed(parts: list[tuple[str, str]], first: bool) -> str:
+        # DuckDB hashes NULL too: no value is no key.
+        return f"CASE WHEN {value(parts, first)} IS NULL THEN -1 ELSE (hash({value(parts, first)}) >> 1)::BIGINT END"
+
+    connection = duckdb.connect()
+    try:
+        normalise(connection, "records", records.reset_index(drop=True), [Slot(*s) for s in slots], "Enginy",
+                  ENGINY_FALLBACKS, None)
+        table = connection.sql(
+            f"SELECT {value(firsts, True)} AS match_key, "
+            + ", ".join(f"{hashed(*key)} AS key_{k}" for k, key in enumerate(keys))
+            + " FROM records_norm n ORDER BY n.row").to_arrow_table()
+    finally:
+        connection.close()
     index = pd.Index(records["id"].astype(str).to_numpy(object))
-    return pd.DataFrame({"match_key": first.to_numpy(object),
-                         **{f"key_{k}": key.to_numpy(object) for k, key in enumerate(keys)}}, index=index)
+    return pd.DataFrame({"match_key": table.column("match_key").to_numpy(zero_copy_only=False),
+                         **{f"key_{k}": table.column(f"key_{k}").to_numpy() for k in range(len(keys))}}, index=index)
 
 
 def _groups(keys: pd.DataFrame, ids: pd.Series) -> np.ndarray:
@@ -131,12 +140,10 @@ def _groups(keys: pd.DataFrame, ids: pd.Series) -> np.ndarray:
     at = keys.index.get_indexer(ids.astype(str).to_numpy(object))
     a, b = [], []
     for column in (c for c in keys.columns if c.startswith("key_")):
-        values = pd.Series(keys[column].to_numpy(object)[at], dtype=object)
-        values[at < 0] = None
-        codes, _ = pd.factorize(values)  # -1: no value
-        present = np.flatnonzero(codes >= 0)
+        values = keys[column].to_numpy()[at]
+        present = np.flatnonzero((values >= 0) & (at >= 0))
         # Each id with a value is joined to the first id with the same one.
-        _, earliest, same = np.unique(codes[present], return_index=True, return_inverse=True)
+        _, earliest, same = np.unique(values[present], return_index=True, return_inverse=True)
         a.append(present)
         b.append(present[earliest][same])
     return components(len(ids), np.concatenate(a), np.concatenate(b))

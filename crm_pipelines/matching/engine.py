@@ -122,7 +122,7 @@ class CrmIndex:
         self.con = duckdb.connect()
         # Progress bars would land on the terminal of whoever runs the CLI or the bench.
         self.con.execute("SET enable_progress_bar = false")
-        _normalise(self.con, "crm", crm, self.crm_slots, "CRM", {}, None)
+        normalise(self.con, "crm", crm, self.crm_slots, "CRM", {}, None)
         self._hash_keys("crm")
         self.con.register("crm_records", pa.table({"row": np.arange(len(crm)), "crm_id": self.crm_ids,
                                                   "crm_object": self.crm_objects}))
@@ -141,7 +141,7 @@ class CrmIndex:
         ``company_links``: Enginy company id → CRM company id, for the companies already matched.
         """
         enginy = enginy.reset_index(drop=True)
-        _normalise(self.con, "enginy", enginy, self.enginy_slots, "Enginy", ENGINY_FALLBACKS, company_links)
+        normalise(self.con, "enginy", enginy, self.enginy_slots, "Enginy", ENGINY_FALLBACKS, company_links)
         self._hash_keys("enginy")
         # Join on one 64-bit hash per key — a batch of changed records then costs a scan of the
         # CRM's integers, not a hash of its strings — and compare the keys themselves after.
@@ -248,9 +248,10 @@ def _text(values: np.ndarray) -> pd.Series:
     return pd.Series(values, dtype=object)
 
 
-def _normalise(con: duckdb.DuckDBPyConnection, side: str, frame: pd.DataFrame, slots: list[Slot], who: str,
-               fallbacks: dict[str, str], company_links: pd.Series | None) -> None:
-    """Create ``{side}_norm(row, n0, n1, …)``: the slots of ``frame`` normalised."""
+def normalise(con: duckdb.DuckDBPyConnection, side: str, frame: pd.DataFrame, slots: list[Slot], who: str,
+              fallbacks: dict[str, str], company_links: pd.Series | None) -> None:
+    """Create ``{side}_norm(row, n0, n1, …)``: the slots of ``frame`` normalised (``row``: the
+    frame's row position)."""
     fields = pa.table({"row": np.arange(len(frame)), **{
         f"f{i}": _strings(_column(frame, slot.field, who, fallbacks)) for i, slot in enumerate(slots)}})
     con.register(f"{side}_fields", fields)
@@ -311,6 +312,6 @@ def fill_rates(rule: Rule, enginy: pd.DataFrame, crm: pd.DataFrame,
                company_links: pd.Series | None = None) -> pd.DataFrame:
     """Identifier fill rates of both sides under ``rule`` (see :meth:`CrmIndex.fill_rates`)."""
     index = CrmIndex(rule, crm)
-    _normalise(index.con, "enginy", enginy.reset_index(drop=True), index.enginy_slots, "Enginy", ENGINY_FALLBACKS,
-               company_links)
+    normalise(index.con, "enginy", enginy.reset_index(drop=True), index.enginy_slots, "Enginy", ENGINY_FALLBACKS,
+              company_links)
     return index.fill_rates()

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -145,6 +145,15 @@ def _copy(conn: sa.Connection, table: str, frame: pd.DataFrame) -> None:
     buffer.seek(0)
     columns = ", ".join(sql_identifier(c) for c in frame.columns)
     conn.connection.cursor().copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+
+
+class Keys(NamedTuple):
+    """Rows wanted by key (Warehouse.rows_with_any_keys): those whose ``column`` — or, with
+    ``json_field``, that field of the column's JSON text — is one of ``values``."""
+
+    column: str
+    values: list[str]
+    json_field: str | None = None
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -328,39 +337,49 @@ class Warehouse(dg.ConfigurableResource):
         return len(rows)
 
     def rows_with_keys(self, name: str, key: str, keys: list[str], json_field: str | None = None) -> pd.DataFrame:
-        """The rows of table ``name`` whose ``key`` is one of ``keys``: one join (on its unique
-        index where it has one), so a run that touches a thousand keys reads a thousand rows, not
-        the table converted to a DataFrame. With ``json_field``, ``key`` is a column of JSON text
-        and the rows are those holding one of ``keys`` under that field (a CRM record's Enginy id
-        among its raw fields)."""
+        """The rows of table ``name`` whose ``key`` is one of ``keys``: one semi-join, so a run that
+        touches a thousand keys reads a thousand rows, not the table converted to a DataFrame. With
+        ``json_field``, ``key`` is a column of JSON text and the rows are those holding one of
+        ``keys`` under that field (a CRM record's Enginy id among its raw fields)."""
+        return self.rows_with_any_keys(name, Keys(key, keys, json_field))
+
+    def rows_with_any_keys(self, name: str, *wanted: Keys) -> pd.DataFrame:
+        """The rows of table ``name`` with any of the ``wanted`` keys (see rows_with_keys), each row
+        once: read in one query, not a frame per kind of key put together after."""
         table = self.table(name)
-        column = f"t.{sql_identifier(key)}"
         params: dict[str, str] = {}
-        if json_field is not None:
-            # The field's name is bound, not written into the SQL: any name a CRM gives a field
-            # ("Enginy Id" in TribeCRM) is read.
-            if self.kind == "duckdb":
-                params["field"] = json_pointer(json_field)
-                column = f"json_extract_string({column}, $field)"
-            else:
-                params["field"] = json_field
-                column = f"(CAST({column} AS json) ->> :field)"
-        wanted = pd.DataFrame({"wanted_key": pd.Series(keys, dtype=object).astype(str)}).drop_duplicates()
-        # Compared as text (the keys are): a table's integer ids match too. On a text key the cast
-        # is nothing, and the unique index still serves the join.
-        select = f"SELECT t.* FROM {table} AS t JOIN wanted_keys AS w ON CAST({column} AS VARCHAR) = w.wanted_key"
+        conditions, frames = [], {}
+        for k, (key, keys, json_field) in enumerate(wanted):
+            column = f"t.{sql_identifier(key)}"
+            if json_field is not None:
+                # The field's name is bound, not written into the SQL: any name a CRM gives a field
+                # ("Enginy Id" in TribeCRM) is read.
+                if self.kind == "duckdb":
+                    params[f"field_{k}"] = json_pointer(json_field)
+                    column = f"json_extract_string({column}, $field_{k})"
+                else:
+                    params[f"field_{k}"] = json_field
+                    column = f"(CAST({column} AS json) ->> :field_{k})"
+            frames[f"wanted_keys_{k}"] = pd.DataFrame(
+                {"wanted_key": pd.Series(keys, dtype=object).astype(str)}).drop_duplicates()
+            # Compared as text (the keys are): a table's integer ids match too.
+            conditions.append(f"CAST({column} AS VARCHAR) IN (SELECT wanted_key FROM wanted_keys_{k})")
+        select = f"SELECT t.* FROM {table} AS t WHERE {' OR '.join(conditions)}"
         if self.kind == "duckdb":
             with self._duckdb() as conn:
-                conn.register("wanted_keys", wanted)
+                for frame_name, frame in frames.items():
+                    conn.register(frame_name, frame)
                 try:
                     return _dataframe(conn, select, params)
                 finally:
-                    conn.unregister("wanted_keys")
+                    for frame_name in frames:
+                        conn.unregister(frame_name)
         engine = self.engine()
         try:
             with engine.begin() as conn:
-                conn.execute(sa.text("CREATE TEMP TABLE wanted_keys (wanted_key VARCHAR) ON COMMIT DROP"))
-                _copy(conn, "wanted_keys", wanted)
+                for frame_name, frame in frames.items():
+                    conn.execute(sa.text(f"CREATE TEMP TABLE {frame_name} (wanted_key VARCHAR) ON COMMIT DROP"))
+                    _copy(conn, frame_name, frame)
                 return pd.read_sql(sa.text(select), conn, params=params)
         finally:
             engine.dispose()

@@ -240,3 +240,30 @@ def test_an_additional_company_link_is_asked_for_only_where_a_contact_can_hold_t
                         one_company_per_contact=one_company)
     row = batch.iloc[0]
     assert (row["action"], row["company_link"]) == expected
+
+
+def test_the_crm_fields_read_from_the_warehouses_json_text_are_the_values_parsed_dicts_hold() -> None:
+    """The batch reads a CRM record's fields from the JSON text the warehouse keeps them as, not from
+    a dict per record: every kind of value comes out as the dict would hold it, in the diff and in
+    what is written back to Enginy."""
+    kinds = {"Title": ["CTO", 12, -3, 1.5, True, False, ["a", "b"], {"x": 1}, None, 18446744073709551615],
+             "Stage/Phase": ["won", 2.0, None, "", "x", "y", "z", "w", "v", "u"]}
+    records = [enginy(id=f"e{i}", job_title=f"title {i}", stage=f"stage {i}") for i in range(10)]
+    matches = [(f"e{i}", "matched", f"c{i}") for i in range(10)]
+    crm = [crm_record(f"c{i}", **{f: v[i] for f, v in kinds.items()}) for i in range(9)]
+    crm.append(crm_record("c9", Title=kinds["Title"][9]))  # a field the record does not have at all
+    schema = {**SCHEMA, "Stage/Phase": FieldSpec("Stage/Phase", "string")}
+    mappings = [field("job_title", "Title", "crm_overwrites_enginy"), field("stage", "Stage/Phase")]
+
+    def batch(raw):
+        snapshot = pd.DataFrame([{**r, "raw": raw(r["raw"])} for r in crm])
+        return build_batch(pd.DataFrame(records), pd.DataFrame(matches, columns=["enginy_id", "outcome", "crm_id"]),
+                           snapshot, mappings, schema, Launch())
+
+    from_text, from_dicts = batch(json.dumps), batch(dict)
+    pd.testing.assert_frame_equal(from_text, from_dicts)
+    writeback = [json.loads(w) for w in from_text["writeback"]]
+    assert [w.get("job_title") for w in writeback] == kinds["Title"][:8] + [None, kinds["Title"][9]]
+    assert [type(w.get("job_title")) for w in writeback[:6]] == [str, int, int, float, bool, bool]
+    assert json.loads(from_text["diff"][1])[-1] == {"field": "Stage/Phase", "crm_value": 2.0,
+                                                    "new_value": "stage 1", "rule": "enginy_overwrites_crm"}
