@@ -113,11 +113,15 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
             skipped |= rows
 
     decided = np.flatnonzero(~skipped)
-    decision = _decide(records.iloc[decided].reset_index(drop=True), enginy_id[decided],
-                       current.iloc[decided].reset_index(drop=True), ~matched[decided], mappings, schema, launch,
-                       campaign_values, campaign_mapping or {})
-    owner, owner_rule = _owner_column(records.iloc[decided].reset_index(drop=True),
-                                      current.iloc[decided].reset_index(drop=True), launch, owners, ~matched[decided])
+    # The decided rows' records (all of them, most runs: then no copy).
+    decided_records, decided_current = ((records, current) if len(decided) == n else
+                                        (records.iloc[decided].reset_index(drop=True),
+                                         current.iloc[decided].reset_index(drop=True)))
+    crm_fields = crm_records["raw"] if "raw" in crm_records else pd.Series([None] * len(crm_records), dtype=object)
+    decision = _decide(decided_records, enginy_id[decided], decided_current, crm_fields, ~matched[decided], mappings,
+                       schema, launch, campaign_values, campaign_mapping or {})
+    owner, owner_rule = _owner_column(decided_records, decided_current, launch, owners, ~matched[decided])
+    del decided_records, decided_current
     rejected = decision.reason.notna().to_numpy(bool)
     kept = ~rejected
     reason[decided[rejected]] = decision.reason[rejected].to_numpy(object)
@@ -152,14 +156,23 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
 
 
 def _current(crm_records: pd.DataFrame, crm_id: np.ndarray) -> pd.DataFrame:
-    """The snapshot's record for each batch row (``found`` false where there is none)."""
-    wanted = ["owner_id", "account_id", "last_modified", "raw", "is_deleted"]
-    snapshot = crm_records.drop_duplicates("crm_id", keep="last") if len(crm_records) else crm_records
-    snapshot = snapshot.reindex(columns=["crm_id", *wanted]).assign(found=True).set_index("crm_id")
-    current = snapshot.reindex(pd.Index(crm_id, dtype=object)).reset_index(drop=True)
-    current["found"] = current["found"].eq(True) & pd.notna(crm_id)
+    """The snapshot's record for each batch row (``found`` false where there is none), its fields
+    but ``raw``: ``snapshot_row`` is the record's row in ``crm_records`` (-1 for none), where its
+    CRM fields are read — not copied out for each batch row, as they are most of the snapshot."""
+    ids = pd.Index(crm_records["crm_id"].to_numpy(object) if len(crm_records) else [], dtype=object)
+    last = np.flatnonzero(~ids.duplicated(keep="last"))  # a record given twice: its last row
+    at = ids[last].get_indexer(pd.Index(crm_id, dtype=object))
+    row = np.where((at >= 0) & pd.notna(crm_id), last[np.maximum(at, 0)] if len(last) else -1, -1)
+    found = row >= 0
+    current = pd.DataFrame({"snapshot_row": row, "found": found})
+    for column in ("owner_id", "account_id", "last_modified", "is_deleted"):
+        if column not in crm_records or not found.any():
+            current[column] = None
+            continue
+        values = crm_records[column].take(np.where(found, row, 0)).reset_index(drop=True)
+        current[column] = values if found.all() else values.where(found)
     # The deleted flag as the record gives it; a record without one is not deleted.
-    current["is_deleted"] = current["found"] & current["is_deleted"].map(lambda v: False if pd.isna(v) else bool(v))
+    current["is_deleted"] = found & current["is_deleted"].astype(object).fillna(False).astype(bool).to_numpy()
     return current
 
 
@@ -331,11 +344,12 @@ def _wanted(records: pd.DataFrame, enginy_id: np.ndarray, mappings: list[Any], l
     return wanted
 
 
-def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame, creating: np.ndarray,
-            mappings: list[Any], schema: dict[str, FieldSpec], launch: Launch, campaign_values: pd.DataFrame | None,
-            campaign_mapping: dict[str, str]) -> _Decision:
+def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame, crm_fields: pd.Series,
+            creating: np.ndarray, mappings: list[Any], schema: dict[str, FieldSpec], launch: Launch,
+            campaign_values: pd.DataFrame | None, campaign_mapping: dict[str, str]) -> _Decision:
     """The fields to write, the diff to show and the values to write back, a mapped field at a
-    time; a row is rejected for the first mapped field whose value the CRM would refuse."""
+    time; a row is rejected for the first mapped field whose value the CRM would refuse.
+    ``crm_fields``: the snapshot records' raw fields, by ``current["snapshot_row"]``."""
     n = len(records)
     reason = pd.Series(np.full(n, None, dtype=object), dtype=object)
     written: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, str]] = []  # field, rows, new, held, rule
@@ -343,8 +357,8 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
     updating = ~creating
     newer = None
     wanted = _wanted(records, enginy_id, mappings, launch, campaign_values, campaign_mapping)
-    crm_values = _CrmValues(current["raw"], updating & current["found"].to_numpy(bool),
-                            [crm_field for _, crm_field, _, _ in wanted if crm_field in schema])
+    crm_values = _CrmValues(crm_fields, [crm_field for _, crm_field, _, _ in wanted if crm_field in schema])
+    snapshot_row = current["snapshot_row"].to_numpy()
     for mapping, crm_field, values, wants in wanted:
         spec = schema.get(crm_field)
         if spec is None:
@@ -358,13 +372,14 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
         # The CRM's value matters only where an update has a value to write.
         change = has_new & updating
         held = np.full(n, None, dtype=object)
-        held[change] = crm_values.on(crm_field, change)
+        held[change] = crm_values.on(crm_field, snapshot_row[change])
         change[change] = ~same_column(pd.Series(held[change], dtype=object), pd.Series(new[change], dtype=object),
                                       spec)
         held_empty = empty_column(pd.Series(held, dtype=object))
         if option == "sync_if_empty":
             change &= held_empty
         enginy_field = getattr(mapping, "enginy_field", None)
+        sent = np.zeros(n, dtype=bool)  # the rows whose CRM value is written back to Enginy
         if option in ("crm_overwrites_enginy", "bidirectional"):
             if option == "bidirectional":
                 newer = _crm_is_newer(current, records) if newer is None else newer
@@ -372,11 +387,17 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
             else:
                 to_enginy = change
             if enginy_field is not None:
-                sent_back.append((enginy_field, to_enginy & ~held_empty, held))
+                sent = to_enginy & ~held_empty
             change &= ~to_enginy
         if not spec.updateable:
             _refuse(reason, change, f"{crm_field}: the CRM does not let this field be updated")
-        written.append((crm_field, change | (has_new & creating), new, held, option))
+        rows = change | (has_new & creating)
+        # Only the rows written, or written back, keep their values: at a million rows, the values
+        # of the rows with nothing to change were gigabytes held to the end of the batch.
+        held, new = np.where(change | sent, held, None), np.where(rows, new, None)
+        if sent.any():
+            sent_back.append((enginy_field, sent, held))
+        written.append((crm_field, rows, new, held, option))
     for crm_field, rows, _, _, _ in written:
         if not schema[crm_field].createable:
             _refuse(reason, rows & creating, f"{crm_field}: the CRM does not let this field be set on a new record")
@@ -390,18 +411,16 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
 
 
 class _CrmValues:
-    """The CRM's value of each of ``fields`` on the ``rows`` of a batch (the updates), read from
-    their records' CRM fields (``raw``): the JSON text the warehouse keeps, parsed by DuckDB once
-    for all the fields, or dicts already parsed. At a million records, a dict of every field of
-    every record was gigabytes held through the batch for the few fields mapped."""
+    """The CRM's value of each of ``fields`` on each snapshot record, from its CRM fields (``raw``):
+    the JSON text the warehouse keeps, parsed by DuckDB once for all the fields, or dicts already
+    parsed. At a million records, a dict of every field of every record was gigabytes held through
+    the batch for the few fields mapped."""
 
     # json_type's names, by the code each is kept as (0: no value).
     KINDS = ("VARCHAR", "BIGINT", "UBIGINT", "DOUBLE", "BOOLEAN", "ARRAY", "OBJECT")
 
-    def __init__(self, raw: pd.Series, rows: np.ndarray, fields: list[str]) -> None:
-        self.rows = np.flatnonzero(rows)
+    def __init__(self, raw: pd.Series, fields: list[str]) -> None:
         self.fields = list(dict.fromkeys(fields))
-        raw = raw.iloc[self.rows]
         self.dicts = None
         if not any(isinstance(v, str) for v in raw.head(100)):
             self.dicts = [r if isinstance(r, dict) else {} for r in raw]
@@ -409,8 +428,9 @@ class _CrmValues:
         kinds = " ".join(f"WHEN '{kind}' THEN {code}" for code, kind in enumerate(self.KINDS, 1))
         connection = duckdb.connect()
         try:
+            # The snapshot's own text, handed to DuckDB without a copy.
             connection.register("records", pa.table({"raw": pa.array(raw, type=pa.large_string(), from_pandas=True)}))
-            # Every list holds one element per field, so the lists flatten to rows × fields.
+            # Every list holds one element per field, so the lists flatten to records × fields.
             table = connection.sql(
                 f"SELECT list_transform(v, lambda x: coalesce(CASE json_type(x) {kinds} END, 0))::UTINYINT[] AS kind, "
                 "list_transform(v, lambda x: x ->> '$') AS text "
@@ -418,19 +438,17 @@ class _CrmValues:
                 params={"paths": [json_pointer(f) for f in self.fields] or ["/"]}).to_arrow_table()
         finally:
             connection.close()
-        width = max(len(self.fields), 1)
-        self.kinds = table.column("kind").combine_chunks().flatten().to_numpy().reshape(-1, width)
+        self.kinds = table.column("kind").combine_chunks().flatten().to_numpy().reshape(-1, max(len(self.fields), 1))
         self.texts = table.column("text").combine_chunks().flatten()
 
-    def on(self, field: str, rows: np.ndarray) -> np.ndarray:
-        """The CRM's values of ``field`` on ``rows`` (a mask over the batch, within the rows given)."""
-        at = np.flatnonzero(rows[self.rows])
+    def on(self, field: str, records: np.ndarray) -> np.ndarray:
+        """The CRM's values of ``field`` on ``records`` (rows of the snapshot)."""
         if self.dicts is not None:
-            return pd.Series([self.dicts[i].get(field) for i in at.tolist()], dtype=object).to_numpy()
+            return pd.Series([self.dicts[i].get(field) for i in records.tolist()], dtype=object).to_numpy()
         j = self.fields.index(field)
-        kind = self.kinds[at, j]
-        text = self.texts.take(pa.array(at * len(self.fields) + j)).to_numpy(zero_copy_only=False)
-        values = np.full(len(at), None, dtype=object)
+        kind = self.kinds[records, j]
+        text = self.texts.take(pa.array(records * len(self.fields) + j)).to_numpy(zero_copy_only=False)
+        values = np.full(len(records), None, dtype=object)
         for code, convert in enumerate((str, np.int64, np.uint64, float, None, orjson.loads, orjson.loads), 1):
             hit = kind == code
             if not hit.any():

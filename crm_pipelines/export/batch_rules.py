@@ -180,7 +180,8 @@ def _changed_at(records: pd.DataFrame) -> pd.Series:
     """When each Enginy record (by id, as text) last changed, NaT where unknown: the order in which
     the rules below let one of several records speak for a CRM record."""
     updated = records["updated_at"] if "updated_at" in records else pd.Series(pd.NaT, index=records.index)
-    return lookup(records["id"].astype(str), pd.to_datetime(updated, utc=True))
+    # As UTC without a zone: numpy's datetimes, not a Timestamp object per record, when sorted.
+    return lookup(records["id"].astype(str), pd.to_datetime(updated, utc=True).dt.tz_convert(None))
 
 
 def one_create_per_person(batch: pd.DataFrame, records: pd.DataFrame, obj: str, keys: pd.DataFrame
@@ -208,8 +209,11 @@ def one_create_per_person(batch: pd.DataFrame, records: pd.DataFrame, obj: str, 
     if not creates.any() or len(rows) < 2:
         return batch
     group = _groups(keys, batch.loc[rows, "enginy_id"])
-    if not pd.Series(group).duplicated().any():
+    # Only groups of two or more have a create to skip: the rest are not ranked at all.
+    shared = pd.Series(group).duplicated(keep=False).to_numpy(bool)
+    if not shared.any():
         return batch
+    rows, group = rows[shared], group[shared]
     changed = _changed_at(records)
     order = pd.DataFrame({"group": group, "held": held[rows].to_numpy(bool),
                           "changed": changed.reindex(batch.loc[rows, "enginy_id"].astype(str)).to_numpy(),
@@ -239,8 +243,10 @@ def one_update_per_crm_record(batch: pd.DataFrame, records: pd.DataFrame) -> pd.
     updates are left as they are; with no CRM record matched twice the batch is returned as it is.
     Otherwise ``batch`` is changed in place.
     """
-    matched = batch[batch["crm_id"].notna() & (batch["action"].eq("update")
-                                               | batch["reason"].eq("nothing to change"))]
+    # The columns the rule reads, not the rows' fields and diffs with them.
+    matched = batch.loc[batch["crm_id"].notna() & (batch["action"].eq("update")
+                                                   | batch["reason"].eq("nothing to change")),
+                        ["enginy_id", "crm_id", "action"]]
     if not matched["crm_id"].duplicated().any():
         return batch
     changed = _changed_at(records)
