@@ -103,6 +103,18 @@ def test_additional_keeps_the_primary_company(linked) -> None:
         assert companies["Globex"] not in held
 
 
+def test_additional_links_a_contact_that_has_no_company_yet(crm) -> None:
+    """The batch asks for an additional link only where the contact holds no company, and every CRM
+    then makes it: left unmade, the same update would be sent again on every run."""
+    sandbox, spec = crm
+    client = spec.resource(sandbox).client()
+    [company] = client.push("companies", [_company_write(spec, "Acme")])
+    [contact] = client.push("contacts", [_write(spec, company=None)])
+    push_link(sandbox, client, spec, contact.crm_id, company.crm_id, "additional")
+    assert companies_of(sandbox, spec, contact.crm_id) == {
+        company.crm_id: "additional" if spec.name == "hubspot" else "primary"}
+
+
 def test_primary_remove_previous_needs_confirmation_records_what_it_removes_and_is_undone(linked) -> None:
     sandbox, spec, client, companies, contact = linked
     with pytest.raises(ValueError, match="confirm_remove_previous"):

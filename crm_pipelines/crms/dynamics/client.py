@@ -320,9 +320,9 @@ class DynamicsClient:
                                        if write.action == "create" else {})}
             if write.owner_id:
                 body["ownerid@odata.bind"] = f"/systemusers({write.owner_id})"
-            # One parent account per contact: an additional link only where there is none yet.
-            if write.company_id and obj == "contacts" and (write.company_link == "primary"
-                                                           or write.action == "create"):
+            # One parent account per contact: the batch asks for an additional link only where the
+            # contact has none yet, so any link asked for is the parent to set.
+            if write.company_id and obj == "contacts":
                 body["parentcustomerid_account@odata.bind"] = f"/accounts({write.company_id})"
             # If-Match: * on an update: it never creates.
             operations.append((f"{entity_set}({address})", ["If-Match: *"] if write.action == "update" else [], body))

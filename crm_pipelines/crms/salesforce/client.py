@@ -488,8 +488,9 @@ def _links(write: Write, sobject: str) -> dict[str, Any]:
     fields = dict(write.fields)
     if write.owner_id:
         fields["OwnerId"] = write.owner_id
-    # A contact has one account: an additional link can only be made where there is none yet.
-    if write.company_id and sobject == "Contact" and (write.company_link == "primary" or write.action == "create"):
+    # A contact has one account: the batch asks for an additional link only where the contact has
+    # none yet (one_company_per_contact), so any link asked for is the account to set.
+    if write.company_id and sobject == "Contact":
         fields["AccountId"] = write.company_id
     return fields
 
