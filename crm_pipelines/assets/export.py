@@ -33,6 +33,7 @@ from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
 from crm_pipelines.frames import is_in, lookup
+from crm_pipelines.matching.engine import company_links
 from crm_pipelines.matching.rules import company_rule, contact_rule
 from crm_pipelines.progress import per_second
 from crm_pipelines.resources.integration import IntegrationSettings
@@ -180,7 +181,9 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         # CRM record one of them already is.
         rule = (company_rule(integration_config.company_identifier) if obj == "companies"
                 else contact_rule(integration_config.contact_identifier))
-        keys = identity_keys(records, obj, rule)
+        # People at two Enginy companies that matched one CRM company are at that company, as matching reads it.
+        companies_matched = company_links(match_outcomes(company_match_rows)) if company_match_rows is not None else None
+        keys = identity_keys(records, obj, rule, companies_matched)
         elsewhere = None
         if "crm_object" in match_rows and obj != "companies":
             other = match_rows[match_rows["outcome"].eq("matched") & match_rows["crm_object"].ne(tab)]

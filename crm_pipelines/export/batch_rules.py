@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from crm_pipelines.frames import is_in, json_pointer, lookup
-from crm_pipelines.matching.engine import ENGINY_FALLBACKS, Slot, components, normalise
+from crm_pipelines.matching.engine import ENGINY_FALLBACKS, Slot, compile_keys, components, normalise
 from crm_pipelines.matching.rules import Rule
 
 
@@ -88,41 +88,44 @@ def leave_to_other_object(batch: pd.DataFrame, matches: pd.DataFrame, tab: str) 
     return batch
 
 
-def identity_keys(records: pd.DataFrame, obj: str, rule: Rule | None = None) -> pd.DataFrame:
+def identity_keys(records: pd.DataFrame, obj: str, rule: Rule | None = None,
+                  company_links: pd.Series | None = None) -> pd.DataFrame:
     """What makes Enginy records one person (or company), per record (indexed by ``id`` as text):
     ``match_key``, the first identifier a record has (a person's LinkedIn profile, else their
     email; a company's domain, else its name), and ``key_0``, ``key_1``, … — each a key two
     records sharing are one by: a person's LinkedIn profile and email, a company's first
-    identifier, and each group of the matching ``rule`` (first name + last name + company name,
-    say); normalised as matching does.
+    identifier, and each key of the matching ``rule`` (first name + last name + company name,
+    say, and with ``company_links`` — Enginy company id → the CRM company it matched — the same
+    with the CRM company for the company name, as matching reads it); normalised as matching does.
 
     The keys are 64-bit hashes of the normal forms (-1 where a record has none): at a million
     records, five columns of Python strings were most of a batch step's memory, and the rules
     below only ever compare them.
     """
-    firsts = ([("domain", "domain"), ("name", "company_name")] if obj == "companies"
-              else [("linkedin_url", "linkedin"), ("email", "email")])
+    firsts = ([Slot("domain", "domain"), Slot("name", "company_name")] if obj == "companies"
+              else [Slot("linkedin_url", "linkedin"), Slot("email", "email")])
     # Each key: its parts, and whether the first part a record has is the key (else all of them are).
     keys = [(firsts, True)] if obj == "companies" else [([firsts[0]], True), ([firsts[1]], True)]
-    keys += [([(c.enginy, c.normalize) for c in group.conditions], False)
-             for group in (rule.groups if rule else ()) if all(c.enginy in records for c in group.conditions)]
+    through = ["account_id"] if company_links is not None else []
+    keys += [([enginy for enginy, _ in key.pairs], False) for key in (compile_keys(rule, through) if rule else ())
+             if all(enginy.field in records for enginy, _ in key.pairs)]
     # A column the records lack is no identifier: NULL.
-    slots = list(dict.fromkeys(p for parts, _ in keys for p in parts if p[0] in records))
+    slots = list(dict.fromkeys(p for parts, _ in keys for p in parts if p.field in records))
     normal = {p: f"nullif(n.n{i}, '')" for i, p in enumerate(slots)}
 
-    def value(parts: list[tuple[str, str]], first: bool) -> str:
+    def value(parts: list[Slot], first: bool) -> str:
         if first:
             return f"coalesce({', '.join(normal.get(p, 'NULL') for p in parts)})"
         return " || chr(31) || ".join(normal.get(p, "NULL") for p in parts)  # NULL unless every part is there
 
-    def hashed(parts: list[tuple[str, str]], first: bool) -> str:
+    def hashed(parts: list[Slot], first: bool) -> str:
         # DuckDB hashes NULL too: no value is no key.
         return f"CASE WHEN {value(parts, first)} IS NULL THEN -1 ELSE (hash({value(parts, first)}) >> 1)::BIGINT END"
 
     connection = duckdb.connect()
     try:
-        normalise(connection, "records", records.reset_index(drop=True), [Slot(*s) for s in slots], "Enginy",
-                  ENGINY_FALLBACKS, None)
+        normalise(connection, "records", records.reset_index(drop=True), slots, "Enginy", ENGINY_FALLBACKS,
+                  company_links)
         table = connection.sql(
             f"SELECT {value(firsts, True)} AS match_key, "
             + ", ".join(f"{hashed(*key)} AS key_{k}" for k, key in enumerate(keys))

@@ -201,6 +201,26 @@ def test_people_are_one_by_the_matching_rule_too_and_the_one_changed_last_is_cre
         "without the rule, nothing says they are one"
 
 
+def test_namesakes_at_two_enginy_companies_matched_to_one_crm_company_are_one_person() -> None:
+    """Matching reads a contact's company name through the CRM company its Enginy company matched:
+    Mia at "Ronnetor Capital" and Mia at "Ronñetor Partners", both matched to account 001R, are one
+    person to it — so one create, not a second the CRM refuses and a match a run later."""
+    records = pd.DataFrame([("e1", "Mia", "Schröder", "Ronnetor Capital", "co1", "linkedin.com/in/mia-1", EARLY),
+                            ("e2", "Mia", "Schroder", "Ronñetor Partners", "co2", "linkedin.com/in/mia-2", LATE),
+                            ("e3", "Mia", "Schröder", "Other Co", "co3", None, EARLY)],
+                           columns=["id", "first_name", "last_name", "company_name", "company_id", "linkedin_url",
+                                    "updated_at"])
+    batch_rows = batch(*[(e, "create", None, None) for e in records["id"]])
+    rule = contact_rule(ContactIdentifier())
+    companies = pd.Series({"co1": "001R", "co2": "001R", "co3": "001S"})
+    once = one_create_per_person(batch_rows.copy(), records, "contacts", identity_keys(records, "contacts", rule,
+                                                                                        companies))
+    assert decided(once) == [("e1", "skip", None, "the same person as Enginy record e2, which is created instead"),
+                             ("e2", "create", None, None), ("e3", "create", None, None)]
+    unlinked = one_create_per_person(batch_rows.copy(), records, "contacts", identity_keys(records, "contacts", rule))
+    assert decided(unlinked)[0] == ("e1", "create", None, None), "without the company matches, the names differ"
+
+
 def test_records_sharing_keys_are_one_transitively() -> None:
     # e1 and e2 share a profile, e2 and e3 an email: one person.
     records = contacts(("e1", None, "linkedin.com/in/ada"), ("e2", "ada@acme.com", "linkedin.com/in/ada"),
