@@ -14,7 +14,10 @@ from datetime import datetime
 from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import quote
 
+import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import requests
 from pydantic import Field
 from simple_salesforce import Salesforce
@@ -183,6 +186,7 @@ class SalesforceClient:
         # all held as dicts (3-4 KB each); fields split over several queries merge by Id first.
         merging = len(chunks) > 1
         convert = (lambda rows: rows) if merging else (lambda rows: _canonical(obj, rows, self.settings))
+        convert_csv = _csv_rows if merging else (lambda text: _canonical_csv(obj, text, self.settings))
         rows_by_id: dict[str, dict[str, Any]] = {}
         parts: list[pd.DataFrame] = []
         pages = 1 if bulk else 0  # a REST read counts the first page itself, as it resumes from it
@@ -190,7 +194,7 @@ class SalesforceClient:
             if bulk:
                 # No ORDER BY: it turns PK chunking off, and the big pulls that use bulk then time out.
                 chunk_parts, chunk_pages = self._bulk_rows(sobject, _soql(sobject, fields, where, order=False),
-                                                           deleted_too, convert, count)
+                                                           deleted_too, convert_csv, count)
             else:
                 chunk_parts, chunk_pages = self._rest_rows(sobject, _soql(sobject, fields, where), deleted_too, convert,
                                                            first if i == 0 else None)
@@ -234,9 +238,9 @@ class SalesforceClient:
 
         return self._call(lambda sf: read())
 
-    def _bulk_rows(self, sobject: str, soql: str, deleted_too: bool, convert: Callable[[list[dict[str, Any]]], P],
+    def _bulk_rows(self, sobject: str, soql: str, deleted_too: bool, convert: Callable[[str], P],
                    total: int | None) -> tuple[list[P], int]:
-        """Every result set of a Bulk API 2.0 query, each as ``convert`` makes it of its rows;
+        """Every result set of a Bulk API 2.0 query, each as ``convert`` makes it of its CSV text;
         ``total``: about how many there are, for the progress lines."""
         def read() -> tuple[list[P], int]:
             job = getattr(self.sf.bulk2, sobject)
@@ -246,9 +250,8 @@ class SalesforceClient:
             query = job.query_all if deleted_too else job.query
             for text in query(soql, wait=1):
                 pages += 1
-                rows = [{k: (v if v != "" else None) for k, v in r.items()} for r in csv.DictReader(io.StringIO(text))]
-                read_so_far += len(rows)
-                parts.append(convert(rows))
+                parts.append(convert(text))
+                read_so_far += len(parts[-1])
                 reading.page(read_so_far, pages)
             return parts, pages
 
@@ -552,15 +555,40 @@ def _flatten(record: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _canonical(obj: CrmObject, rows: list[dict[str, Any]], settings: "SalesforceResource") -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
+def _csv_rows(text: str) -> list[dict[str, Any]]:
+    """A Bulk API 2.0 result set's rows (CSV: every value text, an empty cell none)."""
+    return [{k: (v if v != "" else None) for k, v in r.items()} for r in csv.DictReader(io.StringIO(text))]
 
+
+def _canonical_csv(obj: CrmObject, text: str, settings: "SalesforceResource") -> pd.DataFrame:
+    """A Bulk API 2.0 result set as _canonical makes its rows, read a column at a time by Arrow and
+    its CRM fields made JSON text by DuckDB: a dict per row was most of a big pull's own time."""
+    if not text.strip():
+        return _canonical(obj, [], settings)
+    header = next(csv.reader(io.StringIO(text.partition("\n")[0])))
+    table = pa_csv.read_csv(io.BytesIO(text.encode()), convert_options=pa_csv.ConvertOptions(
+        column_types={name: pa.string() for name in header}, strings_can_be_null=True,
+        quoted_strings_can_be_null=True, null_values=[""]))
+    with duckdb.connect() as connection:
+        connection.register("page", table)
+        # Each row as one JSON object of its columns, in their order — the text to_json makes of a row's dict.
+        raw = connection.sql("SELECT to_json(page) AS raw FROM page").to_arrow_table().column("raw")
+    return _canonical_frame(obj, table.to_pandas(), raw.to_pandas(), settings)
+
+
+def _canonical(obj: CrmObject, rows: list[dict[str, Any]], settings: "SalesforceResource") -> pd.DataFrame:
+    # The CRM's fields as the JSON text the warehouse keeps: the page's dicts can go at once.
+    return _canonical_frame(obj, pd.DataFrame(rows), [to_json(r) for r in rows], settings)
+
+
+def _canonical_frame(obj: CrmObject, frame: pd.DataFrame, raw: list[str] | pd.Series,
+                     settings: "SalesforceResource") -> pd.DataFrame:
+    """The canonical frame of a page's records (``frame``: a column per Salesforce field) and their
+    CRM fields as JSON text (``raw``)."""
     def col(name: str) -> pd.Series | None:
         return frame[name] if name in frame else None
 
     n = len(frame)
-    # The CRM's fields as the JSON text the warehouse keeps: the page's dicts can go at once.
-    raw = [to_json(r) for r in rows]
     if obj == "users":
         return CrmUser.validate(pd.DataFrame({
             "crm_id": col("Id"), "email": col("Email"), "first_name": col("FirstName"), "last_name": col("LastName"),

@@ -4,10 +4,12 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from pandas.testing import assert_frame_equal
 
 from crm_pipelines.canonical import CrmContact
 from crm_pipelines.enginy.generator import generate_frames
-from crm_pipelines.crms.salesforce.client import SalesforceAuthError, SalesforceResource
+from crm_pipelines.crms.salesforce.client import (SalesforceAuthError, SalesforceResource, _canonical, _canonical_csv,
+                                                  _csv_rows)
 from crm_pipelines.crms.salesforce import emulator as sandbox_salesforce
 from crm_pipelines.sandbox.faults import FaultRule
 from crm_pipelines.snapshot import fold_changes
@@ -139,3 +141,21 @@ def test_a_bulk_pull_of_an_object_too_big_to_read_unchunked_completes_with_the_n
     assert len(result.records) == live(crm, "Contact") > 500
     assert result.cursor == rest.records["last_modified"].max().to_pydatetime()
     assert list(result.records["crm_id"]) == list(rest.records["crm_id"]), "modification order, as REST gives it"
+
+
+def test_a_bulk_result_set_is_read_a_column_at_a_time_into_the_frame_its_rows_would_make() -> None:
+    """Bulk API 2.0 result sets are read by Arrow and made JSON by DuckDB, not a dict per row: the
+    canonical frame, raw fields and all, is the one the rows make — quotes, line breaks, accents,
+    empty cells (no value) and a relationship field's dotted column included."""
+    text = ('"Id","FirstName","LastName","Email","IsDeleted","SystemModstamp","AccountId","Account.Name","Title"\n'
+            '"003A","Ada","Lovelace ""the first""","ada@acme.com","false","2026-01-02T03:04:05.000Z","001A",'
+            '"Acmé, Inc.\nLondon","CTO"\n'
+            '"003B","","Hopper","","true","2026-01-03T03:04:05.000Z","","",""\n')
+    settings = SalesforceResource(client_id="id", client_secret="secret")
+    by_columns = _canonical_csv("contacts", text, settings)
+    by_rows = _canonical("contacts", _csv_rows(text), settings)
+    assert_frame_equal(by_columns, by_rows)
+    assert json.loads(by_columns["raw"][1]) == {"Id": "003B", "FirstName": None, "LastName": "Hopper", "Email": None,
+                                                "IsDeleted": "true", "SystemModstamp": "2026-01-03T03:04:05.000Z",
+                                                "AccountId": None, "Account.Name": None, "Title": None}
+    assert by_columns["company_name"][0] == "Acmé, Inc.\nLondon" and by_columns["is_deleted"].tolist() == [False, True]
