@@ -180,8 +180,8 @@ def plan_activities(events: pd.DataFrame, steps: pd.DataFrame, campaigns: pd.Dat
         "owner_id": _plain(owner), "owner_rule": identity.map({i: c[1] for i, c in credit.items()}),
         "crm_object": record["crm_object"].where(ready, None), "crm_record_id": record["crm_id"].where(ready, None),
         "status": ready.map({True: "ready", False: "waiting"}),
-        "reason": record["outcome"].map(lambda o: WAITING_AMBIGUOUS if o == "ambiguous" else WAITING_NEW)
-                                   .where(~ready, None)}, columns=ACTIVITY_COLUMNS)
+        "reason": pd.Series(np.where(record["outcome"].eq("ambiguous"), WAITING_AMBIGUOUS, WAITING_NEW),
+                            dtype=object).where(~ready, None)}, columns=ACTIVITY_COLUMNS)
 
 
 def _ledger_column(ledger: pd.DataFrame, column: str) -> pd.Series:
