@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -97,7 +98,10 @@ def _schema(crm_schema: pd.DataFrame, obj: str) -> dict[str, FieldSpec]:
 
 def _metadata(batch: pd.DataFrame) -> dict[str, Any]:
     counts = batch["action"].value_counts().to_dict()
-    preview = parse_json(batch[batch["action"].isin(["create", "update"])].head(20).copy(), ("diff",))
+    # The first twenty writes' columns only: a copy of every write's fields and diff first was
+    # gigabytes at a million rows.
+    first = np.flatnonzero(batch["action"].isin(["create", "update"]).to_numpy(bool))[:20]
+    preview = parse_json(batch.iloc[first][["enginy_id", "action", "crm_id", "diff"]].copy(), ("diff",))
     lines = [f"| {r['enginy_id']} | {r['action']} | {r['crm_id'] or ''} | "
              + "; ".join(f"{d['field']}: {d['crm_value']!r} → {d['new_value']!r}" for d in r["diff"]) + " |"
              for r in preview.to_dict("records")]
