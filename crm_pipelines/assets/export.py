@@ -186,7 +186,8 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         rule = (company_rule(integration_config.company_identifier) if obj == "companies"
                 else contact_rule(integration_config.contact_identifier))
         # People at two Enginy companies that matched one CRM company are at that company, as matching reads it.
-        companies_matched = company_links(match_outcomes(company_match_rows)) if company_match_rows is not None else None
+        companies_matched = (company_links(match_outcomes(company_match_rows)) if company_match_rows is not None
+                             else None)
         keys = identity_keys(records, obj, rule, companies_matched)
         elsewhere = None
         if "crm_object" in match_rows and obj != "companies":
