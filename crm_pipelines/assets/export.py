@@ -34,7 +34,6 @@ from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
 from crm_pipelines.frames import is_in, lookup
-from crm_pipelines.matching.engine import company_links
 from crm_pipelines.matching.rules import company_rule, contact_rule
 from crm_pipelines.progress import per_second
 from crm_pipelines.resources.integration import IntegrationSettings
@@ -111,12 +110,16 @@ def _metadata(batch: pd.DataFrame) -> dict[str, Any]:
                                                 "(nothing to write)")}
 
 
-def _company_links(records: pd.DataFrame, company_matches: pd.DataFrame) -> pd.Series:
-    """Enginy record id -> the CRM id of the company its Enginy company matched, for the records
-    whose company did."""
+def _matched_companies(company_matches: pd.DataFrame) -> pd.Series:
+    """Enginy company id -> the CRM id of the company it matched, for the companies that did."""
     company = match_outcomes(company_matches)
     matched = company[company["outcome"].eq("matched")]
-    crm_company = lookup(matched["enginy_id"], matched["crm_id"].astype(object))
+    return lookup(matched["enginy_id"], matched["crm_id"].astype(object))
+
+
+def _company_links(records: pd.DataFrame, crm_company: pd.Series) -> pd.Series:
+    """Enginy record id -> the CRM id of the company its Enginy company matched (``crm_company``:
+    _matched_companies), for the records whose company did."""
     links = pd.Series(records["company_id"].astype("string").map(crm_company).to_numpy(object),
                       index=records["id"].to_numpy(object), dtype=object).dropna()
     return lookup(links.index, links)
@@ -186,8 +189,7 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         rule = (company_rule(integration_config.company_identifier) if obj == "companies"
                 else contact_rule(integration_config.contact_identifier))
         # People at two Enginy companies that matched one CRM company are at that company, as matching reads it.
-        companies_matched = (company_links(match_outcomes(company_match_rows)) if company_match_rows is not None
-                             else None)
+        companies_matched = _matched_companies(company_match_rows) if company_match_rows is not None else None
         keys = identity_keys(records, obj, rule, companies_matched)
         elsewhere = None
         if "crm_object" in match_rows and obj != "companies":
@@ -203,7 +205,7 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         # Salesforce and Dataverse leads name their company in a text field; Pipedrive's hang on one.
         linked = obj == "contacts" or (obj == "leads" and getattr(client, "leads_link_to_companies", False))
         if linked and integration_config.associations.contacts_to_companies:
-            links = _company_links(records, company_match_rows)
+            links = _company_links(records, companies_matched)
         if rollups is not None:
             key = "contact_id" if "contact_id" in rollups else rollups.columns[0]
             campaign = rollups.assign(**{key: rollups[key].astype(str)}).set_index(key)
@@ -215,7 +217,7 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
                             one_company_per_contact=not getattr(client, "contacts_link_many_companies", False))
         # Let go of what only the build needed: at a million, the matched records' parsed fields
         # alone are a gigabyte the rules below would otherwise run beside.
-        del crm_records, company_match_rows, rollups, campaign, links
+        del crm_records, company_match_rows, companies_matched, rollups, campaign, links
         batch = batch.merge(matches[["enginy_id", "outcome"]], on="enginy_id", how="left")
         batch = leave_to_other_object(batch, match_rows, tab)
         batch = one_create_per_person(batch, records, obj, keys)

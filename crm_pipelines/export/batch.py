@@ -417,7 +417,8 @@ class _CrmValues:
     the batch for the few fields mapped."""
 
     # json_type's names, by the code each is kept as (0: no value).
-    KINDS = ("VARCHAR", "BIGINT", "UBIGINT", "DOUBLE", "BOOLEAN", "ARRAY", "OBJECT")
+    CODES = {kind: code for code, kind in enumerate(("VARCHAR", "BIGINT", "UBIGINT", "DOUBLE", "BOOLEAN", "ARRAY",
+                                                     "OBJECT"), 1)}
 
     def __init__(self, raw: pd.Series, fields: list[str]) -> None:
         self.fields = list(dict.fromkeys(fields))
@@ -425,7 +426,7 @@ class _CrmValues:
         if not any(isinstance(v, str) for v in raw.head(100)):
             self.dicts = [r if isinstance(r, dict) else {} for r in raw]
             return
-        kinds = " ".join(f"WHEN '{kind}' THEN {code}" for code, kind in enumerate(self.KINDS, 1))
+        kinds = " ".join(f"WHEN '{kind}' THEN {code}" for kind, code in self.CODES.items())
         connection = duckdb.connect()
         try:
             # The snapshot's own text, handed to DuckDB without a copy.
@@ -449,16 +450,17 @@ class _CrmValues:
         kind = self.kinds[records, j]
         text = self.texts.take(pa.array(records * len(self.fields) + j)).to_numpy(zero_copy_only=False)
         values = np.full(len(records), None, dtype=object)
-        for code, convert in enumerate((str, np.int64, np.uint64, float, None, orjson.loads, orjson.loads), 1):
-            hit = kind == code
-            if not hit.any():
-                continue
-            if convert is None:  # a boolean's text is true or false
-                values[hit] = text[hit] == "true"
-            elif convert is orjson.loads:
-                values[hit] = pd.Series([orjson.loads(t) for t in text[hit]], dtype=object).to_numpy()
-            else:  # Python's own str, int and float, as a parsed dict holds them
-                values[hit] = text[hit].astype(convert).astype(object) if convert is not str else text[hit]
+        # Each kind as a parsed dict holds it: Python's str, int, float and bool, lists and dicts.
+        text_rows = kind == self.CODES["VARCHAR"]
+        values[text_rows] = text[text_rows]
+        for name, number in (("BIGINT", np.int64), ("UBIGINT", np.uint64), ("DOUBLE", np.float64)):
+            rows = kind == self.CODES[name]
+            values[rows] = text[rows].astype(number).astype(object)
+        booleans = kind == self.CODES["BOOLEAN"]
+        values[booleans] = text[booleans] == "true"
+        nested = np.isin(kind, [self.CODES["ARRAY"], self.CODES["OBJECT"]])
+        if nested.any():
+            values[nested] = pd.Series([orjson.loads(t) for t in text[nested]], dtype=object).to_numpy()
         return values
 
 
