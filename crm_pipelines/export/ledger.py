@@ -116,63 +116,83 @@ LEDGER_SQL_TYPES = {"write_id": "VARCHAR", "object": "VARCHAR", "enginy_id": "VA
 class Ledger:
     """A ledger held by write id while a push runs: recording a chunk costs what the chunk touches,
     and each change comes back as just the rows it changed, for the warehouse to upsert — not the
-    whole ledger again, which made a push slow down as it grew."""
+    whole ledger again, which made a push slow down as it grew.
+
+    Held a column at a time — each column a dict by write id, all with the same keys in the same
+    order — so a million writes are a few dict updates per column, not a dict per row, and the
+    changed rows go back to a frame a column at a time."""
 
     def __init__(self, frame: pd.DataFrame | None = None) -> None:
         frame = empty_ledger() if frame is None else frame.reindex(columns=LEDGER_COLUMNS)
-        records = frame[LEDGER_COLUMNS].astype(object).where(frame[LEDGER_COLUMNS].notna(), None)
-        self._rows: dict[str, dict[str, Any]] = {row["write_id"]: row for row in records.to_dict("records")}
+        ids = frame["write_id"].tolist()
+        self._columns: dict[str, dict[str, Any]] = {
+            c: dict(zip(ids, frame[c].astype(object).where(frame[c].notna(), None).tolist())) for c in LEDGER_COLUMNS}
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._columns["write_id"])
 
     def get(self, write_id: str) -> dict[str, Any] | None:
-        return self._rows.get(write_id)
+        if write_id not in self._columns["write_id"]:
+            return None
+        return {c: values[write_id] for c, values in self._columns.items()}
 
     def mark_sent(self, obj: str, writes: Iterable[Write]) -> pd.DataFrame:
         """Record writes as sent, before the call that sends them; returns the rows changed."""
-        now = datetime.now(timezone.utc)
-        return self._put([{"write_id": w.write_id, "object": obj, "enginy_id": w.enginy_id, "action": w.action,
-                           "crm_id": w.crm_id, "status": "sent", "error": None, "error_code": None,
-                           "attempts": int((self._rows.get(w.write_id) or {}).get("attempts") or 0) + 1,
-                           "updated_at": now, "job_id": None} for w in writes])
+        writes = list(writes)
+        ids, n = [w.write_id for w in writes], len(writes)
+        attempts = self._columns["attempts"]
+        return self._put(ids, {"object": [obj] * n, "enginy_id": [w.enginy_id for w in writes],
+                               "action": [w.action for w in writes], "crm_id": [w.crm_id for w in writes],
+                               "status": ["sent"] * n, "error": [None] * n, "error_code": [None] * n,
+                               "attempts": [int(attempts.get(i) or 0) + 1 for i in ids], "job_id": [None] * n})
 
     def mark_job(self, job_id: str, writes: Iterable[Write]) -> pd.DataFrame:
         """Record the bulk job that writes sent (and not answered yet) were handed to, before its
         data is uploaded; returns the rows changed."""
-        now = datetime.now(timezone.utc)
-        return self._put([{**self._rows[w.write_id], "job_id": job_id, "updated_at": now} for w in writes])
+        ids = [w.write_id for w in writes]
+        return self._put(ids, {"job_id": [job_id] * len(ids)})
 
     def in_jobs(self, writes: Iterable[Write]) -> dict[str, list[Write]]:
         """The writes an earlier run handed to a bulk job and never heard the answer of, by job."""
+        status, job = self._columns["status"], self._columns["job_id"]
         jobs: dict[str, list[Write]] = {}
         for w in writes:
-            row = self._rows.get(w.write_id) or {}
-            if row.get("status") == "sent" and row.get("job_id"):
-                jobs.setdefault(row["job_id"], []).append(w)
+            if status.get(w.write_id) == "sent" and job.get(w.write_id):
+                jobs.setdefault(job[w.write_id], []).append(w)
         return jobs
 
     def record(self, results: Iterable[WriteResult]) -> pd.DataFrame:
         """Record the CRM's answers; returns the rows changed."""
-        now = datetime.now(timezone.utc)
-        changed = []
-        for r in results:
-            base = self._rows.get(r.write_id) or {"attempts": 0}
-            changed.append({**base, "write_id": r.write_id, "status": r.status,
-                            "crm_id": r.crm_id or base.get("crm_id"), "error": r.error, "error_code": r.error_code,
-                            "updated_at": now})
-        return self._put(changed)
+        results = list(results)
+        ids = [r.write_id for r in results]
+        held = self._columns["crm_id"]
+        return self._put(ids, {"status": [r.status for r in results],
+                               "crm_id": [r.crm_id or held.get(r.write_id) for r in results],
+                               "error": [r.error for r in results], "error_code": [r.error_code for r in results]})
 
-    def _put(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
-        for row in rows:
-            self._rows[row["write_id"]] = row
-        return _frame(rows)
+    def _put(self, ids: list[str], changes: dict[str, list[Any]]) -> pd.DataFrame:
+        """Set these columns of these writes (a write new to the ledger gets empty others) and
+        stamp them; the changed rows, each once."""
+        columns = self._columns
+        new = [i for i in ids if i not in columns["write_id"]]
+        if new:
+            for c, values in columns.items():
+                values.update(dict.fromkeys(new, 0 if c == "attempts" else None))
+            columns["write_id"].update(zip(new, new))
+        for c, values in changes.items():
+            columns[c].update(zip(ids, values))
+        columns["updated_at"].update(dict.fromkeys(ids, datetime.now(timezone.utc)))
+        return self._rows(list(dict.fromkeys(ids)))
+
+    def _rows(self, ids: list[str]) -> pd.DataFrame:
+        if not ids:
+            return empty_ledger()
+        return pa.table({c: pa.array([values[i] for i in ids], LEDGER_ARROW_TYPES[c])
+                         for c, values in self._columns.items()}).to_pandas()
 
     def frame(self) -> pd.DataFrame:
-        return _frame(list(self._rows.values()))
+        return self._rows(list(self._columns["write_id"]))
 
 
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    if not rows:
-        return empty_ledger()
-    return pd.DataFrame(rows, columns=LEDGER_COLUMNS).astype({"attempts": "int64"})
+LEDGER_ARROW_TYPES = {c: pa.int64() if c == "attempts" else pa.timestamp("us", tz="UTC") if c == "updated_at"
+                      else pa.string() for c in LEDGER_COLUMNS}

@@ -199,3 +199,16 @@ def test_a_bulk_update_leaves_alone_the_fields_another_row_changes_and_clears_wh
     assert (held[ids[0]]["Title"], held[ids[0]]["Phone"]) == ("CTO", "+34 600 000 000")
     assert (held[ids[1]]["Title"], held[ids[1]]["Phone"]) == ("CEO", "+34 611 111 111")
     assert held[ids[2]].get("Title") is None and held[ids[2]]["Phone"] == "+34 600 000 000"
+
+
+@pytest.mark.parametrize("crm", ["salesforce"], indirect=True)
+def test_values_with_commas_quotes_and_line_breaks_arrive_through_bulk_api_2_as_they_were_sent(crm) -> None:
+    sandbox, spec = crm
+    client = SalesforceResource(login_url=sandbox.base_url, client_id="sandbox-client",
+                                client_secret="sandbox-secret", bulk_push_threshold=5).client()
+    title = 'Head of "Growth", EMEA\nand LatAm'
+    made = client.push("contacts", [Write(f"w{i}", "create", f"en-{i}", {**spec.person(i), "Title": title})
+                                    for i in range(10)])
+    assert {r.status for r in made} == {"created"} and write_calls(sandbox, spec) == 0
+    held = {r.id: r.fields for r in sandbox.ctx.store.records("salesforce", "Contact")}
+    assert [held[r.crm_id]["Title"] for r in made] == [title] * 10

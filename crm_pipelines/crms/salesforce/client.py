@@ -42,6 +42,8 @@ from crm_pipelines.progress import Reading
 T = TypeVar("T")
 P = TypeVar("P")  # what a pull makes of one page of records
 W = TypeVar("W", Write, Activity)  # what a Bulk API 2.0 ingest job carries
+# A bulk job's answer for one row: status, CRM id, error message, error code (WriteResult's fields).
+Answer = tuple[str, str | None, str | None, str | None]
 
 SOBJECTS = {"contacts": "Contact", "companies": "Account", "leads": "Lead", "users": "User"}
 # Salesforce refuses request URIs over 16,384 bytes; keep each query's URL well below.
@@ -278,10 +280,7 @@ class SalesforceClient:
         records = [{**{k: "#N/A" if v is None else v for k, v in _links(w, sobject).items()},
                     key: w.enginy_id if action == "create" else w.crm_id} for w in group]
         results: list[WriteResult] = []
-        # Object columns: a number column with a gap must not turn 120 into "120.0".
-        rows = pd.DataFrame(records, dtype=object)
-        rows = rows[sorted(rows.columns)].fillna("")
-        for part, data in _job_parts(group, rows):
+        for part, data in _job_parts(group, _JobRows(records)):
             try:
                 results.extend(self._call(lambda sf: self._run_ingest_job(sf, sobject, action, part, data,
                                                                           job_started)))
@@ -311,15 +310,18 @@ class SalesforceClient:
                 or WriteResult(w.write_id, "failed", error="Bulk API 2.0 reported nothing for this row")
                 for w in writes]
 
-    def _job_answers(self, sf: Salesforce, sobject: str, job_id: str, key: str) -> dict[str, WriteResult]:
-        """A finished ingest job's answers by the key its rows were sent with."""
+    def _job_answers(self, sf: Salesforce, sobject: str, job_id: str, key: str) -> dict[str, Answer]:
+        """A finished ingest job's answers by the key its rows were sent with, read a column at a
+        time by Arrow (a dict per row of a million-row result set took seconds)."""
         job = getattr(sf.bulk2, sobject)
-        answers: dict[str, WriteResult] = {}
-        for r in csv.DictReader(io.StringIO(job.get_successful_records(job_id))):
-            answers[r[key]] = WriteResult("", "created" if r.get("sf__Created") == "true" else "updated", r["sf__Id"])
-        for r in csv.DictReader(io.StringIO(job.get_failed_records(job_id))):
-            code, _, message = (r.get("sf__Error") or "").partition(":")
-            answers[r[key]] = WriteResult("", "rejected", None, message.strip() or code, code or None)
+        answers: dict[str, Answer] = {}
+        done = _csv_columns(job.get_successful_records(job_id), (key, "sf__Created", "sf__Id"))
+        answers.update((k, ("created" if created == "true" else "updated", crm_id, None, None))
+                       for k, created, crm_id in zip(*done))
+        keys, errors = _csv_columns(job.get_failed_records(job_id), (key, "sf__Error"))
+        for k, error in zip(keys, errors):
+            code, _, message = (error or "").partition(":")
+            answers[k] = ("rejected", None, message.strip() or code, code or None)
         return answers
 
     def bulk_job_results(self, obj: CrmObject, job_id: str, writes: list[Write]) -> list[WriteResult]:
@@ -329,7 +331,7 @@ class SalesforceClient:
         unprocessed, or the job is gone) are left out: the push sends them again."""
         sobject, key = SOBJECTS[obj], self._bulk_key(writes[0].action)
 
-        def read(sf: Salesforce) -> dict[str, WriteResult]:
+        def read(sf: Salesforce) -> dict[str, Answer]:
             jobs = getattr(sf.bulk2, sobject)._client
             try:
                 state = jobs.get_job(job_id, False)["state"]
@@ -454,12 +456,11 @@ class SalesforceClient:
         (simple-salesforce's insert rewrites and splits the CSV a line at a time in Python); one
         attempt, as log_once looks the Tasks up before any resend."""
         key = self.settings.activity_id_field
-        rows = pd.DataFrame(self._tasks(activities), dtype=object)
-        rows = rows[sorted(rows.columns)].fillna("")  # an empty cell sets nothing
+        rows = _JobRows(self._tasks(activities))
 
-        def run(sf: Salesforce) -> dict[str, WriteResult]:
+        def run(sf: Salesforce) -> dict[str, Answer]:
             jobs = sf.bulk2.Task._client
-            by_key: dict[str, WriteResult] = {}
+            by_key: dict[str, Answer] = {}
             for _, data in _job_parts(activities, rows):
                 job = jobs.create_job(Operation.insert)
                 jobs.upload_job_data(job["id"], data)
@@ -498,22 +499,53 @@ def _links(write: Write, sobject: str) -> dict[str, Any]:
     return fields
 
 
-def _job_parts(writes: list[W], rows: pd.DataFrame) -> Iterator[tuple[list[W], str]]:
+class _JobRows:
+    """Records as the rows of a Bulk API 2.0 CSV: a column per field any record has, by name; an
+    empty cell where a record lacks the field (it is left as it is). Written by the csv module a
+    column at a time (pandas' DataFrame and to_csv of a million records took seconds)."""
+
+    def __init__(self, records: list[dict[str, Any]], names: list[str] | None = None) -> None:
+        self.records = records
+        self.names = sorted(set().union(*records)) if names is None else names
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def part(self, start: int, stop: int) -> "_JobRows":
+        return _JobRows(self.records[start:stop], self.names)
+
+    def csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(self.names)
+        writer.writerows(zip(*([r.get(name, "") for r in self.records] for name in self.names)))
+        return out.getvalue()
+
+
+def _job_parts(writes: list[W], rows: _JobRows) -> Iterator[tuple[list[W], str]]:
     """The writes (or activities) and their CSV in parts a Bulk API 2.0 job takes: halved until each fits."""
-    data = rows.to_csv(index=False, lineterminator="\n")
+    data = rows.csv()
     if len(data.encode()) <= MAX_JOB_BYTES or len(writes) == 1:
         yield writes, data
         return
     half = len(writes) // 2
-    yield from _job_parts(writes[:half], rows.iloc[:half])
-    yield from _job_parts(writes[half:], rows.iloc[half:])
+    yield from _job_parts(writes[:half], rows.part(0, half))
+    yield from _job_parts(writes[half:], rows.part(half, len(rows)))
 
 
-def _answered(write: Write | Activity, answer: WriteResult | None) -> WriteResult | None:
+def _csv_columns(text: str, names: tuple[str, ...]) -> list[list[str | None]]:
+    """These columns of a Bulk API 2.0 result set (CSV), as text; an empty result set has no rows."""
+    if not text.strip():
+        return [[] for _ in names]
+    table = pa_csv.read_csv(io.BytesIO(text.encode()), convert_options=pa_csv.ConvertOptions(
+        column_types={name: pa.string() for name in names}, include_columns=list(names),
+        include_missing_columns=True))
+    return [table.column(name).to_pylist() for name in names]
+
+
+def _answered(write: Write | Activity, answer: Answer | None) -> WriteResult | None:
     """A job's answer for the row it was sent as, as this write's (or activity's) result."""
-    if answer is None:
-        return None
-    return WriteResult(write.write_id, answer.status, answer.crm_id, answer.error, answer.error_code)
+    return None if answer is None else WriteResult(write.write_id, *answer)
 
 
 def _write_result(write: Write, answer: dict[str, Any]) -> WriteResult:
