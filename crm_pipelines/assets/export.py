@@ -18,8 +18,8 @@ from pydantic import Field
 
 from crm_pipelines.assets.matching import changed_records
 from crm_pipelines.config import IntegrationConfig
-from crm_pipelines.export.associations import (REMOVED_ASSOCIATIONS, REMOVED_COLUMNS, record_removed, removed_links,
-                                               undo_batch)
+from crm_pipelines.export.associations import (REMOVED_ASSOCIATIONS, REMOVED_COLUMNS, link_created_companies,
+                                               record_removed, removed_links, undo_batch)
 from crm_pipelines.export.batch import Launch, Owners, build_batch
 from crm_pipelines.export.batch_rules import (identity_keys, known_by_enginy_id, leave_to_other_object,
                                               match_outcomes, matched_as_the_same, one_create_per_person,
@@ -117,12 +117,15 @@ def _matched_companies(company_matches: pd.DataFrame) -> pd.Series:
     return lookup(matched["enginy_id"], matched["crm_id"].astype(object))
 
 
-def _company_links(records: pd.DataFrame, crm_company: pd.Series) -> pd.Series:
+def _company_links(records: pd.DataFrame, crm_company: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Enginy record id -> the CRM id of the company its Enginy company matched (``crm_company``:
-    _matched_companies), for the records whose company did."""
-    links = pd.Series(records["company_id"].astype("string").map(crm_company).to_numpy(object),
-                      index=records["id"].to_numpy(object), dtype=object).dropna()
-    return lookup(links.index, links)
+    _matched_companies), for the records whose company did; and the ids of the records whose
+    company matched nothing (the company batch creates it: the push links them once it has)."""
+    company = records["company_id"].astype("string")
+    links = pd.Series(company.map(crm_company).to_numpy(object), index=records["id"].to_numpy(object), dtype=object)
+    awaiting = links.index[links.isna().to_numpy(bool) & company.notna().to_numpy(bool)]
+    links = links.dropna()
+    return lookup(links.index, links), pd.Series(awaiting.astype(str), dtype=object)
 
 
 class BatchInputs(NamedTuple):
@@ -201,11 +204,11 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         can_update = is_in(snapshot["crm_id"], matches["crm_id"].dropna().unique())
         crm_records = snapshot if can_update.all() else snapshot[can_update]
         del snapshot
-        campaign, campaign_mapping, links = None, None, None
+        campaign, campaign_mapping, links, awaiting = None, None, None, ()
         # Salesforce and Dataverse leads name their company in a text field; Pipedrive's hang on one.
         linked = obj == "contacts" or (obj == "leads" and getattr(client, "leads_link_to_companies", False))
         if linked and integration_config.associations.contacts_to_companies:
-            links = _company_links(records, companies_matched)
+            links, awaiting = _company_links(records, companies_matched)
         if rollups is not None:
             key = "contact_id" if "contact_id" in rollups else rollups.columns[0]
             campaign = rollups.assign(**{key: rollups[key].astype(str)}).set_index(key)
@@ -214,10 +217,11 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
                             _schema(crm_schema, tab), config.launch(integration_config),
                             _owners(integration_config, crm_users, enginy_users),
                             campaign, campaign_mapping, links,
-                            one_company_per_contact=not getattr(client, "contacts_link_many_companies", False))
+                            one_company_per_contact=not getattr(client, "contacts_link_many_companies", False),
+                            companies_to_create=awaiting)
         # Let go of what only the build needed: at a million, the matched records' parsed fields
         # alone are a gigabyte the rules below would otherwise run beside.
-        del crm_records, company_match_rows, companies_matched, rollups, campaign, links
+        del crm_records, company_match_rows, companies_matched, rollups, campaign, links, awaiting
         batch = batch.merge(matches[["enginy_id", "outcome"]], on="enginy_id", how="left")
         batch = leave_to_other_object(batch, match_rows, tab)
         batch = one_create_per_person(batch, records, obj, keys)
@@ -370,8 +374,8 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
             # Not the diff, a batch's largest column: it is for people (the dry run), not the CRM.
             pushed = tuple(c for c in warehouse.column_names(table) if c != "diff")
             batch = parse_json(warehouse.read_table(table, pushed), ("fields",))
-            if obj != "companies" and company_ids and "company_enginy_id" in batch:
-                batch["company_crm_id"] = batch["company_crm_id"].fillna(batch["company_enginy_id"].map(company_ids))
+            if obj != "companies" and "company_enginy_id" in batch:
+                batch = link_created_companies(batch, company_ids)
             removed = removed_links(batch)
             if len(removed):
                 held = _load_table(warehouse, REMOVED_ASSOCIATIONS, pd.DataFrame(columns=REMOVED_COLUMNS))

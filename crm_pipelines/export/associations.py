@@ -39,3 +39,23 @@ def undo_batch(removed: pd.DataFrame) -> pd.DataFrame:
         "company_link": "primary", "unlink_company_id": None, "reason": None,
         "batch_id": f"undo-{datetime.now(timezone.utc).isoformat()}",
     }).reset_index(drop=True)
+
+
+def link_created_companies(batch: pd.DataFrame, company_ids: dict[str, str]) -> pd.DataFrame:
+    """The batch's links to companies this push created (the batch decided them, their ids unknown
+    then) get the companies' new ids; a link whose company was not created is dropped, with the
+    link it would have replaced — and an update that was only that link is skipped."""
+    awaiting = batch["company_link"].notna() & batch["company_crm_id"].isna()
+    if not awaiting.any():
+        return batch
+    created = batch["company_enginy_id"].where(awaiting).map(company_ids)
+    created = created.astype(object).where(created.notna(), None)
+    batch = batch.assign(company_crm_id=batch["company_crm_id"].astype(object).where(~awaiting, created))
+    dropped = (awaiting & batch["company_crm_id"].isna()).to_numpy(bool)
+    for column in ("company_link", "unlink_company_id"):
+        batch[column] = batch[column].astype(object).where(~dropped, None)
+    only_link = dropped & batch["action"].eq("update").to_numpy(bool) & batch["owner_id"].isna().to_numpy(bool) & \
+        ~batch["fields"].astype(bool).to_numpy(bool)
+    if only_link.any():
+        batch.loc[only_link, ["action", "reason"]] = ["skip", "its company was not created: nothing else to change"]
+    return batch

@@ -9,7 +9,7 @@ snapshot, the described CRM fields and the launch options.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, NamedTuple
+from typing import Any, Iterable, Literal, Mapping, NamedTuple
 
 import duckdb
 import numpy as np
@@ -64,7 +64,7 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
                 schema: dict[str, FieldSpec], launch: Launch, owners: Owners | None = None,
                 campaign_values: pd.DataFrame | None = None, campaign_mapping: dict[str, str] | None = None,
                 company_links: Mapping[str, str] | pd.Series | None = None,
-                one_company_per_contact: bool = True) -> pd.DataFrame:
+                one_company_per_contact: bool = True, companies_to_create: Iterable[str] = ()) -> pd.DataFrame:
     """One row per Enginy record (``records.id``); see BATCH_COLUMNS.
 
     ``matches``: enginy_id, outcome (new / matched / ambiguous), crm_id. ``crm_records``: the
@@ -73,6 +73,9 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     id of the company the record should be linked to. ``one_company_per_contact``: the CRM holds a
     single company per contact (all but HubSpot), so an additional link to a contact that has one
     cannot be made — asking for it on every export would be an update that never lands.
+    ``companies_to_create``: Enginy ids of records whose company is not in the CRM yet (the
+    company batch creates it): their link is decided here by the same rules, and the push fills in
+    the company's id once it has created it.
 
     Decided a mapped field at a time over the whole batch, not a record at a time: a million-row
     batch is a few dozen column operations. Each row's ``fields``, ``diff`` and ``writeback`` are
@@ -94,7 +97,7 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     current = _current(crm_records, crm_id)
     found = current["found"].to_numpy(bool)
     links = _company_links(enginy_id, current, launch, {} if company_links is None else company_links,
-                           one_company_per_contact)
+                           one_company_per_contact, companies_to_create)
 
     reason = np.full(n, None, dtype=object)
     gone = matched & (~found | current["is_deleted"].to_numpy(bool))
@@ -137,7 +140,7 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     has_fields = np.zeros(len(decided), dtype=bool)
     for _, rows, _ in decision.fields:
         has_fields |= rows
-    writes_something = has_fields | sets_owner | pd.notna(links["company_crm_id"][decided])
+    writes_something = has_fields | sets_owner | pd.notna(links["company_link"][decided])
     action[decided[updating & writes_something]] = "update"
     reason[decided[updating & ~writes_something]] = "nothing to change"
 
@@ -177,16 +180,19 @@ def _current(crm_records: pd.DataFrame, crm_id: np.ndarray) -> pd.DataFrame:
 
 
 def _company_links(enginy_id: np.ndarray, current: pd.DataFrame, launch: Launch,
-                   company_links: Mapping[str, str] | pd.Series, one_company_per_contact: bool
-                   ) -> dict[str, np.ndarray]:
-    """The company each contact should be linked to, how, and the link it replaces."""
+                   company_links: Mapping[str, str] | pd.Series, one_company_per_contact: bool,
+                   companies_to_create: Iterable[str]) -> dict[str, np.ndarray]:
+    """The company each contact should be linked to, how, and the link it replaces; a contact whose
+    company the export creates gets how and what it replaces, its company's id left to the push."""
     n = len(enginy_id)
-    target = pd.Series(enginy_id, dtype=object).map(company_links).to_numpy(object)
+    ids = pd.Series(enginy_id, dtype=object)
+    target = ids.map(company_links).to_numpy(object)
     has_target = pd.notna(target)
+    awaiting = ~has_target & ids.isin(pd.Index(list(companies_to_create), dtype=object)).to_numpy(bool)
     held = current["account_id"].where(current["found"] & ~pd.Series(empty_column(current["account_id"])))
     held = held.astype(object).where(held.notna(), None).to_numpy(object)
     has_held = pd.notna(held)
-    link = has_target & ~(has_held & (target == held))
+    link = (has_target & ~(has_held & (target == held))) | awaiting
     if launch.association == "additional" and one_company_per_contact:
         link &= ~has_held
     company_crm_id = np.where(link, target, None)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from crm_pipelines.config import EngagementMapping, EnginyFieldMapping, FixedValueMapping, ManualExportMapping
+from crm_pipelines.export.associations import link_created_companies
 from crm_pipelines.export.batch import Launch, Owners, build_batch
 from crm_pipelines.export.gates import schema_gate
 from crm_pipelines.export.values import FieldSpec, Refused, coerce
@@ -240,6 +241,40 @@ def test_an_additional_company_link_is_asked_for_only_where_a_contact_can_hold_t
                         one_company_per_contact=one_company)
     row = batch.iloc[0]
     assert (row["action"], row["company_link"]) == expected
+
+
+@pytest.mark.parametrize("association, held, expected", [
+    ("additional", "001HELD", ("skip", None, None)),  # the contact keeps its company
+    ("additional", None, ("update", "additional", None)),
+    ("primary", "001HELD", ("update", "primary", None)),
+    ("primary_remove_previous", "001HELD", ("update", "primary", "001HELD")),
+])
+def test_a_link_to_a_company_the_export_creates_follows_the_association_rules(association, held, expected) -> None:
+    current = {**crm_record(FirstName="Ada"), "account_id": held}
+    batch = build_batch(pd.DataFrame([enginy()]), pd.DataFrame(MATCHED, columns=["enginy_id", "outcome", "crm_id"]),
+                        pd.DataFrame([current]), [field("first_name", "FirstName")], SCHEMA,
+                        Launch(association=association, confirm_remove_previous=True), companies_to_create=["e1"])
+    row = batch.iloc[0]
+    assert (row["action"], row["company_link"], row["unlink_company_id"]) == expected
+    assert pd.isna(row["company_crm_id"]), "the company's id is the push's to fill in"
+
+
+def test_the_push_links_contacts_to_the_companies_it_created_and_drops_links_to_ones_it_did_not() -> None:
+    batch = pd.DataFrame({
+        "enginy_id": ["e1", "e2", "e3", "e4"], "action": ["create", "update", "update", "update"],
+        "company_enginy_id": ["co1", "co2", "co2", "co1"], "company_crm_id": [None, None, None, None],
+        "company_link": ["additional", "primary", None, "primary"], "unlink_company_id": [None, "001OLD", None, None],
+        "owner_id": [None, None, None, None],
+        "fields": [{"LastName": "A"}, {}, {"Title": "CTO"}, {"Title": "VP"}], "reason": [None] * 4})
+    linked = link_created_companies(batch, {"co1": "001NEW", "co2": None})
+
+    def values(column: str) -> list:
+        return [None if pd.isna(v) else v for v in linked[column]]
+
+    assert values("company_crm_id") == ["001NEW", None, None, "001NEW"], "e3: the batch did not link it"
+    assert values("company_link") == ["additional", None, None, "primary"]
+    assert values("unlink_company_id") == [None, None, None, None], "no previous company removed for nothing"
+    assert linked["action"].tolist() == ["create", "skip", "update", "update"], "an update of only that link is skipped"
 
 
 def test_the_crm_fields_read_from_the_warehouses_json_text_are_the_values_parsed_dicts_hold() -> None:

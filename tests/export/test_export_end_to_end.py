@@ -171,6 +171,23 @@ def test_an_export_pushes_exactly_its_batch(pushed: Pushed) -> None:
                 value).lower(), (field, value, record.get(field))
 
 
+# The field a contact names its one company in, where the CRM holds it on the contact.
+COMPANY_FIELD = {"salesforce": "AccountId", "dynamics": "_parentcustomerid_value"}
+
+
+def test_a_contact_created_with_a_company_the_same_push_created_is_linked_to_it(pushed: Pushed) -> None:
+    if pushed.crm not in COMPANY_FIELD:
+        pytest.skip("the CRM keeps company links apart from the contact (see tests/connectors/test_associations.py)")
+    companies = pushed.results[(pushed.results["object"] == "companies") & (pushed.results["status"] == "created")]
+    made = dict(zip(companies["enginy_id"], companies["crm_id"]))
+    batch = pushed.batch
+    linked = batch[(batch["action"] == "create") & batch["company_enginy_id"].isin(list(made))]
+    assert len(linked), "the demo data has contacts of companies the CRM does not hold yet"
+    for enginy_id, company in zip(linked["enginy_id"], linked["company_enginy_id"]):
+        if enginy_id in pushed.held:
+            assert pushed.held[enginy_id].get(COMPANY_FIELD[pushed.crm]) == made[company]
+
+
 def test_the_next_snapshot_sees_what_was_pushed_and_a_second_run_creates_nothing(pushed: Pushed) -> None:
     assert pushed.second.success
     contacts = pushed.results[pushed.results["object"] == "contacts"]
