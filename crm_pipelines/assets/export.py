@@ -21,9 +21,9 @@ from crm_pipelines.config import IntegrationConfig
 from crm_pipelines.export.associations import (REMOVED_ASSOCIATIONS, REMOVED_COLUMNS, link_created_companies,
                                                record_removed, removed_links, undo_batch)
 from crm_pipelines.export.batch import Launch, Owners, build_batch
-from crm_pipelines.export.batch_rules import (identity_keys, known_by_enginy_id, leave_to_other_object,
-                                              match_outcomes, matched_as_the_same, one_create_per_person,
-                                              one_update_per_crm_record)
+from crm_pipelines.export.batch_rules import (identity_keys, known_by_enginy_id, known_in_the_other_object,
+                                              leave_to_other_object, match_outcomes, matched_as_the_same,
+                                              one_create_per_person, one_update_per_crm_record)
 from crm_pipelines.export.dry_run import DRY_RUN_COLUMNS, action_counts, render_dry_run, write_dry_run
 from crm_pipelines.export.gates import GATE_COLUMNS, expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
@@ -187,6 +187,11 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         records, match_rows, snapshot, company_match_rows, rollups = _batch_inputs(
             warehouse, config.only_changed_since, tables, client.enginy_id_field)
         matches = known_by_enginy_id(match_outcomes(match_rows), snapshot, client.enginy_id_field)
+        other = "leads" if tab == "contacts" else "contacts"
+        if "crm_object" in match_rows and obj != "companies" and f"crm_{other}" in warehouse.table_names():
+            held = warehouse.rows_with_keys(f"crm_{other}", "raw", records["id"].tolist(),
+                                            json_field=client.enginy_id_field)
+            match_rows = known_in_the_other_object(match_rows, matches, held, other, client.enginy_id_field)
         # What makes two of the records one person (or company): the creates they make and the
         # CRM record one of them already is.
         rule = (company_rule(integration_config.company_identifier) if obj == "companies"

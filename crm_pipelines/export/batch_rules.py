@@ -68,6 +68,19 @@ def known_by_enginy_id(matches: pd.DataFrame, crm_records: pd.DataFrame, field: 
     return matches
 
 
+def known_in_the_other_object(match_rows: pd.DataFrame, matches: pd.DataFrame, other_records: pd.DataFrame,
+                              other: str, field: str) -> pd.DataFrame:
+    """The match rows with, as matched in ``other``, the people an earlier export created in that
+    object (pushed as leads, then as contacts, or the reverse): its records carry their Enginy id in
+    ``field``, whatever the identifier rules say, so leave_to_other_object leaves them to it like
+    people matched there. ``matches``: this object's outcomes (known_by_enginy_id); a person this
+    object holds stays its own. ``other_records``: the other object's records holding their ids."""
+    there = known_by_enginy_id(matches.iloc[:0], other_records, field)
+    here = matches.loc[matches["outcome"].eq("matched"), "enginy_id"].astype(str)
+    there = there[~is_in(there["enginy_id"].astype(str), here)]
+    return pd.concat([match_rows, there.assign(crm_object=other)], ignore_index=True) if len(there) else match_rows
+
+
 def leave_to_other_object(batch: pd.DataFrame, matches: pd.DataFrame, tab: str) -> pd.DataFrame:
     """Salesforce people match Contacts and Leads (the match table's ``crm_object``): a contact
     batch skips those already in the CRM as Leads, leaving them to the lead batch, and the reverse,

@@ -10,9 +10,9 @@ from pandas.testing import assert_frame_equal
 
 from crm_pipelines.config import ContactIdentifier
 from crm_pipelines.export.batch import BATCH_COLUMNS
-from crm_pipelines.export.batch_rules import (identity_keys, known_by_enginy_id, leave_to_other_object,
-                                              match_outcomes, matched_as_the_same, one_create_per_person,
-                                              one_update_per_crm_record)
+from crm_pipelines.export.batch_rules import (identity_keys, known_by_enginy_id, known_in_the_other_object,
+                                              leave_to_other_object, match_outcomes, matched_as_the_same,
+                                              one_create_per_person, one_update_per_crm_record)
 from crm_pipelines.matching.rules import contact_rule
 
 FIELD = "Enginy_Id__c"
@@ -116,6 +116,22 @@ def test_a_person_who_is_a_contact_is_left_to_the_contact_batch_by_the_lead_batc
     assert decided(left) == [
         ("7", "skip", "003CONT", "already in the CRM as one of its contacts; export it to contacts to update it"),
         ("8", "update", "00QLEAD", None)]
+
+
+def test_a_person_an_earlier_export_created_as_a_contact_is_left_to_contacts_by_the_lead_batch() -> None:
+    # e1 has no identifier the rules match by: the contact the push created for it is found by its Enginy id.
+    people = matches(("e1", "new", None, None), ("e2", "new", None, None), ("e3", "matched", "00QLEAD", "leads"),
+                     crm_object=True)
+    contacts = crm(("003MADE", {FIELD: "e1"}, False), ("003GONE", {FIELD: "e2"}, True),
+                   ("003ALSO", {FIELD: "e3"}, False))
+    leads_here = known_by_enginy_id(match_outcomes(people), crm(), FIELD)
+    rows = known_in_the_other_object(people, leads_here, contacts, "contacts", FIELD)
+    left = leave_to_other_object(batch(("e1", "create", None, None), ("e2", "create", None, None),
+                                       ("e3", "update", "00QLEAD", None)), rows, "leads")
+    assert decided(left) == [
+        ("e1", "skip", None, "already in the CRM as one of its contacts; export it to contacts to update it"),
+        ("e2", "create", None, None),  # its contact was deleted
+        ("e3", "update", "00QLEAD", None)]  # a lead holds it: it stays the lead batch's
 
 
 def test_an_ambiguous_match_in_the_other_object_is_not_left_to_it() -> None:
