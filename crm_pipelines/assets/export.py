@@ -110,20 +110,37 @@ def _metadata(batch: pd.DataFrame) -> dict[str, Any]:
                                                 "(nothing to write)")}
 
 
-def _matched_companies(company_matches: pd.DataFrame) -> pd.Series:
-    """Enginy company id -> the CRM id of the company it matched, for the companies that did."""
-    company = match_outcomes(company_matches)
-    matched = company[company["outcome"].eq("matched")]
-    return lookup(matched["enginy_id"], matched["crm_id"].astype(object))
+class Companies(NamedTuple):
+    """What a people batch knows of their companies."""
+
+    matched: pd.Series  # Enginy company id -> the CRM company the identifier rules matched it to
+    crm_ids: pd.Series  # Enginy company id -> the CRM company it is: matched, or holding its Enginy id
+    to_create: pd.Series  # Enginy ids of the companies that matched nothing: the company batch creates them
 
 
-def _company_links(records: pd.DataFrame, crm_company: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Enginy record id -> the CRM id of the company its Enginy company matched (``crm_company``:
-    _matched_companies), for the records whose company did; and the ids of the records whose
-    company matched nothing (the company batch creates it: the push links them once it has)."""
+def _companies(company_matches: pd.DataFrame, company_records: pd.DataFrame, enginy_id_field: str) -> Companies:
+    """``company_matches``: the people's companies' match rows; ``company_records``: the CRM
+    companies holding their Enginy ids (a company an earlier export created is that company,
+    whatever the rules say, as the company batch finds it)."""
+    by_rules = match_outcomes(company_matches)
+    company = known_by_enginy_id(by_rules, company_records, enginy_id_field)
+
+    def crm_ids(outcomes: pd.DataFrame) -> pd.Series:
+        matched = outcomes[outcomes["outcome"].eq("matched")]
+        return lookup(matched["enginy_id"], matched["crm_id"].astype(object))
+
+    return Companies(crm_ids(by_rules), crm_ids(company),
+                     company.loc[company["outcome"].eq("new"), "enginy_id"].astype(str))
+
+
+def _company_links(records: pd.DataFrame, companies: Companies) -> tuple[pd.Series, pd.Series]:
+    """Enginy record id -> the CRM id of its company, for the records whose company is in the CRM;
+    and the ids of the records whose company the company batch creates (the push links them once
+    it has). A company matched ambiguously is neither: nobody is linked to it."""
     company = records["company_id"].astype("string")
-    links = pd.Series(company.map(crm_company).to_numpy(object), index=records["id"].to_numpy(object), dtype=object)
-    awaiting = links.index[links.isna().to_numpy(bool) & company.notna().to_numpy(bool)]
+    links = pd.Series(company.map(companies.crm_ids).to_numpy(object), index=records["id"].to_numpy(object),
+                      dtype=object)
+    awaiting = links.index[links.isna().to_numpy(bool) & is_in(company, companies.to_create).to_numpy(bool)]
     links = links.dropna()
     return lookup(links.index, links), pd.Series(awaiting.astype(str), dtype=object)
 
@@ -197,8 +214,12 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         rule = (company_rule(integration_config.company_identifier) if obj == "companies"
                 else contact_rule(integration_config.contact_identifier))
         # People at two Enginy companies that matched one CRM company are at that company, as matching reads it.
-        companies_matched = _matched_companies(company_match_rows) if company_match_rows is not None else None
-        keys = identity_keys(records, obj, rule, companies_matched)
+        companies = None
+        if company_match_rows is not None:
+            held = warehouse.rows_with_keys("crm_companies", "raw", company_match_rows["enginy_id"].astype(str)
+                                            .tolist(), json_field=client.enginy_id_field)
+            companies = _companies(company_match_rows, held, client.enginy_id_field)
+        keys = identity_keys(records, obj, rule, None if companies is None else companies.matched)
         elsewhere = None
         if "crm_object" in match_rows and obj != "companies":
             other = match_rows[match_rows["outcome"].eq("matched") & match_rows["crm_object"].ne(tab)]
@@ -213,7 +234,7 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         # Salesforce and Dataverse leads name their company in a text field; Pipedrive's hang on one.
         linked = obj == "contacts" or (obj == "leads" and getattr(client, "leads_link_to_companies", False))
         if linked and integration_config.associations.contacts_to_companies:
-            links, awaiting = _company_links(records, companies_matched)
+            links, awaiting = _company_links(records, companies)
         if rollups is not None:
             key = "contact_id" if "contact_id" in rollups else rollups.columns[0]
             campaign = rollups.assign(**{key: rollups[key].astype(str)}).set_index(key)
@@ -226,7 +247,7 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
                             companies_to_create=awaiting)
         # Let go of what only the build needed: at a million, the matched records' parsed fields
         # alone are a gigabyte the rules below would otherwise run beside.
-        del crm_records, company_match_rows, companies_matched, rollups, campaign, links, awaiting
+        del crm_records, company_match_rows, companies, rollups, campaign, links, awaiting
         batch = batch.merge(matches[["enginy_id", "outcome"]], on="enginy_id", how="left")
         batch = leave_to_other_object(batch, match_rows, tab)
         batch = one_create_per_person(batch, records, obj, keys)

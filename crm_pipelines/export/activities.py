@@ -244,12 +244,17 @@ def run_activity_push(log: Callable[[list[Activity]], list[WriteResult]], planne
 def outcomes(planned: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
     """Every planned row with how it ended: logged / rejected / failed / pending / waiting, and the
     CRM activity's id; the message itself is left out (it may be private, and Enginy holds it)."""
-    status, crm_id, error = (_ledger_column(ledger, c) for c in ("status", "crm_id", "error"))
     frame = planned.drop(columns=["body"])
     ready = frame["status"].eq("ready")
+    # Each event's ledger entry, found once for all three columns.
+    entries = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger.iloc[:0]
+    entry = (entries.drop_duplicates("write_id", keep="last").set_index("write_id")
+             .reindex(frame["event_id"].to_numpy(object))[["status", "crm_id", "error"]])
     # "sent" without an answer: the run died; the next run looks the activity up before sending.
-    ended = frame["event_id"].map(status).map({"created": "logged", "updated": "logged", "rejected": "rejected",
-                                               "failed": "failed", "sent": "failed"}).fillna("pending")
+    ended = pd.Series(entry["status"].to_numpy(object), index=frame.index).map(
+        {"created": "logged", "updated": "logged", "rejected": "rejected", "failed": "failed", "sent": "failed"}
+    ).fillna("pending")
+    crm_id = pd.Series(entry["crm_id"].to_numpy(object), index=frame.index)
     return frame.assign(status=frame["status"].where(~ready, ended),
-                        reason=frame["reason"].where(~ready, frame["event_id"].map(error)),
-                        crm_activity_id=frame["event_id"].map(crm_id).where(ready, None))
+                        reason=frame["reason"].where(~ready, entry["error"].to_numpy(object)),
+                        crm_activity_id=crm_id.where(ready, None))

@@ -171,8 +171,8 @@ class Ledger:
                                "error": [r.error for r in results], "error_code": [r.error_code for r in results]})
 
     def _put(self, ids: list[str], changes: dict[str, list[Any]]) -> pd.DataFrame:
-        """Set these columns of these writes (a write new to the ledger gets empty others) and
-        stamp them; the changed rows, each once."""
+        """Set these columns of these writes and stamp them; the changed rows: these columns (the
+        warehouse's upsert sets just them), or whole rows where a write is new to the ledger."""
         columns = self._columns
         new = [i for i in ids if i not in columns["write_id"]]
         if new:
@@ -181,17 +181,26 @@ class Ledger:
             columns["write_id"].update(zip(new, new))
         for c, values in changes.items():
             columns[c].update(zip(ids, values))
-        columns["updated_at"].update(dict.fromkeys(ids, datetime.now(timezone.utc)))
-        return self._rows(list(dict.fromkeys(ids)))
-
-    def _rows(self, ids: list[str]) -> pd.DataFrame:
-        if not ids:
-            return empty_ledger()
-        return pa.table({c: pa.array([values[i] for i in ids], LEDGER_ARROW_TYPES[c])
-                         for c, values in self._columns.items()}).to_pandas()
+        now = datetime.now(timezone.utc)
+        columns["updated_at"].update(dict.fromkeys(ids, now))
+        if new:
+            unique = list(dict.fromkeys(ids))
+            return _frame({c: [values[i] for i in unique] for c, values in columns.items()})
+        # From the lists given: looking every column of a million writes up again by id cost seconds.
+        stamp = pa.repeat(pa.scalar(now, LEDGER_ARROW_TYPES["updated_at"]), len(ids))
+        return _frame({"write_id": ids, **changes, "updated_at": stamp})
 
     def frame(self) -> pd.DataFrame:
-        return self._rows(list(self._columns["write_id"]))
+        # Every column's dict holds the write ids in the same order: its values are a column.
+        return _frame({c: list(values.values()) for c, values in self._columns.items()})
+
+
+def _frame(columns: dict[str, Any]) -> pd.DataFrame:
+    """Ledger columns (a list or an Arrow array each) as a frame, typed as the warehouse keeps them."""
+    if not len(columns["write_id"]):
+        return empty_ledger()[list(columns)]
+    return pa.table({c: values if isinstance(values, pa.Array) else pa.array(values, LEDGER_ARROW_TYPES[c])
+                     for c, values in columns.items()}).to_pandas()
 
 
 LEDGER_ARROW_TYPES = {c: pa.int64() if c == "attempts" else pa.timestamp("us", tz="UTC") if c == "updated_at"
