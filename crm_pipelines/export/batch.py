@@ -13,12 +13,11 @@ from typing import Any, Iterable, Literal, Mapping, NamedTuple
 
 import duckdb
 import numpy as np
-import orjson
 import pandas as pd
 import pyarrow as pa
 
 from crm_pipelines.export.values import FieldSpec, coerce_column, empty_column, is_empty, same_column
-from crm_pipelines.frames import json_pointer, to_json
+from crm_pipelines.frames import JsonFields, to_json
 
 SyncMode = Literal["upsert", "update_only", "create_only"]
 BATCH_COLUMNS = ["enginy_id", "action", "crm_id", "fields", "diff", "owner_id", "company_crm_id", "company_link",
@@ -363,7 +362,7 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
     updating = ~creating
     newer = None
     wanted = _wanted(records, enginy_id, mappings, launch, campaign_values, campaign_mapping)
-    crm_values = _CrmValues(crm_fields, [crm_field for _, crm_field, _, _ in wanted if crm_field in schema])
+    crm_values = JsonFields(crm_fields, [crm_field for _, crm_field, _, _ in wanted if crm_field in schema])
     snapshot_row = current["snapshot_row"].to_numpy()
     for mapping, crm_field, values, wants in wanted:
         spec = schema.get(crm_field)
@@ -414,60 +413,6 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
     fields = [(crm_field, rows, new) for crm_field, rows, new, _, _ in written]
     writeback = [(enginy_field, rows, held) for enginy_field, rows, held in sent_back]
     return _Decision(fields, changes, writeback, reason)
-
-
-class _CrmValues:
-    """The CRM's value of each of ``fields`` on each snapshot record, from its CRM fields (``raw``):
-    the JSON text the warehouse keeps, parsed by DuckDB once for all the fields, or dicts already
-    parsed. At a million records, a dict of every field of every record was gigabytes held through
-    the batch for the few fields mapped."""
-
-    # json_type's names, by the code each is kept as (0: no value).
-    CODES = {kind: code for code, kind in enumerate(("VARCHAR", "BIGINT", "UBIGINT", "DOUBLE", "BOOLEAN", "ARRAY",
-                                                     "OBJECT"), 1)}
-
-    def __init__(self, raw: pd.Series, fields: list[str]) -> None:
-        self.fields = list(dict.fromkeys(fields))
-        self.dicts = None
-        if not any(isinstance(v, str) for v in raw.head(100)):
-            self.dicts = [r if isinstance(r, dict) else {} for r in raw]
-            return
-        kinds = " ".join(f"WHEN '{kind}' THEN {code}" for kind, code in self.CODES.items())
-        connection = duckdb.connect()
-        try:
-            # The snapshot's own text, handed to DuckDB without a copy.
-            connection.register("records", pa.table({"raw": pa.array(raw, type=pa.large_string(), from_pandas=True)}))
-            # Every list holds one element per field, so the lists flatten to records × fields.
-            table = connection.sql(
-                f"SELECT list_transform(v, lambda x: coalesce(CASE json_type(x) {kinds} END, 0))::UTINYINT[] AS kind, "
-                "list_transform(v, lambda x: x ->> '$') AS text "
-                "FROM (SELECT json_extract(coalesce(raw, '{}'), $paths) AS v FROM records)",
-                params={"paths": [json_pointer(f) for f in self.fields] or ["/"]}).to_arrow_table()
-        finally:
-            connection.close()
-        self.kinds = table.column("kind").combine_chunks().flatten().to_numpy().reshape(-1, max(len(self.fields), 1))
-        self.texts = table.column("text").combine_chunks().flatten()
-
-    def on(self, field: str, records: np.ndarray) -> np.ndarray:
-        """The CRM's values of ``field`` on ``records`` (rows of the snapshot)."""
-        if self.dicts is not None:
-            return pd.Series([self.dicts[i].get(field) for i in records.tolist()], dtype=object).to_numpy()
-        j = self.fields.index(field)
-        kind = self.kinds[records, j]
-        text = self.texts.take(pa.array(records * len(self.fields) + j)).to_numpy(zero_copy_only=False)
-        values = np.full(len(records), None, dtype=object)
-        # Each kind as a parsed dict holds it: Python's str, int, float and bool, lists and dicts.
-        text_rows = kind == self.CODES["VARCHAR"]
-        values[text_rows] = text[text_rows]
-        for name, number in (("BIGINT", np.int64), ("UBIGINT", np.uint64), ("DOUBLE", np.float64)):
-            rows = kind == self.CODES[name]
-            values[rows] = text[rows].astype(number).astype(object)
-        booleans = kind == self.CODES["BOOLEAN"]
-        values[booleans] = text[booleans] == "true"
-        nested = np.isin(kind, [self.CODES["ARRAY"], self.CODES["OBJECT"]])
-        if nested.any():
-            values[nested] = pd.Series([orjson.loads(t) for t in text[nested]], dtype=object).to_numpy()
-        return values
 
 
 def _refuse(reason: pd.Series, rows: np.ndarray, why: str | pd.Series) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
 from crm_pipelines.export.values import FieldSpec, kind
+from crm_pipelines.frames import JsonFields, json_keys
 
 EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 URL_REGEX = r"^(https?://)?[^\s/$.?#][^\s]*\.[^\s]+$"
@@ -63,9 +65,16 @@ def rejection_gate(batch: pd.DataFrame, max_share: float) -> Gate:
 
 
 def values_frame(batch: pd.DataFrame) -> pd.DataFrame:
-    """The rows that will be written, one column per CRM field written, for the suite."""
+    """The rows that will be written, one column per CRM field written, for the suite; ``fields``
+    as the warehouse keeps them (JSON text: read by DuckDB, a column at a time) or parsed."""
     writing = batch[batch["action"].isin(["create", "update"])]
-    values = pd.DataFrame(list(writing["fields"]), index=writing.index)
+    fields = writing["fields"]
+    if any(isinstance(v, str) for v in fields.head(100)):
+        names = json_keys(fields)
+        parsed, rows = JsonFields(fields, names), np.arange(len(fields))
+        values = pd.DataFrame({name: parsed.on(name, rows) for name in names}, index=writing.index)
+    else:
+        values = pd.DataFrame(list(fields), index=writing.index)
     values.insert(0, "action", writing["action"])
     values.insert(0, "enginy_id", writing["enginy_id"])
     values["match_key"] = writing.get("match_key")

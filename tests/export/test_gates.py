@@ -1,9 +1,11 @@
 """The gates in front of the push: each one fails on the batch it exists to stop."""
 
 import pandas as pd
+import pytest
 
-from crm_pipelines.export.gates import expectation_suite_gates, rejection_gate, schema_gate
+from crm_pipelines.export.gates import expectation_suite_gates, rejection_gate, schema_gate, values_frame
 from crm_pipelines.export.values import FieldSpec
+from crm_pipelines.frames import to_json
 
 SCHEMA = {"LastName": FieldSpec("LastName", "string"), "Email": FieldSpec("Email", "email"),
           "Website": FieldSpec("Website", "url"),
@@ -39,12 +41,18 @@ def test_the_schema_gate_stops_an_update_without_a_record_or_a_skip_without_a_re
     assert "updates_name_their_record" in gate.description and "skips_and_rejections_say_why" in gate.description
 
 
-def test_the_suite_catches_each_kind_of_bad_value() -> None:
+def as_stored(frame: pd.DataFrame) -> pd.DataFrame:
+    """The batch as the gate check reads it from the warehouse: its fields as JSON text."""
+    return frame.assign(fields=[to_json(f) for f in frame["fields"]])
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["parsed", "json text"])
+def test_the_suite_catches_each_kind_of_bad_value(stored: bool) -> None:
     bad = batch({"enginy_id": "e1", "action": "create", "match_key": "k",
                  "fields": {"Email": "nope", "LeadSource": "Cold call", "Website": "not a url"}},
                 {"enginy_id": "e2", "action": "create", "match_key": "k", "fields": {"LastName": "B"}},
                 {"enginy_id": "e3", "action": "update", "crm_id": "c", "outcome": "ambiguous", "fields": {}})
-    gates = expectation_suite_gates(bad, SCHEMA, ["LastName"], previous_rows=1000)
+    gates = expectation_suite_gates(as_stored(bad) if stored else bad, SCHEMA, ["LastName"], previous_rows=1000)
     assert failed(gates) == {"required_LastName", "email_format_Email", "picklist_LeadSource", "url_format_Website",
                              "one_create_per_match_key", "no_ambiguous_written", "row_count_in_bounds"}
     email = next(g for g in gates if g.name == "email_format_Email")
@@ -56,3 +64,15 @@ def test_too_many_rejected_rows_block_and_a_few_do_not() -> None:
     few = batch(*rows, *[{"enginy_id": f"r{i}", "action": "reject", "reason": "bad email"} for i in range(5)])
     many = batch(*rows, *[{"enginy_id": f"r{i}", "action": "reject", "reason": "bad email"} for i in range(6)])
     assert rejection_gate(few, 0.05).passed and not rejection_gate(many, 0.05).passed
+
+
+def test_the_written_values_read_from_json_text_are_the_values_parsed_dicts_hold() -> None:
+    rows = batch({"enginy_id": "e1", "action": "create", "fields": {"LastName": "Ló", "NumberOfEmployees": 120,
+                                                                    "Score": 1.5, "DoNotCall": True}},
+                 {"enginy_id": "e2", "action": "update", "crm_id": "c2",
+                  "fields": {"Tags": ["a", "b"], "LastName": None, "Title": "CTO"}},
+                 {"enginy_id": "e3", "action": "skip", "reason": "nothing to change"})
+    parsed, stored = values_frame(rows), values_frame(as_stored(rows))
+    assert list(stored.columns) == list(parsed.columns)
+    assert stored.astype(object).where(stored.notna(), None).values.tolist() == \
+        parsed.astype(object).where(parsed.notna(), None).values.tolist()
