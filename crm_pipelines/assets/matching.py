@@ -5,7 +5,8 @@ the work is done by crm_pipelines.matching.
 The snapshots are partitioned by day; these assets are not, and read every record of each
 snapshot (all days' partitions; not the records' raw fields, which matching does not use), because
 a match is only right against every record the CRM holds. A run the Enginy change sensor scopes
-matches only the Enginy records changed since, and writes just their rows.
+matches only the Enginy records changed since, and writes just their rows. The assets that read
+whole snapshots read them without the raw fields (crm_snapshot), not through the IO manager.
 """
 
 from pathlib import Path
@@ -124,10 +125,12 @@ def contact_matches(config: MatchScope, integration: IntegrationSettings,
 
 
 @dg.asset(description="Groups of CRM records the identifier rules say are one record: duplicates already "
-                      "inside the CRM, for someone to merge there.", **_common)
-def crm_duplicates(crm_contacts: pd.DataFrame, crm_leads: pd.DataFrame, crm_companies: pd.DataFrame,
-                   integration: IntegrationSettings) -> dg.Output[pd.DataFrame]:
+                      "inside the CRM, for someone to merge there.",
+          deps=["crm_contacts", "crm_leads", "crm_companies"], **_common)
+def crm_duplicates(integration: IntegrationSettings, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     config = integration.load()
+    crm_contacts, crm_leads, crm_companies = (crm_snapshot(warehouse, name)
+                                              for name in ("crm_contacts", "crm_leads", "crm_companies"))
     people = CrmIndex(contact_rule(config.contact_identifier),
                       crm_people(config.active_crm, crm_contacts, crm_leads)).duplicates()
     companies = CrmIndex(company_rule(config.company_identifier),
@@ -144,12 +147,15 @@ class ReportConfig(dg.Config):
 
 @dg.asset(description="Match quality for analysts: outcome rates per object and rule group, identifier "
                       "fill rates, ambiguous records, CRM duplicates and near misses; the full page is a "
-                      "self-contained HTML file.", **_common)
+                      "self-contained HTML file.", deps=["crm_companies", "crm_contacts", "crm_leads"], **_common)
 def match_quality_report(config: ReportConfig, company_matches: pd.DataFrame, contact_matches: pd.DataFrame,
                          crm_duplicates: pd.DataFrame, enginy_companies: pd.DataFrame,
-                         enginy_contacts: pd.DataFrame, crm_companies: pd.DataFrame, crm_contacts: pd.DataFrame,
-                         crm_leads: pd.DataFrame, integration: IntegrationSettings) -> dg.Output[pd.DataFrame]:
+                         enginy_contacts: pd.DataFrame, integration: IntegrationSettings,
+                         warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     settings = integration.load()
+    # The snapshots without their raw fields, which the report does not read (most of their bytes).
+    crm_companies, crm_contacts, crm_leads = (crm_snapshot(warehouse, name)
+                                              for name in ("crm_companies", "crm_contacts", "crm_leads"))
     fills = pd.concat([
         fill_rates(company_rule(settings.company_identifier), enginy_companies,
                    crm_companies.assign(object="companies")).assign(object="companies"),
