@@ -172,7 +172,8 @@ class Ledger:
 
     def _put(self, ids: list[str], changes: dict[str, list[Any]]) -> pd.DataFrame:
         """Set these columns of these writes and stamp them; the changed rows: these columns (the
-        warehouse's upsert sets just them), or whole rows where a write is new to the ledger."""
+        warehouse's upsert sets just them), or whole rows where a write new to the ledger is given
+        only some."""
         columns = self._columns
         new = [i for i in ids if i not in columns["write_id"]]
         if new:
@@ -183,7 +184,7 @@ class Ledger:
             columns[c].update(zip(ids, values))
         now = datetime.now(timezone.utc)
         columns["updated_at"].update(dict.fromkeys(ids, now))
-        if new:
+        if new and set(changes) < SET_BY_A_CHANGE:
             unique = list(dict.fromkeys(ids))
             return _frame({c: [values[i] for i in unique] for c, values in columns.items()})
         # From the lists given: looking every column of a million writes up again by id cost seconds.
@@ -203,5 +204,7 @@ def _frame(columns: dict[str, Any]) -> pd.DataFrame:
                      for c, values in columns.items()}).to_pandas()
 
 
+# The columns a change can set: all but the key and the stamp every change sets.
+SET_BY_A_CHANGE = set(LEDGER_COLUMNS) - {"write_id", "updated_at"}
 LEDGER_ARROW_TYPES = {c: pa.int64() if c == "attempts" else pa.timestamp("us", tz="UTC") if c == "updated_at"
                       else pa.string() for c in LEDGER_COLUMNS}
