@@ -26,14 +26,16 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from crm_pipelines.crms.hubspot.emulator.limits import DEFAULTS as HUBSPOT_LIMITS
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {"salesforce": None, "hubspot": "crm_pipelines/crms/hubspot/example.yaml",
            "dynamics": "crm_pipelines/crms/dynamics/example.yaml"}
 
 
-def _inside(spans: list[tuple[float, float]], start: float, end: float) -> float:
+def _inside(spans: list[tuple[float, float, int]], start: float, end: float) -> float:
     """Seconds of [start, end] covered by at least one span (calls can overlap)."""
-    clipped = sorted((max(s, start), min(e, end)) for s, e in spans if e > start and s < end)
+    clipped = sorted((max(s, start), min(e, end)) for s, e, _ in spans if e > start and s < end)
     covered, reach = 0.0, start
     for s, e in clipped:
         if e > reach:
@@ -89,14 +91,16 @@ class MemorySampler:
         return max((s[which] for s in self.samples if start <= s[0] <= end), default=0) / 2**20
 
 
-def _steps(run_id: str, spans: list[tuple[float, float]], memory: MemorySampler) -> dict[str, dict[str, float]]:
-    """Each step of the run: its wall time, the part of it spent waiting on the CRM and the
-    pipeline's peak memory while it ran."""
+def _steps(run_id: str, spans: list[tuple[float, float, int]], memory: MemorySampler) -> dict[str, dict[str, float]]:
+    """Each step of the run: its wall time, the part of it spent waiting on the CRM, the calls the
+    CRM admitted (not answered 429) and the pipeline's peak memory while it ran."""
     import dagster as dg
 
     with dg.DagsterInstance.get() as instance:
         stats = instance.get_run_step_stats(run_id)
     return {s.step_key: {"wall": s.end_time - s.start_time, "crm": _inside(spans, s.start_time, s.end_time),
+                         "calls": sum(1 for started, _, status in spans
+                                      if s.start_time <= started <= s.end_time and status != 429),
                          "rss_mb": memory.peak(s.start_time, s.end_time)}
             for s in stats if s.start_time and s.end_time}
 
@@ -156,7 +160,7 @@ def one_size(contacts: int, changes: int, out: Path) -> None:
         full_end = time.time()
         incremental = _incremental_run(changes)
         incremental_wall = time.time() - full_end
-        spans = [(s["started"], s["ended"]) for s in sandbox.stats()["spans"]]
+        spans = [(s["started"], s["ended"], s["status"]) for s in sandbox.stats()["spans"]]
     figures = {"success": result.success, "peak_rss_mb": memory.peak(started, full_end),
                "sandbox_peak_rss_mb": memory.peak(which=2), "steps": _steps(result.run_id, spans, memory),
                "incremental": {"success": incremental.success, "wall": incremental_wall,
@@ -214,6 +218,16 @@ def main() -> None:
               f"own {wall - crm:,.0f} s; the pipeline's peak RSS {runs[n]['peak_rss_mb']:,.0f} MB (the sandbox "
               f"CRM's, in its own process, {runs[n]['sandbox_peak_rss_mb']:,.0f} MB); "
               f"{'SUCCESS' if runs[n]['success'] else 'FAILURE'}")
+    if args.crm == "hubspot":
+        # The floor HubSpot's burst limit sets: the calls a write step made, at the limit's pace.
+        per_second = HUBSPOT_LIMITS["burst_limit"] / (HUBSPOT_LIMITS["burst_window_ms"] / 1000)
+        for n in sizes:
+            for key in ("crm_push_results", "crm_activity_push"):
+                step = runs[n]["steps"].get(key)
+                if step and step.get("calls"):
+                    floor = step["calls"] / per_second
+                    print(f"{n:>9,} contacts: {key} made {step['calls']:,} calls; at {per_second:g} calls a second "
+                          f"the floor is {floor:,.1f} s; it took {step['wall']:,.1f} s ({step['wall'] / floor:.2f}x)")
     for n in sizes:
         incremental = runs[n]["incremental"]
         steps = incremental["steps"]

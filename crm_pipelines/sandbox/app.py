@@ -113,7 +113,7 @@ class _Endpoint:
                 return
         self.ctx.stats.count_status(self.crm, response.status_code)
         await response(scope, receive, send)
-        self.ctx.stats.record_span(self.crm, started, time.time())
+        self.ctx.stats.record_span(self.crm, started, time.time(), response.status_code)
 
 
 async def _drop(send: Send) -> None:

@@ -85,7 +85,7 @@ class Stats:
         self.statuses: Counter[tuple[str, int]] = Counter()
         # (crm, started, ended) wall-clock times of each answered call, when a bench asks for them
         # (a list, not None): what part of a step was spent waiting on the CRM.
-        self.spans: list[tuple[str, float, float]] | None = None
+        self.spans: list[tuple[str, float, float, int]] | None = None  # crm, started, ended, status
         # Calls being answered now, and the most at once, per CRM: what a client's concurrency is.
         self.in_flight: Counter[str] = Counter()
         self.peak_in_flight: Counter[str] = Counter()
@@ -111,10 +111,10 @@ class Stats:
         with self._lock:
             self.statuses[(crm, status)] += 1
 
-    def record_span(self, crm: str, started: float, ended: float) -> None:
+    def record_span(self, crm: str, started: float, ended: float, status: int) -> None:
         if self.spans is not None:
             with self._lock:
-                self.spans.append((crm, started, ended))
+                self.spans.append((crm, started, ended, status))
 
     def reset(self) -> None:
         with self._lock:
@@ -134,7 +134,8 @@ class Stats:
                              for (c, s), n in sorted(self.statuses.items())],
                 "total_calls": sum(self.calls.values()),
                 "peak_in_flight": dict(sorted(self.peak_in_flight.items())),
-                **({"spans": [{"crm": c, "started": s, "ended": e} for c, s, e in self.spans]}
+                **({"spans": [{"crm": c, "started": s, "ended": e, "status": status}
+                              for c, s, e, status in self.spans]}
                    if self.spans is not None else {}),
             }
 
