@@ -8,6 +8,8 @@ rate limits; the answer carries HubSpot's rate-limit headers and, on failure, it
 
 from __future__ import annotations
 
+import bisect
+
 import json
 import uuid
 from datetime import datetime, timezone
@@ -163,12 +165,16 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         archived = _flag(request, "archived")
         after = request.query_params.get("after")
         # The list cursor is the last id served, so writes between pages never shift a page.
-        rows = sorted((r for r in ctx.store.records(CRM, obj, include_deleted=archived) if r.is_deleted == archived),
-                      key=lambda r: int(r.id))
-        if after:
-            if not after.isdigit():
-                raise HubSpotError(400, "VALIDATION_ERROR", f"after must be a paging token; got {after!r}")
-            rows = [r for r in rows if int(r.id) > int(after)]
+        if after and not after.isdigit():
+            raise HubSpotError(400, "VALIDATION_ERROR", f"after must be a paging token; got {after!r}")
+        keys, ids = ctx.store.ordered(CRM, obj, int)
+        rows = []
+        for record_id in ids[bisect.bisect_right(keys, int(after)) if after else 0:]:
+            record = ctx.store.get(CRM, obj, record_id, include_deleted=True)
+            if record is not None and record.is_deleted == archived:
+                rows.append(record)
+                if len(rows) > limit:  # one more than the page: there is a next page
+                    break
         page = rows[:limit]
         counted(request, len(page))
         properties = _properties(request)
