@@ -213,12 +213,12 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         # CRM record one of them already is.
         rule = (company_rule(integration_config.company_identifier) if obj == "companies"
                 else contact_rule(integration_config.contact_identifier))
-        # People at two Enginy companies that matched one CRM company are at that company, as matching reads it.
         companies = None
         if company_match_rows is not None:
-            held = warehouse.rows_with_keys("crm_companies", "raw", company_match_rows["enginy_id"].astype(str)
-                                            .tolist(), json_field=client.enginy_id_field)
-            companies = _companies(company_match_rows, held, client.enginy_id_field)
+            company_records = warehouse.rows_with_keys("crm_companies", "raw", company_match_rows["enginy_id"]
+                                                       .astype(str).tolist(), json_field=client.enginy_id_field)
+            companies = _companies(company_match_rows, company_records, client.enginy_id_field)
+        # People at two Enginy companies that matched one CRM company are at that company, as matching reads it.
         keys = identity_keys(records, obj, rule, None if companies is None else companies.matched)
         elsewhere = None
         if "crm_object" in match_rows and obj != "companies":

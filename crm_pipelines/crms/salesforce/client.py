@@ -516,10 +516,11 @@ class _JobRows:
         return _JobRows(self.records[start:stop], self.names)
 
     def csv(self) -> str:
-        out = io.StringIO()
+        out, names = io.StringIO(), self.names
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(self.names)
-        names = self.names
+        writer.writerow(names)
+        # Values as the csv module writes them (str of each): 120 stays "120", where a pandas
+        # column with a gap would have made it "120.0".
         writer.writerows([record.get(name, "") for name in names] for record in self.records)
         return out.getvalue()
 
