@@ -12,6 +12,7 @@ are the archived records whose archive time falls in the window.
 import json
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, TypeVar
@@ -64,6 +65,33 @@ class HubSpotApiError(RuntimeError):
         super().__init__(f"HubSpot answered {status}: {self.message}")
 
 
+# HubSpot's burst limit counts calls in a rolling ten-second window.
+BURST_WINDOW_SECONDS = 10.0
+
+
+class _RollingLimit:
+    """At most ``calls`` calls in any ``seconds``, across threads: a call waits for the oldest of
+    the window to leave it. A pull of a thousand pages otherwise sends 190 calls in a couple of
+    seconds and spends the rest of the window on 429s that a short backoff does not outwait."""
+
+    def __init__(self, calls: int, seconds: float) -> None:
+        self.calls, self.seconds = calls, seconds
+        self.sent: deque[float] = deque()
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                while self.sent and self.sent[0] <= now - self.seconds:
+                    self.sent.popleft()
+                if len(self.sent) < self.calls:
+                    self.sent.append(now)
+                    return
+                pause = self.sent[0] + self.seconds - now
+            time.sleep(pause)
+
+
 class HubSpotClient:
     """The CrmClient for one HubSpot account."""
 
@@ -83,9 +111,12 @@ class HubSpotClient:
         self._last_search = 0.0
         self._last_create: float | None = None  # monotonic end of the last engagement create sent
         self._lock = threading.Lock()
+        self._burst = _RollingLimit(settings.calls_per_ten_seconds, BURST_WINDOW_SECONDS)
 
-    def _call(self, fn: Callable[[], T], attempts: int = 6) -> T:
+    def _call(self, fn: Callable[[], T], attempts: int = 6, search: bool = False) -> T:
         def attempt() -> T:
+            if not search:  # search has a limit of its own (_search paces it)
+                self._burst.wait()
             with self._lock:  # a push calls from several threads at once
                 self.api_calls += 1
             try:
@@ -221,7 +252,7 @@ class HubSpotClient:
         if wait > 0:
             time.sleep(wait)
         self._last_search = time.monotonic()
-        return self._call(lambda: search.do_search(public_object_search_request=request))
+        return self._call(lambda: search.do_search(public_object_search_request=request), search=True)
 
     def _search_window(self, object_type: str, properties: list[str], modified: str, since: datetime | None,
                        until: datetime) -> tuple[list[dict[str, Any]], int, int]:
@@ -516,6 +547,9 @@ class HubSpotResource(CrmResource):
     parallel_batches: int = Field(4, ge=1, le=10, description="batch calls of a push sent at once; a private app "
                                                               "may make 190 calls per 10 s (100 on Free and "
                                                               "Starter), and a 429 is waited out")
+    calls_per_ten_seconds: int = Field(190, ge=1, description="the portal's burst limit (190 for a private app on "
+                                                              "Professional and Enterprise, 100 on Free and Starter): "
+                                                              "calls other than search are paced under it")
     search_lag_seconds: float = Field(
         10.0, ge=0, description="how long after a write HubSpot's search may still miss it (documented as "
                                 "seconds): an activity whose create got no answer is searched for only this "

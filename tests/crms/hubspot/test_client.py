@@ -1,5 +1,7 @@
 """The HubSpot connector against the sandbox over HTTPS, through hubspot-api-client."""
 
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -8,7 +10,7 @@ from hubspot.crm.contacts import SimplePublicObjectInput, SimplePublicObjectInpu
 from crm_pipelines.canonical import CrmCompany, CrmContact
 from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.export.writes import Activity
-from crm_pipelines.crms.hubspot.client import HubSpotClient, HubSpotResource
+from crm_pipelines.crms.hubspot.client import HubSpotClient, HubSpotResource, _RollingLimit
 from crm_pipelines.crms.hubspot import emulator as sandbox_hubspot
 from crm_pipelines.sandbox.faults import FaultRule
 from crm_pipelines.crms.hubspot.emulator.schema import add_custom_property
@@ -220,3 +222,21 @@ def test_activities_in_doubt_are_looked_up_100_keys_a_call(crm, unique) -> None:
     assert sorted(found) == [f"evt-{i:03d}" for i in range(150)]
     assert calls(crm, "POST", f"{OBJECTS}/batch/read" if unique else f"{OBJECTS}/search") == 2
     assert crm.ctx.stats.statuses[(CRM, 400)] == 0
+
+
+def test_calls_are_paced_under_the_rolling_burst_limit_across_threads() -> None:
+    limit = _RollingLimit(calls=5, seconds=0.5)
+    sent: list[float] = []
+
+    def call() -> None:
+        limit.wait()
+        sent.append(time.monotonic())
+
+    threads = [threading.Thread(target=call) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent.sort()
+    assert sent[-1] - sent[0] >= 1.0, "twelve calls at five per half second span two windows"
+    assert all(sent[i + 5] - sent[i] >= 0.5 for i in range(len(sent) - 5)), "never six in one window"
