@@ -9,6 +9,7 @@ again and de-duplicated; an instant holding more than a page is walked by record
 are the archived records whose archive time falls in the window.
 """
 
+import hashlib
 import json
 import threading
 import time
@@ -67,6 +68,16 @@ class HubSpotApiError(RuntimeError):
 
 # HubSpot's burst limit counts calls in a rolling ten-second window.
 BURST_WINDOW_SECONDS = 10.0
+_BURSTS: dict[tuple[str, str, int], "_RollingLimit"] = {}
+_BURSTS_LOCK = threading.Lock()
+
+
+def _burst_limit(host: str, token: str, calls: int) -> "_RollingLimit":
+    """The burst limit of one portal's app, shared by every client of this process that calls it
+    (each snapshot asset makes its own client, and the portal counts them all)."""
+    key = (host, hashlib.sha256(token.encode()).hexdigest(), calls)
+    with _BURSTS_LOCK:
+        return _BURSTS.setdefault(key, _RollingLimit(calls, BURST_WINDOW_SECONDS))
 
 
 class _RollingLimit:
@@ -111,7 +122,7 @@ class HubSpotClient:
         self._last_search = 0.0
         self._last_create: float | None = None  # monotonic end of the last engagement create sent
         self._lock = threading.Lock()
-        self._burst = _RollingLimit(settings.calls_per_ten_seconds, BURST_WINDOW_SECONDS)
+        self._burst = _burst_limit(settings.host, settings.access_token, settings.calls_per_ten_seconds)
 
     def _call(self, fn: Callable[[], T], attempts: int = 6, search: bool = False) -> T:
         def attempt() -> T:
@@ -127,8 +138,12 @@ class HubSpotClient:
                 status = getattr(exc, "status", None)
                 if status in TRANSIENT_STATUSES:
                     headers = getattr(exc, "headers", None) or {}
-                    raise TransientCrmError(status, f"HubSpot answered {status}",
-                                            retry_after_seconds(headers.get("Retry-After"))) from exc
+                    wait = retry_after_seconds(headers.get("Retry-After"))
+                    if wait is None and status == 429 and headers.get("X-HubSpot-RateLimit-Remaining") == "0":
+                        # The burst window is spent (another process of the run used it): a backoff of
+                        # a second or two would meet 429 again; the whole window surely frees it.
+                        wait = int(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds") or 10_000) / 1000
+                    raise TransientCrmError(status, f"HubSpot answered {status}", wait) from exc
                 if status is not None:
                     raise HubSpotApiError(status, str(getattr(exc, "body", "") or "")) from exc
                 raise
