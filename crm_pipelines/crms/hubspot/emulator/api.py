@@ -9,7 +9,6 @@ rate limits; the answer carries HubSpot's rate-limit headers and, on failure, it
 from __future__ import annotations
 
 import bisect
-
 import json
 import uuid
 from datetime import datetime, timezone
