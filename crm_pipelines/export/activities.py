@@ -184,19 +184,18 @@ def plan_activities(events: pd.DataFrame, steps: pd.DataFrame, campaigns: pd.Dat
                             dtype=object).where(~ready, None)}, columns=ACTIVITY_COLUMNS)
 
 
-def _ledger_column(ledger: pd.DataFrame, column: str) -> pd.Series:
-    """A column of the activity ledger's entries by write id (an event's id), for Series.map."""
-    entries = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger
-    if not len(entries):
-        return pd.Series(dtype=object)
-    return entries.drop_duplicates("write_id", keep="last").set_index("write_id")[column]
+def _entries(ledger: pd.DataFrame, event_ids: pd.Series) -> pd.DataFrame:
+    """The activity ledger's entry of each event (its id is the write id), indexed like
+    ``event_ids``: every column empty where the ledger has none. One look-up for all columns."""
+    entries = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger.iloc[:0]
+    found = entries.drop_duplicates("write_id", keep="last").set_index("write_id")
+    return found.reindex(event_ids.to_numpy(object)).set_axis(event_ids.index)
 
 
 def activities_to_send(planned: pd.DataFrame, ledger: pd.DataFrame) -> tuple[list[Activity], int]:
     """The ready rows the ledger does not hold as done, and how many it does."""
-    status = _ledger_column(ledger, "status")
     ready = planned[planned["status"].eq("ready")]
-    held = ready["event_id"].map(status)
+    held = _entries(ledger, ready["event_id"])["status"]
     done = held.isin(FINAL)
     send = ready[~done.to_numpy()].assign(in_doubt=held[~done].notna().to_numpy())
     # A column at a time: pandas' to_dict of the plan boxed every value of every column.
@@ -246,15 +245,10 @@ def outcomes(planned: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
     CRM activity's id; the message itself is left out (it may be private, and Enginy holds it)."""
     frame = planned.drop(columns=["body"])
     ready = frame["status"].eq("ready")
-    # Each event's ledger entry, found once for all three columns.
-    entries = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger.iloc[:0]
-    entry = (entries.drop_duplicates("write_id", keep="last").set_index("write_id")
-             .reindex(frame["event_id"].to_numpy(object))[["status", "crm_id", "error"]])
+    entry = _entries(ledger, frame["event_id"])[["status", "crm_id", "error"]].astype(object)
     # "sent" without an answer: the run died; the next run looks the activity up before sending.
-    ended = pd.Series(entry["status"].to_numpy(object), index=frame.index).map(
-        {"created": "logged", "updated": "logged", "rejected": "rejected", "failed": "failed", "sent": "failed"}
-    ).fillna("pending")
-    crm_id = pd.Series(entry["crm_id"].to_numpy(object), index=frame.index)
+    ended = entry["status"].map({"created": "logged", "updated": "logged", "rejected": "rejected",
+                                 "failed": "failed", "sent": "failed"}).fillna("pending")
     return frame.assign(status=frame["status"].where(~ready, ended),
-                        reason=frame["reason"].where(~ready, entry["error"].to_numpy(object)),
-                        crm_activity_id=crm_id.where(ready, None))
+                        reason=frame["reason"].where(~ready, entry["error"]),
+                        crm_activity_id=entry["crm_id"].where(ready, None))
