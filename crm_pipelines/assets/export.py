@@ -204,11 +204,11 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         records, match_rows, snapshot, company_match_rows, rollups = _batch_inputs(
             warehouse, config.only_changed_since, tables, client.enginy_id_field)
         matches = known_by_enginy_id(match_outcomes(match_rows), snapshot, client.enginy_id_field)
-        other = "leads" if tab == "contacts" else "contacts"
-        if "crm_object" in match_rows and obj != "companies" and f"crm_{other}" in warehouse.table_names():
-            held = warehouse.rows_with_keys(f"crm_{other}", "raw", records["id"].tolist(),
+        other_object = "leads" if tab == "contacts" else "contacts"
+        if "crm_object" in match_rows and obj != "companies" and f"crm_{other_object}" in warehouse.table_names():
+            held = warehouse.rows_with_keys(f"crm_{other_object}", "raw", records["id"].tolist(),
                                             json_field=client.enginy_id_field)
-            match_rows = known_in_the_other_object(match_rows, matches, held, other, client.enginy_id_field)
+            match_rows = known_in_the_other_object(match_rows, matches, held, other_object, client.enginy_id_field)
         # What makes two of the records one person (or company): the creates they make and the
         # CRM record one of them already is.
         rule = (company_rule(integration_config.company_identifier) if obj == "companies"
