@@ -123,6 +123,7 @@ class HubSpotClient:
         self._last_search = 0.0
         self._last_create: float | None = None  # monotonic end of the last engagement create sent
         self._lock = threading.Lock()
+        self._search_lock = threading.Lock()
         self._burst = _burst_limit(settings.host, settings.access_token, settings.calls_per_ten_seconds)
 
     def _call(self, fn: Callable[[], T], attempts: int = 6, search: bool = False) -> T:
@@ -276,11 +277,13 @@ class HubSpotClient:
         request = PublicObjectSearchRequest(
             filter_groups=[{"filters": filters}] if filters else [], sorts=[{"propertyName": sort, "direction": direction}],
             properties=properties, limit=limit, after=after)
-        # Search has its own per-second limit and sends no rate-limit headers: pace it here.
-        wait = self._last_search + 1 / self.settings.search_calls_per_second - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        self._last_search = time.monotonic()
+        # Search has its own per-second limit and sends no rate-limit headers: pace it here (an
+        # activity push may search from several threads).
+        with self._search_lock:
+            wait = self._last_search + 1 / self.settings.search_calls_per_second - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._last_search = time.monotonic()
         return self._json(search.do_search, search=True, public_object_search_request=request)
 
     def _search_window(self, object_type: str, properties: list[str], modified: str, since: datetime | None,
@@ -398,18 +401,25 @@ class HubSpotClient:
 
     # --- activities -------------------------------------------------------------------------
     def log_activities(self, activities: list[Activity]) -> list[WriteResult]:
-        """Engagements created in batches of 100 with their contact association inline. They
-        have no upsert, so each carries its key in ``activity_id_property`` and a create whose
-        answer was lost is looked up before it is sent again (``_find_engagements``)."""
+        """Engagements created in batches of 100 with their contact association inline,
+        ``parallel_batches`` calls at once. They have no upsert, so each carries its key in
+        ``activity_id_property`` and a create whose answer was lost is looked up before it is sent
+        again (``_find_engagements``)."""
+        parts = [(object_type, group[start:start + LIST_PAGE])
+                 for object_type in sorted(set(ENGAGEMENTS.values()))
+                 for group in [[a for a in activities if ENGAGEMENTS[a.kind] == object_type]]
+                 for start in range(0, len(group), LIST_PAGE)]
+
+        def log(object_type: str, part: list[Activity]) -> list[WriteResult]:
+            return log_once(part, lambda batch: self._create_engagements(object_type, batch),
+                            lambda keys: self._find_engagements(object_type, keys))
+
         results: dict[str, WriteResult] = {}
-        for object_type in sorted(set(ENGAGEMENTS.values())):
-            group = [a for a in activities if ENGAGEMENTS[a.kind] == object_type]
-            for start in range(0, len(group), LIST_PAGE):
-                part = group[start:start + LIST_PAGE]
-                done = log_once(part, lambda batch, o=object_type: self._create_engagements(o, batch),
-                                lambda keys, o=object_type: self._find_engagements(o, keys))
+        with ThreadPoolExecutor(max_workers=max(1, min(self.settings.parallel_batches, len(parts))),
+                                thread_name_prefix="hubspot-activities") as pool:
+            for done in pool.map(lambda part: log(*part), parts):
                 results.update((r.write_id, r) for r in done)
-                self.progress(f"{object_type}: {len(results):,} of {len(activities):,} activities sent")
+                self.progress(f"{len(results):,} of {len(activities):,} activities sent")
         return [results[a.write_id] for a in activities]
 
     def _engagement(self, object_type: str, a: Activity) -> dict[str, Any]:
