@@ -10,13 +10,15 @@ are the archived records whose archive time falls in the window.
 """
 
 import hashlib
+import itertools
 import json
+import math
 import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import quote
 
 import orjson
@@ -84,24 +86,38 @@ def _burst_limit(host: str, token: str, calls: int) -> "_RollingLimit":
 class _RollingLimit:
     """At most ``calls`` calls in any ``seconds``, across threads: a call waits for the oldest of
     the window to leave it. A pull of a thousand pages otherwise sends 190 calls in a couple of
-    seconds and spends the rest of the window on 429s that a short backoff does not outwait."""
+    seconds and spends the rest of the window on 429s that a short backoff does not outwait.
+
+    HubSpot counts a call when it arrives, which is after this process sent it and before the
+    answer came back: a call holds its place in the window from when it is sent until ``seconds``
+    after its answer. Counted from the send, a call freed its place a little before HubSpot's
+    window let it go, and the call sent into that place met a 429 (waited out for a whole window)."""
 
     def __init__(self, calls: int, seconds: float) -> None:
         self.calls, self.seconds = calls, seconds
-        self.sent: deque[float] = deque()
+        self.answered: dict[int, float] = {}  # each call of the window: when it was answered, inf in flight
+        self.tickets = itertools.count()
         self.lock = threading.Lock()
 
-    def wait(self) -> None:
+    @contextmanager
+    def place(self) -> Iterator[None]:
+        """Hold a place in the window for one call, made inside the ``with``."""
         while True:
             with self.lock:
                 now = time.monotonic()
-                while self.sent and self.sent[0] <= now - self.seconds:
-                    self.sent.popleft()
-                if len(self.sent) < self.calls:
-                    self.sent.append(now)
-                    return
-                pause = self.sent[0] + self.seconds - now
-            time.sleep(pause)
+                for ticket in [t for t, at in self.answered.items() if at <= now - self.seconds]:
+                    del self.answered[ticket]
+                if len(self.answered) < self.calls:
+                    ticket = next(self.tickets)
+                    self.answered[ticket] = math.inf
+                    break
+                pause = min(self.answered.values()) + self.seconds - now
+            time.sleep(pause if pause != math.inf else 0.01)  # every place in flight: one is soon answered
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.answered[ticket] = time.monotonic()
 
 
 class HubSpotClient:
@@ -128,12 +144,12 @@ class HubSpotClient:
 
     def _call(self, fn: Callable[[], T], attempts: int = 6, search: bool = False) -> T:
         def attempt() -> T:
-            if not search:  # search has a limit of its own (_search paces it)
-                self._burst.wait()
             with self._lock:  # a push calls from several threads at once
                 self.api_calls += 1
             try:
-                return fn()
+                # Search has a limit of its own (_search paces it).
+                with nullcontext() if search else self._burst.place():
+                    return fn()
             except (urllib3.exceptions.HTTPError, ConnectionError) as exc:  # dropped or refused connection
                 raise TransientCrmError(None, f"HubSpot connection failed: {type(exc).__name__}") from exc
             except Exception as exc:  # every generated sub-client has its own ApiException class
