@@ -53,6 +53,10 @@ COLLECTION_LIMIT = 200
 # Writes handed to the bulk path at once: uploaded as jobs under Bulk API 2.0's size limit, and the
 # push saves its ledger after them.
 BULK_JOB_WRITES = 100_000
+# simple-salesforce sleeps this long before its first poll of a Bulk API 2.0 job, then this plus
+# e^n ms before the n-th (so about every 2 s after ten polls). A job a few thousand rows long is
+# often done within the first second; a poll is one cheap call.
+BULK_POLL_SECONDS = 0.2
 # A job's CSV, with room for the encoding's overhead under the limit simple-salesforce checks.
 MAX_JOB_BYTES = MAX_INGEST_JOB_FILE_SIZE - 1024 * 1024
 # Activity keys per look-up query: 300 quoted keys of ~40 characters keep its URL under MAX_QUERY_URL.
@@ -248,9 +252,9 @@ class SalesforceClient:
             job = getattr(self.sf.bulk2, sobject)
             pages, read_so_far, parts = 0, 0, []
             reading = Reading(self.progress, f"{sobject} (Bulk API 2.0)", total)
-            # simple-salesforce sleeps `wait` seconds before each poll of the job; 5 s by default.
+            # simple-salesforce sleeps `wait` seconds before it polls the job first; 5 s by default.
             query = job.query_all if deleted_too else job.query
-            for text in query(soql, wait=1):
+            for text in query(soql, wait=BULK_POLL_SECONDS):
                 pages += 1
                 parts.append(convert(text))
                 read_so_far += len(parts[-1])
@@ -304,7 +308,7 @@ class SalesforceClient:
             job_started(job["id"], writes)
         jobs.upload_job_data(job["id"], data)
         jobs.close_job(job["id"])
-        jobs.wait_for_job(job["id"], False, wait=1)
+        jobs.wait_for_job(job["id"], False, wait=BULK_POLL_SECONDS)
         answers = self._job_answers(sf, sobject, job["id"], key)
         return [_answered(w, answers.get(w.enginy_id if action == "create" else w.crm_id))
                 or WriteResult(w.write_id, "failed", error="Bulk API 2.0 reported nothing for this row")
@@ -342,7 +346,7 @@ class SalesforceClient:
                 return {}
             if state in (JobState.upload_complete, JobState.in_progress):
                 try:
-                    jobs.wait_for_job(job_id, False, wait=1)
+                    jobs.wait_for_job(job_id, False, wait=BULK_POLL_SECONDS)
                 except SalesforceOperationError:
                     pass  # failed or aborted while it ran: the rows it did process have answers
             return self._job_answers(sf, sobject, job_id, key)
@@ -465,7 +469,7 @@ class SalesforceClient:
                 job = jobs.create_job(Operation.insert)
                 jobs.upload_job_data(job["id"], data)
                 jobs.close_job(job["id"])
-                jobs.wait_for_job(job["id"], False, wait=1)
+                jobs.wait_for_job(job["id"], False, wait=BULK_POLL_SECONDS)
                 by_key.update(self._job_answers(sf, "Task", job["id"], key))
             return by_key
 
