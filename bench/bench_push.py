@@ -22,9 +22,9 @@ from crm_pipelines.export.push import run_push
 CEILING = {"salesforce": 200, "hubspot": 100, "dynamics": 100}
 TARGET = {"salesforce": 1 / 190, "hubspot": 1 / 95, "dynamics": 1 / 95}
 PERSON = {
-    "salesforce": lambda i: {"LastName": f"Person{i}", "Email": f"p{i}@bench.example", "Title": "Engineer"},
-    "hubspot": lambda i: {"lastname": f"Person{i}", "email": f"p{i}@bench.example", "jobtitle": "Engineer"},
-    "dynamics": lambda i: {"lastname": f"Person{i}", "emailaddress1": f"p{i}@bench.example", "jobtitle": "Engineer"},
+    "salesforce": lambda i: {"LastName": f"Person{i}", "Email": f"p{i}@example.com", "Title": "Engineer"},
+    "hubspot": lambda i: {"lastname": f"Person{i}", "email": f"p{i}@example.com", "jobtitle": "Engineer"},
+    "dynamics": lambda i: {"lastname": f"Person{i}", "emailaddress1": f"p{i}@example.com", "jobtitle": "Engineer"},
 }
 TITLE = {"salesforce": "Title", "hubspot": "jobtitle", "dynamics": "jobtitle"}
 
