@@ -304,9 +304,10 @@ class DynamicsClient:
         results: list[WriteResult] = []
         with ThreadPoolExecutor(max_workers=max(1, min(self.settings.parallel_batches, len(batches))),
                                 thread_name_prefix="dataverse-batch") as pool:
-            for answered in pool.map(send, batches):
+            for done, answered in enumerate(pool.map(send, batches), 1):
                 results.extend(answered)
-                self.progress(f"{what}: {len(results):,} of {len(items):,} sent")
+                if done % PROGRESS_EVERY == 0 or done == len(batches):
+                    self.progress(f"{what}: {len(results):,} of {len(items):,} sent")
         return results
 
     def _push_batch(self, obj: CrmObject, batch: list[Write]) -> list[WriteResult]:

@@ -365,9 +365,10 @@ class HubSpotClient:
         results: list[WriteResult] = []
         with ThreadPoolExecutor(max_workers=max(1, min(self.settings.parallel_batches, len(batches))),
                                 thread_name_prefix=f"hubspot-{obj}") as pool:
-            for answered in pool.map(lambda job: self._push_batch(batch_api, *job), batches):
+            for done, answered in enumerate(pool.map(lambda job: self._push_batch(batch_api, *job), batches), 1):
                 results.extend(answered)
-                self.progress(f"{obj}: {len(results):,} of {len(writes):,} writes sent")
+                if done % PROGRESS_EVERY == 0 or done == len(batches):
+                    self.progress(f"{obj}: {len(results):,} of {len(writes):,} writes sent")
         if obj == "contacts":
             self._relink(writes, results)
         return results
@@ -433,9 +434,10 @@ class HubSpotClient:
         results: dict[str, WriteResult] = {}
         with ThreadPoolExecutor(max_workers=max(1, min(self.settings.parallel_batches, len(parts))),
                                 thread_name_prefix="hubspot-activities") as pool:
-            for done in pool.map(lambda part: log(*part), parts):
-                results.update((r.write_id, r) for r in done)
-                self.progress(f"{len(results):,} of {len(activities):,} activities sent")
+            for done, logged in enumerate(pool.map(lambda part: log(*part), parts), 1):
+                results.update((r.write_id, r) for r in logged)
+                if done % PROGRESS_EVERY == 0 or done == len(parts):
+                    self.progress(f"{len(results):,} of {len(activities):,} activities sent")
         return [results[a.write_id] for a in activities]
 
     def _engagement(self, object_type: str, a: Activity) -> dict[str, Any]:
