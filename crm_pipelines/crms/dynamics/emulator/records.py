@@ -67,12 +67,10 @@ class Data:
     def create(self, entity_set: str, record_id: str, fields: Fields, at: datetime,
                request_id: str | None) -> None:
         self.store.create(CRM, entity_set, record_id, fields, at=at, request_id=request_id)
-        _index(self.ctx).note(self.ctx, entity_set, record_id, fields, created=True)
 
     def update(self, entity_set: str, record_id: str, fields: Fields, at: datetime,
                request_id: str | None) -> None:
         self.store.update(CRM, entity_set, record_id, fields, at=at, request_id=request_id)
-        _index(self.ctx).note(self.ctx, entity_set, record_id, fields, created=False)
 
     def delete(self, entity_set: str, record_id: str, at: datetime, version: int,
                request_id: str | None) -> None:
@@ -80,7 +78,18 @@ class Data:
         state(self.ctx).deleted[(entity_set, record_id)] = version
 
     def find_by_key(self, table: Table, key: dict[str, Any]) -> str | None:
-        return _index(self.ctx).find(self.ctx, table, key)
+        """The live row holding ``key``'s values. An alternate key of one column is looked up in
+        an index the store keeps current on every write (an upsert by key in a table of a million
+        rows costs what it does in one of ten); any other key is compared row by row."""
+        if len(key) == 1 and next(iter(key)) in table.alternate_keys:
+            [(name, value)] = key.items()
+            found = self.store.lookup(CRM, table.entity_set, f"alternate key:{name}",
+                                      lambda record: _fold(record.fields.get(name)), _fold(value))
+            return found[0].id if found else None
+        for fields in self.rows(table.entity_set):
+            if _key_matches(fields, key):
+                return fields[table.primary_id]
+        return None
 
 
 class Overlay(Data):
@@ -140,62 +149,6 @@ def _fold(value: Any) -> Any:
 
 def _key_matches(fields: Fields, key: dict[str, Any]) -> bool:
     return all(_fold(fields.get(name)) == _fold(value) for name, value in key.items())
-
-
-class _KeyIndex:
-    """Alternate key value → row id, so upserts by key stay cheap on large tables.
-
-    Rebuilt whenever the table's row count differs from what the index last saw (a reset,
-    a seed, a write that bypassed this module); hits are always re-checked against the row.
-    """
-
-    def __init__(self) -> None:
-        self.maps: dict[tuple[str, str], dict[Any, str]] = {}
-        self.counts: dict[str, int] = {}
-
-    def _sync(self, ctx: SandboxContext, table: Table) -> None:
-        es = table.entity_set
-        records = ctx.store.records(CRM, es, include_deleted=True)
-        if self.counts.get(es) == len(records):
-            return
-        self.counts[es] = len(records)
-        for key in table.alternate_keys:
-            self.maps[(es, key)] = {_fold(r.fields.get(key)): r.id for r in records
-                                    if not r.is_deleted and r.fields.get(key) is not None}
-
-    def note(self, ctx: SandboxContext, es: str, record_id: str, fields: Fields,
-             created: bool) -> None:
-        table = BY_ENTITY_SET[es]
-        if es not in self.counts:
-            return
-        if created:
-            self.counts[es] += 1
-        for key in table.alternate_keys:
-            if fields.get(key) is not None:
-                self.maps.setdefault((es, key), {})[_fold(fields[key])] = record_id
-
-    def find(self, ctx: SandboxContext, table: Table, key: dict[str, Any]) -> str | None:
-        self._sync(ctx, table)
-        if len(key) == 1 and next(iter(key)) in table.alternate_keys:
-            name, value = next(iter(key.items()))
-            record_id = self.maps.get((table.entity_set, name), {}).get(_fold(value))
-            if record_id is None:
-                return None
-            fields = Data(ctx).get(table.entity_set, record_id)
-            if fields is not None and _key_matches(fields, key):
-                return record_id
-        for fields in Data(ctx).rows(table.entity_set):
-            if _key_matches(fields, key):
-                return fields[table.primary_id]
-        return None
-
-
-def _index(ctx: SandboxContext) -> _KeyIndex:
-    index = getattr(ctx, "_dynamics_key_index", None)
-    if index is None:
-        index = _KeyIndex()
-        setattr(ctx, "_dynamics_key_index", index)
-    return index
 
 
 # ---------------------------------------------------------------------------------------------
