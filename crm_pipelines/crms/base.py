@@ -22,7 +22,7 @@ answers without loading a client) and asked of the client as follows:
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Literal, Protocol, runtime_checkable
+from typing import Any, Callable, Literal, Protocol, TypeVar, runtime_checkable
 
 import dagster as dg
 import pandas as pd
@@ -154,6 +154,24 @@ def push_one_by_one(obj: str, writes: list[Write], send: Callable[[Write], Write
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=f"push-{obj}") as pool:
         for result in pool.map(send, writes[1:]):
             done(result)
+    return results
+
+
+Batch = TypeVar("Batch")
+
+
+def push_in_parallel(batches: list[Batch], send: Callable[[Batch], list[WriteResult]], parallel: int,
+                     progress: Callable[[int], None], thread_name: str) -> list[WriteResult]:
+    """Each batch handed to ``send``, up to ``parallel`` batch calls at once (a CRM runs batches
+    side by side; one after another leaves the push waiting on the network); the results in the
+    batches' order. ``progress`` hears how many results are in every PROGRESS_EVERY batches and
+    after the last (each line is a Dagster event: one a batch would flood a million-row run's log)."""
+    results: list[WriteResult] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(batches))), thread_name_prefix=thread_name) as pool:
+        for done, answered in enumerate(pool.map(send, batches), 1):
+            results.extend(answered)
+            if done % PROGRESS_EVERY == 0 or done == len(batches):
+                progress(len(results))
     return results
 
 

@@ -12,7 +12,6 @@ import json
 import logging
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +27,7 @@ from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser
 from crm_pipelines.export.writes import Activity
 from crm_pipelines.crms.wire.activity_writes import clip
 from crm_pipelines.crms.base import (
-    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
+    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult, push_in_parallel,
 )
 from crm_pipelines.crms.wire.query_literals import odata_string
 from crm_pipelines.crms.wire.retries import TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries
@@ -301,14 +300,9 @@ class DynamicsClient:
         the items' order."""
         batches = [items[start:start + self.settings.batch_size]
                    for start in range(0, len(items), self.settings.batch_size)]
-        results: list[WriteResult] = []
-        with ThreadPoolExecutor(max_workers=max(1, min(self.settings.parallel_batches, len(batches))),
-                                thread_name_prefix="dataverse-batch") as pool:
-            for done, answered in enumerate(pool.map(send, batches), 1):
-                results.extend(answered)
-                if done % PROGRESS_EVERY == 0 or done == len(batches):
-                    self.progress(f"{what}: {len(results):,} of {len(items):,} sent")
-        return results
+        return push_in_parallel(batches, send, self.settings.parallel_batches,
+                                lambda sent: self.progress(f"{what}: {sent:,} of {len(items):,} sent"),
+                                "dataverse-batch")
 
     def _push_batch(self, obj: CrmObject, batch: list[Write]) -> list[WriteResult]:
         entity_set, key, _ = ENTITY_SETS[obj]

@@ -15,7 +15,6 @@ import json
 import math
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, TypeVar
@@ -32,7 +31,7 @@ from crm_pipelines.canonical import CrmCompany, CrmContact, CrmUser, empty
 from crm_pipelines.export.writes import Activity
 from crm_pipelines.crms.wire.activity_writes import log_once
 from crm_pipelines.crms.base import (
-    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult,
+    PROGRESS_EVERY, CrmField, CrmObject, CrmResource, Progress, PullResult, Write, WriteResult, push_in_parallel,
 )
 from crm_pipelines.crms.wire.retries import TRANSIENT_STATUSES, TransientCrmError, retry_after_seconds, with_retries
 from crm_pipelines.progress import Reading
@@ -362,13 +361,10 @@ class HubSpotClient:
         batches = [(action, group[start:start + LIST_PAGE])
                    for action in ("create", "update") for group in [[w for w in writes if w.action == action]]
                    for start in range(0, len(group), LIST_PAGE)]
-        results: list[WriteResult] = []
-        with ThreadPoolExecutor(max_workers=max(1, min(self.settings.parallel_batches, len(batches))),
-                                thread_name_prefix=f"hubspot-{obj}") as pool:
-            for done, answered in enumerate(pool.map(lambda job: self._push_batch(batch_api, *job), batches), 1):
-                results.extend(answered)
-                if done % PROGRESS_EVERY == 0 or done == len(batches):
-                    self.progress(f"{obj}: {len(results):,} of {len(writes):,} writes sent")
+        results = push_in_parallel(batches, lambda job: self._push_batch(batch_api, *job),
+                                   self.settings.parallel_batches,
+                                   lambda sent: self.progress(f"{obj}: {sent:,} of {len(writes):,} writes sent"),
+                                   f"hubspot-{obj}")
         if obj == "contacts":
             self._relink(writes, results)
         return results
@@ -431,13 +427,10 @@ class HubSpotClient:
             return log_once(part, lambda batch: self._create_engagements(object_type, batch),
                             lambda keys: self._find_engagements(object_type, keys))
 
-        results: dict[str, WriteResult] = {}
-        with ThreadPoolExecutor(max_workers=max(1, min(self.settings.parallel_batches, len(parts))),
-                                thread_name_prefix="hubspot-activities") as pool:
-            for done, logged in enumerate(pool.map(lambda part: log(*part), parts), 1):
-                results.update((r.write_id, r) for r in logged)
-                if done % PROGRESS_EVERY == 0 or done == len(parts):
-                    self.progress(f"{len(results):,} of {len(activities):,} activities sent")
+        # The parts group activities by engagement type: the answers go back in the activities' order.
+        results = {r.write_id: r for r in push_in_parallel(
+            parts, lambda part: log(*part), self.settings.parallel_batches,
+            lambda sent: self.progress(f"{sent:,} of {len(activities):,} activities sent"), "hubspot-activities")}
         return [results[a.write_id] for a in activities]
 
     def _engagement(self, object_type: str, a: Activity) -> dict[str, Any]:
