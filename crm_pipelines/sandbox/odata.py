@@ -9,6 +9,7 @@ surprised by the real service as well.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import uuid
@@ -245,7 +246,18 @@ def row_comparator(orderby: list[tuple[str, bool]]) -> Callable[[Row, Row], int]
 
 
 def sort_rows(rows: list[Row], orderby: list[tuple[str, bool]]) -> list[Row]:
-    return sorted(rows, key=functools.cmp_to_key(row_comparator(orderby)))
+    """The rows in ``orderby``'s order: one stable sort a column, the last column first (the
+    order the comparator gives, at a key sort's speed: a million rows in seconds, not minutes)."""
+    ordered = list(rows)
+    for name, descending in reversed(orderby):
+        ordered.sort(key=lambda row: _sort_value(row.get(name)), reverse=descending)
+    return ordered
+
+
+def rows_after(rows: list[Row], orderby: list[tuple[str, bool]], last: Row) -> int:
+    """Where the rows sorted by ``orderby`` go past ``last`` (a page's last row: the next page's start)."""
+    key = functools.cmp_to_key(row_comparator(orderby))
+    return bisect.bisect_right(rows, key(last), key=key)
 
 
 _KEY_PAIR = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^']|'')*'|[^,]+?)\s*(?:,|$)")

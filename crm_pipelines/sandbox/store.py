@@ -15,6 +15,9 @@ from typing import Any, Callable, Hashable
 
 import orjson
 
+# Answers kept per table by Store.answer (a pull's pages, a delta's pages, a windowed read…).
+ANSWERS_KEPT = 4
+
 
 def utc_now() -> datetime:
     # Millisecond precision, as the CRMs report it; equal timestamps across records are real
@@ -91,6 +94,9 @@ class Store:
         self.generation = 0
         # (crm, object) → its record ids in a CRM's list order and their sort keys, until a record is added.
         self._orders: dict[tuple[str, str], tuple[list[Any], list[str]]] = {}
+        # (crm, object) → writes so far; (crm, object, name) → an answer and the writes it was built at.
+        self._writes: dict[tuple[str, str], int] = {}
+        self._answers: dict[tuple[str, str, str], tuple[int, Any]] = {}
 
     @property
     def lock(self) -> threading.RLock:
@@ -115,6 +121,7 @@ class Store:
             table[record_id] = record
             self._orders.pop((crm, obj), None)
             self._noted(crm, obj, record)
+            self._writes[(crm, obj)] = self._writes.get((crm, obj), 0) + 1
             return record
 
     def update(self, crm: str, obj: str, record_id: str, fields: dict[str, Any],
@@ -128,6 +135,7 @@ class Store:
             record.modified_at = when
             record.history.append(Change("update", when, dict(fields), request_id))
             self._noted(crm, obj, record)
+            self._writes[(crm, obj)] = self._writes.get((crm, obj), 0) + 1
             return record
 
     def delete(self, crm: str, obj: str, record_id: str, at: datetime | None = None,
@@ -148,6 +156,7 @@ class Store:
             record.modified_at = when
             record.history.append(Change("delete" if deleted else "undelete", when, {}, request_id))
             self._noted(crm, obj, record)
+            self._writes[(crm, obj)] = self._writes.get((crm, obj), 0) + 1
             return record
 
     def get(self, crm: str, obj: str, record_id: str, include_deleted: bool = False) -> Record | None:
@@ -187,6 +196,23 @@ class Store:
             found = (table[i] for i in index.ids.get(wanted, {}) if i in table)
             return [r for r in found if not r.is_deleted and key(r) == wanted]
 
+    def answer(self, crm: str, obj: str, name: str, build: Callable[[], Any]) -> Any:
+        """``build()``'s value, kept while the object sees no write: a list endpoint's pages share
+        one filtered, sorted answer instead of filtering and sorting the table for each page (a
+        million-record pull was two hundred sorts of the million). A few answers a table are kept."""
+        with self._lock:
+            writes = self._writes.get((crm, obj), 0)
+            kept = self._answers.get((crm, obj, name))
+            if kept is not None and kept[0] == writes:
+                return kept[1]
+        value = build()
+        with self._lock:
+            stale = [k for k in self._answers if k[:2] == (crm, obj) and k[2] != name]
+            for k in stale[:-(ANSWERS_KEPT - 1)]:
+                del self._answers[k]
+            self._answers[(crm, obj, name)] = (writes, value)
+        return value
+
     def _noted(self, crm: str, obj: str, record: Record) -> None:
         for (c, o, _), index in self._indexes.items():
             if (c, o) == (crm, obj):
@@ -201,6 +227,7 @@ class Store:
             self._objects.clear()
             self._indexes.clear()
             self._orders.clear()
+            self._answers.clear()
             self.generation += 1
 
     # Persistence: one JSON document per line, a record with its history each, written and read a
@@ -219,6 +246,7 @@ class Store:
             self._objects.clear()
             self._indexes.clear()
             self._orders.clear()
+            self._answers.clear()
             self.generation += 1
             for line in lines:
                 row = orjson.loads(line)

@@ -163,6 +163,21 @@ def test_paging_follows_next_links_at_the_preferred_page_size(sandbox, web):
     assert sandbox.ctx.stats.records[("dynamics", "GET", API + "/contacts")] == 7
 
 
+def test_a_row_written_between_pages_is_read_where_the_order_puts_it(sandbox, web):
+    """The pages of a query share one sorted answer; a write between two pages must not leave a
+    later page reading the answer from before it."""
+    _people(sandbox, web)
+    url, prefer = _url(sandbox, "contacts?$select=lastname&$orderby=lastname desc"), {"Prefer": "odata.maxpagesize=3"}
+    first = web.get(url, headers=prefer).json()
+    assert [r["lastname"] for r in first["value"]] == ["Turing", "Lovelace", "Liskov"]
+    _create(sandbox, web, "contacts", {"lastname": "Allen-Abbott"})  # after "Allen", before "Dijkstra"
+    _create(sandbox, web, "contacts", {"lastname": "Zuse"})  # before the page read: not seen again
+    second = web.get(first["@odata.nextLink"], headers=prefer).json()
+    third = web.get(second["@odata.nextLink"], headers=prefer).json()
+    assert [r["lastname"] for r in second["value"] + third["value"]] == [
+        "Knuth", "Hopper", "Dijkstra", "Allen-Abbott", "Allen"]
+
+
 def test_filter_supports_comparisons_functions_null_and_parentheses(sandbox, web):
     """The pipeline's incremental and matching queries use this subset of OData $filter."""
     _people(sandbox, web)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from crm_pipelines.sandbox.app import SandboxContext
 from crm_pipelines.sandbox.store import utc_now
@@ -64,6 +64,10 @@ class Data:
     def rows(self, entity_set: str) -> list[Fields]:
         return [r.fields for r in self.store.records(CRM, entity_set)]
 
+    def answer(self, entity_set: str, name: str, build: Callable[[], Any]) -> Any:
+        """A query's answer over the rows, built once while the table sees no write."""
+        return self.store.answer(CRM, entity_set, name, build)
+
     def create(self, entity_set: str, record_id: str, fields: Fields, at: datetime,
                request_id: str | None) -> None:
         self.store.create(CRM, entity_set, record_id, fields, at=at, request_id=request_id)
@@ -111,6 +115,9 @@ class Overlay(Data):
                 if (entity_set, f.get(BY_ENTITY_SET[entity_set].primary_id)) not in self.view]
         rows += [f for (es, _), f in self.view.items() if es == entity_set and f is not None]
         return rows
+
+    def answer(self, entity_set: str, name: str, build: Callable[[], Any]) -> Any:
+        return build()  # the changeset's own writes are in its rows: nothing to keep
 
     def create(self, entity_set: str, record_id: str, fields: Fields, at: datetime,
                request_id: str | None) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import math
 import re
@@ -33,7 +34,7 @@ from .batch import execute_batch
 from .calls import API, ODATA_HEADERS, Answer, Call, api_url
 from .metadata import entity_definitions
 from crm_pipelines.sandbox.odata import (
-    QueryError, compile_filter, parse_key, parse_orderby, parse_select, row_comparator, sort_rows,
+    QueryError, compile_filter, parse_key, parse_orderby, parse_select, rows_after, sort_rows,
 )
 from .records import BAD_QUERY, NOT_FOUND, Data, ODataError, not_found
 from .schema import BY_ENTITY_SET, CRM, TABLES, Table, table as table_with_custom
@@ -265,35 +266,37 @@ def query(ctx: SandboxContext, data: Data, table: Table, call: Call) -> Answer:
         raise ODataError(400, BAD_QUERY, str(exc)) from None
     _check_names(table, [name for name, _ in orderby], "$orderby")
     orderby = orderby + [(table.primary_id, False)]
+    try:
+        top = int(q["$top"]) if q.get("$top") else None
+    except ValueError:
+        raise ODataError(400, BAD_QUERY, f"Invalid $top '{q['$top']}'.") from None
     headers = dict(ODATA_HEADERS)
     size = _page_size(ctx, call, headers)
-    rows = data.rows(table.entity_set)
-    if predicate is not None:
-        rows = [r for r in rows if predicate(r)]
-    rows = sort_rows(rows, orderby)
-    if q.get("$top"):
-        try:
-            rows = rows[: int(q["$top"])]
-        except ValueError:
-            raise ODataError(400, BAD_QUERY, f"Invalid $top '{q['$top']}'.") from None
-    total = len(rows)
+
+    def answer() -> list[records.Fields]:
+        rows = data.rows(table.entity_set)
+        if predicate is not None:
+            rows = [r for r in rows if predicate(r)]
+        return sort_rows(rows, orderby)[:top]
+
+    rows = data.answer(table.entity_set, f"query {q.get('$filter')} {orderby} {top}", answer)
+    total, start = len(rows), 0
     page_no, track_version = 1, None
     if q.get("$skiptoken"):
         doc, page_no = _read_cookie(q["$skiptoken"])
-        after, track_version = doc.get("last"), doc.get("track")
+        track_version = doc.get("track")
         tracking = tracking or track_version is not None  # a tracked pull's later pages
-        compare = row_comparator(orderby)
-        rows = [r for r in rows if compare(r, after) > 0]
+        start = rows_after(rows, orderby, doc.get("last"))
     if tracking and track_version is None:
         track_version = state(ctx).current_version()
-    page = rows[:size]
+    page = rows[start:start + size]
     body: dict[str, Any] = {"@odata.context": _context(ctx, table, select)}
     if q.get("$count", "").lower() == "true":
         body["@odata.count"] = min(total, COUNT_LIMIT)
     wanted = annotations_wanted(call, headers)
     expand = parse_expand(ctx, table, q.get("$expand"))
     body["value"] = [project(table, r, select, data, wanted, expand) for r in page]
-    if len(rows) > size:
+    if total - start > size:
         last = {name: page[-1].get(name) for name, _ in orderby}
         params = {k: v for k, v in q.items() if k != "$skiptoken"}
         params["$skiptoken"] = _cookie({"last": last, "track": track_version}, page_no + 1)
@@ -319,25 +322,30 @@ def delta(ctx: SandboxContext, data: Data, table: Table, call: Call,
     if until is None:
         until = state(ctx).current_version()
     wanted = annotations_wanted(call, headers)
-    changes: list[tuple[int, dict[str, Any]]] = []
-    for row in data.rows(table.entity_set):
-        version = row.get("versionnumber") or 0
-        if after < version <= until:
-            changes.append((version, project(table, row, select, data, wanted)))
+
+    def changes() -> list[tuple[int, str | records.Fields]]:
+        """Versions since the token up to ``until``, in order: a changed row, or a deleted row's id."""
+        found: list[tuple[int, str | records.Fields]] = [
+            (row.get("versionnumber") or 0, row) for row in data.rows(table.entity_set)
+            if since < (row.get("versionnumber") or 0) <= until]
+        for (entity_set, record_id), version in list(state(ctx).deleted.items()):
+            if entity_set != table.entity_set or not since < version <= until:
+                continue
+            record = ctx.store.get(CRM, entity_set, record_id, include_deleted=True)
+            if record is not None and record.is_deleted:
+                found.append((version, record_id))
+        return sorted(found, key=lambda c: c[0])
+
+    # The pages share one list of the changes since the token (the store keeps it while no write comes).
+    found = data.answer(table.entity_set, f"delta {since} {until}", changes)
+    start = bisect.bisect_right(found, after, key=lambda c: c[0])
+    page = found[start:start + size]
     deleted_context = f"{api_url(ctx)}/$metadata#{table.entity_set}/$deletedEntity"
-    for (entity_set, record_id), version in list(state(ctx).deleted.items()):
-        if entity_set != table.entity_set or not after < version <= until:
-            continue
-        record = ctx.store.get(CRM, entity_set, record_id, include_deleted=True)
-        if record is not None and record.is_deleted:
-            changes.append((version, {"@odata.context": deleted_context, "id": record_id,
-                                      "reason": "deleted"}))
-    changes.sort(key=lambda c: c[0])
-    page = changes[:size]
-    body: dict[str, Any] = {"@odata.context": _context(ctx, table, select, "/$delta"),
-                            "value": [c[1] for c in page]}
+    body: dict[str, Any] = {"@odata.context": _context(ctx, table, select, "/$delta"), "value": [
+        {"@odata.context": deleted_context, "id": change, "reason": "deleted"} if isinstance(change, str)
+        else project(table, change, select, data, wanted) for _, change in page]}
     params = {k: v for k, v in q.items() if k not in ("$skiptoken", "$deltatoken")}
-    if len(changes) > size:
+    if len(found) - start > size:
         params["$deltatoken"] = q["$deltatoken"]
         params["$skiptoken"] = _cookie({"after": page[-1][0], "until": until}, 2)
         body["@odata.nextLink"] = _link(ctx, table, params)
