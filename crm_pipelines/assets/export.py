@@ -21,9 +21,10 @@ from crm_pipelines.config import IntegrationConfig
 from crm_pipelines.export.associations import (REMOVED_ASSOCIATIONS, REMOVED_COLUMNS, link_created_companies,
                                                record_removed, removed_links, undo_batch)
 from crm_pipelines.export.batch import Launch, Owners, build_batch
-from crm_pipelines.export.batch_rules import (identity_keys, known_by_enginy_id, known_in_the_other_object,
-                                              leave_to_other_object, match_outcomes, matched_as_the_same,
-                                              one_create_per_person, one_update_per_crm_record)
+from crm_pipelines.export.batch_rules import (held_after_duplicate_refusal, identity_keys, known_by_enginy_id,
+                                              known_in_the_other_object, leave_to_other_object, match_outcomes,
+                                              matched_as_the_same, one_create_per_person,
+                                              one_update_per_crm_record)
 from crm_pipelines.export.dry_run import DRY_RUN_COLUMNS, action_counts, render_dry_run, write_dry_run
 from crm_pipelines.export.gates import GATE_COLUMNS, expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
@@ -62,6 +63,9 @@ class ExportLaunch(dg.Config):
                                       description="a batch with more rejected rows than this is blocked")
     only_changed_since: str = Field("", description="ISO timestamp: only Enginy records updated after it (the "
                                                     "Enginy change sensor sets it); empty: every record")
+    resend_refused_duplicates: bool = Field(
+        False, description="send again the creates the CRM refused as duplicates in earlier runs (say, after its "
+                           "duplicate rules changed); by default each waits until its Enginy record changes")
 
     def launch(self, config: IntegrationConfig) -> Launch:
         return Launch(self.sync_mode, dict(self.manual_values), self.owner_id or None, self.overwrite_owner,
@@ -252,6 +256,9 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
         batch = leave_to_other_object(batch, match_rows, tab)
         batch = one_create_per_person(batch, records, obj, keys)
         batch = one_update_per_crm_record(batch, records)
+        if not config.resend_refused_duplicates and EXPORT_LEDGER in warehouse.table_names():
+            batch = held_after_duplicate_refusal(batch, records,
+                                                 LedgerTable(warehouse, EXPORT_LEDGER).refused_as_duplicates(tab))
         batch["batch_id"] = context.run_id  # the write ledger keys writes by the batch they belong to
         if linked:
             # Contacts of a company this export creates get its id when the push has it.

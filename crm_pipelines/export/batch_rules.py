@@ -274,3 +274,34 @@ def one_update_per_crm_record(batch: pd.DataFrame, records: pd.DataFrame) -> pd.
     batch.loc[losers, "reason"] = batch.loc[losers, "crm_id"].map(
         lambda c: f"CRM record {c} also matches Enginy record {winner[c]}, changed more recently, which speaks for it")
     return batch
+
+
+def held_after_duplicate_refusal(batch: pd.DataFrame, records: pd.DataFrame, refusals: pd.DataFrame
+                                 ) -> pd.DataFrame:
+    """A create the CRM refused as a duplicate of a record it holds (its duplicate rules see one
+    our matching does not) would be sent, and refused, again every run: it is rejected naming the
+    refusal instead, until the Enginy record changes after it (the change may be what makes it new
+    to the CRM). ``refusals``: enginy_id, error_code, error and updated_at of the latest refusal
+    of each (LedgerTable.refused_as_duplicates). Changes ``batch`` in place."""
+    creates = batch["action"].eq("create")
+    if refusals.empty or not creates.any():
+        return batch
+    refusals = refusals.assign(enginy_id=refusals["enginy_id"].astype(str),
+                               updated_at=pd.to_datetime(refusals["updated_at"], utc=True).dt.tz_convert(None))
+    by_id = refusals.drop_duplicates("enginy_id", keep="last").set_index("enginy_id")
+    ids = batch.loc[creates, "enginy_id"].astype(str)
+    refused_at = by_id["updated_at"].reindex(ids).to_numpy()
+    changed = _changed_at(records).reindex(ids).to_numpy()
+    # Unknown change times count as unchanged: the record is held, not refused once more.
+    held = ~pd.isna(refused_at) & ~(changed > refused_at)
+    rows = ids.index[held]
+    if not len(rows):
+        return batch
+    refusal = by_id.reindex(ids[held])
+    batch.loc[rows, "action"] = "reject"
+    batch.loc[rows, "reason"] = [
+        f"the CRM refused its create as a duplicate ({code}: {error}) on {at:%Y-%m-%d %H:%M} UTC; it is sent "
+        "again once the Enginy record changes (or launch with resend_refused_duplicates)"
+        for code, error, at in zip(refusal["error_code"], refusal["error"], refusal["updated_at"])]
+    return batch
+

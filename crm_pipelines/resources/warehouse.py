@@ -31,6 +31,7 @@ from pydantic import Field
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from crm_pipelines.export.ledger import LEDGER_SQL_TYPES
+from crm_pipelines.export.push import DUPLICATE_CODES
 from crm_pipelines.frames import is_in, json_pointer, to_json
 
 WAREHOUSE_URL_ENV = "CRM_PIPELINES_WAREHOUSE_URL"
@@ -498,6 +499,17 @@ class LedgerTable:
         """Entries per status, over the whole ledger."""
         counts = self.warehouse.query(f"SELECT status, count(*) AS n FROM {self.warehouse.table(self.name)} GROUP BY status")
         return {str(s): int(n) for s, n in zip(counts["status"], counts["n"])}
+
+    def refused_as_duplicates(self, obj: str) -> pd.DataFrame:
+        """The creates of ``obj`` the CRM refused as duplicates: enginy_id, error_code, error and
+        updated_at, oldest first."""
+        codes = ", ".join(f"'{code}'" for code in DUPLICATE_CODES)
+        sql = (f"SELECT enginy_id, error_code, error, updated_at FROM {self.warehouse.table(self.name)} "
+               f"WHERE object = $object AND action = 'create' AND status = 'rejected' AND error_code IN ({codes}) "
+               "ORDER BY updated_at")
+        if self.warehouse.kind == "postgresql":
+            sql = sql.replace("$object", ":object")
+        return self.warehouse.query(sql, {"object": obj})
 
     def save(self, rows: pd.DataFrame) -> None:
         self.warehouse.upsert(self.name, rows, key="write_id")

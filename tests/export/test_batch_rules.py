@@ -10,9 +10,9 @@ from pandas.testing import assert_frame_equal
 
 from crm_pipelines.config import ContactIdentifier
 from crm_pipelines.export.batch import BATCH_COLUMNS
-from crm_pipelines.export.batch_rules import (identity_keys, known_by_enginy_id, known_in_the_other_object,
-                                              leave_to_other_object, match_outcomes, matched_as_the_same,
-                                              one_create_per_person, one_update_per_crm_record)
+from crm_pipelines.export.batch_rules import (held_after_duplicate_refusal, identity_keys, known_by_enginy_id,
+                                              known_in_the_other_object, leave_to_other_object, match_outcomes,
+                                              matched_as_the_same, one_create_per_person, one_update_per_crm_record)
 from crm_pipelines.matching.rules import contact_rule
 
 FIELD = "Enginy_Id__c"
@@ -351,3 +351,33 @@ def test_nothing_changes_when_no_crm_record_is_matched_twice() -> None:
     before = given.copy()
     once = one_update_per_crm_record(given, changed(("e1", EARLY), ("e2", LATE), ("e3", LATE), ("e4", LATE)))
     assert_frame_equal(once, before)
+
+
+def refusals(*rows) -> pd.DataFrame:
+    """Ledger refusals (enginy_id, refused at), as LedgerTable.refused_as_duplicates reads them."""
+    return pd.DataFrame([{"enginy_id": e, "error_code": "DUPLICATES_DETECTED", "error": "Use one of these records?",
+                          "updated_at": at} for e, at in rows])
+
+
+def test_a_create_the_crm_refused_as_a_duplicate_waits_until_its_enginy_record_changes() -> None:
+    middle = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    records = changed(("e1", EARLY), ("e2", LATE), ("e3", EARLY), ("e4", EARLY))
+    held = held_after_duplicate_refusal(
+        batch(("e1", "create", None, None), ("e2", "create", None, None), ("e3", "create", None, None),
+              ("e4", "update", "003D", None)),
+        records, refusals(("e1", middle), ("e2", middle), ("e4", middle)))
+    [e1, e2, e3, e4] = decided(held)
+    # e1 has not changed since the CRM refused it: rejected, naming the refusal and what sends it again.
+    assert e1[:3] == ("e1", "reject", None)
+    assert e1[3] == ("the CRM refused its create as a duplicate (DUPLICATES_DETECTED: Use one of these records?) on "
+                     "2026-03-01 00:00 UTC; it is sent again once the Enginy record changes (or launch with "
+                     "resend_refused_duplicates)")
+    # e2 changed after the refusal, e3 was never refused, e4 is an update: each as it was.
+    assert [e2, e3, e4] == [("e2", "create", None, None), ("e3", "create", None, None), ("e4", "update", "003D", None)]
+
+
+def test_without_refusals_the_batch_is_as_it_was() -> None:
+    rows = batch(("e1", "create", None, None))
+    assert decided(held_after_duplicate_refusal(rows, changed(("e1", EARLY)), refusals())) == [
+        ("e1", "create", None, None)]
+

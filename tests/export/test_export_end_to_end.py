@@ -19,6 +19,8 @@ from crm_pipelines.crms.custom.api import EXAMPLE_APIS
 from crm_pipelines.export.values import same
 from crm_pipelines.jobs import EXPORT_PUSH
 from crm_pipelines.crms.custom.api import load_api
+from crm_pipelines.crms.base import Write
+from crm_pipelines.crms.salesforce.client import SalesforceResource
 from crm_pipelines.resources.warehouse import Warehouse, parse_json_columns
 from crm_pipelines.crms.pipedrive import emulator as pipedrive
 from crm_pipelines.crms.tribecrm import emulator as tribecrm
@@ -26,7 +28,7 @@ from crm_pipelines.crms.registry import client_environment, emulator
 from crm_pipelines.sandbox.faults import FaultRule
 from tests.activities.crms import CRMS as ACTIVITY_CRMS
 from tests.conftest import emptied
-from tests.pipeline import Template, instance_in_memory, run, run_after_rollups
+from tests.pipeline import AFTER_ROLLUPS, Template, instance_in_memory, run, run_after_rollups
 
 CONTACT_OBJECT = {"salesforce": "Contact", "hubspot": "contacts", "dynamics": "contacts", "pipedrive": "persons",
                   "northwind": "people", "oldbook": "contacts", "zoho": "Contacts", "tribecrm": tribecrm.PERSON}
@@ -254,6 +256,44 @@ def test_launch_options_manual_fields_an_owner_and_leads_instead_of_contacts(pip
     creates = batch[batch["action"] == "create"]
     assert (creates["fields"].map(lambda f: f.get("Description")) == "Q4 outbound").all()
     assert (creates["owner_id"] == owner).all()
+
+
+@pytest.mark.parametrize("pipeline", ["salesforce"], indirect=True)
+def test_a_create_the_crm_refused_as_a_duplicate_is_not_sent_again_each_run(pipeline) -> None:
+    """Salesforce's duplicate rule finds a twin our matching rule does not (another name, the same
+    email): its refusal is recorded once; the next run's batch rejects the create naming it and
+    sends nothing; a launch with resend_refused_duplicates sends it again."""
+    crm, sandbox, warehouse, _ = pipeline
+    with instance_in_memory() as instance:
+        assert run(instance, dg.AssetSelection.assets("contact_export_batch").upstream() & AFTER_ROLLUPS).success
+        planned = parse_json_columns(warehouse.read_table("contact_export_batch"), ("fields",))
+        create = planned[planned["action"].eq("create") & planned["fields"].map(lambda f: bool(f.get("Email")))].iloc[0]
+        # Someone adds the twin in Salesforce, under another name (its Enginy id is no Enginy record's).
+        client = SalesforceResource(login_url=sandbox.base_url, client_id="sandbox-client",
+                                    client_secret="sandbox-secret").client()
+        twin = client.push("contacts", [
+            Write("twin", "create", "not-from-enginy", {"LastName": "Twin", "Email": create["fields"]["Email"]})])
+        assert [r.status for r in twin] == ["created"]
+
+        def writes() -> int:
+            return sum(n for (c, m, e), n in sandbox.ctx.stats.calls.items()
+                       if c == crm and m in ("POST", "PATCH") and ("composite/sobjects" in e or "jobs/ingest" in e))
+
+        def ledger() -> pd.DataFrame:
+            entries = warehouse.read_table("export_ledger")
+            return entries[entries["enginy_id"].eq(create["enginy_id"])]
+
+        assert run_after_rollups(instance).success
+        assert ledger()[["action", "status", "error_code"]].values.tolist() == [
+            ["create", "rejected", "DUPLICATES_DETECTED"]]
+        sandbox.ctx.stats.reset()
+        assert run_after_rollups(instance).success
+        again = warehouse.read_table("contact_export_batch").set_index("enginy_id").loc[create["enginy_id"]]
+        assert again["action"] == "reject" and "refused its create as a duplicate" in again["reason"]
+        assert writes() == 0 and len(ledger()) == 1
+        resend = {"ops": {"contact_export_batch": {"config": {"resend_refused_duplicates": True}}}}
+        assert run_after_rollups(instance, resend).success
+        assert writes() == 1 and ledger()["status"].tolist() == ["rejected", "rejected"]
 
 
 # The CRMs that write one record a call, one per write style, with their contacts' write endpoint

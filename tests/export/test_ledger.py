@@ -72,6 +72,27 @@ def test_a_push_reads_the_entries_of_its_own_writes_and_the_counts_cover_the_who
         assert table.status_counts() == {"created": 1, "sent": 1}
 
 
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
+def test_the_creates_a_crm_refused_as_duplicates_are_read_back_with_when_and_why(kind: str, tmp_path: Path) -> None:
+    batch = pd.DataFrame({"enginy_id": ["e1", "e2", "e3"], "action": ["create"] * 3, "crm_id": [None] * 3,
+                          "fields": [{"LastName": n} for n in "ABC"]})
+    with warehouse_on(kind, tmp_path) as warehouse:
+        table = LedgerTable(warehouse, EXPORT_LEDGER)
+        book = Ledger()
+        writes = writes_to_send("contacts", batch, empty_ledger())
+        table.save(book.mark_sent("contacts", writes))
+        table.save(book.record([
+            WriteResult(writes[0].write_id, "rejected", error="Use one of these records?",
+                        error_code="DUPLICATES_DETECTED"),
+            WriteResult(writes[1].write_id, "rejected", error="Email: invalid", error_code="INVALID_EMAIL_ADDRESS"),
+            WriteResult(writes[2].write_id, "created", "003C")]))
+        refused = table.refused_as_duplicates("contacts")
+        assert refused[["enginy_id", "error_code", "error"]].values.tolist() == [
+            ["e1", "DUPLICATES_DETECTED", "Use one of these records?"]]
+        assert pd.notna(refused["updated_at"].iloc[0])
+        assert table.refused_as_duplicates("leads").empty
+
+
 def _upserts_by_write_id(warehouse: Warehouse) -> None:
     writes = writes_to_send("contacts", BATCH, empty_ledger())
     earlier = Ledger()
