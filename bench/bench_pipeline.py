@@ -26,6 +26,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from bench.machine import reference_seconds
 from crm_pipelines.crms.hubspot.emulator.limits import DEFAULTS as HUBSPOT_LIMITS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,6 +187,7 @@ def main() -> None:
         env["CRM_PIPELINES_CONFIG"] = str(REPO / CONFIGS[args.crm])
     for name in ("ENGINY_DATABASE_URL", "CRM_PIPELINES_WAREHOUSE_URL"):
         env.pop(name, None)  # the embedded defaults, inside each size's own directory
+    speed_before = reference_seconds()
     runs = {}
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix=f"bench-pipeline-{n}-") as directory:
@@ -199,8 +201,10 @@ def main() -> None:
             if done.returncode != 0:
                 sys.exit(f"the run at {n:,} contacts failed:\n" + "".join(log.read_text().splitlines(True)[-40:]))
             runs[n] = json.loads(out.read_text())
+    speed_after = reference_seconds()
     smallest, largest = sizes[0], sizes[-1]
-    print(f"{args.crm}: the demo's pipeline at {', '.join(f'{n:,}' for n in sizes)} Enginy contacts")
+    print(f"{args.crm}: the demo's pipeline at {', '.join(f'{n:,}' for n in sizes)} Enginy contacts; the machine's "
+          f"reference workload (bench/machine.py) {speed_before:.2f} s before the runs, {speed_after:.2f} s after")
     print(f"{'step':<40}" + "".join(f"{f'wall {n:,}':>16}{'CRM':>8}{'RSS MB':>8}" for n in sizes)
           + f"{'growth':>9}  (data grew {largest / smallest:g}x)")
     keys = sorted(runs[largest]["steps"], key=lambda k: -runs[largest]["steps"][k]["wall"])
