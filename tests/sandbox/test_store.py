@@ -33,3 +33,28 @@ def test_a_look_up_by_value_follows_every_write_and_a_reset() -> None:
     assert found(store, "bob@example.com") == []
     store.create("crm", "contacts", "9", {"email": "bob@example.com"})
     assert found(store, "bob@example.com") == ["9"]
+
+
+def test_a_kept_answer_serves_until_its_table_sees_a_write() -> None:
+    """A list endpoint's pages share one sorted answer (Store.answer): any create, update or delete
+    of that table makes the next page build it again; writes elsewhere do not."""
+    store = Store()
+    builds: list[int] = []
+
+    def emails() -> list[str]:
+        builds.append(1)
+        return sorted(r.fields["email"] for r in store.records("crm", "contacts"))
+
+    def answer() -> list[str]:
+        return store.answer("crm", "contacts", "by email", emails)
+
+    store.create("crm", "contacts", "1", {"email": "b@example.com"})
+    assert answer() == ["b@example.com"] and answer() == ["b@example.com"] and len(builds) == 1
+    store.create("crm", "companies", "c1", {"email": "co@example.com"})
+    assert answer() == ["b@example.com"] and len(builds) == 1, "another table's write"
+    store.create("crm", "contacts", "2", {"email": "a@example.com"})
+    assert answer() == ["a@example.com", "b@example.com"]
+    store.update("crm", "contacts", "2", {"email": "c@example.com"})
+    assert answer() == ["b@example.com", "c@example.com"]
+    store.delete("crm", "contacts", "1")
+    assert answer() == ["c@example.com"] and len(builds) == 4

@@ -246,18 +246,25 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         q = request.query_params
         known = properties(entity_set)
         names = set(known) | {f"{n}__ID" for n in NAVIGATION.get(entity_set, {})}
-        rows = [(r, row(r, entity_set)) for r in ctx.store.records(CRM, entity_set)]
-        if q.get("$filter"):
-            # Navigation paths (Person/ID) are compared as the flat names the rows carry.
-            predicate = compile_filter(q["$filter"].replace("/ID", "__ID"), names.__contains__, entity_set)
-            rows = [(r, v) for r, v in rows if predicate(v)]
+        # Navigation paths (Person/ID) are compared as the flat names the rows carry.
+        predicate = (compile_filter(q["$filter"].replace("/ID", "__ID"), names.__contains__, entity_set)
+                     if q.get("$filter") else None)
         order = parse_orderby(q.get("$orderby"))
         unknown = next((n for n, _ in order if n not in names), None)
         if unknown:
             raise TribeError(400, "BadRequest", f"Could not find a property named '{unknown}' on type "
                                                 f"'Tribe.{entity_set}'.")
-        by_values = {id(v): r for r, v in rows}
-        ordered = sort_rows([v for _, v in rows], order + [("ID", False)])
+
+        def answer() -> tuple[list[Record], list[dict[str, Any]]]:
+            rows = [(r, row(r, entity_set)) for r in ctx.store.records(CRM, entity_set)]
+            if predicate is not None:
+                rows = [(r, v) for r, v in rows if predicate(v)]
+            by_values = {id(v): r for r, v in rows}
+            ordered = sort_rows([v for _, v in rows], order + [("ID", False)])
+            return [by_values[id(v)] for v in ordered], ordered
+
+        # A pull's pages ($skip) share one filtered, sorted list while the table sees no write.
+        records, ordered = ctx.store.answer(CRM, entity_set, f"list {q.get('$filter')} {order}", answer)
         select = parse_select(q.get("$select"))
         if select is not None:
             bad = next((n for n in select if n not in known), None)
@@ -279,7 +286,7 @@ def routes(ctx: SandboxContext) -> list[BaseRoute]:
         body: dict[str, Any] = {"@odata.context": f"{ctx.base_url}{API}/$metadata#{entity_set}"}
         if q.get("$count", "").lower() == "true":
             body["@odata.count"] = len(ordered)
-        body["value"] = [entity(ctx, entity_set, by_values[id(v)], select, expand) for v in page]
+        body["value"] = [entity(ctx, entity_set, record, select, expand) for record in records[skip:skip + size]]
         if size < wanted:
             following = {k: v for k, v in q.items() if k not in ("$skip", "$top")}
             following["$skip"] = str(skip + size)
