@@ -281,14 +281,14 @@ def held_after_duplicate_refusal(batch: pd.DataFrame, records: pd.DataFrame, ref
     """A create the CRM refused as a duplicate of a record it holds (its duplicate rules see one
     our matching does not) would be sent, and refused, again every run: it is rejected naming the
     refusal instead, until the Enginy record changes after it (the change may be what makes it new
-    to the CRM). ``refusals``: enginy_id, error_code, error and updated_at of the latest refusal
-    of each (LedgerTable.refused_as_duplicates). Changes ``batch`` in place."""
+    to the CRM). ``refusals``: enginy_id, error_code, error and updated_at of each refusal
+    (LedgerTable.refused_as_duplicates); the latest of a record's counts. Changes ``batch`` in place."""
     creates = batch["action"].eq("create")
     if refusals.empty or not creates.any():
         return batch
     refusals = refusals.assign(enginy_id=refusals["enginy_id"].astype(str),
                                updated_at=pd.to_datetime(refusals["updated_at"], utc=True).dt.tz_convert(None))
-    by_id = refusals.drop_duplicates("enginy_id", keep="last").set_index("enginy_id")
+    by_id = refusals.sort_values("updated_at").drop_duplicates("enginy_id", keep="last").set_index("enginy_id")
     ids = batch.loc[creates, "enginy_id"].astype(str)
     refused_at = by_id["updated_at"].reindex(ids).to_numpy()
     changed = _changed_at(records).reindex(ids).to_numpy()
@@ -304,4 +304,3 @@ def held_after_duplicate_refusal(batch: pd.DataFrame, records: pd.DataFrame, ref
         "again once the Enginy record changes (or launch with resend_refused_duplicates)"
         for code, error, at in zip(refusal["error_code"], refusal["error"], refusal["updated_at"])]
     return batch
-

@@ -381,3 +381,10 @@ def test_without_refusals_the_batch_is_as_it_was() -> None:
     assert decided(held_after_duplicate_refusal(rows, changed(("e1", EARLY)), refusals())) == [
         ("e1", "create", None, None)]
 
+
+
+def test_a_record_refused_again_after_its_change_is_held_by_the_latest_refusal() -> None:
+    again = datetime(2026, 7, 1, tzinfo=timezone.utc)  # after LATE, the Enginy record's change
+    held = held_after_duplicate_refusal(batch(("e1", "create", None, None)), changed(("e1", LATE)),
+                                        refusals(("e1", again), ("e1", EARLY)))
+    assert decided(held)[0][1] == "reject" and "on 2026-07-01 00:00 UTC" in decided(held)[0][3]
