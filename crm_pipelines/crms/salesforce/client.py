@@ -324,8 +324,10 @@ class SalesforceClient:
                        for k, created, crm_id in zip(*done))
         keys, errors = _csv_columns(job.get_failed_records(job_id), (key, "sf__Error"))
         for k, error in zip(keys, errors):
-            code, _, message = (error or "").partition(":")
-            answers[k] = ("rejected", None, message.strip() or code, code or None)
+            # sf__Error is "CODE:message:fields --": told as sObject Collections' errors are.
+            code, _, rest = (error or "").partition(":")
+            message = (rest.rpartition(":")[0] or rest).strip()
+            answers[k] = ("rejected", None, f"{code}: {message}" if message else code, code or None)
         return answers
 
     def bulk_job_results(self, obj: CrmObject, job_id: str, writes: list[Write]) -> list[WriteResult]:
