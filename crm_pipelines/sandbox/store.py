@@ -121,7 +121,6 @@ class Store:
             table[record_id] = record
             self._orders.pop((crm, obj), None)
             self._noted(crm, obj, record)
-            self._writes[(crm, obj)] = self._writes.get((crm, obj), 0) + 1
             return record
 
     def update(self, crm: str, obj: str, record_id: str, fields: dict[str, Any],
@@ -135,7 +134,6 @@ class Store:
             record.modified_at = when
             record.history.append(Change("update", when, dict(fields), request_id))
             self._noted(crm, obj, record)
-            self._writes[(crm, obj)] = self._writes.get((crm, obj), 0) + 1
             return record
 
     def delete(self, crm: str, obj: str, record_id: str, at: datetime | None = None,
@@ -156,7 +154,6 @@ class Store:
             record.modified_at = when
             record.history.append(Change("delete" if deleted else "undelete", when, {}, request_id))
             self._noted(crm, obj, record)
-            self._writes[(crm, obj)] = self._writes.get((crm, obj), 0) + 1
             return record
 
     def get(self, crm: str, obj: str, record_id: str, include_deleted: bool = False) -> Record | None:
@@ -214,6 +211,8 @@ class Store:
         return value
 
     def _noted(self, crm: str, obj: str, record: Record) -> None:
+        """A write of ``record``: the table's indexes follow it, and its kept answers expire."""
+        self._writes[(crm, obj)] = self._writes.get((crm, obj), 0) + 1
         for (c, o, _), index in self._indexes.items():
             if (c, o) == (crm, obj):
                 index.note(record)
