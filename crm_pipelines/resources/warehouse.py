@@ -63,7 +63,12 @@ def _in_memory_duckdb() -> duckdb.DuckDBPyConnection:
     """This process's in-memory DuckDB; a forked child makes its own rather than share its parent's."""
     global _process_duckdb
     if _process_duckdb is None or _process_duckdb[0] != os.getpid():
-        _process_duckdb = (os.getpid(), duckdb.connect(":memory:"))
+        conn = duckdb.connect(":memory:")
+        # Text columns stored with zstd rather than the dictionary-and-FSST DuckDB picks by itself:
+        # a million-row export batch (its fields and diff as JSON) was written in 3 s instead of
+        # 12 s, in less memory, to a file half the size, and is read back as fast.
+        conn.execute("SET force_compression = 'zstd'")
+        _process_duckdb = (os.getpid(), conn)
     return _process_duckdb[1]
 
 
@@ -224,13 +229,9 @@ class Warehouse(dg.ConfigurableResource):
             with self._duckdb() as conn:
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {sql_identifier(self.schema)}")
                 conn.register("incoming_frame", _as_arrow(frame))
-                # One thread: measured on a million-row export batch, the write then took 0.95 GB
-                # more memory instead of 1.8 GB, in the same time.
-                conn.execute("SET threads = 1")
                 try:
                     conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM incoming_frame")
                 finally:
-                    conn.execute("RESET threads")
                     conn.unregister("incoming_frame")
             return len(frame)
         engine = self.engine()
