@@ -123,8 +123,7 @@ def crm_activity_push(context: dg.AssetExecutionContext, crm: CrmResource, wareh
     facts = registry.facts(config.active_crm)
     chunk = client.activities_per_push if facts.can(Capability.BULK) else facts.push_chunk
     outcome = run_activity_push(client.log_activities, planned, ledger.read(planned["event_id"].tolist()),
-                                ledger.save, chunk, context.log.info,
-                                at_once=client.chunks_at_once if facts.can(Capability.BULK) else 1)
+                                ledger.save, chunk, context.log.info)
     results = outcomes(planned, outcome.ledger)[RESULT_COLUMNS]
     waiting = results[results["status"].eq("waiting")]
     statuses = ledger.status_counts()

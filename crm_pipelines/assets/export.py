@@ -427,7 +427,7 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
                 push, resume = (lambda writes, o=obj: client.push(o, writes)), None
             outcome = run_push(push, obj, batch, held, ledger_table.save, chunk,
                                integration_config.create_on_duplicate_warning, context.log.info, ids=ids,
-                               resume=resume, at_once=client.chunks_at_once if facts.can(Capability.BULK) else 1)
+                               resume=resume)
             result = outcomes(batch, obj, outcome.ledger, ids).assign(object=obj)
             if obj == "companies":
                 company_ids = dict(zip(result["enginy_id"], result["crm_id"]))

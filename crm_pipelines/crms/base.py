@@ -111,10 +111,6 @@ class ActivityLogging(Protocol):
 class BulkApi(Protocol):
     """An optional capability of a CrmClient: big pushes go through the CRM's bulk API as jobs."""
 
-    # Chunks (of writes_per_push or activities_per_push) the push sends side by side: while the
-    # CRM works through one job, the next one's data is written out and uploaded.
-    chunks_at_once: int
-
     def writes_per_push(self, pending: int) -> int:
         """How many writes of one object to hand ``push`` at once when ``pending`` are to be sent:
         a whole bulk job's worth when there are enough to go through the bulk API, otherwise one

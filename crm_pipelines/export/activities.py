@@ -15,7 +15,6 @@ answer never came back is looked up in the CRM before it is sent again.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -25,7 +24,6 @@ import pandas as pd
 
 from crm_pipelines.config import ActivitySync, UserMapping
 from crm_pipelines.export.ledger import FINAL, Ledger
-from crm_pipelines.export.push import in_flight
 from crm_pipelines.export.values import is_empty
 from crm_pipelines.export.writes import KINDS, Activity, WriteResult
 from crm_pipelines.frames import is_in, lookup
@@ -220,33 +218,25 @@ class ActivityPushOutcome:
 
 def run_activity_push(log: Callable[[list[Activity]], list[WriteResult]], planned: pd.DataFrame,
                       ledger: pd.DataFrame, save: Callable[[pd.DataFrame], None], chunk: int | Callable[[int], int],
-                      progress: Callable[[str], None] = lambda message: None, at_once: int = 1) -> ActivityPushOutcome:
+                      progress: Callable[[str], None] = lambda message: None) -> ActivityPushOutcome:
     """Log the ready activities chunk by chunk, the ledger saved before each chunk is sent and
     after its answers (``save`` gets the rows changed, for an upsert): a run killed anywhere leaves
     the next one knowing what may have landed. ``chunk``: activities per call of ``log``, or what
-    it is given how many are pending (a CRM with a bulk API takes a whole job's worth);
-    ``at_once``: chunks sent side by side (push.in_flight)."""
+    it is given how many are pending (a CRM with a bulk API takes a whole job's worth)."""
     activities, already = activities_to_send(planned, ledger)
     chunk = chunk(len(activities)) if callable(chunk) else chunk
     counts: dict[str, int] = {}
     book = Ledger(ledger)
-    booking = threading.Lock()  # the ledger is changed and saved a chunk's rows at a time
-
-    def send(part: list[Activity]) -> list[WriteResult]:
-        with booking:
-            save(book.mark_sent(LEDGER_OBJECT, part))
+    started = time.monotonic()
+    for start in range(0, len(activities), chunk):
+        part = activities[start:start + chunk]
+        save(book.mark_sent(LEDGER_OBJECT, part))
         results = log(part)
-        with booking:
-            save(book.record(results))
-        return results
-
-    parts = [activities[start:start + chunk] for start in range(0, len(activities), chunk)]
-    started, done = time.monotonic(), 0
-    for number, results in enumerate(in_flight(parts, send, at_once, "activity-push"), 1):
-        done += len(parts[number - 1])
+        save(book.record(results))
         for r in results:
             counts[r.status] = counts.get(r.status, 0) + 1
-        progress(f"activities: chunk {number} of {len(parts)} sent — {pace(done, len(activities), started)}")
+        progress(f"activities: chunk {start // chunk + 1} of {-(-len(activities) // chunk)} sent — "
+                 f"{pace(start + len(part), len(activities), started)}")
     return ActivityPushOutcome(book.frame(), counts, len(activities), already)
 
 

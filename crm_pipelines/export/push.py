@@ -5,13 +5,10 @@ end of a million-row push as at its start."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter, deque
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -20,31 +17,6 @@ from crm_pipelines.export.writes import Write, WriteResult
 from crm_pipelines.progress import pace
 
 DUPLICATE_CODES = ("DUPLICATES_DETECTED",)
-
-P = TypeVar("P")
-R = TypeVar("R")
-
-
-def in_flight(parts: Sequence[P], send: Callable[[P], R], at_once: int, name: str) -> Iterator[R]:
-    """Each part handed to ``send``, up to ``at_once`` at a time; the answers in the parts' order.
-    With bulk jobs the next job's data is written out and uploaded while the CRM works through
-    the last one, instead of the push and the CRM taking turns. The next part starts only when
-    one ends, and a failure starts no new part: the parts sent (and their ledger saves) finish."""
-    if at_once <= 1:
-        yield from map(send, parts)
-        return
-    with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix=name) as pool:
-        running: deque[Future[R]] = deque()
-        try:
-            for part in parts:
-                running.append(pool.submit(send, part))
-                if len(running) == at_once:
-                    yield running.popleft().result()
-            while running:
-                yield running.popleft().result()
-        finally:
-            for future in running:
-                future.cancel()
 
 
 @dataclass
@@ -59,7 +31,7 @@ def run_push(push: Callable[..., list[WriteResult]], obj: str, batch: pd.DataFra
              save: Callable[[pd.DataFrame], None], chunk: int | Callable[[int], int],
              save_anyway_on_duplicates: bool = False, log: Callable[[str], None] = lambda message: None,
              ids: list[str | None] | None = None,
-             resume: Callable[[str, list[Write]], list[WriteResult]] | None = None, at_once: int = 1) -> PushOutcome:
+             resume: Callable[[str, list[Write]], list[WriteResult]] | None = None) -> PushOutcome:
     """Send the batch's writes the ledger does not hold as done; ``save`` persists the ledger's
     changed rows (an upsert by write id); the outcome carries the ledger it was given (the whole
     ledger, or the entries of this batch's writes) with this push's changes.
@@ -72,9 +44,6 @@ def run_push(push: Callable[..., list[WriteResult]], obj: str, batch: pd.DataFra
     records it), and ``resume(job_id, writes)`` answers the writes of a job an earlier run left in
     flight from that job's results — only writes it has no answer for are sent again.
 
-    ``at_once``: chunks sent side by side (see in_flight); each is recorded as sent before its
-    call and answered after it, whatever the others do.
-
     Records a CRM refuses as duplicates are rejected for review, or — when the integration
     says to create on a duplicate warning — sent once more with the CRM's allow-save flag.
     """
@@ -82,23 +51,19 @@ def run_push(push: Callable[..., list[WriteResult]], obj: str, batch: pd.DataFra
     wanted = int(batch["action"].isin(["create", "update"]).sum())
     already_done = wanted - len(writes)
     counts: Counter[str] = Counter()
+    sent = 0
     book = Ledger(ledger)
-    # The ledger is changed and saved a chunk's rows at a time, one chunk at a time.
-    booking = threading.Lock()
-
-    def keep(change: Callable[[], pd.DataFrame]) -> None:
-        with booking:
-            save(change())
-
     extra: tuple[Any, ...] = ()
     if resume is not None:
         writes = _resume_jobs(resume, obj, writes, book, save, counts, log)
-        extra = (lambda job_id, part: keep(lambda: book.mark_job(job_id, part)),)
-
-    def send(part: list[Write]) -> tuple[list[WriteResult], int]:
-        keep(lambda: book.mark_sent(obj, part))
+        extra = (lambda job_id, part: save(book.mark_job(job_id, part)),)
+    chunk = chunk(len(writes)) if callable(chunk) else chunk
+    started = time.monotonic()
+    for start in range(0, len(writes), chunk):
+        part = writes[start:start + chunk]
+        save(book.mark_sent(obj, part))
         results = push(part, *extra)
-        sent = len(part)
+        sent += len(part)
         if save_anyway_on_duplicates:
             again = {r.write_id for r in results if r.status == "rejected" and r.error_code in DUPLICATE_CODES}
             if again:
@@ -106,19 +71,11 @@ def run_push(push: Callable[..., list[WriteResult]], obj: str, batch: pd.DataFra
                 retried = {r.write_id: r for r in push(retry, *extra)}
                 sent += len(retry)
                 results = [retried.get(r.write_id, r) for r in results]
-        keep(lambda: book.record(results))
-        return results, sent
-
-    chunk = chunk(len(writes)) if callable(chunk) else chunk
-    parts = [writes[start:start + chunk] for start in range(0, len(writes), chunk)]
-    started, sent, done = time.monotonic(), 0, 0
-    for number, (results, sent_here) in enumerate(in_flight(parts, send, at_once, f"push-{obj}"), 1):
-        sent += sent_here
-        done += len(parts[number - 1])
+        save(book.record(results))
         counts.update(r.status for r in results)
-        log(f"{obj}: chunk {number} of {len(parts)}: "
+        log(f"{obj}: chunk {start // chunk + 1} of {-(-len(writes) // chunk)}: "
             + ", ".join(f"{n} {status}" for status, n in sorted(Counter(r.status for r in results).items()))
-            + f" — {pace(done, len(writes), started)}")
+            + f" — {pace(start + len(part), len(writes), started)}")
     return PushOutcome(book.frame(), dict(counts), sent, already_done)
 
 

@@ -10,7 +10,6 @@ through queryAll (IsDeleted) in the same window.
 
 import csv
 import io
-import threading
 from datetime import datetime
 from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import quote
@@ -54,9 +53,6 @@ COLLECTION_LIMIT = 200
 # Writes handed to the bulk path at once: uploaded as jobs under Bulk API 2.0's size limit, and the
 # push saves its ledger after them.
 BULK_JOB_WRITES = 100_000
-# Bulk API 2.0 jobs (or sObject Collections calls) a push keeps going at once: an org works on
-# several jobs side by side, and the next job's CSV is made while the last one runs.
-CHUNKS_AT_ONCE = 2
 # simple-salesforce sleeps this long before its first poll of a Bulk API 2.0 job, then this plus
 # e^n ms before the n-th (so about every 2 s after ten polls). A job a few thousand rows long is
 # often done within the first second; a poll is one cheap call.
@@ -82,13 +78,10 @@ class SalesforceClient:
     """The CrmClient for one Salesforce org."""
 
     crm = "salesforce"
-    chunks_at_once = CHUNKS_AT_ONCE
 
     def __init__(self, settings: "SalesforceResource") -> None:
         self.settings = settings
         self.api_calls = 0
-        # The push sends chunks from threads of its own: one login, and every call counted.
-        self._lock = threading.RLock()
         self.progress: Progress = lambda message: None
         self.session = requests.Session()
         self.session.hooks["response"].append(self._count)
@@ -96,8 +89,7 @@ class SalesforceClient:
         self._describe_cache: dict[str, dict[str, Any]] = {}
 
     def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        with self._lock:
-            self.api_calls += 1
+        self.api_calls += 1
 
     # --- auth -------------------------------------------------------------------------------
     def _login(self) -> Salesforce:
@@ -126,10 +118,9 @@ class SalesforceClient:
 
     @property
     def sf(self) -> Salesforce:
-        with self._lock:
-            if self._sf is None:
-                self._sf = self._login()
-            return self._sf
+        if self._sf is None:
+            self._sf = self._login()
+        return self._sf
 
     def _call(self, fn: Callable[[Salesforce], T], attempts: int = 6) -> T:
         def attempt() -> T:
