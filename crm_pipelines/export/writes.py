@@ -8,7 +8,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 
-@dataclass(frozen=True)
+# Writes, their results and activities are made a million at a time and never changed after
+# (dataclasses.replace makes a changed copy): plain slotted dataclasses, made in half the time of
+# frozen ones.
+@dataclass(slots=True)
 class Write:
     """One intended write of the push. Creates are sent as upserts on the Enginy id (an external
     id field, a unique property, an alternate key), so sending one twice — a retry after a
@@ -26,7 +29,7 @@ class Write:
     allow_duplicates: bool = False  # save even if the CRM's duplicate rules object (Salesforce)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class WriteResult:
     write_id: str
     status: Literal["created", "updated", "rejected", "failed"]  # failed: transient, retried next run
@@ -40,7 +43,7 @@ KINDS: dict[str, Literal["email", "call", "linkedin"]] = {
     "email": "email", "call": "call", "linkedin_message": "linkedin", "linkedin_connection_request": "linkedin"}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Activity:
     """One campaign event to log as a completed activity on a CRM contact or lead."""
 
