@@ -51,8 +51,8 @@ class MemorySampler:
 
     PAGE = os.sysconf("SC_PAGE_SIZE")
 
-    def __init__(self, sandbox_pid: int) -> None:
-        self.sandbox_pid = sandbox_pid
+    def __init__(self, sandbox_pid: int, every: float = 0.25) -> None:
+        self.sandbox_pid, self.every = sandbox_pid, every
         self.samples: list[tuple[float, int, int]] = []  # (time, pipeline bytes, sandbox bytes)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -76,7 +76,7 @@ class MemorySampler:
         return total
 
     def _run(self) -> None:
-        while not self._stop.wait(0.25):
+        while not self._stop.wait(self.every):
             self.samples.append((time.time(), self._tree(os.getpid(), self.sandbox_pid), self._rss(self.sandbox_pid)))
 
     def __enter__(self) -> "MemorySampler":

@@ -8,7 +8,6 @@ written with DuckDB's own choice of compression for text (the baseline, in the s
 import argparse
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from bench.bench_pipeline import MemorySampler
 from crm_pipelines.resources.warehouse import Warehouse, _as_arrow
 
 TITLES = ["Engineer", "Head of Sales", "CTO", "Marketing Manager", "Founder", "Account Executive"]
@@ -40,31 +40,12 @@ def export_batch(rows: int, seed: int = 7) -> pd.DataFrame:
     })
 
 
-class Peak:
-    """This process's peak resident memory above where it stood when the block began."""
+NO_SANDBOX = 0  # MemorySampler samples this process alone (no /proc/0)
 
-    def __enter__(self) -> "Peak":
-        self.base = self.peak = self._rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @staticmethod
-    def _rss() -> int:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self._rss())
-
-    @property
-    def grew(self) -> float:
-        return (self.peak - self.base) / 1e6
+def _now_mb() -> float:
+    """This process's resident memory now (MemorySampler's peaks are in the same MB)."""
+    return MemorySampler._rss(os.getpid()) / 2**20
 
 
 def main() -> None:
@@ -76,17 +57,19 @@ def main() -> None:
 
     # The baseline: DuckDB's own compression, one thread (as write_table wrote before).
     path = directory / "baseline.duckdb"
-    with Peak() as memory, duckdb.connect(str(path)) as conn:
+    before = _now_mb()
+    with MemorySampler(NO_SANDBOX, every=0.05) as memory, duckdb.connect(str(path)) as conn:
         started = time.perf_counter()
         conn.execute("SET threads = 1")
         conn.register("incoming_frame", _as_arrow(batch))
         conn.execute("CREATE TABLE contact_export_batch AS SELECT * FROM incoming_frame")
         conn.execute("CHECKPOINT")
         baseline = time.perf_counter() - started
-    baseline_memory, baseline_size = memory.grew, path.stat().st_size / 1e6
+    baseline_memory, baseline_size = memory.peak() - before, path.stat().st_size / 1e6
 
     warehouse = Warehouse(url=f"duckdb:///{directory / 'warehouse.duckdb'}")
-    with Peak() as memory:
+    before = _now_mb()
+    with MemorySampler(NO_SANDBOX, every=0.05) as memory:
         started = time.perf_counter()
         warehouse.write_table("contact_export_batch", batch)
         seconds = time.perf_counter() - started
@@ -99,7 +82,7 @@ def main() -> None:
     print(f"an export batch of {args.rows:,} rows ({batch.memory_usage(deep=True).sum() / 1e6:,.0f} MB in pandas)")
     print(f"baseline (DuckDB's own compression, one thread): {baseline:.2f} s, +{baseline_memory:,.0f} MB, "
           f"file {baseline_size:,.0f} MB")
-    print(f"Warehouse.write_table: {seconds:.2f} s, +{memory.grew:,.0f} MB, file {size:,.0f} MB; "
+    print(f"Warehouse.write_table: {seconds:.2f} s, +{memory.peak() - before:,.0f} MB, file {size:,.0f} MB; "
           f"read back {read:.2f} s")
     print(f"ratio {seconds / baseline:.2f}x the baseline's time, {size / baseline_size:.2f}x its file")
 
