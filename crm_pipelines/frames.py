@@ -57,6 +57,18 @@ def to_json(value: Any) -> str:
     return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
 
 
+def from_json(value: Any) -> Any:
+    """A value the warehouse stored as JSON text, parsed; anything else as it is."""
+    # Most cells of a batch's dict and list columns are empty: no parser call for those.
+    if not isinstance(value, str) or not value:
+        return value
+    if value == "{}":
+        return {}
+    if value == "[]":
+        return []
+    return orjson.loads(value)
+
+
 def json_keys(column: pd.Series) -> list[str]:
     """The keys of a column of JSON objects (text), in the order they first appear — the columns
     pandas makes of the same objects parsed — read by DuckDB, not an object per row."""

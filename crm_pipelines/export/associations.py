@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import numpy as np
 import pandas as pd
 
 REMOVED_ASSOCIATIONS = "removed_associations"  # the warehouse table (and Dagster asset) holding them
@@ -55,7 +56,14 @@ def link_created_companies(batch: pd.DataFrame, company_ids: dict[str, str]) -> 
     for column in ("company_link", "unlink_company_id"):
         batch[column] = batch[column].astype(object).where(~dropped, None)
     only_link = dropped & batch["action"].eq("update").to_numpy(bool) & batch["owner_id"].isna().to_numpy(bool) & \
-        ~batch["fields"].astype(bool).to_numpy(bool)
+        ~_writes_fields(batch["fields"])
     if only_link.any():
         batch.loc[only_link, ["action", "reason"]] = ["skip", "its company was not created: nothing else to change"]
     return batch
+
+
+def _writes_fields(fields: pd.Series) -> np.ndarray:
+    """Rows whose fields are not empty: dicts, or the JSON text the warehouse keeps them as."""
+    if isinstance(fields.dtype, pd.StringDtype):
+        return ~fields.fillna("").isin(["", "{}"]).to_numpy(bool)
+    return fields.map(lambda f: f not in ("", "{}") if isinstance(f, str) else bool(f)).to_numpy(bool)

@@ -13,11 +13,12 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import duckdb
-import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from crm_pipelines.export.values import is_empty
+from crm_pipelines.frames import from_json, to_json
 from crm_pipelines.export.writes import Write, WriteResult
 
 # The warehouse tables (and Dagster assets) the record push and the activity push keep their ledgers
@@ -52,13 +53,22 @@ def _write_columns(batch: pd.DataFrame) -> dict[str, list[Any]]:
 def _values(column: pd.Series) -> list[Any]:
     """The column's values, None where empty (is_empty): text columns are tested whole."""
     if isinstance(column.dtype, pd.StringDtype):
-        empty = (column.isna() | column.str.strip().eq("").fillna(False)).to_numpy(bool)
-        return column.astype(object).where(~empty, None).tolist()
+        return _arrow_text(column).to_pylist()
     return [None if is_empty(v) else v for v in column.tolist()]
 
 
+def _arrow_text(column: pd.Series) -> pa.Array:
+    """A text column as Arrow, null where blank: tested by Arrow, not a Python string per value
+    (a batch's fields are long JSON text)."""
+    text = pa.array(column.array)
+    return pc.if_else(pc.equal(pc.utf8_trim_whitespace(text), ""), pa.scalar(None, text.type), text)
+
+
 # Each write's intent as one JSON object, hashed: the batch, object, record, action and what it
-# writes (its fields with their keys sorted, so their order does not make a new write).
+# writes — its fields as the JSON text the warehouse stores the batch with. A batch is pushed as
+# the warehouse holds it, so the same batch gives the same text and the same ids on every run;
+# hashing that text, rather than each row's fields parsed and dumped again with sorted keys,
+# saved most of the ids' cost at a million rows.
 _INTENT_DIGEST = """
 SELECT CASE WHEN action IN ('create', 'update') THEN left(sha256(to_json({
     batch: batch_id, object: $object, enginy_id: enginy_id, action: action, crm_id: crm_id, fields: fields,
@@ -68,21 +78,27 @@ FROM intents
 """
 
 
-def _text(values: list[Any]) -> pa.Array:
-    return pa.array([None if v is None else v if isinstance(v, str) else str(v) for v in values], pa.string())
+def _intent(batch: pd.DataFrame, name: str) -> pa.Array:
+    """A write column as the text its intent is hashed from: null where empty; the fields as JSON
+    text, ``{}`` where there are none."""
+    if name not in batch:
+        text = pa.nulls(len(batch), pa.string())
+    elif isinstance(batch[name].dtype, pd.StringDtype):
+        text = _arrow_text(batch[name])
+    else:
+        text = pa.array([None if v is None else v if isinstance(v, str) else to_json(v) if name == "fields" else str(v)
+                         for v in _values(batch[name])], pa.string())
+    return pc.fill_null(text, "{}") if name == "fields" else text
 
 
 def write_ids(obj: str, batch: pd.DataFrame) -> list[str | None]:
     """Each batch row's write id (a digest of its intent), None for a skip or a rejection (nothing
-    is written). DuckDB hashes the whole batch at once; a json.dumps and a hash per row in Python
-    took 13 s at a million rows."""
+    is written). ``fields``: the JSON text read from the warehouse, or dicts (a batch not stored
+    yet: made the text the warehouse would store). DuckDB hashes the whole batch at once; a
+    json.dumps and a hash per row in Python took 13 s at a million rows."""
     if batch.empty:
         return []
-    columns = _write_columns(batch)
-    intents = pa.table({name: _text(values) if name != "fields" else
-                        pa.array([orjson.dumps(f or {}, default=str, option=orjson.OPT_SORT_KEYS).decode()
-                                  for f in values], pa.string())
-                        for name, values in columns.items()})
+    intents = pa.table({name: _intent(batch, name) for name in WRITE_COLUMNS})
     with duckdb.connect() as conn:
         conn.register("intents", intents)
         return conn.sql(_INTENT_DIGEST, params={"object": obj}).to_arrow_table().column(0).to_pylist()
@@ -97,8 +113,8 @@ def writes_to_send(obj: str, batch: pd.DataFrame, ledger: pd.DataFrame, allow_du
     send = [i for i, wid in enumerate(ids) if wid is not None and wid not in done]
     # The columns of the rows to send only: a resumed push or a run after a few changes reads few.
     c = _write_columns(batch.iloc[send])
-    # The fields as the stored batch's JSON gave them (JSON has no NaN to drop).
-    return [Write(ids[i], action, str(enginy_id), fields or {}, crm_id=crm_id, owner_id=owner_id,
+    # The fields parsed from the stored batch's JSON text, for these rows only (JSON has no NaN to drop).
+    return [Write(ids[i], action, str(enginy_id), from_json(fields) or {}, crm_id=crm_id, owner_id=owner_id,
                   company_id=company_crm_id, company_link=company_link or "primary",
                   unlink_company_id=unlink_company_id, allow_duplicates=allow_duplicates)
             for i, action, enginy_id, fields, crm_id, owner_id, company_crm_id, company_link, unlink_company_id

@@ -18,12 +18,11 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import dagster as dg
 import duckdb
-import orjson
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
@@ -32,7 +31,7 @@ from tenacity import retry, retry_if_exception, stop_after_delay, wait_random_ex
 
 from crm_pipelines.export.ledger import LEDGER_SQL_TYPES
 from crm_pipelines.export.push import DUPLICATE_CODES
-from crm_pipelines.frames import is_in, json_pointer, to_json
+from crm_pipelines.frames import from_json, is_in, json_pointer, to_json
 
 WAREHOUSE_URL_ENV = "CRM_PIPELINES_WAREHOUSE_URL"
 WAREHOUSE_SCHEMA_ENV = "CRM_PIPELINES_WAREHOUSE_SCHEMA"
@@ -114,23 +113,12 @@ def _holds_nested(column: pd.Series) -> bool:
     return any(isinstance(v, (dict, list)) for v in column)
 
 
-def _from_json(value: Any) -> Any:
-    # Most cells of a batch's dict and list columns are empty: no parser call for those.
-    if not isinstance(value, str) or not value:
-        return value
-    if value == "{}":
-        return {}
-    if value == "[]":
-        return []
-    return orjson.loads(value)
-
-
 def parse_json_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     """The named columns read back from their JSON text, where they are text (an object column
     even with no rows, as the batch's schema gate wants it)."""
     for column in columns:
         if column in frame and frame[column].dtype != "float64":
-            frame[column] = pd.Series([_from_json(v) for v in frame[column]], index=frame.index, dtype=object)
+            frame[column] = pd.Series([from_json(v) for v in frame[column]], index=frame.index, dtype=object)
     return frame
 
 
