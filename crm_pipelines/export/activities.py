@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from crm_pipelines.config import ActivitySync, UserMapping
-from crm_pipelines.export.ledger import FINAL, Ledger
+from crm_pipelines.export.ledger import FINAL, Ledger, entries
 from crm_pipelines.export.values import is_empty
 from crm_pipelines.export.writes import KINDS, Activity, WriteResult
 from crm_pipelines.frames import is_in, lookup
@@ -187,9 +187,8 @@ def plan_activities(events: pd.DataFrame, steps: pd.DataFrame, campaigns: pd.Dat
 def _entries(ledger: pd.DataFrame, event_ids: pd.Series) -> pd.DataFrame:
     """The activity ledger's entry of each event (its id is the write id), indexed like
     ``event_ids``: every column empty where the ledger has none. One look-up for all columns."""
-    entries = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger.iloc[:0]
-    found = entries.drop_duplicates("write_id", keep="last").set_index("write_id")
-    return found.reindex(event_ids.to_numpy(object)).set_axis(event_ids.index)
+    held = ledger[ledger["object"].eq(LEDGER_OBJECT)] if len(ledger) else ledger.iloc[:0]
+    return entries(held, event_ids).set_axis(event_ids.index)
 
 
 def activities_to_send(planned: pd.DataFrame, ledger: pd.DataFrame) -> tuple[list[Activity], int]:

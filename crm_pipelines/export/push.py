@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from crm_pipelines.export.ledger import FINAL, Ledger, write_ids, writes_to_send
+from crm_pipelines.export.ledger import FINAL, Ledger, entries, write_ids, writes_to_send
 from crm_pipelines.export.writes import Write, WriteResult
 from crm_pipelines.progress import pace
 
@@ -103,8 +103,7 @@ def outcomes(batch: pd.DataFrame, obj: str, ledger: pd.DataFrame, ids: list[str 
     frame = batch.reindex(columns=["enginy_id", "action", "crm_id", "reason"]).reset_index(drop=True)
     written = frame["action"].isin(["create", "update"])
     ids = pd.Series(write_ids(obj, batch) if ids is None else ids, dtype=object)
-    entries = ledger.drop_duplicates("write_id", keep="last").set_index("write_id")
-    entry = entries.reindex(ids.where(written))
+    entry = entries(ledger, ids.where(written, None))
     held = entry["status"].notna().to_numpy()
     status = entry["status"].where(entry["status"].isin(FINAL + ("failed",)), "pending").to_numpy()
     return pd.DataFrame({
