@@ -104,7 +104,10 @@ def _metadata(batch: pd.DataFrame) -> dict[str, Any]:
     # The first twenty writes' columns only: a copy of every write's fields and diff first was
     # gigabytes at a million rows.
     first = np.flatnonzero(batch["action"].isin(["create", "update"]).to_numpy(bool))[:20]
-    preview = parse_json(batch.iloc[first][["enginy_id", "action", "crm_id", "diff"]].copy(), ("diff",))
+    # Taken a column at a time: rows taken from the whole frame made pandas first copy all its
+    # text columns into one block (2 s at a million rows).
+    preview = parse_json(pd.DataFrame({c: batch[c].iloc[first].to_numpy(object) for c in
+                                       ("enginy_id", "action", "crm_id", "diff")}), ("diff",))
     lines = [f"| {r['enginy_id']} | {r['action']} | {r['crm_id'] or ''} | "
              + "; ".join(f"{d['field']}: {d['crm_value']!r} → {d['new_value']!r}" for d in r["diff"]) + " |"
              for r in preview.to_dict("records")]

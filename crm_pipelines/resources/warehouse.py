@@ -91,9 +91,16 @@ def _json_columns(frame: pd.DataFrame) -> pd.DataFrame:
     nested = [c for c in frame.columns if frame[c].dtype == object and _holds_nested(frame[c])]
     if not nested:
         return frame
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # copy-on-write: the caller's frame keeps its columns
     for column in nested:
-        frame[column] = [to_json(v) if isinstance(v, (dict, list)) else v for v in frame[column]]
+        texts = [to_json(v) if isinstance(v, (dict, list)) else v for v in frame[column]]
+        try:
+            # As Arrow text, which pandas takes as it is: its own conversion of a column of a
+            # million Python strings took seconds.
+            frame[column] = pd.Series(pa.array(texts, pa.large_string(), from_pandas=True).to_pandas().array,
+                                      index=frame.index)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value that is neither nested nor text
+            frame[column] = texts
     return frame
 
 
