@@ -3,6 +3,7 @@ how long is left when the total is known. Pulls, pushes and activity pushes all 
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable
 
@@ -21,16 +22,39 @@ def pace(done: int, total: int | None, started: float) -> str:
     return f"{done:,} of {total:,} ({rate:,.0f}/s, about {left:,.0f} s left)"
 
 
-class Reading:
-    """A long pull's progress: every ``every`` pages, ``what`` with the records read so far, their
-    rate and, where the CRM said how many there are, about how long is left."""
+# A long step's progress reaches the run's log at most this often. Each line is a Dagster event (a
+# write to the instance's event log): a line every twenty pages or batch calls of a million-record
+# HubSpot pull or push was five hundred of them, about ten seconds of the step's own time.
+PROGRESS_SECONDS = 10.0
 
-    def __init__(self, report: Callable[[str], None], what: str, total: int | None = None, every: int = 1) -> None:
+
+class Throttle:
+    """Whether a progress line is due: the first at once, then one every ``seconds`` at most."""
+
+    def __init__(self, seconds: float = PROGRESS_SECONDS) -> None:
+        self.seconds, self.last = seconds, -math.inf
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
+
+
+class Reading:
+    """A long pull's progress: every ``every`` pages, ``seconds`` apart at least, and at the last
+    page of a known total, ``what`` with the records read so far, their rate and, where the CRM
+    said how many there are, about how long is left."""
+
+    def __init__(self, report: Callable[[str], None], what: str, total: int | None = None, every: int = 1,
+                 seconds: float = PROGRESS_SECONDS) -> None:
         self.report, self.what, self.total, self.every = report, what, total, every
-        self.started = time.monotonic()
+        self.started, self.throttle = time.monotonic(), Throttle(seconds)
 
     def page(self, read: int, pages: int) -> None:
         """``read`` records so far, in ``pages`` pages."""
-        if pages % self.every == 0:
+        done = self.total is not None and read >= self.total  # the last page of a known total: always told
+        if done or (pages % self.every == 0 and self.throttle.due()):
             self.report(f"{self.what}: {pace(read, self.total, self.started)} records read in {pages:,} "
                         f"{'page' if pages == 1 else 'pages'}")

@@ -28,6 +28,7 @@ import dagster as dg
 import pandas as pd
 
 from crm_pipelines.export.writes import Activity, Write, WriteResult
+from crm_pipelines.progress import Throttle
 
 CrmObject = Literal["contacts", "companies", "leads", "users"]
 # Where a client reports progress on a long pull (the asset points it at the run's log).
@@ -137,10 +138,11 @@ def push_one_by_one(obj: str, writes: list[Write], send: Callable[[Write], Write
     calls at once (a real CRM answers in a few hundred milliseconds: calls one after another
     leave the push waiting on the network); the results in the writes' order, with progress."""
     results: list[WriteResult] = []
+    throttle = Throttle()
 
     def done(result: WriteResult) -> None:
         results.append(result)
-        if len(results) % PROGRESS_EVERY == 0:
+        if len(results) % PROGRESS_EVERY == 0 and throttle.due():
             progress(f"{obj}: {len(results):,} of {len(writes):,} writes sent")
 
     # The first write alone: what the client reads once and keeps (field keys, the description)
@@ -164,13 +166,15 @@ def push_in_parallel(batches: list[Batch], send: Callable[[Batch], list[WriteRes
                      progress: Callable[[int], None], thread_name: str) -> list[WriteResult]:
     """Each batch handed to ``send``, up to ``parallel`` batch calls at once (a CRM runs batches
     side by side; one after another leaves the push waiting on the network); the results in the
-    batches' order. ``progress`` hears how many results are in every PROGRESS_EVERY batches and
-    after the last (each line is a Dagster event: one a batch would flood a million-row run's log)."""
+    batches' order. ``progress`` hears how many results are in every PROGRESS_EVERY batches, no
+    more often than a progress line is due (see progress.Throttle), and after the last (each line is
+    a Dagster event: one a batch would flood a million-row run's log)."""
     results: list[WriteResult] = []
+    throttle = Throttle()
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(batches))), thread_name_prefix=thread_name) as pool:
         for done, answered in enumerate(pool.map(send, batches), 1):
             results.extend(answered)
-            if done % PROGRESS_EVERY == 0 or done == len(batches):
+            if done == len(batches) or (done % PROGRESS_EVERY == 0 and throttle.due()):
                 progress(len(results))
     return results
 
