@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crm_pipelines.export.values import is_empty
-from crm_pipelines.frames import from_json, to_json
 from crm_pipelines.export.writes import Write, WriteResult
+from crm_pipelines.frames import from_json, to_json
 
 # The warehouse tables (and Dagster assets) the record push and the activity push keep their ledgers
 # in; activities keep their own, so that the two pushes running at once never drop each other's entries.

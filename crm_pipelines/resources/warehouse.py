@@ -493,7 +493,8 @@ class LedgerTable:
 
     def status_counts(self) -> dict[str, int]:
         """Entries per status, over the whole ledger."""
-        counts = self.warehouse.query(f"SELECT status, count(*) AS n FROM {self.warehouse.table(self.name)} GROUP BY status")
+        table = self.warehouse.table(self.name)
+        counts = self.warehouse.query(f"SELECT status, count(*) AS n FROM {table} GROUP BY status")
         return {str(s): int(n) for s, n in zip(counts["status"], counts["n"])}
 
     def refused_as_duplicates(self, obj: str) -> pd.DataFrame:
