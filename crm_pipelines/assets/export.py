@@ -334,20 +334,32 @@ def _gate_check(asset: dg.AssetsDefinition, obj: str) -> dg.AssetChecksDefinitio
         schema = _schema(crm_schema, obj)
         previous, limit = _previous_rows(context, asset.key)
         required = list(registry.facts(config.active_crm).required_on_create.get(obj, ()))
-        gates = [schema_gate(batch), rejection_gate(batch, limit),
-                 *expectation_suite_gates(batch, schema, required, previous)]
+        rejection = rejection_gate(batch, limit)
+        gates = [schema_gate(batch), rejection, *expectation_suite_gates(batch, schema, required, previous)]
         review = review_mapping(config, parse_json(crm_schema.copy()))
         errors = review[(review["status"] == "error") & (review["tab"] == obj)]
         failed = [g for g in gates if not g.passed]
         why = [g.description for g in failed] + [f"mapping {r['crm_field']}: {r['message']}"
                                                  for r in errors.to_dict("records")]
+        rejected = rejection.details
         return dg.AssetCheckResult(
             passed=not why, severity=dg.AssetCheckSeverity.ERROR,
             description="; ".join(why) if why else f"all {len(gates)} gates passed",
-            metadata={"gates": dg.MetadataValue.json([g.__dict__ for g in gates]),
+            metadata={"rejected": rejected["rejected"],
+                      "rejected_rows": dg.MetadataValue.md(_rejected_table(rejected["rows"], rejected["rejected"])),
+                      "gates": dg.MetadataValue.json([g.__dict__ for g in gates]),
                       "mapping_errors": len(errors)})
 
     return _check
+
+
+def _rejected_table(rows: list[dict[str, str]], total: int) -> str:
+    """The rejected rows as the check's metadata shows them: each with its reason, the first few of all."""
+    if not rows:
+        return "(no row rejected)"
+    lines = [f"| {r['enginy_id']} | {r['reason'].replace('|', '/')} |" for r in rows]
+    more = f"\n\nThe first {len(rows)} of {total:,} rejected rows." if total > len(rows) else ""
+    return "| Enginy id | why it is rejected |\n| --- | --- |\n" + "\n".join(lines) + more
 
 
 def _previous_rows(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> tuple[int | None, float]:

@@ -57,11 +57,22 @@ def schema_gate(batch: pd.DataFrame) -> Gate:
     return Gate("batch_schema", True, "the batch has the export batch's shape")
 
 
+def rejected_rows(batch: pd.DataFrame, first: int = 20) -> list[dict[str, str]]:
+    """The first rejected rows, each its Enginy id and the reason (which names the CRM field and
+    the value refused): what a person fixes before launching again."""
+    rows = batch[batch["action"].eq("reject")].head(first)
+    return [{"enginy_id": str(e), "reason": str(r)} for e, r in zip(rows["enginy_id"], rows["reason"])]
+
+
 def rejection_gate(batch: pd.DataFrame, max_share: float) -> Gate:
     rejected = int(batch["action"].eq("reject").sum())
     share = rejected / len(batch) if len(batch) else 0.0
+    rows = rejected_rows(batch)
     text = f"{rejected} of {len(batch)} rows rejected ({share:.1%}; the limit is {max_share:.0%})"
-    return Gate("rejected_share", share <= max_share, text, {"rejected": rejected, "share": round(share, 4)})
+    if share > max_share:
+        text += ", e.g. " + "; ".join(f"{r['enginy_id']}: {r['reason']}" for r in rows[:5])
+    return Gate("rejected_share", share <= max_share, text,
+                {"rejected": rejected, "share": round(share, 4), "rows": rows})
 
 
 def values_frame(batch: pd.DataFrame) -> pd.DataFrame:

@@ -204,6 +204,12 @@ def test_a_failing_gate_stops_the_push_and_says_why(pushed: Pushed) -> None:
     gate = next(e.event_specific_data for e in checks
                 if e.event_specific_data.asset_key.path[-1] == "contact_export_batch")
     assert not gate.passed and "no_such_field" in gate.description
+    # The stop names its rows: the check's metadata lists the rejected rows, each with the reason.
+    assert gate.metadata["rejected"].value > 0
+    table = gate.metadata["rejected_rows"].value
+    first = table.splitlines()[2].split(" | ")
+    assert first[0].removeprefix("| ") in set(pushed.batch["enginy_id"].astype(str))
+    assert first[1].startswith("no_such_field: the CRM has no such field"), table
     sent = [e for e in pushed.gate_run.get_asset_materialization_events() if e.asset_key.path[-1] == "crm_push_results"]
     assert sent == [], "the push step never started"
     assert pushed.gate_writes == 0, "nothing reached the CRM"

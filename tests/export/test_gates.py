@@ -66,6 +66,19 @@ def test_too_many_rejected_rows_block_and_a_few_do_not() -> None:
     assert rejection_gate(few, 0.05).passed and not rejection_gate(many, 0.05).passed
 
 
+def test_a_rejection_gate_that_stops_the_push_names_the_rows_and_why() -> None:
+    rows = [{"enginy_id": f"e{i}", "action": "create", "fields": {}} for i in range(8)]
+    bad = batch(*rows, {"enginy_id": "r1", "action": "reject", "reason": "Email: 'nope' is not an email address"},
+                {"enginy_id": "r2", "action": "reject", "reason": "NumberOfEmployees: 'many' is not a number"})
+    gate = rejection_gate(bad, 0.05)
+    assert not gate.passed
+    assert "r1: Email: 'nope' is not an email address" in gate.description
+    assert "r2: NumberOfEmployees: 'many' is not a number" in gate.description
+    assert gate.details["rows"] == [{"enginy_id": "r1", "reason": "Email: 'nope' is not an email address"},
+                                    {"enginy_id": "r2", "reason": "NumberOfEmployees: 'many' is not a number"}]
+    assert gate.details["rejected"] == 2
+
+
 def test_the_written_values_read_from_json_text_are_the_values_parsed_dicts_hold() -> None:
     rows = batch({"enginy_id": "e1", "action": "create", "fields": {"LastName": "Ló", "NumberOfEmployees": 120,
                                                                     "Score": 1.5, "DoNotCall": True}},
