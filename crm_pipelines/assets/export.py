@@ -30,7 +30,7 @@ from crm_pipelines.export.gates import GATE_COLUMNS, expectation_suite_gates, re
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
 from crm_pipelines.export.push import outcomes, run_push
 from crm_pipelines.export.review import review_mapping, specs
-from crm_pipelines.export.values import FieldSpec
+from crm_pipelines.export.values import FieldSpec, is_empty
 from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
@@ -101,20 +101,52 @@ def _schema(crm_schema: pd.DataFrame, obj: str) -> dict[str, FieldSpec]:
 
 def _metadata(batch: pd.DataFrame) -> dict[str, Any]:
     counts = batch["action"].value_counts().to_dict()
-    # The first twenty writes' columns only: a copy of every write's fields and diff first was
-    # gigabytes at a million rows.
-    first = np.flatnonzero(batch["action"].isin(["create", "update"]).to_numpy(bool))[:20]
-    # Taken a column at a time: rows taken from the whole frame made pandas first copy all its
-    # text columns into one block (2 s at a million rows).
-    preview = parse_json(pd.DataFrame({c: batch[c].iloc[first].to_numpy(object) for c in
-                                       ("enginy_id", "action", "crm_id", "diff")}), ("diff",))
-    lines = [f"| {r['enginy_id']} | {r['action']} | {r['crm_id'] or ''} | "
-             + "; ".join(f"{d['field']}: {d['crm_value']!r} → {d['new_value']!r}" for d in r["diff"]) + " |"
-             for r in preview.to_dict("records")]
+    lines = [_preview_line(r) for r in _preview(batch).to_dict("records")]
     return {**{f"rows_{k}": int(v) for k, v in counts.items()}, "rows": len(batch),
-            "diff_preview": dg.MetadataValue.md("| Enginy id | action | CRM id | field: CRM value → new value |\n"
-                                                "| --- | --- | --- | --- |\n" + "\n".join(lines) if lines else
-                                                "(nothing to write)")}
+            "diff_preview": dg.MetadataValue.md("| Enginy id | action | CRM id | field: CRM value → new value, or why "
+                                                "it is rejected |\n| --- | --- | --- | --- |\n" + "\n".join(lines)
+                                                if lines else "(nothing to write)")}
+
+
+# Of the preview's twenty rows, at most these of each kind while the others have rows to show.
+PREVIEW_SHARE = {"reject": 5, "update": 10, "create": 5}
+
+
+def _preview(batch: pd.DataFrame, first: int = 20) -> pd.DataFrame:
+    """The rows a person reads before a push: rejections first (what will not go), then updates
+    (what overwrites the CRM's data), then creates — each kind its share of ``first``, a kind with
+    fewer rows leaving its places to the others. Taken a column at a time: rows taken from the
+    whole frame made pandas copy all its text columns into one block."""
+    action = batch["action"]
+    rows = {kind: np.flatnonzero(action.eq(kind).to_numpy(bool))[:first] for kind in PREVIEW_SHARE}
+    counts = {kind: min(share, len(rows[kind])) for kind, share in PREVIEW_SHARE.items()}
+    for kind in PREVIEW_SHARE:  # places left over go to the kinds in the same order
+        counts[kind] += min(len(rows[kind]) - counts[kind], first - sum(counts.values()))
+    picked = [int(i) for kind in PREVIEW_SHARE for i in rows[kind][:counts[kind]]]
+    columns = [c for c in ("enginy_id", "action", "crm_id", "diff", "reason") if c in batch]
+    rows = pd.DataFrame({c: batch[c].iloc[picked].to_numpy(object) for c in columns})
+    return parse_json(rows, ("diff",))
+
+
+def _preview_line(row: dict[str, Any]) -> str:
+    crm_id = "" if is_empty(row.get("crm_id")) else str(row["crm_id"])
+    if row["action"] == "reject":
+        what = str(row.get("reason") or "")
+    elif row["action"] == "create":  # nothing in the CRM yet: the values it gets
+        what = "; ".join(f"{d['field']}: {_shown(d['new_value'])}" for d in row["diff"] or [])
+    else:
+        what = "; ".join(f"{d['field']}: {_shown(d['crm_value'])} → {_shown(d['new_value'])}"
+                         for d in row["diff"] or [])
+    return f"| {row['enginy_id']} | {row['action']} | {crm_id} | {what.replace('|', '/')} |"
+
+
+def _shown(value: Any) -> str:
+    """A value as a person reads it: empty for nothing, whole numbers without a trailing .0."""
+    if is_empty(value):
+        return "(empty)"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 class Companies(NamedTuple):

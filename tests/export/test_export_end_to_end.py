@@ -199,6 +199,23 @@ def test_the_next_snapshot_sees_what_was_pushed_and_a_second_run_creates_nothing
     assert pushed.created_once
 
 
+def test_the_batch_preview_shows_updates_before_creates_with_clean_values(pushed: Pushed) -> None:
+    """What a person reads before a push: rejections, then the updates that overwrite CRM data
+    (old → new), then creates (their values); no "nan" CRM id, no "None →" on a create."""
+    batch = next(e for e in pushed.first.get_asset_materialization_events()
+                 if e.asset_key.path[-1] == "contact_export_batch")
+    preview = batch.materialization.metadata["diff_preview"].value
+    rows = [line.strip("| ").split(" | ") for line in preview.splitlines()[2:]]
+    order = {"reject": 0, "update": 1, "create": 2}
+    actions = [row[1] for row in rows]
+    assert actions == sorted(actions, key=order.__getitem__) and "create" in actions, preview
+    if "update" in set(pushed.batch["action"]):
+        assert actions[0] in ("reject", "update"), "an update is shown ahead of the creates"
+    for _, action, crm_id, what in rows:
+        assert crm_id != "nan" and (crm_id == "") == (action == "create"), preview
+        assert action != "create" or ("→" not in what and "None" not in what), preview
+
+
 def test_a_failing_gate_stops_the_push_and_says_why(pushed: Pushed) -> None:
     checks = [e for e in pushed.gate_run.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
     gate = next(e.event_specific_data for e in checks
