@@ -124,8 +124,7 @@ def _preview(batch: pd.DataFrame, first: int = 20) -> pd.DataFrame:
         counts[kind] += min(len(rows[kind]) - counts[kind], first - sum(counts.values()))
     picked = [int(i) for kind in PREVIEW_SHARE for i in rows[kind][:counts[kind]]]
     columns = [c for c in ("enginy_id", "action", "crm_id", "diff", "reason") if c in batch]
-    rows = pd.DataFrame({c: batch[c].iloc[picked].to_numpy(object) for c in columns})
-    return parse_json(rows, ("diff",))
+    return parse_json(pd.DataFrame({c: batch[c].iloc[picked].to_numpy(object) for c in columns}), ("diff",))
 
 
 def _preview_line(row: dict[str, Any]) -> str:
@@ -386,7 +385,7 @@ def _gate_check(asset: dg.AssetsDefinition, obj: str) -> dg.AssetChecksDefinitio
 
 
 def _rejected_table(rows: list[dict[str, str]], total: int) -> str:
-    """The rejected rows as the check's metadata shows them: each with its reason, the first few of all."""
+    """The rejected rows as the check's metadata shows them, each with its reason; the first of how many."""
     if not rows:
         return "(no row rejected)"
     lines = [f"| {r['enginy_id']} | {r['reason'].replace('|', '/')} |" for r in rows]
