@@ -123,8 +123,9 @@ def writes_to_send(obj: str, batch: pd.DataFrame, ledger: pd.DataFrame, allow_du
     done = set(ledger.loc[ledger["status"].isin(FINAL), "write_id"]) if len(ledger) else set()
     ids = write_ids(obj, batch) if ids is None else ids
     send = [i for i, wid in enumerate(ids) if wid is not None and wid not in done]
-    # The columns of the rows to send only: a resumed push or a run after a few changes reads few.
-    c = _write_columns(batch.iloc[send])
+    # The write columns of the rows to send only: a resumed push or a run after a few changes reads
+    # few, and no row copies the batch's other columns (its writeback and reasons).
+    c = _write_columns(batch[[name for name in WRITE_COLUMNS if name in batch]].iloc[send])
     # The fields parsed from the stored batch's JSON text, for these rows only (JSON has no NaN to drop).
     return [Write(ids[i], action, str(enginy_id), from_json(fields) or {}, crm_id=crm_id, owner_id=owner_id,
                   company_id=company_crm_id, company_link=company_link or "primary",
