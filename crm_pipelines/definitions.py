@@ -6,7 +6,7 @@ import os
 import dagster as dg
 
 from crm_pipelines.assets.activities import crm_activity_push
-from crm_pipelines.assets.crm import build_crm_assets, crm_associations, crm_schema, crm_users
+from crm_pipelines.assets.crm import crm_associations, crm_schema, crm_snapshots, crm_users
 from crm_pipelines.assets.dbt import build_rollup_assets, rollups_project
 from crm_pipelines.assets.enginy import enginy_assets
 from crm_pipelines.assets.export import build_export_assets, undo_associations
@@ -35,8 +35,6 @@ from crm_pipelines.sensors.schedules import build_nightly_reconciliation
 gc.set_threshold(50_000, 20, 100)
 
 MATERIALIZE_ALL = "materialize_all"
-BACKFILL_START_ENV = "CRM_PIPELINES_BACKFILL_START"
-DEFAULT_BACKFILL_START = "2024-01-01"
 
 
 def _from_env(name: str) -> dg.EnvVar | None:
@@ -68,10 +66,10 @@ STEP_PROCESSES = dg.multiprocess_executor.configured(
     {"start_method": {"forkserver": {}}}, name="multiprocess_forked_steps")
 
 
-def _nightly(job, config, config_path: str | None, partitions) -> dg.ScheduleDefinition:
+def _nightly(job, config, config_path: str | None) -> dg.ScheduleDefinition:
     cron = config.automation.nightly_reconciliation
     try:
-        return build_nightly_reconciliation(job, cron, config.automation.timezone, partitions)
+        return build_nightly_reconciliation(job, cron, config.automation.timezone)
     except dg.DagsterInvalidDefinitionError:
         raise ConfigError(config_path or DEFAULT_CONFIG, [
             f"automation.nightly_reconciliation: {cron!r} is not a cron schedule — fix: give five fields "
@@ -84,10 +82,9 @@ def defs() -> dg.Definitions:
     # path inside it and the fix, instead of failing later inside a run.
     config_path = os.environ.get(CONFIG_ENV_VAR) or None
     config = load_config(config_path)
-    snapshots = build_crm_assets(os.environ.get(BACKFILL_START_ENV) or DEFAULT_BACKFILL_START)
     export = build_export_assets(with_rollups=True, with_leads=registry.facts(config.active_crm).has_leads)
     assets = [
-        *enginy_assets, *snapshots, crm_users, crm_associations, crm_schema, *matching_assets,
+        *enginy_assets, crm_snapshots, crm_users, crm_associations, crm_schema, *matching_assets,
         build_rollup_assets(), *export, crm_activity_push, pipeline_alerts,
     ]
     names = {key.path[-1] for a in assets if isinstance(a, dg.AssetsDefinition) for key in a.keys}
@@ -95,14 +92,13 @@ def defs() -> dg.Definitions:
     gates = [key for a in export if isinstance(a, dg.AssetsDefinition) for key in a.check_keys]
     jobs = {job.name: job for job in build_jobs(batches, names)}
     interval = max(1, round(config.automation.sync_interval_minutes * 60))
-    partitions = snapshots[0].partitions_def
     return dg.Definitions(
         assets=assets,
         jobs=[dg.define_asset_job(MATERIALIZE_ALL, selection=dg.AssetSelection.all(),
                                   description="Every asset of the pipeline, in dependency order."),
               *jobs.values(), undo_associations],
-        schedules=[_nightly(jobs["nightly_reconciliation"], config, config_path, partitions)],
-        sensors=[build_crm_change_sensor(interval, partitions, ("companies", "contacts", "leads")),
+        schedules=[_nightly(jobs["nightly_reconciliation"], config, config_path)],
+        sensors=[build_crm_change_sensor(interval, ("companies", "contacts", "leads")),
                  build_enginy_change_sensor(interval, batches, [jobs[ENGINY_SYNC], jobs[ENGINY_SYNC_AND_PUSH]]),
                  run_failure_alert, build_failed_check_alert(gates)],
         resources={**build_resources(), "crm": crm_resource(config.active_crm, config.crm.settings.environment)},

@@ -12,8 +12,9 @@ EXPORT_PUSH = "export_push"
 ENGINY_SYNC_AND_PUSH = "enginy_sync_and_push"
 NIGHTLY_RECONCILIATION = "nightly_reconciliation"
 
-# The snapshot each CRM object lands in; crm_associations is rebuilt from the contacts.
+# The snapshot each CRM object lands in, all three from one step; crm_associations is rebuilt from the contacts.
 SNAPSHOTS = {"companies": "crm_companies", "contacts": "crm_contacts", "leads": "crm_leads"}
+SNAPSHOTS_STEP = "crm_snapshots"
 ASSOCIATIONS = "crm_associations"
 MATCH_ASSETS = ("company_matches", "contact_matches")
 # The step that builds the dbt models (the campaign rollups).
@@ -38,12 +39,13 @@ def build_jobs(batches: list[str], asset_names: set[str]) -> list:
         # than pulling a few changed records (about 20 of the 35 s of a sync under `dagster dev`).
         dg.define_asset_job(
             INCREMENTAL_SYNC, selection=snapshots, executor_def=dg.in_process_executor,
-            description="Pull what changed in the CRM since the last sync into the snapshots (the latest "
-                        "partition). The CRM change sensor requests it for the objects that changed."),
+            description="Pull what changed in the CRM since the last sync (from its cursor less five minutes) "
+                        "into the snapshots. The CRM change sensor requests it when an object changed."),
         dg.define_asset_job(
             FULL_BACKFILL, selection=crm,
-            description="Every CRM asset: launch it over a range of days to re-pull the records modified then, "
-                        "or on the latest day with full_refresh to pull the whole CRM again."),
+            description="Every CRM asset. In the launchpad, ops.crm_snapshots.config.backfill_from (and "
+                        "backfill_to) re-pulls the records modified on those days; full_refresh: true pulls "
+                        "the whole CRM again; neither: an incremental sync."),
         dg.define_asset_job(
             ENGINY_SYNC, selection=preparation,
             description="Enginy's records, matching, campaign rollups and the gated export batches — no push: "

@@ -8,8 +8,9 @@ snapshot flagged ``is_deleted`` so matching can ignore them and reports can coun
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
+import numpy as np
 import pandas as pd
 
 from crm_pipelines.frames import is_in
@@ -56,11 +57,31 @@ def fold_changes(snapshot: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
     return newest.sort_values("crm_id", kind="stable").reset_index(drop=True)
 
 
-def partition_window(day: str) -> Window:
-    """A daily partition's window: records modified on that UTC day (for backfills)."""
-    start = datetime.fromisoformat(day).replace(tzinfo=None)
-    start = pd.Timestamp(start, tz="UTC").to_pydatetime()
-    return Window(start, start + timedelta(days=1))
+def backfill_window(first_day: date, last_day: date, now: datetime) -> Window:
+    """The window of a backfill of the UTC days ``first_day`` to ``last_day`` (both included): up to
+    the end of the last day, or to now when that day is today (the pull then also moves the cursor)."""
+    if last_day < first_day:
+        raise ValueError(f"backfill_to {last_day} is before backfill_from {first_day} — fix: give the first "
+                         "day of the backfill in backfill_from and the last (or today) in backfill_to")
+    start = datetime.combine(first_day, time(), tzinfo=timezone.utc)
+    end = datetime.combine(last_day + timedelta(days=1), time(), tzinfo=timezone.utc)
+    return Window(start, min(end, now))
+
+
+def days_between(since: datetime, until: datetime) -> list[str]:
+    """The UTC days a pull from ``since`` up to ``until`` touched, as YYYY-MM-DD."""
+    first, last = since.astimezone(timezone.utc).date(), (until - timedelta(microseconds=1)).astimezone(timezone.utc).date()
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
+def records_by_day(changes: pd.DataFrame, days: list[str]) -> dict[str, dict[str, int]]:
+    """For each of ``days``: how many of the pulled records were last modified then, and how many of
+    them are deletions (every day listed, a day with none as zeros)."""
+    day = changes["last_modified"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d")
+    deleted = changes["is_deleted"].astype(bool)
+    counts = pd.DataFrame({"day": day, "deleted": deleted}).groupby("day")["deleted"].agg(["size", "sum"])
+    counts = counts.reindex(days, fill_value=0)
+    return {d: {"records": int(n), "deleted": int(x)} for d, n, x in zip(days, counts["size"], counts["sum"])}
 
 
 @dataclass
@@ -68,42 +89,43 @@ class Refresh:
     """The outcome of one snapshot refresh, with the figures the asset reports."""
 
     snapshot: pd.DataFrame
-    mode: str  # "full" | "incremental" | "window"
+    mode: str  # "full" | "incremental" | "backfill"
     since: datetime | None
     until: datetime | None
-    pulled: int
+    pulled: int  # records the CRM returned that the inbound sync rules let in
     unchanged: int  # pulled again (the overlap, a re-run window) with the modstamp already held
     created: int
     updated: int
     deleted: int
-    excluded_by_rules: int
+    excluded_by_rules: int  # records the CRM returned that the inbound sync rules leave out
     cursor_before: datetime | None
     cursor_after: datetime | None
     api_calls: int
     pages: int
     state: dict
+    by_day: dict[str, dict[str, int]]  # the pulled records per UTC day the pull covered (none for a full pull)
 
 
 def refresh_snapshot(pull, existing: pd.DataFrame | None, cursor: datetime | None, state: dict | None,
-                     range_start: datetime, range_end: datetime, includes_latest: bool,
-                     full_refresh: bool, keep=None, overlap: timedelta = DEFAULT_OVERLAP) -> Refresh:
-    """Pull what the partition range needs and fold it into the existing snapshot.
+                     now: datetime, backfill: Window | None = None, full_refresh: bool = False, keep=None,
+                     overlap: timedelta = DEFAULT_OVERLAP) -> Refresh:
+    """Pull what the snapshot needs and fold it into the existing one.
 
-    - ``full_refresh``, or a range up to now with no snapshot yet: pull everything and replace
-      the snapshot;
-    - a range that includes the latest partition: pull from the earlier of the range start and
-      the cursor less the overlap, up to now (the CRM's own change feed where it has one);
-    - a past range (a backfill): pull records modified in [range_start, range_end), and fold
-      them into the snapshot there is (if any).
-    ``pull(since, until, state)`` is the CRM client's pull for one object; ``keep(raw)`` is the
-    inbound sync rules' filter over the CRM's own fields.
+    - ``full_refresh``, or no snapshot or cursor yet (and no backfill): pull everything and
+      replace the snapshot;
+    - otherwise with no ``backfill``: an incremental pull from the cursor less the overlap up to
+      now (the CRM's own change feed where it has one);
+    - a ``backfill`` window: pull the records modified in it again, and fold them into the
+      snapshot there is (if any); a window reaching now also moves the cursor.
+    ``pull(since, until, state)`` is the CRM client's pull for one object (``until`` None: up to
+    now); ``keep(raw)`` is the inbound sync rules' filter over the CRM's own fields.
     """
-    if full_refresh or (includes_latest and (existing is None or cursor is None)):
+    if full_refresh or (backfill is None and (existing is None or cursor is None)):
         mode, since, until, state = "full", None, None, {}
-    elif includes_latest:
-        mode, since, until = "incremental", min(range_start, cursor - overlap), None
+    elif backfill is None:
+        mode, since, until = "incremental", cursor - overlap, None
     else:
-        mode, since, until = "window", range_start, range_end
+        mode, since, until = "backfill", backfill.since, (None if backfill.until >= now else backfill.until)
     result = pull(since, until, state or {})
     changes = result.records
     base = existing if mode != "full" and existing is not None else changes.iloc[0:0]
@@ -112,26 +134,29 @@ def refresh_snapshot(pull, existing: pd.DataFrame | None, cursor: datetime | Non
         changes = pd.concat([changes, vanished(base, changes, result.live_ids)], ignore_index=True)
     known = base["crm_id"] if len(base) else []
     snapshot = fold_changes(base, changes)
-    excluded = 0
     if keep is not None and len(snapshot):
-        kept = keep(snapshot["raw"]).to_numpy()
-        excluded = int((~kept).sum())
-        snapshot = snapshot[kept].reset_index(drop=True)
+        snapshot = snapshot[keep(snapshot["raw"]).to_numpy()].reset_index(drop=True)
+    # What the rules leave out is not a record pulled: a deletion always counts (the snapshot
+    # flags the record it held, whatever its fields now say).
+    left_out = (~keep(changes["raw"]).to_numpy() & ~changes["is_deleted"].astype(bool).to_numpy()
+                if keep is not None and len(changes) else np.zeros(len(changes), dtype=bool))
     cursor_after = cursor if mode != "full" else None
     # A first-ever backfill of past days sets no cursor: the next sync up to now pulls everything.
-    if seen is not None and not pd.isna(seen) and not (mode == "window" and cursor is None):
+    if seen is not None and not pd.isna(seen) and not (mode == "backfill" and cursor is None):
         seen = seen.to_pydatetime()
         cursor_after = seen if cursor_after is None else max(cursor_after, seen)
-    fresh = _not_already_held(changes, base)
+    let_in = changes[~left_out]
+    fresh = _not_already_held(let_in, base)
     deleted = fresh["is_deleted"].astype(bool)
     was_known = is_in(fresh["crm_id"], known)
     return Refresh(
-        snapshot=snapshot, mode=mode, since=since, until=until, pulled=len(changes),
-        unchanged=len(changes) - len(fresh),
+        snapshot=snapshot, mode=mode, since=since, until=until, pulled=len(let_in),
+        unchanged=len(let_in) - len(fresh),
         created=int((~was_known & ~deleted).sum()),
         updated=int((was_known & ~deleted).sum()),
-        deleted=int(deleted.sum()), excluded_by_rules=excluded, cursor_before=cursor, cursor_after=cursor_after,
-        api_calls=result.api_calls, pages=result.pages, state=result.state)
+        deleted=int(deleted.sum()), excluded_by_rules=int(left_out.sum()), cursor_before=cursor,
+        cursor_after=cursor_after, api_calls=result.api_calls, pages=result.pages, state=result.state,
+        by_day=records_by_day(let_in, days_between(since, until or now)) if since is not None else {})
 
 
 def vanished(base: pd.DataFrame, changes: pd.DataFrame, live_ids: set[str]) -> pd.DataFrame:

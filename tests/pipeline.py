@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -23,7 +22,6 @@ from crm_pipelines.assets.enginy import ENGINY_GROUP
 from crm_pipelines.enginy.database import write_tables
 from crm_pipelines.enginy.generator import GeneratedData, generate_frames
 
-TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
 ROLLUPS_GROUP = "rollups"
 # Everything the job does after the Enginy copies and the rollups, which the template holds.
 AFTER_ROLLUPS = dg.AssetSelection.all() - dg.AssetSelection.groups(ENGINY_GROUP, ROLLUPS_GROUP)
@@ -52,15 +50,15 @@ def instance_in_memory() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def run(instance: dg.DagsterInstance, selection: dg.AssetSelection, run_config: dict | None = None,
-        partition_key: str | None = TODAY) -> dg.ExecuteInProcessResult:
+def run(instance: dg.DagsterInstance, selection: dg.AssetSelection,
+        run_config: dict | None = None) -> dg.ExecuteInProcessResult:
     """materialize_all of the code location, as the environment configures it now, for ``selection``."""
     from crm_pipelines.definitions import MATERIALIZE_ALL, defs
 
     definitions = defs()
     keys = list(selection.resolve(definitions.resolve_asset_graph()))
     return definitions.resolve_job_def(MATERIALIZE_ALL).execute_in_process(
-        instance=instance, partition_key=partition_key, run_config=run_config or {}, asset_selection=keys,
+        instance=instance, run_config=run_config or {}, asset_selection=keys,
         raise_on_error=False)
 
 
@@ -78,10 +76,10 @@ def build_template(directory: Path) -> None:
         patch.setenv("CRM_PIPELINES_WAREHOUSE_URL", f"duckdb:///{warehouse}")
         patch.delenv("CRM_PIPELINES_WAREHOUSE_SCHEMA", raising=False)
         with instance_in_memory() as instance:
-            built = run(instance, dg.AssetSelection.groups(ENGINY_GROUP, ROLLUPS_GROUP), partition_key=None)
+            built = run(instance, dg.AssetSelection.groups(ENGINY_GROUP, ROLLUPS_GROUP))
     assert built.success, [e.message for e in built.all_events if e.is_failure]
 
 
 def run_after_rollups(instance: dg.DagsterInstance, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
-    """The rest of materialize_all on today's partition, on a copy of the template."""
+    """The rest of materialize_all, on a copy of the template."""
     return run(instance, AFTER_ROLLUPS, run_config)

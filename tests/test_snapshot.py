@@ -1,10 +1,11 @@
 """Incremental snapshots: the overlap window and folding changes without missing or doubling rows."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
+import pytest
 
-from crm_pipelines.snapshot import fold_changes, next_window, partition_window
+from crm_pipelines.snapshot import backfill_window, fold_changes, next_window, records_by_day
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -63,10 +64,24 @@ def test_no_changes_leave_the_snapshot_as_it_was() -> None:
     pd.testing.assert_frame_equal(fold_changes(snapshot, frame()), snapshot)
 
 
-def test_a_daily_partition_covers_one_utc_day() -> None:
-    window = partition_window("2026-03-01")
+def test_a_backfill_covers_whole_utc_days_and_stops_at_now() -> None:
+    window = backfill_window(date(2026, 3, 1), date(2026, 3, 3), now=T0 + timedelta(days=30))
     assert window.since == datetime(2026, 3, 1, tzinfo=timezone.utc)
-    assert window.until == datetime(2026, 3, 2, tzinfo=timezone.utc)
+    assert window.until == datetime(2026, 3, 4, tzinfo=timezone.utc)
+    assert backfill_window(date(2026, 3, 1), T0.date(), now=T0).until == T0
+
+
+def test_a_backfill_ending_before_it_starts_says_how_to_fix_it() -> None:
+    with pytest.raises(ValueError, match="backfill_from"):
+        backfill_window(date(2026, 3, 3), date(2026, 3, 1), now=T0)
+
+
+def test_records_are_counted_on_the_utc_day_they_were_last_modified_every_day_listed() -> None:
+    changes = frame(("a", T0, False, "a@x.com"), ("b", T0 + timedelta(hours=13), True, None),
+                    ("c", T0 - timedelta(days=2), False, "c@x.com"))
+    assert records_by_day(changes, ["2026-02-28", "2026-03-01", "2026-03-02"]) == {
+        "2026-02-28": {"records": 0, "deleted": 0}, "2026-03-01": {"records": 1, "deleted": 0},
+        "2026-03-02": {"records": 1, "deleted": 1}}
 
 
 def test_a_deletion_reported_by_id_only_keeps_what_was_known_about_the_record() -> None:
@@ -97,8 +112,7 @@ def test_records_pulled_again_by_the_overlap_are_counted_as_already_held_not_as_
     changes = frame(("a", T0, False, "a@x.com"), ("b", T0 + timedelta(minutes=1), False, "b2@x.com"),
                     ("c", T0 + timedelta(minutes=2), False, "c@x.com"))
     pull, _ = _pull(changes)
-    refresh = refresh_snapshot(pull, held, T0, {}, T0, T0 + timedelta(days=1), includes_latest=True,
-                               full_refresh=False)
+    refresh = refresh_snapshot(pull, held, T0, {}, now=T0 + timedelta(hours=1))
     assert (refresh.pulled, refresh.unchanged, refresh.created, refresh.updated) == (3, 1, 1, 1)
 
 
@@ -106,8 +120,8 @@ def test_a_first_ever_backfill_pulls_only_its_days_and_leaves_the_next_sync_to_p
     from crm_pipelines.snapshot import refresh_snapshot
 
     pull, calls = _pull(frame(("a", T0, False, "a@x.com")))
-    start, end = T0 - timedelta(days=3), T0 + timedelta(hours=1)
-    refresh = refresh_snapshot(pull, None, None, {}, start, end, includes_latest=False, full_refresh=False)
-    assert refresh.mode == "window" and calls == [(start, end)]
+    window = backfill_window(T0.date() - timedelta(days=3), T0.date(), now=T0 + timedelta(days=2))
+    refresh = refresh_snapshot(pull, None, None, {}, now=T0 + timedelta(days=2), backfill=window)
+    assert refresh.mode == "backfill" and calls == [(window.since, window.until)]
     assert refresh.cursor_after is None, "a cursor here would make the next sync skip every older record"
     assert len(refresh.snapshot) == 1

@@ -1,13 +1,17 @@
 """CRM snapshot assets: the CRM's contacts, companies, leads, users, associations and schema.
 
-Snapshots are partitioned by day of last modification so a data engineer can backfill any
-range from the UI (one run per range: a snapshot is one table, folded in order). The latest
-partition is the incremental sync: it pulls from the previous cursor (less an overlap) up to
-now. The cursor and the CRM's own change-feed state travel in the materialization metadata.
+The three record snapshots are one step, ``crm_snapshots``, materialized together: each is the
+CRM's current records, with no partitions (a snapshot is one table, and a partition per day would
+show every day before the first sync as missing). A plain materialization is the incremental
+sync: it pulls from the previous cursor (less an overlap) up to now. A backfill re-pulls the
+records modified on a range of days, given in the run's config; ``full_refresh`` pulls everything
+again. The cursor and the CRM's own change-feed state travel in the materialization metadata,
+and each run records how many records it pulled per day it covered.
 """
 
 import json
 import time
+from datetime import date, datetime, timezone
 
 import dagster as dg
 import pandas as pd
@@ -19,19 +23,46 @@ from crm_pipelines.crms.facts import Capability
 from crm_pipelines.progress import per_second
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import Warehouse
-from crm_pipelines.snapshot import fill_company_names, refresh_snapshot
+from crm_pipelines.snapshot import Window, backfill_window, fill_company_names, refresh_snapshot
 from crm_pipelines.sync_rules import matches
 
 CRM_GROUP = "crm"
+# Each CRM object's snapshot, in the order the step pulls them (contacts take company names from
+# the companies).
+SNAPSHOT_OF = {"companies": "crm_companies", "contacts": "crm_contacts", "leads": "crm_leads"}
+MODELS = {"companies": CrmCompany, "contacts": CrmContact, "leads": CrmContact}
 
 
 class SnapshotConfig(dg.Config):
     full_refresh: bool = False
-    """Pull every record again and replace the snapshot (also restarts the CRM's change feed)."""
+    """Pull every record again and replace the snapshots (also restarts the CRM's change feed)."""
+    backfill_from: str | None = None
+    """Backfill: re-pull the records modified from this UTC day (YYYY-MM-DD) on, and fold them in."""
+    backfill_to: str | None = None
+    """The last day of the backfill, YYYY-MM-DD (included); today when left out."""
+
+    def window(self, now: datetime) -> Window | None:
+        if self.backfill_from is None:
+            if self.backfill_to is not None:
+                raise dg.Failure("ops.crm_snapshots.config.backfill_to is set without backfill_from — fix: give the "
+                                 "first day of the backfill in backfill_from (YYYY-MM-DD)")
+            return None
+        days = []
+        for field in ("backfill_from", "backfill_to"):
+            value = getattr(self, field)
+            try:
+                days.append(date.fromisoformat(value) if value else now.date())
+            except ValueError:
+                raise dg.Failure(f"ops.crm_snapshots.config.{field}: {value!r} is not a day — fix: write it as "
+                                 "YYYY-MM-DD, e.g. 2026-03-01") from None
+        try:
+            return backfill_window(days[0], days[1], now)
+        except ValueError as exc:
+            raise dg.Failure(f"ops.crm_snapshots.config: {exc}") from None
 
 
-def _previous(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp | None, dict]:
-    event = context.instance.get_latest_materialization_event(context.asset_key)
+def _previous(context: dg.AssetExecutionContext, key: dg.AssetKey) -> tuple[pd.Timestamp | None, dict]:
+    event = context.instance.get_latest_materialization_event(key)
     if event is None or event.asset_materialization is None:
         return None, {}
     metadata = event.asset_materialization.metadata
@@ -51,32 +82,34 @@ def _existing(warehouse: Warehouse, table: str, model) -> pd.DataFrame | None:
 
 
 def _refresh(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: CrmResource, warehouse: Warehouse,
-             integration: IntegrationSettings, obj: str, model) -> tuple[pd.DataFrame, dict]:
+             integration: IntegrationSettings, obj: str) -> tuple[pd.DataFrame, dict]:
     started = time.monotonic()
-    name = context.asset_key.path[-1]
+    name = SNAPSHOT_OF[obj]
     client = crm.client()
     client.progress = context.log.info
     config_now = integration.load()
     rules = getattr(config_now.inbound_sync_rules, obj, None)
     tracked = registry.facts(config_now.active_crm).can(Capability.CHANGE_TRACKING)
-    cursor, state = _previous(context)
-    window = context.partition_time_window
-    last = context.assets_def.partitions_def.get_last_partition_window()
-    context.log.info("pulling %s from %s for %s – %s", obj, client.crm, window.start, window.end)
+    cursor, state = _previous(context, dg.AssetKey(name))
+    now = datetime.now(timezone.utc)
+    backfill = config.window(now)
     refresh = refresh_snapshot(
         lambda since, until, st: client.pull(obj, since, until, st),
-        _existing(warehouse, name, model), cursor.to_pydatetime() if cursor is not None else None, state,
-        window.start, window.end, includes_latest=last is not None and window.end >= last.end,
-        full_refresh=config.full_refresh, keep=(lambda raw: matches(raw, rules)) if rules else None)
-    context.log.info("%s: %d records pulled (%d new, %d updated, %d deleted, %d already held) in %d API calls",
-                     obj, refresh.pulled, refresh.created, refresh.updated, refresh.deleted, refresh.unchanged,
-                     refresh.api_calls)
+        _existing(warehouse, name, MODELS[obj]), cursor.to_pydatetime() if cursor is not None else None, state,
+        now, backfill=backfill, full_refresh=config.full_refresh, keep=(lambda raw: matches(raw, rules)) if rules else None)
+    context.log.info("%s: %s pull from %s: %d records (%d new, %d updated, %d deleted, %d already held; "
+                     "%d left out by the sync rules) in %d API calls", obj, refresh.mode, refresh.since or "the start",
+                     refresh.pulled, refresh.created, refresh.updated, refresh.deleted, refresh.unchanged,
+                     refresh.excluded_by_rules, refresh.api_calls)
     metadata = {
         "mode": refresh.mode,
         # Where an incremental pull learns what changed: the CRM's change feed or a time window.
         "changes_from": "the CRM's change tracking" if tracked else "the records' modification time",
-        "records_pulled": refresh.pulled, "records_unchanged": refresh.unchanged, "records_new": refresh.created, "records_updated": refresh.updated,
-        "records_deleted": refresh.deleted, "records_excluded_by_sync_rules": refresh.excluded_by_rules,
+        "records_pulled": refresh.pulled, "records_unchanged": refresh.unchanged, "records_new": refresh.created,
+        "records_updated": refresh.updated, "records_deleted": refresh.deleted,
+        "records_excluded_by_sync_rules": refresh.excluded_by_rules,
+        # Per day the pull covered (a backfill's days, or the days since the cursor): what it found.
+        "records_by_day": dg.MetadataValue.json(refresh.by_day) if refresh.by_day else None,
         "api_calls": refresh.api_calls, "pages": refresh.pages,
         "pull_since": str(refresh.since) if refresh.since else "everything",
         "pull_until": str(refresh.until) if refresh.until else "now",
@@ -90,33 +123,32 @@ def _refresh(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: Crm
     return refresh.snapshot, {k: v for k, v in metadata.items() if v is not None}
 
 
-def build_crm_assets(start_date: str) -> list[dg.AssetsDefinition]:
-    """The snapshot assets, partitioned daily from ``start_date`` (the backfill horizon)."""
-    partitions = dg.DailyPartitionsDefinition(start_date=start_date, end_offset=1)
-    common = dict(group_name=CRM_GROUP, partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-                  io_manager_key="warehouse_io_manager", kinds={"pandas"})
+SNAPSHOT_DESCRIPTIONS = {
+    "companies": "CRM companies (Salesforce Accounts, HubSpot companies, Dataverse accounts).",
+    "contacts": "CRM contacts, with the company name filled from crm_companies where the CRM holds only a reference.",
+    "leads": "CRM leads (Salesforce Leads, Dataverse leads; HubSpot has none).",
+}
+HOW_TO_REFRESH = (
+    " Materialized with crm_companies, crm_contacts and crm_leads together (one pull step). Materialize: "
+    "an incremental sync from the last cursor less five minutes. Backfill: open the launchpad and set "
+    "backfill_from (and backfill_to; today if left out) under ops.crm_snapshots.config to re-pull the records "
+    "modified on those days; records_by_day in the metadata counts them per day. full_refresh: true pulls everything.")
 
-    @dg.asset(description="CRM companies (Salesforce Accounts, HubSpot companies, Dataverse accounts).", **common)
-    def crm_companies(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: CrmResource,
-                      warehouse: Warehouse, integration: IntegrationSettings) -> dg.Output[pd.DataFrame]:
-        snapshot, metadata = _refresh(context, config, crm, warehouse, integration, "companies", CrmCompany)
-        return dg.Output(snapshot, metadata=metadata)
 
-    @dg.asset(description="CRM contacts, with the company name filled from crm_companies where the CRM "
-                          "holds only a reference.", **common)
-    def crm_contacts(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: CrmResource,
-                     warehouse: Warehouse, integration: IntegrationSettings,
-                     crm_companies: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-        snapshot, metadata = _refresh(context, config, crm, warehouse, integration, "contacts", CrmContact)
-        return dg.Output(fill_company_names(snapshot, crm_companies), metadata=metadata)
-
-    @dg.asset(description="CRM leads (Salesforce Leads, Dataverse leads; HubSpot has none).", **common)
-    def crm_leads(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: CrmResource,
-                  warehouse: Warehouse, integration: IntegrationSettings) -> dg.Output[pd.DataFrame]:
-        snapshot, metadata = _refresh(context, config, crm, warehouse, integration, "leads", CrmContact)
-        return dg.Output(snapshot, metadata=metadata)
-
-    return [crm_companies, crm_contacts, crm_leads]
+@dg.multi_asset(
+    name="crm_snapshots", group_name=CRM_GROUP, can_subset=False,
+    specs=[dg.AssetSpec(name, description=SNAPSHOT_DESCRIPTIONS[obj] + HOW_TO_REFRESH, kinds={"pandas"})
+           .with_io_manager_key("warehouse_io_manager") for obj, name in SNAPSHOT_OF.items()])
+def crm_snapshots(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: CrmResource, warehouse: Warehouse,
+                  integration: IntegrationSettings):
+    companies = None
+    for obj, name in SNAPSHOT_OF.items():
+        snapshot, metadata = _refresh(context, config, crm, warehouse, integration, obj)
+        if obj == "companies":
+            companies = snapshot
+        elif obj == "contacts":
+            snapshot = fill_company_names(snapshot, companies)
+        yield dg.Output(snapshot, output_name=name, metadata=metadata)
 
 
 @dg.asset(group_name=CRM_GROUP, io_manager_key="warehouse_io_manager", kinds={"pandas"},

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
@@ -144,17 +143,15 @@ def materialize_all_here():
 
 
 def materialize_everything():
-    """materialize_all of the code location, today's partition, on the Dagster instance of DAGSTER_HOME.
+    """materialize_all of the code location on the Dagster instance of DAGSTER_HOME.
 
     Through execute_job, not execute_in_process: the latter keeps every step's output in memory
     until the run ends (for output_for_node), which at a million contacts is every table of the
     run at once; here each output is dropped once the warehouse has it."""
     import dagster as dg
 
-    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     with dg.DagsterInstance.get() as instance:
-        return dg.execute_job(dg.reconstructable(materialize_all_here), instance,
-                              tags={"dagster/partition": today})
+        return dg.execute_job(dg.reconstructable(materialize_all_here), instance)
 
 
 def _report(result, home: Path) -> None:

@@ -4,11 +4,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from crm_pipelines.jobs import NIGHTLY_RECONCILIATION, SNAPSHOTS
+from crm_pipelines.jobs import NIGHTLY_RECONCILIATION, SNAPSHOTS_STEP
 
 
-def build_nightly_reconciliation(job, cron: str, timezone: str,
-                                 partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.ScheduleDefinition:
+def build_nightly_reconciliation(job, cron: str, timezone: str) -> dg.ScheduleDefinition:
     @dg.schedule(name="nightly_reconciliation_schedule", job=job, cron_schedule=cron, execution_timezone=timezone,
                  default_status=dg.DefaultScheduleStatus.STOPPED,
                  description=f"Runs {NIGHTLY_RECONCILIATION} at '{cron}' ({timezone}): a full pull of every CRM "
@@ -16,10 +15,8 @@ def build_nightly_reconciliation(job, cron: str, timezone: str,
                              "here), matching, the match-quality report and an export dry run attached to "
                              "the run as export_dry_run. Nothing is pushed.")
     def nightly_reconciliation_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        # The partition of the day the run starts in: the incremental one, which reaches up to now.
         when = context.scheduled_execution_time or datetime.now(UTC)  # None when launched by hand
-        day = partitions_def.get_partition_key_for_timestamp(when.timestamp())
-        full = {"ops": {name: {"config": {"full_refresh": True}} for name in SNAPSHOTS.values()}}
-        return dg.RunRequest(run_key=f"nightly:{day}", partition_key=day, run_config=full)
+        full = {"ops": {SNAPSHOTS_STEP: {"config": {"full_refresh": True}}}}
+        return dg.RunRequest(run_key=f"nightly:{when.astimezone(UTC):%Y-%m-%d}", run_config=full)
 
     return nightly_reconciliation_schedule

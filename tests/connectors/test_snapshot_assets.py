@@ -1,11 +1,12 @@
 """Snapshot assets end to end, for each CRM: Dagster materializations pulling from the sandbox
-over HTTPS into a real warehouse — first full pull, incremental changes and deletions, backfill
-windows, inbound sync rules, and the backfill command of the README."""
+over HTTPS into a real warehouse — first full pull, incremental changes and deletions, backfills
+of a range of days, inbound sync rules, and the backfill command of the README."""
 
+import json
 import os
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +16,7 @@ import yaml
 from hubspot.crm.contacts import SimplePublicObjectInput, SimplePublicObjectInputForCreate
 
 from crm_pipelines.crms.registry import example_config
-from crm_pipelines.assets.crm import build_crm_assets, crm_associations, crm_schema, crm_users
+from crm_pipelines.assets.crm import crm_associations, crm_schema, crm_snapshots, crm_users
 from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.dynamics.client import DynamicsResource
@@ -35,8 +36,7 @@ from crm_pipelines.crms.zoho import emulator as sandbox_zoho
 from crm_pipelines.crms.registry import client_environment
 from tests.pipeline import instance_in_memory
 
-TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-ASSETS = [*build_crm_assets("2024-10-01"), crm_users, crm_associations, crm_schema]
+ASSETS = [crm_snapshots, crm_users, crm_associations, crm_schema]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -163,7 +163,7 @@ def resources(crm, tmp_path: Path):
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
-    """The asset's metadata in this run (a range run records it once per partition, alike)."""
+    """The asset's metadata in this run."""
     events = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == asset]
     assert events
     return {k: v.value for k, v in events[-1].materialization.metadata.items()}
@@ -176,7 +176,7 @@ def stored(sandbox, spec: Crm, obj: str | None = None) -> list:
 def test_the_first_pull_snapshots_every_object_and_the_next_one_only_what_changed(crm, resources) -> None:
     sandbox, spec = crm
     with instance_in_memory() as instance:
-        first = dg.materialize(ASSETS, resources=resources, partition_key=TODAY, instance=instance)
+        first = dg.materialize(ASSETS, resources=resources, instance=instance)
         assert first.success
         warehouse = resources["warehouse"]
         contacts = warehouse.read_table("crm_contacts")
@@ -198,7 +198,7 @@ def test_the_first_pull_snapshots_every_object_and_the_next_one_only_what_change
         spec.delete(crm_resource, removed)
         created = spec.create(crm_resource, "nadia@okafor.io")
 
-        second = dg.materialize(ASSETS[:3], resources=resources, partition_key=TODAY, instance=instance)
+        second = dg.materialize([crm_snapshots], resources=resources, instance=instance)
         meta = metadata(second, "crm_contacts")
         assert meta["mode"] == "incremental"
         # The overlap may pull a few records again; they are recognised by their modstamp.
@@ -215,19 +215,25 @@ def test_the_first_pull_snapshots_every_object_and_the_next_one_only_what_change
 def test_a_backfill_of_several_days_re_pulls_records_modified_in_those_days(crm, resources) -> None:
     sandbox, spec = crm
     with instance_in_memory() as instance:
-        assert dg.materialize(ASSETS[:3], resources=resources, partition_key=TODAY, instance=instance).success
+        assert dg.materialize([crm_snapshots], resources=resources, instance=instance).success
         rows = stored(sandbox, spec)
         days = sorted({r.modified_at.strftime("%Y-%m-%d") for r in rows})
         start, end = days[len(days) // 2], days[len(days) // 2 + 2]
-        job = dg.Definitions(assets=ASSETS[:3], resources=resources).resolve_implicit_global_asset_job_def()
-        result = job.execute_in_process(instance=instance, tags={
-            "dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end})
+        result = dg.materialize([crm_snapshots], resources=resources, instance=instance, run_config={
+            "ops": {"crm_snapshots": {"config": {"backfill_from": start, "backfill_to": end}}}})
         assert result.success
         meta = metadata(result, "crm_contacts")
         in_range = [r for r in rows if start <= r.modified_at.strftime("%Y-%m-%d") <= end]
-        assert meta["mode"] == "window"
+        assert meta["mode"] == "backfill"
         assert meta["records_pulled"] == len(in_range) > 0
         assert meta["records_new"] == 0, "records already in the snapshot are refreshed, not added again"
+        # Per day of the range, and only those days: the records modified then.
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+        covered = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+        assert list(meta["records_by_day"]) == covered
+        assert {day: counts["records"] for day, counts in meta["records_by_day"].items()} == {
+            day: sum(r.modified_at.strftime("%Y-%m-%d") == day for r in rows) for day in covered}
+        assert {metadata(result, name)["mode"] for name in ("crm_companies", "crm_leads")} == {"backfill"}
 
 
 def test_inbound_sync_rules_keep_only_the_records_they_describe(crm, resources, tmp_path: Path) -> None:
@@ -240,7 +246,7 @@ def test_inbound_sync_rules_keep_only_the_records_they_describe(crm, resources, 
     path.write_text(yaml.safe_dump(config))
     resources = {**resources, "integration": IntegrationSettings(config_path=str(path))}
     with instance_in_memory() as instance:
-        result = dg.materialize(ASSETS[:3], resources=resources, partition_key=TODAY, instance=instance)
+        result = dg.materialize([crm_snapshots], resources=resources, instance=instance)
     contacts = resources["warehouse"].read_table("crm_contacts")
     title = spec.title_of or (lambda sb, r: r.fields.get(spec.title_field))
     everyone = [title(sandbox, r) or "" for r in stored(sandbox, spec)]
@@ -251,19 +257,19 @@ def test_inbound_sync_rules_keep_only_the_records_they_describe(crm, resources, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("crm", ["hubspot"], indirect=True)
-def test_the_readme_backfill_command_materializes_a_partition_range(crm, tmp_path: Path) -> None:
-    """`dagster asset materialize --partition-range` as the README shows it, in a subprocess."""
+def test_the_readme_backfill_command_re_pulls_a_range_of_days(crm, tmp_path: Path) -> None:
+    """`dagster asset materialize` with backfill_from and backfill_to as the README shows it, in a subprocess."""
     sandbox, spec = crm
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_PIPELINES_", "DAGSTER_"))}
     env.update(client_environment(spec.name, sandbox))
     env.update({"CRM_PIPELINES_CONFIG": str(example_config(spec.name)),
-                "CRM_PIPELINES_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}",
-                "CRM_PIPELINES_BACKFILL_START": "2024-01-01", "DAGSTER_HOME": str(tmp_path)})
+                "CRM_PIPELINES_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}", "DAGSTER_HOME": str(tmp_path)})
     days = sorted({r.modified_at.strftime("%Y-%m-%d") for r in stored(sandbox, spec)})
     start, end = days[len(days) // 2], days[len(days) // 2 + 29] if len(days) > 30 else days[-1]
+    config = {"ops": {"crm_snapshots": {"config": {"backfill_from": start, "backfill_to": end}}}}
     done = subprocess.run(
         [str(REPO / ".venv" / "bin" / "dagster"), "asset", "materialize", "-m", "crm_pipelines.definitions",
-         "--select", "crm_companies,crm_contacts", "--partition-range", f"{start}...{end}"],
+         "--select", "crm_companies,crm_contacts,crm_leads", "--config-json", json.dumps(config)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     contacts = Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}").read_table("crm_contacts")

@@ -347,7 +347,7 @@ def test_faults_during_the_push_lose_nothing_and_the_re_run_creates_nothing_twic
         second = run_after_rollups(instance)
         assert second.success
         # The second run pulled before it pushed the failed write: pull once more to see it.
-        repull = run(instance, dg.AssetSelection.assets("crm_companies", "crm_contacts"))
+        repull = run(instance, dg.AssetSelection.assets("crm_companies", "crm_contacts", "crm_leads"))
         assert repull.success
     results = warehouse.read_table("crm_push_results")
     contacts = results[results["object"] == "contacts"]
@@ -377,7 +377,7 @@ def test_faults_during_a_batched_upsert_lose_nothing_and_the_re_run_creates_noth
         assert 1 < len(failed) <= 100 and set(failed["action"]) == {"create"}, "the first upsert call's creates"
         assert run_after_rollups(instance).success
         assert [rule.hits for rule in sandbox.ctx.faults.rules()] == [6, 1, 1, 1], "every fault was met"
-        repull = run(instance, dg.AssetSelection.assets("crm_companies", "crm_contacts"))
+        repull = run(instance, dg.AssetSelection.assets("crm_companies", "crm_contacts", "crm_leads"))
         assert repull.success
     contacts = warehouse.read_table("crm_push_results").query("object == 'contacts'")
     assert "failed" not in set(contacts["status"]) and "pending" not in set(contacts["status"])

@@ -2,7 +2,6 @@
 into a DuckDB warehouse, the Enginy tables from SQLite, then matches, CRM duplicates and the
 report — read back from the warehouse and scored against the generator's ground truth."""
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -10,7 +9,7 @@ import pandas as pd
 import yaml
 
 from crm_pipelines.crms.registry import example_config
-from crm_pipelines.assets.crm import build_crm_assets
+from crm_pipelines.assets.crm import crm_snapshots
 from crm_pipelines.assets.enginy import enginy_assets
 from crm_pipelines.assets.matching import matching_assets
 from crm_pipelines.enginy.database import write_tables
@@ -22,7 +21,6 @@ from crm_pipelines.resources.warehouse import Warehouse, WarehouseIOManager
 from crm_pipelines.crms.salesforce import emulator as sandbox_salesforce
 from tests.pipeline import instance_in_memory
 
-TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
 
 
 def test_matching_assets_read_whole_daily_snapshots_and_write_matches_duplicates_and_the_report(sandbox, tmp_path: Path):
@@ -40,11 +38,10 @@ def test_matching_assets_read_whole_daily_snapshots_and_write_matches_duplicates
         "enginy": EnginyDatabase(url=enginy_url),
         "integration": IntegrationSettings(config_path=str(tmp_path / "integration.yaml")),
     }
-    snapshots = build_crm_assets("2024-10-01")
-    assets = [*enginy_assets, *snapshots, *matching_assets]
+    assets = [*enginy_assets, crm_snapshots, *matching_assets]
     report_dir = tmp_path / "reports"
     with instance_in_memory() as instance:
-        pulled = dg.materialize(assets, selection=snapshots, partition_key=TODAY, resources=resources, instance=instance)
+        pulled = dg.materialize(assets, selection=[crm_snapshots], resources=resources, instance=instance)
         assert pulled.success
         run = dg.materialize(
             assets, selection=["enginy_companies", "enginy_contacts", *(a.key.path[-1] for a in matching_assets)],

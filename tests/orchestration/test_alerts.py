@@ -2,7 +2,6 @@
 Slack message (a local webhook here); a Dynamics connection Entra ID refuses is raised as a
 reconnect alert; Slack being down never loses the record; no secret ever reaches either."""
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +17,6 @@ from crm_pipelines.sensors.alerts import ALERTS, build_failed_check_alert, raise
 from tests.orchestration.slack import SlackEndpoint
 from tests.postgres import dagster_instance_on_postgres
 
-TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
 WRONG_SECRET = "not-the-app-secret-4711"
 
 
@@ -50,7 +48,7 @@ def test_a_dynamics_connection_entra_id_refuses_raises_a_reconnect_alert(
 
     with dagster_instance_on_postgres(tmp_path / "home", monkeypatch) as instance:
         result = defs().resolve_job_def("incremental_sync").execute_in_process(
-            instance=instance, partition_key=TODAY, raise_on_error=False)
+            instance=instance, raise_on_error=False)
         assert not result.success
         context = dg.build_run_status_sensor_context(
             sensor_name="run_failure_alert", dagster_event=result.get_run_failure_event(),

@@ -40,12 +40,12 @@ def test_the_nightly_run_refreshes_everything_and_attaches_a_dry_run_without_pus
     tonight = datetime.now(timezone.utc).replace(hour=2, minute=0, second=0, microsecond=0)
     with dg.build_schedule_context(scheduled_execution_time=tonight, repository_def=repository) as context:
         [request] = schedule.evaluate_tick(context).run_requests
-    assert request.partition_key == tonight.strftime("%Y-%m-%d")
+    assert request.run_key == f"nightly:{tonight:%Y-%m-%d}"
 
     with instance_in_memory() as instance:
         sandbox.ctx.stats.reset()
         result = defs.resolve_job_def("nightly_reconciliation").execute_in_process(
-            instance=instance, partition_key=request.partition_key, run_config=request.run_config)
+            instance=instance, run_config=request.run_config)
         assert result.success
     meta = {e.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
             for e in result.get_asset_materialization_events()}

@@ -22,7 +22,6 @@ from tests.pipeline import Template, run_after_rollups
 from tests.postgres import dagster_instance_on_postgres
 
 pytestmark = pytest.mark.postgres
-TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
 
 
 @pytest.fixture
@@ -52,8 +51,7 @@ def _tick(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor:
 def _run(defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterInstance,
          job_name: str = INCREMENTAL_SYNC) -> dg.ExecuteInProcessResult:
     job = defs.resolve_job_def(request.job_name or job_name)
-    result = job.execute_in_process(instance=instance, partition_key=request.partition_key,
-                                    asset_selection=request.asset_selection, run_config=request.run_config or {},
+    result = job.execute_in_process(instance=instance, asset_selection=request.asset_selection, run_config=request.run_config or {},
                                     tags=request.tags)
     assert result.success
     return result
@@ -71,7 +69,6 @@ def test_the_crm_sensor_requests_one_run_per_change_and_never_skips_one(
 
     first = _tick(defs, "crm_change_sensor", instance, None)
     assert len(first.run_requests) == 1, "the first tick syncs every object once"
-    assert first.run_requests[0].partition_key == TODAY
     ids = list(warehouse.read_table("crm_contacts")["crm_id"]) if "crm_contacts" in warehouse.table_names() else []
     assert ids == []
 
@@ -86,8 +83,14 @@ def test_the_crm_sensor_requests_one_run_per_change_and_never_skips_one(
     second = _tick(defs, "crm_change_sensor", instance, first.cursor)
     assert len(second.run_requests) == 1
     selected = {key.path[-1] for key in second.run_requests[0].asset_selection}
-    assert selected == {"crm_contacts", "crm_associations"}, "only the object that changed is synced"
-    _run(defs, second.run_requests[0], instance)
+    # The snapshots are one step; the objects that did not change find nothing new.
+    assert selected == {"crm_companies", "crm_contacts", "crm_leads", "crm_associations"}
+    assert second.run_requests[0].tags["crm_pipelines/changed_objects"] == "contacts"
+    synced = _run(defs, second.run_requests[0], instance)
+    pulled = {e.asset_key.path[-1]: e.materialization.metadata for e in synced.get_asset_materialization_events()}
+    assert {name: pulled[name]["mode"].value for name in ("crm_companies", "crm_contacts")} == {
+        "crm_companies": "incremental", "crm_contacts": "incremental"}
+    assert pulled["crm_companies"]["records_new"].value + pulled["crm_companies"]["records_updated"].value == 0
     titles = warehouse.read_table("crm_contacts").set_index("crm_id")["job_title"]
     assert titles[contact] == "During The Run" and titles[other] == "After The Run"
 
@@ -109,7 +112,7 @@ def test_the_crm_sensor_waits_for_an_unfinished_sync_and_then_catches_up(
     _run(defs, first.run_requests[0], instance)
 
     job = defs.resolve_job_def(INCREMENTAL_SYNC)
-    unfinished = instance.create_run_for_job(job, tags={"dagster/partition": TODAY}, status=dg.DagsterRunStatus.STARTED)
+    unfinished = instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED)
     contact = next(r.id for r in sandbox.ctx.store.records(crm_name, spec.contacts))
     spec.update_title(spec.resource(sandbox), contact, "While Another Sync Runs")
     waiting = _tick(defs, "crm_change_sensor", instance, first.cursor)

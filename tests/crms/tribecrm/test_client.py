@@ -69,11 +69,11 @@ def test_an_incremental_pull_brings_a_person_whose_only_change_is_their_employme
 def test_the_snapshot_marks_deleted_what_the_id_listing_no_longer_holds(sandbox) -> None:
     ids = people(sandbox, 5)
     crm = client(sandbox)
-    first = refresh_snapshot(lambda s, u, st: crm.pull("contacts", s, u, st), None, None, None, START,
-                             datetime.now(timezone.utc), includes_latest=True, full_refresh=False)
+    first = refresh_snapshot(lambda s, u, st: crm.pull("contacts", s, u, st), None, None, None,
+                             now=datetime.now(timezone.utc))
     crm.rest.request("DELETE", f"{tribecrm.PERSON}({ids[1]})")
     second = refresh_snapshot(lambda s, u, st: crm.pull("contacts", s, u, st), first.snapshot, first.cursor_after,
-                              {}, START, datetime.now(timezone.utc), includes_latest=True, full_refresh=False)
+                              {}, now=datetime.now(timezone.utc))
     snapshot = second.snapshot.set_index("crm_id")
     assert second.deleted == 1 and bool(snapshot.loc[ids[1], "is_deleted"]) and len(snapshot) == 5
     assert second.cursor_after == first.cursor_after, "a deletion seen does not move the cursor"
