@@ -2,6 +2,7 @@
 into a DuckDB warehouse, the Enginy tables from SQLite, then matches, CRM duplicates and the
 report — read back from the warehouse and scored against the generator's ground truth."""
 
+import html
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.crms.salesforce.client import SalesforceResource
 from crm_pipelines.resources.warehouse import Warehouse, WarehouseIOManager
 from crm_pipelines.crms.salesforce import emulator as sandbox_salesforce
+from tests.matching.test_report import sections
 from tests.pipeline import instance_in_memory
 
 TODAY = datetime.now(timezone.utc).strftime("%Y-%m-%d")
@@ -84,3 +86,11 @@ def test_matching_assets_read_whole_daily_snapshots_and_write_matches_duplicates
     assert "### Outcomes" in metadata["report"]
     page = Path(metadata["html_report"])
     assert page.parent == report_dir.resolve() and "<svg" in page.read_text()
+    text = html.unescape(page.read_text())
+    for says in (f"Run**: {run.run_id}", "CRM**: Salesforce (", f"from {tmp_path / 'integration.yaml'}"):
+        assert says in metadata["report"] and says.replace("**", "") in text.replace("</dt><dd>", ": ")
+    # Each record beside its id by name, read from the CRM snapshots.
+    people = pd.concat([warehouse.read_table(name) for name in ("crm_contacts", "crm_leads")]).set_index("crm_id")
+    shown = next(rows for title, rows in sections(metadata["report"]).items()
+                 if title.startswith("Duplicate groups inside the CRM: contacts"))
+    assert shown and all(people.loc[row["crm_id"], "last_name"] in row["crm_record"] for row in shown)
