@@ -149,7 +149,7 @@ class ReportConfig(dg.Config):
 @dg.asset(description="Match quality for analysts: when, for which CRM, rules and run; outcome rates per "
                       "object and rule group, identifier fill rates, matched and ambiguous records, CRM duplicates "
                       "and near misses, each record by name beside its id; the full page is a self-contained HTML "
-                      "file.",
+                      "file, and each object's figures are numeric metadata to plot across runs.",
           deps=["crm_companies", "crm_contacts", "crm_leads"], **_common)
 def match_quality_report(context: dg.AssetExecutionContext, config: ReportConfig, company_matches: pd.DataFrame,
                          contact_matches: pd.DataFrame, crm_duplicates: pd.DataFrame, enginy_companies: pd.DataFrame,
@@ -180,8 +180,12 @@ def match_quality_report(context: dg.AssetExecutionContext, config: ReportConfig
     path = Path(config.report_dir) / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report.html(), encoding="utf-8")
+    # Numbers as numbers, so the asset's page plots each of them across materializations.
+    figures = {name: dg.MetadataValue.float(value) if isinstance(value, float) else dg.MetadataValue.int(value)
+               for name, value in report.metrics().items()}
     return dg.Output(report.outcomes, metadata={"report": dg.MetadataValue.md(report.markdown()),
-                                                "html_report": dg.MetadataValue.path(str(path.resolve()))})
+                                                "html_report": dg.MetadataValue.path(str(path.resolve())),
+                                                **figures})
 
 
 matching_assets = [company_matches, contact_matches, crm_duplicates, match_quality_report]

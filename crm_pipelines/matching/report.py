@@ -138,6 +138,20 @@ class QualityReport:
             f"<h2>Outcome rates</h2>\n{self.rate_chart()}\n<h2>Near-miss scores</h2>\n{self.score_chart()}\n"
             f"{sections}\n</body></html>\n")
 
+    def metrics(self) -> dict[str, int | float]:
+        """Per object, the figures worth following from run to run: match rate (%, NaN without
+        records), records, matched, new, ambiguous, near misses and duplicate groups inside the CRM."""
+        near = dict(zip(self.near_misses["object"], self.near_misses["near_misses"]))
+        duplicate_groups = dict(zip(self.duplicates["object"], self.duplicates["groups"]))
+        figures: dict[str, int | float] = {}
+        for row in self.outcomes.to_dict("records"):
+            obj = row["object"]
+            figures[f"{obj}_match_pct"] = 100 * row[MATCHED] / row["records"] if row["records"] else float("nan")
+            figures.update({f"{obj}_{column}": int(row[column]) for column in ("records", *OUTCOMES)})
+            figures[f"{obj}_near_misses"] = int(near.get(obj, 0))
+            figures[f"{obj}_crm_duplicate_groups"] = int(duplicate_groups.get(obj, 0))
+        return figures
+
     def _sections(self) -> list[tuple[str, pd.DataFrame, str]]:
         outcomes = self.outcomes.copy()
         for outcome in OUTCOMES:

@@ -94,3 +94,16 @@ def test_matching_assets_read_whole_daily_snapshots_and_write_matches_duplicates
     shown = next(rows for title, rows in sections(metadata["report"]).items()
                  if title.startswith("Duplicate groups inside the CRM: contacts"))
     assert shown and all(people.loc[row["crm_id"], "last_name"] in row["crm_record"] for row in shown)
+    # Numbers Dagster plots across materializations, each what the match tables hold.
+    duplicate_groups = duplicates.groupby(duplicates["crm_object"] == "companies")["duplicate_group"].nunique()
+    for obj, table, groups in (("companies", companies, duplicate_groups[True]),
+                               ("contacts", contacts, duplicate_groups[False])):
+        assert isinstance(event.metadata[f"{obj}_match_pct"], dg.FloatMetadataValue)
+        assert metadata[f"{obj}_match_pct"] == 100 * (table["outcome"] == "matched").sum() / len(table)
+        for outcome in ("new", "ambiguous"):
+            assert isinstance(event.metadata[f"{obj}_{outcome}"], dg.IntMetadataValue)
+            assert metadata[f"{obj}_{outcome}"] == (table["outcome"] == outcome).sum()
+        near = table["near_miss_crm_id"].notna().sum() if "near_miss_crm_id" in table else 0
+        assert metadata[f"{obj}_near_misses"] == near
+        assert metadata[f"{obj}_crm_duplicate_groups"] == groups
+    assert metadata["contacts_new"] > 0 and metadata["companies_crm_duplicate_groups"] > 0

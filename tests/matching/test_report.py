@@ -5,6 +5,7 @@ alone (inline SVG charts, nothing fetched)."""
 from __future__ import annotations
 
 import html
+import math
 import re
 from datetime import datetime, timezone
 
@@ -202,6 +203,36 @@ def test_the_rule_group_table_says_when_a_record_is_counted_under_several_groups
     several = int(tables["contacts"]["matched_by"].str.contains("|", regex=False).sum())
     assert several > 0 and "|" not in tables["companies"]["matched_by"].dropna().str.cat()
     assert f"(contacts: {several})" in note and "companies" not in note
+
+
+def test_the_metrics_are_the_match_tables_figures(tables):
+    metrics = tables["report"].metrics()
+    duplicates = tables["duplicates"]
+    people = duplicates["crm_object"] != "companies"
+    for obj, groups in (("companies", duplicates.loc[~people, "duplicate_group"].nunique()),
+                        ("contacts", duplicates.loc[people, "duplicate_group"].nunique())):
+        table = tables[obj]
+        matched = int((table["outcome"] == "matched").sum())
+        assert metrics[f"{obj}_match_pct"] == pytest.approx(100 * matched / len(table))
+        assert metrics[f"{obj}_matched"] == matched and metrics[f"{obj}_records"] == len(table)
+        assert metrics[f"{obj}_new"] == int((table["outcome"] == "new").sum())
+        assert metrics[f"{obj}_ambiguous"] == int((table["outcome"] == "ambiguous").sum())
+        near = int(table["near_miss_crm_id"].notna().sum()) if "near_miss_crm_id" in table else 0
+        assert metrics[f"{obj}_near_misses"] == near
+        assert metrics[f"{obj}_crm_duplicate_groups"] == groups
+    assert metrics["contacts_near_misses"] > 0 and all(
+        isinstance(v, int) for k, v in metrics.items() if not k.endswith("_match_pct"))
+
+
+def test_an_object_without_records_duplicates_or_near_misses_has_zeros_and_no_match_rate(tables):
+    empty = tables["companies"].iloc[:0]
+    report = build_report({"companies": empty}, tables["duplicates"].iloc[:0], tables["fills"].iloc[:0],
+                          tables["records"], tables["header"])
+    metrics = report.metrics()
+    assert math.isnan(metrics.pop("companies_match_pct"))
+    assert metrics == {f"companies_{name}": 0 for name in
+                       ("records", "new", "matched", "ambiguous", "near_misses", "crm_duplicate_groups")}
+    assert "(0 of 0 groups shown)" in report.markdown()
 
 
 def test_crm_text_is_escaped_in_the_page(tables, world):
