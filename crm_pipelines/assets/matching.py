@@ -8,6 +8,7 @@ matches only the Enginy records changed since, and writes just their rows. The a
 whole snapshots read them without the raw fields (crm_snapshot), not through the IO manager.
 """
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +18,7 @@ from crm_pipelines.crms import registry
 from crm_pipelines.frames import is_in
 from crm_pipelines.matching import near_miss
 from crm_pipelines.matching.engine import CrmIndex, company_links, fill_rates
-from crm_pipelines.matching.report import build_report
+from crm_pipelines.matching.report import Records, ReportHeader, build_report
 from crm_pipelines.matching.rules import company_rule, contact_rule
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import ROWS_REPLACED_BY, Warehouse
@@ -144,30 +145,46 @@ class ReportConfig(dg.Config):
     """Folder the HTML report is written to (the UI shows its path)."""
 
 
-@dg.asset(description="Match quality for analysts: outcome rates per object and rule group, identifier "
-                      "fill rates, ambiguous records, CRM duplicates and near misses; the full page is a "
-                      "self-contained HTML file.", deps=["crm_companies", "crm_contacts", "crm_leads"], **_common)
-def match_quality_report(config: ReportConfig, company_matches: pd.DataFrame, contact_matches: pd.DataFrame,
-                         crm_duplicates: pd.DataFrame, enginy_companies: pd.DataFrame,
+@dg.asset(description="Match quality for analysts: when, for which CRM, rules and run; outcome rates per "
+                      "object and rule group, identifier fill rates, matched and ambiguous records, CRM duplicates "
+                      "and near misses, each record by name beside its id; the full page is a self-contained HTML "
+                      "file, and each object's figures are numeric metadata to plot across runs.",
+          deps=["crm_companies", "crm_contacts", "crm_leads"], **_common)
+def match_quality_report(context: dg.AssetExecutionContext, config: ReportConfig, company_matches: pd.DataFrame,
+                         contact_matches: pd.DataFrame, crm_duplicates: pd.DataFrame, enginy_companies: pd.DataFrame,
                          enginy_contacts: pd.DataFrame, integration: IntegrationSettings,
                          warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     settings = integration.load()
     # The snapshots without their raw fields, which the report does not read (most of their bytes).
     crm_companies, crm_contacts, crm_leads = (crm_snapshot(warehouse, name)
                                               for name in ("crm_companies", "crm_contacts", "crm_leads"))
+    company_identifier, contact_identifier = (company_rule(settings.company_identifier),
+                                              contact_rule(settings.contact_identifier))
     fills = pd.concat([
-        fill_rates(company_rule(settings.company_identifier), enginy_companies,
+        fill_rates(company_identifier, enginy_companies,
                    crm_companies.assign(object="companies")).assign(object="companies"),
-        fill_rates(contact_rule(settings.contact_identifier), enginy_contacts,
+        fill_rates(contact_identifier, enginy_contacts,
                    crm_people(settings.active_crm, crm_contacts, crm_leads),
                    company_links(company_matches)).assign(object="contacts"),
     ], ignore_index=True)[["object", "side", "identifier", "records", "filled"]]
-    report = build_report({"companies": company_matches, "contacts": contact_matches}, crm_duplicates, fills)
+    header = ReportHeader(
+        generated_at=datetime.now(timezone.utc),
+        crm=f"{registry.facts(settings.active_crm).label} ({settings.crm.settings.environment})",
+        rules={"companies": company_identifier, "contacts": contact_identifier},
+        config_path=str(integration.path()), run_id=context.run.run_id)
+    records = Records(enginy={"companies": enginy_companies, "contacts": enginy_contacts},
+                      crm={"companies": crm_companies, "contacts": crm_contacts, "leads": crm_leads})
+    report = build_report({"companies": company_matches, "contacts": contact_matches}, crm_duplicates, fills,
+                          records, header)
     path = Path(config.report_dir) / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report.html(), encoding="utf-8")
+    # Numbers as numbers, so the asset's page plots each of them across materializations.
+    figures = {name: dg.MetadataValue.float(value) if isinstance(value, float) else dg.MetadataValue.int(value)
+               for name, value in report.metrics().items()}
     return dg.Output(report.outcomes, metadata={"report": dg.MetadataValue.md(report.markdown()),
-                                                "html_report": dg.MetadataValue.path(str(path.resolve()))})
+                                                "html_report": dg.MetadataValue.path(str(path.resolve())),
+                                                **figures})
 
 
 matching_assets = [company_matches, contact_matches, crm_duplicates, match_quality_report]

@@ -1,10 +1,12 @@
 """The integration config as a resource, so assets read the same validated config the code
 location was loaded with."""
 
+from pathlib import Path
+
 import dagster as dg
 from pydantic import Field
 
-from crm_pipelines.config import IntegrationConfig, load_config
+from crm_pipelines.config import DEFAULT_CONFIG, IntegrationConfig, load_config
 
 
 class IntegrationSettings(dg.ConfigurableResource):
@@ -12,5 +14,9 @@ class IntegrationSettings(dg.ConfigurableResource):
 
     config_path: str = Field("", description="path of the integration config YAML; empty: the bundled example")
 
+    def path(self) -> Path:
+        """The file the config is read from (the report names it)."""
+        return Path(self.config_path) if self.config_path else DEFAULT_CONFIG
+
     def load(self) -> IntegrationConfig:
-        return load_config(self.config_path or None)
+        return load_config(self.path())

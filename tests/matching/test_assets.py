@@ -2,6 +2,7 @@
 into a DuckDB warehouse, the Enginy tables from SQLite, then matches, CRM duplicates and the
 report — read back from the warehouse and scored against the generator's ground truth."""
 
+import html
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +20,7 @@ from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.crms.salesforce.client import SalesforceResource
 from crm_pipelines.resources.warehouse import Warehouse, WarehouseIOManager
 from crm_pipelines.crms.salesforce import emulator as sandbox_salesforce
+from tests.matching.test_report import sections
 from tests.pipeline import instance_in_memory
 
 
@@ -81,3 +83,24 @@ def test_matching_assets_read_whole_daily_snapshots_and_write_matches_duplicates
     assert "### Outcomes" in metadata["report"]
     page = Path(metadata["html_report"])
     assert page.parent == report_dir.resolve() and "<svg" in page.read_text()
+    text = html.unescape(page.read_text())
+    for says in (f"Run**: {run.run_id}", "CRM**: Salesforce (", f"from {tmp_path / 'integration.yaml'}"):
+        assert says in metadata["report"] and says.replace("**", "") in text.replace("</dt><dd>", ": ")
+    # Each record beside its id by name, read from the CRM snapshots.
+    people = pd.concat([warehouse.read_table(name) for name in ("crm_contacts", "crm_leads")]).set_index("crm_id")
+    shown = next(rows for title, rows in sections(metadata["report"]).items()
+                 if title.startswith("Duplicate groups inside the CRM: contacts"))
+    assert shown and all(people.loc[row["crm_id"], "last_name"] in row["crm_record"] for row in shown)
+    # Numbers Dagster plots across materializations, each what the match tables hold.
+    duplicate_groups = duplicates.groupby(duplicates["crm_object"] == "companies")["duplicate_group"].nunique()
+    for obj, table, groups in (("companies", companies, duplicate_groups[True]),
+                               ("contacts", contacts, duplicate_groups[False])):
+        assert isinstance(event.metadata[f"{obj}_match_pct"], dg.FloatMetadataValue)
+        assert metadata[f"{obj}_match_pct"] == 100 * (table["outcome"] == "matched").sum() / len(table)
+        for outcome in ("new", "ambiguous"):
+            assert isinstance(event.metadata[f"{obj}_{outcome}"], dg.IntMetadataValue)
+            assert metadata[f"{obj}_{outcome}"] == (table["outcome"] == outcome).sum()
+        near = table["near_miss_crm_id"].notna().sum() if "near_miss_crm_id" in table else 0
+        assert metadata[f"{obj}_near_misses"] == near
+        assert metadata[f"{obj}_crm_duplicate_groups"] == groups
+    assert metadata["contacts_new"] > 0 and metadata["companies_crm_duplicate_groups"] > 0

@@ -1,10 +1,13 @@
-"""The match-quality report: every number it prints is what the match tables say, and the HTML
-page stands alone (inline SVG charts, nothing fetched)."""
+"""The match-quality report: every number it prints is what the match tables say, every record it
+shows is named as the records say, it says when and of what it was made, and the HTML page stands
+alone (inline SVG charts, nothing fetched)."""
 
 from __future__ import annotations
 
 import html
+import math
 import re
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -14,7 +17,7 @@ from crm_pipelines.config import CompanyIdentifier, ContactIdentifier
 from crm_pipelines.matching import near_miss
 from crm_pipelines.matching.engine import CrmIndex, company_links, fill_rates
 from crm_pipelines.matching.normalize import normalize
-from crm_pipelines.matching.report import build_report
+from crm_pipelines.matching.report import SAMPLES, Records, ReportHeader, build_report
 from crm_pipelines.matching.rules import company_rule, contact_rule
 
 
@@ -36,9 +39,15 @@ def tables(world):
         fill_rates(companies_rule, world.enginy_companies, world.crm_companies).assign(object="companies"),
         fill_rates(people_rule, world.enginy_contacts, people, company_links(companies)).assign(object="contacts"),
     ], ignore_index=True)[["object", "side", "identifier", "records", "filled"]]
-    report = build_report({"companies": companies, "contacts": contacts}, duplicates, fills)
+    records = Records(enginy={"companies": world.enginy_companies, "contacts": world.enginy_contacts},
+                      crm={"companies": world.crm_companies, "contacts": people[people["object"] == "contacts"],
+                           "leads": people[people["object"] == "leads"]})
+    header = ReportHeader(datetime(2024, 10, 1, 14, 30, tzinfo=timezone.utc), "Salesforce (sandbox)",
+                          {"companies": companies_rule, "contacts": people_rule}, "config/integration.yaml", "run-4711")
+    matches = {"companies": companies, "contacts": contacts}
+    report = build_report(matches, duplicates, fills, records, header)
     return {"companies": companies, "contacts": contacts, "duplicates": duplicates, "people": people,
-            "report": report}
+            "fills": fills, "records": records, "header": header, "report": report}
 
 
 def sections(markdown: str) -> dict[str, list[dict[str, str]]]:
@@ -110,10 +119,10 @@ def test_ambiguous_duplicate_and_near_miss_figures_are_the_tables(tables):
         source = tables[row["object"]].set_index("enginy_id").loc[row["enginy_id"]]
         assert source["outcome"] == "ambiguous" and row["candidates"] == source["candidates"]
     duplicates = tables["duplicates"]
+    people = duplicates["crm_object"] != "companies"  # leads are matched, and reported, with contacts
     assert {(r["object"], int(r["groups"]), int(r["records"])) for r in parsed["Duplicates inside the CRM"]} == {
-        (obj, frame["duplicate_group"].nunique(), len(frame)) for obj, frame in duplicates.groupby("crm_object")}
-    for row in parsed["Duplicate groups inside the CRM (first 10)"]:
-        assert row["crm_id"] in set(duplicates.loc[duplicates["duplicate_group"] == row["duplicate_group"], "crm_id"])
+        ("companies", duplicates.loc[~people, "duplicate_group"].nunique(), int((~people).sum())),
+        ("contacts", duplicates.loc[people, "duplicate_group"].nunique(), int(people.sum()))}
     near = tables["contacts"]["near_miss_score"].dropna()
     assert len(near) > 10
     assert {r["object"]: int(r["near_misses"]) for r in parsed["Near misses"]} == {"companies": 0, "contacts": len(near)}
@@ -125,23 +134,146 @@ def test_ambiguous_duplicate_and_near_miss_figures_are_the_tables(tables):
     assert sum(expected) == len(near)
 
 
+def test_the_header_says_when_for_which_crm_under_which_rules_and_in_which_run(tables):
+    report = tables["report"]
+    for page in (report.markdown(), html.unescape(report.html())):
+        for says in ("2024-10-01 14:30:00 UTC", "Salesforce (sandbox)", "run-4711", "config/integration.yaml",
+                     "companies: domain_any_extension (domain)",
+                     "contacts: linkedin_or_name_company (linkedin_url or first_name + last_name + company_name)"):
+            assert says in page
+
+
+def says_who(cell: str, record: pd.Series) -> bool:
+    """The cell names ``record``: a person's name and email, a company's name and domain."""
+    if "first_name" in record:
+        parts = [f"{record['first_name'].strip()} {record['last_name'].strip()}", record["email"]]
+    else:
+        parts = [record["name"], record["domain"] if isinstance(record["domain"], str) else record["website"]]
+    return all(part.strip() in cell for part in parts if isinstance(part, str))
+
+
+def test_every_record_shown_is_named_beside_its_id(tables, world):
+    parsed = sections(tables["report"].markdown())
+    enginy = {"companies": world.enginy_companies.set_index("id"), "contacts": world.enginy_contacts.set_index("id")}
+    crm = {"companies": world.crm_companies.set_index("crm_id"), "contacts": tables["people"].set_index("crm_id"),
+           "leads": tables["people"].set_index("crm_id")}
+    shown = 0
+    for row in parsed["Matched records (first 10 per object)"]:
+        source = tables[row["object"]].set_index("enginy_id").loc[row["enginy_id"]]
+        assert source["outcome"] == "matched" and row["crm_id"] == source["crm_id"]
+        assert says_who(row["enginy_record"], enginy[row["object"]].loc[row["enginy_id"]])
+        assert says_who(row["crm_record"], crm[row["crm_object"]].loc[row["crm_id"]])
+        shown += 1
+    for row in parsed["Ambiguous records (first 10 per object)"]:
+        assert says_who(row["enginy_record"], enginy[row["object"]].loc[row["enginy_id"]])
+        listed = row["candidate_records"].split("; ")
+        assert [entry.split(": ")[0] for entry in listed] == row["candidates"].split(", ")
+        for entry in listed:
+            crm_id, _, cell = entry.partition(": ")
+            assert says_who(cell, crm["contacts" if row["object"] == "contacts" else "companies"].loc[crm_id])
+        shown += 1
+    for row in parsed["Near misses, best scores first (first 10 per object)"]:
+        assert says_who(row["enginy_record"], enginy[row["object"]].loc[row["enginy_id"]])
+        assert says_who(row["crm_record"], crm["contacts"].loc[row["near_miss_crm_id"]])
+        shown += 1
+    assert shown == 20 + 20 + 10
+
+
+def test_duplicate_groups_are_shown_per_object_with_their_records_named(tables, world):
+    parsed = sections(tables["report"].markdown())
+    duplicates = tables["duplicates"]
+    crm = {"companies": world.crm_companies.set_index("crm_id"), "contacts": tables["people"].set_index("crm_id"),
+           "leads": tables["people"].set_index("crm_id")}
+    for obj, members in (("companies", duplicates[duplicates["crm_object"] == "companies"]),
+                         ("contacts", duplicates[duplicates["crm_object"] != "companies"])):
+        groups = sorted(members["duplicate_group"].unique())
+        assert len(groups) > SAMPLES  # so a first ten of all groups would be companies only
+        title = f"Duplicate groups inside the CRM: {obj} ({SAMPLES} of {len(groups)} groups shown)"
+        rows = parsed[title]
+        assert sorted({r["duplicate_group"] for r in rows}) == groups[:SAMPLES]
+        assert sorted(r["crm_id"] for r in rows) == sorted(members.loc[members["duplicate_group"].isin(
+            groups[:SAMPLES]), "crm_id"])
+        for row in rows:
+            assert says_who(row["crm_record"], crm[row["crm_object"]].loc[row["crm_id"]]) and row["crm_record"]
+
+
+def test_the_rule_group_table_says_when_a_record_is_counted_under_several_groups(tables):
+    markdown = tables["report"].markdown()
+    note = markdown.split("### By rule group")[1].split("###")[0].strip().splitlines()[-1]
+    several = int(tables["contacts"]["matched_by"].str.contains("|", regex=False).sum())
+    assert several > 0 and "|" not in tables["companies"]["matched_by"].dropna().str.cat()
+    assert f"(contacts: {several})" in note and "companies" not in note
+
+
+def test_the_metrics_are_the_match_tables_figures(tables):
+    metrics = tables["report"].metrics()
+    duplicates = tables["duplicates"]
+    people = duplicates["crm_object"] != "companies"
+    for obj, groups in (("companies", duplicates.loc[~people, "duplicate_group"].nunique()),
+                        ("contacts", duplicates.loc[people, "duplicate_group"].nunique())):
+        table = tables[obj]
+        matched = int((table["outcome"] == "matched").sum())
+        assert metrics[f"{obj}_match_pct"] == pytest.approx(100 * matched / len(table))
+        assert metrics[f"{obj}_matched"] == matched and metrics[f"{obj}_records"] == len(table)
+        assert metrics[f"{obj}_new"] == int((table["outcome"] == "new").sum())
+        assert metrics[f"{obj}_ambiguous"] == int((table["outcome"] == "ambiguous").sum())
+        near = int(table["near_miss_crm_id"].notna().sum()) if "near_miss_crm_id" in table else 0
+        assert metrics[f"{obj}_near_misses"] == near
+        assert metrics[f"{obj}_crm_duplicate_groups"] == groups
+    assert metrics["contacts_near_misses"] > 0 and all(
+        isinstance(v, int) for k, v in metrics.items() if not k.endswith("_match_pct"))
+
+
+def test_an_object_without_records_duplicates_or_near_misses_has_zeros_and_no_match_rate(tables):
+    empty = tables["companies"].iloc[:0]
+    report = build_report({"companies": empty}, tables["duplicates"].iloc[:0], tables["fills"].iloc[:0],
+                          tables["records"], tables["header"])
+    metrics = report.metrics()
+    assert math.isnan(metrics.pop("companies_match_pct"))
+    assert metrics == {f"companies_{name}": 0 for name in
+                       ("records", "new", "matched", "ambiguous", "near_misses", "crm_duplicate_groups")}
+    assert "(0 of 0 groups shown)" in report.markdown()
+
+
+def test_crm_text_is_escaped_in_the_page(tables, world):
+    shown = sections(tables["report"].markdown())[
+        "Duplicate groups inside the CRM: companies (10 of 18 groups shown)"][0]["crm_id"]
+    crm_companies = world.crm_companies.assign(name=world.crm_companies["name"].where(
+        world.crm_companies["crm_id"] != shown, '<img src=x onerror="alert(1)"> & Co'))
+    records = tables["records"]
+    records = type(records)(enginy=records.enginy, crm={**records.crm, "companies": crm_companies})
+    page = build_report({"companies": tables["companies"], "contacts": tables["contacts"]}, tables["duplicates"],
+                        tables["fills"], records, tables["header"]).html()
+    assert "<img" not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; Co" in page
+
+
 def test_the_html_page_prints_the_same_tables_and_needs_nothing_from_outside(tables):
     report = tables["report"]
     page = report.html()
     assert page.count("<svg") == 2
     assert not re.search(r"<script|<link|<img|src=|href=|@import|url\(", page)
-    assert re.findall(r"https?://[^\"']+", page) == ["http://www.w3.org/2000/svg"] * 2
+    # Websites named in the tables are text; the only address in the markup is SVG's namespace.
+    markup = re.sub(r"<td>.*?</td>", "", page)
+    assert re.findall(r"https?://[^\"']+", markup) == ["http://www.w3.org/2000/svg"] * 2
     markdown_cells = [cell for rows in sections(report.markdown()).values() for row in rows for cell in row.values()]
     html_cells = [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", page)]
     assert html_cells == markdown_cells
 
 
-def test_the_rate_chart_bars_carry_the_outcome_counts(tables):
+def test_the_chart_bars_carry_their_numbers(tables):
     chart = tables["report"].rate_chart()
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", chart)
     for obj in ("companies", "contacts"):
         table = tables[obj]
+        caption = next(t for t in texts if t.startswith("new ") and t.endswith(f" of {len(table):,}"))
         for outcome in ("matched", "new", "ambiguous"):
             count = int((table["outcome"] == outcome).sum())
             assert f"<title>{outcome}: {count} ({pct(count, len(table))})</title>" in chart
+            assert f"{outcome} {count:,} ({pct(count, len(table))})" in caption
+    matched = int((tables["contacts"]["outcome"] == "matched").sum())
+    assert f"{matched:,} ({pct(matched, 3000)})" in texts  # wide enough to carry it on the bar itself
     widths = [float(w) for w in re.findall(r'<rect x="[\d.]+" y="\d+" width="([\d.]+)" height="26"', chart)]
     assert sum(widths[:3]) == pytest.approx(520, abs=0.5)  # the three shares of one object fill its bar
+    histogram = tables["report"].score_chart()
+    labels = re.findall(r'text-anchor="middle">([\d,]+)</text>', histogram)
+    assert [int(n.replace(",", "")) for n in labels] == tables["report"].score_histogram["near_misses"].tolist()
