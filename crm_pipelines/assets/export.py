@@ -28,7 +28,7 @@ from crm_pipelines.export.batch_rules import (held_after_duplicate_refusal, iden
 from crm_pipelines.export.dry_run import DRY_RUN_COLUMNS, action_counts, render_dry_run, write_dry_run
 from crm_pipelines.export.gates import GATE_COLUMNS, expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
-from crm_pipelines.export.push import outcomes, run_push
+from crm_pipelines.export.push import outcomes, pushed_batches, run_push
 from crm_pipelines.export.review import review_mapping, specs
 from crm_pipelines.export.values import FieldSpec, is_empty
 from crm_pipelines.crms import registry
@@ -449,9 +449,7 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
         ended, counts, calls_before = [], {}, getattr(client, "api_calls", 0)
         company_ids: dict[str, str] = {}
         removed_total, sent = None, 0
-        for obj, table in (("companies", "company_export_batch"),
-                           ("leads" if config.as_leads else "contacts",
-                            "lead_export_batch" if config.as_leads else "contact_export_batch")):
+        for obj, table in pushed_batches(config.as_leads):
             # Not the diff, a batch's largest column: it is for people (the dry run), not the CRM.
             pushed = tuple(c for c in warehouse.column_names(table) if c != "diff")
             # Its fields stay JSON text: the write ids hash that text, and only the rows sent are parsed.
