@@ -235,6 +235,8 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
     def _batch(context: dg.AssetExecutionContext, config: ExportLaunch, integration: IntegrationSettings,
                crm: CrmResource, warehouse: Warehouse, crm_schema: pd.DataFrame, crm_users: pd.DataFrame,
                enginy_users: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+        # Stamped before the inputs are read: a CRM change or a push after it is one the batch may not know.
+        built_at = pd.Timestamp.now(tz="UTC")
         integration_config = integration.load()
         mappings = getattr(integration_config.field_mapping, tab) or []
         client = crm.client()
@@ -294,6 +296,7 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
             batch = held_after_duplicate_refusal(batch, records,
                                                  LedgerTable(warehouse, EXPORT_LEDGER).refused_as_duplicates(tab))
         batch["batch_id"] = context.run_id  # the write ledger keys writes by the batch they belong to
+        batch["built_at"] = built_at  # the dry run says how old the batch it describes is
         if linked:
             # Contacts of a company this export creates get its id when the push has it.
             company_of = pd.Series(records["company_id"].astype("string").to_numpy(), index=records["id"])
@@ -450,8 +453,8 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
         company_ids: dict[str, str] = {}
         removed_total, sent = None, 0
         for obj, table in pushed_batches(config.as_leads):
-            # Not the diff, a batch's largest column: it is for people (the dry run), not the CRM.
-            pushed = tuple(c for c in warehouse.column_names(table) if c != "diff")
+            # Not the diff, a batch's largest column, nor its build time: they are for people (the dry run).
+            pushed = tuple(c for c in warehouse.column_names(table) if c not in ("diff", "built_at"))
             # Its fields stay JSON text: the write ids hash that text, and only the rows sent are parsed.
             batch = warehouse.read_table(table, pushed)
             if obj != "companies" and "company_enginy_id" in batch:
