@@ -25,7 +25,7 @@ from crm_pipelines.export.batch_rules import (held_after_duplicate_refusal, iden
                                               known_in_the_other_object, leave_to_other_object, match_outcomes,
                                               matched_as_the_same, one_create_per_person,
                                               one_update_per_crm_record)
-from crm_pipelines.export.dry_run import DRY_RUN_COLUMNS, action_counts, render_dry_run, write_dry_run
+from crm_pipelines.export.dry_run import action_counts, read_dry_run, render_dry_run, write_dry_run
 from crm_pipelines.export.gates import GATE_COLUMNS, expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
 from crm_pipelines.export.push import outcomes, pushed_batches, run_push
@@ -329,23 +329,30 @@ def build_export_assets(with_rollups: bool, with_leads: bool) -> list:
 class DryRunConfig(dg.Config):
     report_dir: str = "data/reports"
     """Folder the full dry run is written to (the UI shows its path)."""
+    as_leads: bool = Field(False, description="describe a push launched with as_leads: true (the lead batch "
+                                              "sent instead of the contact batch)")
 
 
 def _dry_run_asset(batches: list[str]) -> dg.AssetsDefinition:
     @dg.asset(name="export_dry_run", group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager",
               kinds={"pandas"}, deps=batches,
-              description="What the next push would do, record by record — each write's field diff, each skip "
-                          "and rejection with its reason — without pushing. The nightly reconciliation attaches it.")
+              description="What the next push would do: when each batch was built, a warning when the CRM "
+                          "changed since, which batches a push sends, then record by record each rejection and "
+                          "skip with its reason and each write's field diff — without pushing. The nightly "
+                          "reconciliation attaches it.")
     def export_dry_run(config: DryRunConfig, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
-        present = {name: warehouse.read_arrow(name, DRY_RUN_COLUMNS)
-                   for name in batches if name in warehouse.table_names()}
+        described = read_dry_run(warehouse, config.as_leads)
         path = Path(config.report_dir) / "export_dry_run.txt"
-        write_dry_run(present, path)
-        counts = action_counts(present)
-        shown = "\n".join(render_dry_run(present, limit=20))
+        summary = write_dry_run(described, path)
+        counts = action_counts(described)
+        shown = "\n".join(render_dry_run(described, limit=20))
         return dg.Output(counts, metadata={
             **{f"{row.batch}_{row.action}": row.rows for row in counts.itertuples()
                if row.action in ("create", "update")},
+            **{f"{name}_built_at": dg.MetadataValue.timestamp(moment)
+               for name, moment in described.built_at.items() if moment is not None},
+            "crm_changed_since_built": dg.MetadataValue.text(described.warning or "no"),
+            "summary": dg.MetadataValue.md("\n".join(f"- {line}" for line in summary) or "(no batch yet)"),
             "diff": dg.MetadataValue.md(f"```\n{shown.strip() or '(no batch yet)'}\n```"),
             "full_dry_run": dg.MetadataValue.path(str(path.resolve()))})
 
