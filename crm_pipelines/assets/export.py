@@ -25,10 +25,10 @@ from crm_pipelines.export.batch_rules import (held_after_duplicate_refusal, iden
                                               known_in_the_other_object, leave_to_other_object, match_outcomes,
                                               matched_as_the_same, one_create_per_person,
                                               one_update_per_crm_record)
-from crm_pipelines.export.dry_run import DRY_RUN_COLUMNS, action_counts, render_dry_run, write_dry_run
+from crm_pipelines.export.dry_run import action_counts, read_dry_run, render_dry_run, write_dry_run
 from crm_pipelines.export.gates import GATE_COLUMNS, expectation_suite_gates, rejection_gate, schema_gate
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
-from crm_pipelines.export.push import outcomes, run_push
+from crm_pipelines.export.push import outcomes, pushed_batches, run_push
 from crm_pipelines.export.review import review_mapping, specs
 from crm_pipelines.export.values import FieldSpec, is_empty
 from crm_pipelines.crms import registry
@@ -235,6 +235,8 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
     def _batch(context: dg.AssetExecutionContext, config: ExportLaunch, integration: IntegrationSettings,
                crm: CrmResource, warehouse: Warehouse, crm_schema: pd.DataFrame, crm_users: pd.DataFrame,
                enginy_users: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+        # Stamped before the inputs are read: a CRM change or a push after it is one the batch may not know.
+        built_at = pd.Timestamp.now(tz="UTC")
         integration_config = integration.load()
         mappings = getattr(integration_config.field_mapping, tab) or []
         client = crm.client()
@@ -294,6 +296,7 @@ def _batch_asset(obj: str, enginy_table: str, crm_table: str, matches_table: str
             batch = held_after_duplicate_refusal(batch, records,
                                                  LedgerTable(warehouse, EXPORT_LEDGER).refused_as_duplicates(tab))
         batch["batch_id"] = context.run_id  # the write ledger keys writes by the batch they belong to
+        batch["built_at"] = built_at  # the dry run says how old the batch it describes is
         if linked:
             # Contacts of a company this export creates get its id when the push has it.
             company_of = pd.Series(records["company_id"].astype("string").to_numpy(), index=records["id"])
@@ -326,23 +329,30 @@ def build_export_assets(with_rollups: bool, with_leads: bool) -> list:
 class DryRunConfig(dg.Config):
     report_dir: str = "data/reports"
     """Folder the full dry run is written to (the UI shows its path)."""
+    as_leads: bool = Field(False, description="describe a push launched with as_leads: true (the lead batch "
+                                              "sent instead of the contact batch)")
 
 
 def _dry_run_asset(batches: list[str]) -> dg.AssetsDefinition:
     @dg.asset(name="export_dry_run", group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager",
               kinds={"pandas"}, deps=batches,
-              description="What the next push would do, record by record — each write's field diff, each skip "
-                          "and rejection with its reason — without pushing. The nightly reconciliation attaches it.")
+              description="What the next push would do: when each batch was built, a warning when the CRM "
+                          "changed since, which batches a push sends, then record by record each rejection and "
+                          "skip with its reason and each write's field diff — without pushing. The nightly "
+                          "reconciliation attaches it.")
     def export_dry_run(config: DryRunConfig, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
-        present = {name: warehouse.read_arrow(name, DRY_RUN_COLUMNS)
-                   for name in batches if name in warehouse.table_names()}
+        described = read_dry_run(warehouse, config.as_leads)
         path = Path(config.report_dir) / "export_dry_run.txt"
-        write_dry_run(present, path)
-        counts = action_counts(present)
-        shown = "\n".join(render_dry_run(present, limit=20))
+        summary = write_dry_run(described, path)
+        counts = action_counts(described)
+        shown = "\n".join(render_dry_run(described, limit=20))
         return dg.Output(counts, metadata={
             **{f"{row.batch}_{row.action}": row.rows for row in counts.itertuples()
                if row.action in ("create", "update")},
+            **{f"{name}_built_at": dg.MetadataValue.timestamp(moment)
+               for name, moment in described.built_at.items() if moment is not None},
+            "crm_changed_since_built": dg.MetadataValue.text(described.warning or "no"),
+            "summary": dg.MetadataValue.md("\n".join(f"- {line}" for line in summary) or "(no batch yet)"),
             "diff": dg.MetadataValue.md(f"```\n{shown.strip() or '(no batch yet)'}\n```"),
             "full_dry_run": dg.MetadataValue.path(str(path.resolve()))})
 
@@ -449,11 +459,9 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
         ended, counts, calls_before = [], {}, getattr(client, "api_calls", 0)
         company_ids: dict[str, str] = {}
         removed_total, sent = None, 0
-        for obj, table in (("companies", "company_export_batch"),
-                           ("leads" if config.as_leads else "contacts",
-                            "lead_export_batch" if config.as_leads else "contact_export_batch")):
-            # Not the diff, a batch's largest column: it is for people (the dry run), not the CRM.
-            pushed = tuple(c for c in warehouse.column_names(table) if c != "diff")
+        for obj, table in pushed_batches(config.as_leads):
+            # Not the diff, a batch's largest column, nor its build time: they are for people (the dry run).
+            pushed = tuple(c for c in warehouse.column_names(table) if c not in ("diff", "built_at"))
             # Its fields stay JSON text: the write ids hash that text, and only the rows sent are parsed.
             batch = warehouse.read_table(table, pushed)
             if obj != "companies" and "company_enginy_id" in batch:

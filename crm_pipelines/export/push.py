@@ -19,6 +19,14 @@ from crm_pipelines.progress import pace
 DUPLICATE_CODES = ("DUPLICATES_DETECTED",)
 
 
+def pushed_batches(as_leads: bool) -> tuple[tuple[str, str], ...]:
+    """What a push writes, in order, each object with the batch it is sent from: companies first (the
+    people are linked to them), then the people — as contacts, or as leads when the push is launched
+    with ``as_leads``. The other people batch is not pushed."""
+    people = ("leads", "lead_export_batch") if as_leads else ("contacts", "contact_export_batch")
+    return ("companies", "company_export_batch"), people
+
+
 @dataclass
 class PushOutcome:
     ledger: pd.DataFrame

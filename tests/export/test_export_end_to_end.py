@@ -13,7 +13,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from crm_pipelines.cli import app
 from crm_pipelines.crms.registry import example_config
 from crm_pipelines.crms.custom.api import EXAMPLE_APIS
 from crm_pipelines.export.values import same
@@ -405,6 +407,12 @@ def test_contacts_pushed_as_leads_land_once_as_leads(pipeline) -> None:
         assert len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])) == contacts_before, "no contact was created"
         leads = sandbox.ctx.store.records(crm, LEAD_OBJECT[crm])
         assert len(leads) == leads_before + len(created)
+        # The batches are the ones just pushed: the dry run says so, and that a push sends the lead batch.
+        shown = CliRunner().invoke(app, ["dry-run", "--as-leads"]).output.splitlines()
+        assert shown[1].startswith("WARNING: the CRM changed after these batches were built: a push recorded")
+        assert [line for line in shown if line.startswith("contact_export_batch:")][0].endswith(
+            "NOT PUSHED: launched with as_leads: true, a push sends the lead batch instead")
+        assert "lead_export_batch, as a push sends it:" in shown
         assert run_after_rollups(instance, as_leads).success
     again = warehouse.read_table("crm_push_results")
     assert not ((again["object"] == "leads") & (again["status"] == "created")).any(), "the re-run creates no lead"
