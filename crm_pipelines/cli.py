@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from crm_pipelines.commands.demo import demo
+from crm_pipelines.commands.demo import demo, ui
 from crm_pipelines.commands.dry_run import dry_run
 from crm_pipelines.commands.generate import generate
 from crm_pipelines.commands.match import match
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.command()(generate)
 app.command()(demo)
+app.command()(ui)
 app.command()(sandbox)
 app.command("review-mapping")(review_mapping)
 app.command()(match)

@@ -42,9 +42,7 @@ def demo(
     (CRM_PIPELINES_WAREHOUSE_URL), and a SQLite Dagster instance in .dagster_home (DAGSTER_HOME),
     so the run shows up afterwards in `dagster dev`.
     """
-    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
+    home = _dagster_home()
     with demo_sandbox(contacts, seed, regenerate) as (active, _):
         result = materialize_everything()
         _report(result, home)
@@ -52,6 +50,29 @@ def demo(
             _serve(active, ui_port)
     if not result.success:
         raise typer.Exit(1)
+
+
+def ui(
+    ui_port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000,
+    contacts: Annotated[int, typer.Option(help="Enginy contacts to generate when there is no data yet.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed for generated data.")] = 42,
+) -> None:
+    """The Dagster UI on the sandbox CRM: start the sandbox with the demo's data (generated if there is
+    none), point the CRM's environment variables at it, and serve `dagster dev` on the instance in
+    DAGSTER_HOME (default .dagster_home, where `crm-pipelines demo` put its run) until Ctrl-C.
+
+    Every job, sensor and backfill launched there reaches the sandbox. On the way out it turns
+    crm_change_sensor off again: left on, a later `dagster dev` without a CRM would fail every tick."""
+    _dagster_home()
+    with demo_sandbox(contacts, seed, regenerate=False) as (active, _):
+        _serve(active, ui_port)
+
+
+def _dagster_home() -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
 
 
 @dataclass(frozen=True)
@@ -176,7 +197,7 @@ def _report(result, home: Path) -> None:
         path = warehouse.removeprefix("duckdb:///")
         typer.echo("    .venv/bin/python -c \"import duckdb; "
                    f"print(duckdb.connect('{path}', read_only=True).sql('from crm_contacts limit 5'))\"")
-    typer.echo(f"  the run in the Dagster UI:  DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml "
+    typer.echo("  the run in the Dagster UI, on the sandbox CRM:  .venv/bin/crm-pipelines ui   "
                "then open http://127.0.0.1:3000")
 
 
@@ -191,19 +212,35 @@ def _serve(active: str, ui_port: int) -> None:
     command = [str(Path(sys.executable).with_name("dagster")), "dev", "-m", "crm_pipelines.definitions",
                "-h", "127.0.0.1", "-p", str(ui_port)]
     # Its own process group, so stopping it stops the daemon and code server it starts too.
-    ui = subprocess.Popen(command, start_new_session=True)
-    typer.echo(f"\nDagster UI on http://127.0.0.1:{ui_port} (pid {ui.pid}). Turn on crm_change_sensor under "
+    server = subprocess.Popen(command, start_new_session=True)
+    typer.echo(f"\nDagster UI on http://127.0.0.1:{ui_port} (pid {server.pid}). Turn on crm_change_sensor under "
                f"Automation; it asks the sandbox every {interval:g} minutes.")
     typer.echo("Press Enter to change a contact in the sandbox CRM; Ctrl-C to stop.")
     try:
         for count, _ in enumerate(sys.stdin, start=1):
             typer.echo(_change_a_contact(active, count))
-        ui.wait()  # stdin closed (not a terminal): serve until interrupted
+        server.wait()  # stdin closed (not a terminal): serve until interrupted
     except KeyboardInterrupt:
         pass
     finally:
-        _stop_group(ui)
-        typer.echo("Dagster UI stopped.")
+        _stop_group(server)
+        stopped = _stop_sensors_needing_the_sandbox()
+        typer.echo("Dagster UI stopped." + (f" {', '.join(stopped)} turned off: it asks the sandbox CRM, which stops "
+                                            "now; `crm-pipelines ui` serves it again." if stopped else ""))
+
+
+def _stop_sensors_needing_the_sandbox() -> list[str]:
+    """Turn crm_change_sensor off in DAGSTER_HOME's instance if it was left running."""
+    from dagster import DagsterInstance
+    from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
+
+    stopped = []
+    with DagsterInstance.get() as instance:
+        for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+            if state.name == "crm_change_sensor" and state.status == InstigatorStatus.RUNNING:
+                instance.update_instigator_state(state.with_status(InstigatorStatus.STOPPED))
+                stopped.append(state.name)
+    return stopped
 
 
 def _stop_group(process) -> None:

@@ -184,3 +184,25 @@ class CrmResource(dg.ConfigurableResource):
 
     def client(self) -> CrmClient:
         raise NotImplementedError
+
+
+UI_COMMAND = ".venv/bin/crm-pipelines ui"
+
+
+class CrmNotConnected(dg.Failure):
+    """The CRM's credentials are not in the environment: one line that says which and how to fix it."""
+
+
+class CrmCredentialsMissing(CrmResource):
+    """Stands for a CRM whose required environment variables were not set when the code location
+    loaded, so that a run, a sensor tick or a backfill touching the CRM fails with one line naming
+    them (a resource bound to an unset dg.EnvVar fails with a configuration error and its stack)."""
+
+    crm: str
+    variables: list[str]
+
+    def client(self) -> CrmClient:
+        raise CrmNotConnected(
+            f"{self.crm} is not connected: {', '.join(self.variables)} not set — fix: start the UI with "
+            f"`{UI_COMMAND}` (it serves the sandbox CRM and sets them), or export them for your {self.crm} "
+            "before starting Dagster", allow_retries=False)

@@ -84,6 +84,12 @@ def crm_resource(crm: str, environment: str = "production") -> CrmResource:
     make = _load(known.client)
     if not known.environment:  # it reads its own variables
         return make()
+    missing = [variable for field, variable in known.environment.items()
+               if field in known.required and not os.environ.get(variable)]
+    if missing:
+        from crm_pipelines.crms.base import CrmCredentialsMissing
+
+        return CrmCredentialsMissing(crm=known.label, variables=missing)
     fields: dict[str, object] = {field: dg.EnvVar(variable) for field, variable in known.environment.items()
                                  if field in known.required or os.environ.get(variable)}
     return make(**fields, **known.settings(environment))

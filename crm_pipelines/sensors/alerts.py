@@ -8,6 +8,8 @@ the fix is a person reconnecting the app, not a re-run.
 
 import json
 import re
+import time
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -113,3 +115,39 @@ def build_failed_check_alert(check_keys: list[dg.AssetCheckKey]) -> dg.SensorDef
         return dg.SkipReason(f"{raised} failed check(s) alerted" if raised else "no blocking check failed")
 
     return failed_check_alert
+
+
+def _innermost(error) -> str:
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return (error.message if error is not None else "").strip() or "no error recorded"
+
+
+@dg.sensor(name="automation_failure_alert", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Raises an alert when a sensor or schedule evaluation fails (e.g. crm_change_sensor cannot "
+                       "reach the CRM) or a backfill fails before it starts its runs: failures no run records, "
+                       "which run_failure_alert cannot see.")
+def automation_failure_alert(context: dg.SensorEvaluationContext, slack: SlackWebhook) -> dg.SkipReason:
+    from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+    from dagster._core.scheduler.instigation import TickStatus
+
+    instance = context.instance
+    now = time.time()
+    # No cursor yet: the last ten minutes, not every failure the instance ever recorded.
+    since = float(context.cursor) if context.cursor else now - 600
+    failures = []
+    for state in instance.all_instigator_state():
+        if state.name == "automation_failure_alert":
+            continue
+        for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id, after=since,
+                                       statuses=[TickStatus.FAILURE]):
+            kind = tick.instigator_type.value.lower()
+            failures.append((tick.timestamp, f"{kind} {tick.instigator_name} failed", _innermost(tick.error)))
+    for backfill in instance.get_backfills(filters=BulkActionsFilter(statuses=[BulkActionStatus.FAILED],
+                                                                     created_after=datetime.fromtimestamp(since, UTC))):
+        failures.append((backfill.backfill_timestamp, f"backfill {backfill.title or backfill.backfill_id} failed",
+                         _innermost(backfill.error)))
+    for _, title, why in sorted(failures):
+        raise_alert(context, slack, "automation_failed", title, f"- {why[:500]}", None)
+    context.update_cursor(str(now))
+    return dg.SkipReason(f"{len(failures)} failed evaluation(s) alerted" if failures else "no evaluation failed")

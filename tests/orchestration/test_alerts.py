@@ -13,7 +13,9 @@ from crm_pipelines.enginy.generator import generate_frames
 from crm_pipelines.resources.alerts import AlertDeliveryError, SlackWebhook
 from crm_pipelines.crms.dynamics import emulator as sandbox_dynamics
 from crm_pipelines.crms.registry import client_environment
-from crm_pipelines.sensors.alerts import ALERTS, build_failed_check_alert, raise_alert, run_failure_alert
+from crm_pipelines.sensors.alerts import (
+    ALERTS, automation_failure_alert, build_failed_check_alert, raise_alert, run_failure_alert,
+)
 from tests.orchestration.slack import SlackEndpoint
 from tests.postgres import dagster_instance_on_postgres
 
@@ -153,3 +155,60 @@ def test_slack_errors_are_retried_and_an_outage_never_loses_the_alert() -> None:
             raise_alert(context, SlackWebhook(url=url, attempts=1), "run_failed", "export_push failed", "- why", None)
         assert [a["title"] for a in alerts(instance)] == ["export_push failed"]
     assert SlackWebhook().post("nobody listens") is False, "no webhook configured: nothing is sent"
+
+
+def _failed_tick(instance: dg.DagsterInstance, sensor: str, exc: BaseException) -> None:
+    """Record a failed evaluation of ``sensor`` on the instance, as the sensor daemon does."""
+    import sys
+    import time
+
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteInstigatorOrigin, RemoteRepositoryOrigin
+    from dagster._core.scheduler.instigation import (
+        InstigatorState, InstigatorStatus, InstigatorType, SensorInstigatorData, TickData, TickStatus,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+    from dagster._utils.error import serializable_error_info_from_exc_info
+
+    repository = RemoteRepositoryOrigin(
+        InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="crm_pipelines.definitions")), "__repository__")
+    state = InstigatorState(RemoteInstigatorOrigin(repository, sensor), InstigatorType.SENSOR,
+                            InstigatorStatus.RUNNING, SensorInstigatorData())
+    instance.add_instigator_state(state)
+    try:
+        raise exc
+    except BaseException:
+        error = serializable_error_info_from_exc_info(sys.exc_info())
+    instance.create_tick(TickData(
+        instigator_origin_id=state.instigator_origin_id, instigator_name=sensor, instigator_type=InstigatorType.SENSOR,
+        status=TickStatus.FAILURE, timestamp=time.time(), selector_id=state.selector_id, error=error))
+
+
+def test_without_crm_credentials_a_sync_and_a_sensor_tick_fail_with_one_line_and_the_tick_alerts(
+        slack, tmp_path: Path, monkeypatch) -> None:
+    for variable in ("SALESFORCE_LOGIN_URL", "SALESFORCE_CLIENT_ID", "SALESFORCE_CLIENT_SECRET"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("CRM_PIPELINES_CONFIG", str(example_config("salesforce")))
+    monkeypatch.setenv("CRM_PIPELINES_WAREHOUSE_URL", f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    from crm_pipelines.definitions import defs
+
+    definitions = defs()  # the code location loads: what needs the CRM fails when it runs
+    with dg.instance_for_test() as instance:
+        result = definitions.resolve_job_def("incremental_sync").execute_in_process(
+            instance=instance, raise_on_error=False)
+        [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        line = failure.event_specific_data.user_failure_data.description
+        assert line.startswith("Salesforce is not connected: SALESFORCE_") and "\n" not in line
+        assert "crm-pipelines ui" in line
+
+        repository = definitions.get_repository_def()
+        with dg.build_sensor_context(instance=instance, repository_def=repository,
+                                     resources=repository.get_top_level_resources()) as context:
+            with pytest.raises(dg.Failure, match="Salesforce is not connected") as raised:
+                repository.get_sensor_def("crm_change_sensor").evaluate_tick(context)
+        _failed_tick(instance, "crm_change_sensor", raised.value)
+        with dg.build_sensor_context(instance=instance, resources={"slack": SlackWebhook(url=slack.url)}) as context:
+            automation_failure_alert(context)
+        [alert] = alerts(instance)
+        assert alert["kind"] == "automation_failed" and alert["title"] == "sensor crm_change_sensor failed"
+        assert "Salesforce is not connected: SALESFORCE_" in alert["details"]
+        assert len(slack.messages) == 1
