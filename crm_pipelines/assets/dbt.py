@@ -11,6 +11,8 @@ older than the project's files, it is parsed then, so a fresh clone or an edited
 needs a manual ``dbt parse``.
 """
 
+import contextlib
+import io
 import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -102,8 +104,14 @@ def build_rollup_assets() -> dg.AssetsDefinition:
         invocation = dbt.cli(["build"], context=context, raise_on_error=False, target_path=target,
                              rollups_changed_since=since)
         # Collected, then yielded: the row counts need the warehouse, which dbt holds until it
-        # exits (dbt's own log lines still stream to the run's logs as they come).
-        events = list(invocation.stream())
+        # exits. dbt's own log (dagster-dbt writes it to stdout, a hundred lines a build) becomes
+        # one DEBUG entry: each model's and test's result is an event of the run already.
+        log = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(log):
+                events = list(invocation.stream())
+        finally:
+            context.log.debug("dbt build log:\n%s", log.getvalue())
         yield from _with_row_counts(context, events, warehouse)
         error = invocation.get_error()
         if error is not None:

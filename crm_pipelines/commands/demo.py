@@ -34,6 +34,7 @@ def demo(
         "After the run, keep the sandbox CRM up and start the Dagster UI on it: turn crm_change_sensor on "
         "there, press Enter here to change a contact in the sandbox, and watch the sensor sync it."))] = False,
     ui_port: Annotated[int, typer.Option(help="Port of the Dagster UI started by --serve.")] = 3000,
+    verbose: Annotated[bool, typer.Option(help="Print every Dagster event (DEBUG) and dbt's log, not only INFO.")] = False,
 ) -> None:
     """Generate data if needed, start the sandbox CRM, and materialize every asset in one Dagster run.
 
@@ -44,7 +45,7 @@ def demo(
     """
     home = _dagster_home()
     with demo_sandbox(contacts, seed, regenerate) as (active, _):
-        result = materialize_everything()
+        result = materialize_everything("DEBUG" if verbose else "INFO")
         _report(result, home)
         if serve and result.success:
             _serve(active, ui_port)
@@ -71,6 +72,12 @@ def ui(
 def _dagster_home() -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
+    # A new demo instance gets a dagster.yaml of its own: without one Dagster prints a notice and
+    # its telemetry banner on every command. One already there is the user's, and stays as it is.
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text("# The demo's Dagster instance: SQLite storage in this folder (Dagster's default).\n"
+                            "telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -163,8 +170,9 @@ def materialize_all_here():
     return defs().resolve_job_def(MATERIALIZE_ALL).with_executor_def(dg.in_process_executor)
 
 
-def materialize_everything():
-    """materialize_all of the code location on the Dagster instance of DAGSTER_HOME.
+def materialize_everything(log_level: str = "INFO"):
+    """materialize_all of the code location on the Dagster instance of DAGSTER_HOME, printing the
+    run's events from ``log_level`` up (every event is stored either way, for the UI).
 
     Through execute_job, not execute_in_process: the latter keeps every step's output in memory
     until the run ends (for output_for_node), which at a million contacts is every table of the
@@ -172,7 +180,8 @@ def materialize_everything():
     import dagster as dg
 
     with dg.DagsterInstance.get() as instance:
-        return dg.execute_job(dg.reconstructable(materialize_all_here), instance)
+        return dg.execute_job(dg.reconstructable(materialize_all_here), instance,
+                              run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
 
 
 def _report(result, home: Path) -> None:
@@ -189,6 +198,15 @@ def _report(result, home: Path) -> None:
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             typer.echo(f"  FAILED {event.step_key}: {event.event_specific_data.error.message.strip()}")
+    checks = [e.event_specific_data for e in result.all_events
+              if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
+    gates = [c for c in checks if c.check_name == "export_gates"]
+    if gates:
+        typer.echo("Export gates: " + ", ".join(f"{c.asset_key.to_user_string()} {'passed' if c.passed else 'FAILED'}"
+                                                for c in gates))
+    tests = [c for c in checks if c.check_name != "export_gates"]
+    if tests:
+        typer.echo(f"dbt tests: {sum(c.passed for c in tests)} of {len(tests)} passed")
     typer.echo("")
     typer.echo("Where to look:")
     warehouse = os.environ.get("CRM_PIPELINES_WAREHOUSE_URL") or "duckdb:///data/warehouse.duckdb"
@@ -197,6 +215,9 @@ def _report(result, home: Path) -> None:
         path = warehouse.removeprefix("duckdb:///")
         typer.echo("    .venv/bin/python -c \"import duckdb; "
                    f"print(duckdb.connect('{path}', read_only=True).sql('from crm_contacts limit 5'))\"")
+    report = Path("data/reports/match_quality_report.html")
+    if report.exists():
+        typer.echo(f"  the match-quality report:  {report}")
     typer.echo("  the run in the Dagster UI, on the sandbox CRM:  .venv/bin/crm-pipelines ui   "
                "then open http://127.0.0.1:3000")
 
