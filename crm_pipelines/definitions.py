@@ -63,9 +63,19 @@ def build_resources() -> dict[str, object]:
 
 # Steps run in processes of their own, forked from a server that has imported the code location
 # once, instead of each importing dagster, dbt and pandas again (about a second of every step of
-# every run the UI, a schedule, a sensor or the CLI launches).
-STEP_PROCESSES = dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {}}}, name="multiprocess_forked_steps")
+# every run the UI, a schedule, a sensor or the CLI launches). A small run says
+# `execution: {config: {in_process: {}}}` and runs every step in its own process instead: the
+# Enginy change sensor does for a run scoped to the records changed since its last one, where a
+# process per step (a forkserver importing the code location again, each gate importing
+# great-expectations) cost two minutes for one contact.
+STEP_PROCESSES = dg.ExecutorDefinition(
+    name="forked_steps_or_in_process",
+    config_schema=dg.Field(dg.multi_or_in_process_executor.config_schema.config_type,
+                           default_value={"multiprocess": {"start_method": {"forkserver": {}}}}),
+    executor_creation_fn=dg.multi_or_in_process_executor.executor_creation_fn,
+    requirements=dg.multi_or_in_process_executor.get_requirements,
+    description="Each step in a process forked from one that imported the code location (multiprocess, "
+                "forkserver), or every step in the run's process (in_process), for small runs.")
 
 
 def _nightly(job, config, config_path: str | None) -> dg.ScheduleDefinition:

@@ -74,9 +74,11 @@ def build_crm_change_sensor(interval_seconds: int, objects: tuple[str, ...]) -> 
 
 def scope_config(since: str, scoped_assets: list[str]) -> dict:
     """Run config that limits the Enginy copies, matching, the campaign rollups and the batches to
-    Enginy records updated after ``since``, and the campaign events copy to the last few days of events."""
+    Enginy records updated after ``since``, and the campaign events copy to the last few days of events.
+    Such a run is small: its steps run in the run's own process, not a process each."""
     return {"ops": {**{name: {"config": {"only_changed_since": since}} for name in scoped_assets},
-                    "enginy_campaign_events": {"config": {"lookback_days": EVENT_LOOKBACK_DAYS}}}}
+                    "enginy_campaign_events": {"config": {"lookback_days": EVENT_LOOKBACK_DAYS}}},
+            "execution": {"config": {"in_process": {}}}}
 
 
 def build_enginy_change_sensor(interval_seconds: int, batches: list[str],
