@@ -52,9 +52,12 @@ def _manifest_is_stale(project: DbtProject) -> bool:
 
 
 def prepared_manifest(project: DbtProject = rollups_project) -> Path:
-    """The project's manifest.json, parsed first if it is missing or stale."""
+    """The project's manifest.json, parsed first if it is missing or stale.
+
+    Not ``DbtProject.prepare_if_dev()``: under `dagster dev` it runs `dbt --version` and `dbt parse`
+    in every process that loads the code location — each run a sensor launches paid ten seconds
+    of it before its first step — while a parse is only needed when a file of the project changed."""
     with dbt_on_path():
-        project.prepare_if_dev()
         if _manifest_is_stale(project):
             project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
             project.preparer.prepare(project)
