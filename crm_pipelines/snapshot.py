@@ -70,7 +70,8 @@ def backfill_window(first_day: date, last_day: date, now: datetime) -> Window:
 
 def days_between(since: datetime, until: datetime) -> list[str]:
     """The UTC days a pull from ``since`` up to ``until`` touched, as YYYY-MM-DD."""
-    first, last = since.astimezone(timezone.utc).date(), (until - timedelta(microseconds=1)).astimezone(timezone.utc).date()
+    first = since.astimezone(timezone.utc).date()
+    last = (until - timedelta(microseconds=1)).astimezone(timezone.utc).date()
     return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
 
 

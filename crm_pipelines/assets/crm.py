@@ -96,7 +96,8 @@ def _refresh(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: Crm
     refresh = refresh_snapshot(
         lambda since, until, st: client.pull(obj, since, until, st),
         _existing(warehouse, name, MODELS[obj]), cursor.to_pydatetime() if cursor is not None else None, state,
-        now, backfill=backfill, full_refresh=config.full_refresh, keep=(lambda raw: matches(raw, rules)) if rules else None)
+        now, backfill=backfill, full_refresh=config.full_refresh,
+        keep=(lambda raw: matches(raw, rules)) if rules else None)
     context.log.info("%s: %s pull from %s: %d records (%d new, %d updated, %d deleted, %d already held; "
                      "%d left out by the sync rules) in %d API calls", obj, refresh.mode, refresh.since or "the start",
                      refresh.pulled, refresh.created, refresh.updated, refresh.deleted, refresh.unchanged,

@@ -34,7 +34,8 @@ def demo(
         "After the run, keep the sandbox CRM up and start the Dagster UI on it: turn crm_change_sensor on "
         "there, press Enter here to change a contact in the sandbox, and watch the sensor sync it."))] = False,
     ui_port: Annotated[int, typer.Option(help="Port of the Dagster UI started by --serve.")] = 3000,
-    verbose: Annotated[bool, typer.Option(help="Print every Dagster event (DEBUG) and dbt's log, not only INFO.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        help="Print every Dagster event (DEBUG) and dbt's log, not only INFO.")] = False,
 ) -> None:
     """Generate data if needed, start the sandbox CRM, and materialize every asset in one Dagster run.
 

@@ -51,8 +51,8 @@ def _tick(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor:
 def _run(defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterInstance,
          job_name: str = INCREMENTAL_SYNC) -> dg.ExecuteInProcessResult:
     job = defs.resolve_job_def(request.job_name or job_name)
-    result = job.execute_in_process(instance=instance, asset_selection=request.asset_selection, run_config=request.run_config or {},
-                                    tags=request.tags)
+    result = job.execute_in_process(instance=instance, asset_selection=request.asset_selection,
+                                    run_config=request.run_config or {}, tags=request.tags)
     assert result.success
     return result
 
