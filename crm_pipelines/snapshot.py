@@ -78,9 +78,11 @@ def days_between(since: datetime, until: datetime) -> list[str]:
 def records_by_day(changes: pd.DataFrame, days: list[str]) -> dict[str, dict[str, int]]:
     """For each of ``days``: how many of the pulled records were last modified then, and how many of
     them are deletions (every day listed, a day with none as zeros)."""
-    day = changes["last_modified"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d")
+    # Floored, grouped, then formatted: a few distinct days, not a string per record.
+    day = changes["last_modified"].dt.tz_convert("UTC").dt.floor("D")
     deleted = changes["is_deleted"].astype(bool)
     counts = pd.DataFrame({"day": day, "deleted": deleted}).groupby("day")["deleted"].agg(["size", "sum"])
+    counts.index = counts.index.strftime("%Y-%m-%d")
     counts = counts.reindex(days, fill_value=0)
     return {d: {"records": int(n), "deleted": int(x)} for d, n, x in zip(days, counts["size"], counts["sum"])}
 
