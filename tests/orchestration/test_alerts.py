@@ -1,6 +1,8 @@
-"""Alerts: a failed run and a failed blocking check each leave a record on pipeline_alerts and a
-Slack message (a local webhook here); a Dynamics connection Entra ID refuses is raised as a
-reconnect alert; Slack being down never loses the record; no secret ever reaches either."""
+"""Alerts: a failed run, a failed blocking check, a failed sensor evaluation and a backfill that
+failed before its runs each leave a record on pipeline_alerts and a Slack message (a local webhook
+here); a Dynamics connection Entra ID refuses is raised as a reconnect alert; without CRM credentials
+a sync fails with one line saying which; Slack being down never loses the record; no secret ever
+reaches either."""
 
 from pathlib import Path
 
@@ -212,3 +214,26 @@ def test_without_crm_credentials_a_sync_and_a_sensor_tick_fail_with_one_line_and
         assert alert["kind"] == "automation_failed" and alert["title"] == "sensor crm_change_sensor failed"
         assert "Salesforce is not connected: SALESFORCE_" in alert["details"]
         assert len(slack.messages) == 1
+
+
+def test_a_backfill_that_fails_before_starting_its_runs_alerts_once(slack) -> None:
+    import time
+
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+    from dagster._utils.error import SerializableErrorInfo
+
+    with dg.instance_for_test() as instance:
+        instance.add_backfill(PartitionBackfill(
+            "bkfl0001", BulkActionStatus.FAILED, from_failure=False, tags={}, backfill_timestamp=time.time(),
+            title="re-pull last week", error=SerializableErrorInfo(
+                "Salesforce is not connected: SALESFORCE_CLIENT_ID not set", [], "CrmNotConnected")))
+        resources = {"slack": SlackWebhook(url=slack.url)}
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            automation_failure_alert(context)
+            cursor = context.cursor
+        [alert] = alerts(instance)
+        assert alert["title"] == "backfill re-pull last week failed"
+        assert "SALESFORCE_CLIENT_ID not set" in alert["details"]
+        with dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
+            automation_failure_alert(context)
+        assert len(alerts(instance)) == 1 and len(slack.messages) == 1, "alerted once"
