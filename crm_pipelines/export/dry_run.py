@@ -148,20 +148,23 @@ def _crm_changes(warehouse: Tables, held: list[str], since: datetime) -> list[st
     at = f"CAST('{since.isoformat()}' AS TIMESTAMP WITH TIME ZONE)"
     changes = []
     if EXPORT_LEDGER in held:
-        ledger = warehouse.query(f"SELECT count(*) AS writes, max(updated_at) AS latest "
-                                 f"FROM {warehouse.table(EXPORT_LEDGER)} WHERE updated_at > {at}")
-        writes = int(ledger["writes"].iloc[0])
+        writes, latest = _newer(warehouse, EXPORT_LEDGER, "updated_at", at)
         if writes:
-            changes.append(f"a push recorded {_many(writes, 'write')} since, the last at "
-                           f"{_stamp(_utc(ledger['latest'].iloc[0]))} ({EXPORT_LEDGER})")
+            changes.append(f"a push recorded {_many(writes, 'write')} since, the last at {_stamp(latest)} "
+                           f"({EXPORT_LEDGER})")
     for name in (name for name in SNAPSHOTS if name in held):
-        changed = warehouse.query(f"SELECT count(*) AS records, max(last_modified) AS latest "
-                                  f"FROM {warehouse.table(name)} WHERE last_modified > {at}")
-        records = int(changed["records"].iloc[0])
+        records, latest = _newer(warehouse, name, "last_modified", at)
         if records:
-            changes.append(f"{name} holds {_many(records, 'record')} changed since, the last at "
-                           f"{_stamp(_utc(changed['latest'].iloc[0]))}")
+            changes.append(f"{name} holds {_many(records, 'record')} changed since, the last at {_stamp(latest)}")
     return changes
+
+
+def _newer(warehouse: Tables, table: str, column: str, at: str) -> tuple[int, datetime | None]:
+    """How many rows of ``table`` have ``column`` after ``at`` (an SQL timestamp), and the latest."""
+    found = warehouse.query(f"SELECT count(*) AS n, max({column}) AS latest "
+                            f"FROM {warehouse.table(table)} WHERE {column} > {at}")
+    count = int(found["n"].iloc[0])
+    return count, (_utc(found["latest"].iloc[0]) if count else None)
 
 
 def _many(n: int, thing: str) -> str:
