@@ -114,7 +114,7 @@ def _changed_contacts(how_many: int) -> None:
     from crm_pipelines.resources.enginy import EnginyDatabase
 
     engine = make_engine(EnginyDatabase().url)
-    now = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=1)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
     with engine.begin() as conn:
         ids = [row[0] for row in conn.execute(sa.text("SELECT id FROM contacts ORDER BY id LIMIT :n"), {"n": how_many})]
         conn.execute(sa.text("UPDATE contacts SET job_title = 'Head of Partnerships', updated_at = :now "

@@ -96,13 +96,17 @@ def write_tables(url: str, frames: dict[str, pd.DataFrame], replace: bool = True
     return counts
 
 
-def changes_since(engine: sa.Engine, name: str, since: datetime | None) -> tuple[int, datetime | None]:
-    """How many rows of a table were updated after ``since`` and the latest update among them:
-    one aggregate on the indexed updated_at, cheap enough to ask every few minutes."""
+def changes_since(engine: sa.Engine, name: str, since: datetime | None,
+                  until: datetime | None = None) -> tuple[int, datetime | None]:
+    """How many rows of a table were updated after ``since`` (and at or before ``until``) and the
+    latest update among them: one aggregate on the indexed updated_at, cheap enough to ask every
+    few minutes."""
     table = metadata.tables[name]
     query = sa.select(sa.func.count(), sa.func.max(table.c.updated_at))
     if since is not None:
         query = query.where(table.c.updated_at > since)
+    if until is not None:
+        query = query.where(table.c.updated_at <= until)
     with engine.connect() as conn:
         count, latest = conn.execute(query).one()
     if latest is None:

@@ -24,10 +24,11 @@ class EnginyDatabase(dg.ConfigurableResource):
         finally:
             engine.dispose()
 
-    def changes_since(self, table: str, since: datetime | None) -> tuple[int, datetime | None]:
-        """Rows of ``table`` updated after ``since``, and the latest update among them."""
+    def changes_since(self, table: str, since: datetime | None,
+                      until: datetime | None = None) -> tuple[int, datetime | None]:
+        """Rows of ``table`` updated after ``since`` (at or before ``until``), and the latest update among them."""
         engine = make_engine(self.url)
         try:
-            return changes_since(engine, table, since)
+            return changes_since(engine, table, since, until)
         finally:
             engine.dispose()

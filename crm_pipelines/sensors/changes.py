@@ -8,7 +8,7 @@ While a run they requested is still going, they wait: the cursor stays, nothing 
 """
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
@@ -23,6 +23,9 @@ from crm_pipelines.resources.integration import IntegrationSettings
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 ENGINY_TABLES = ("companies", "contacts")
+# A run scoped by the Enginy sensor copies from this long before its cursor: a row committed late,
+# with an updated_at the cursor has already passed, is copied too (and the sensor sees it arrive).
+ENGINY_OVERLAP = timedelta(minutes=5)
 
 
 def _unfinished(instance: dg.DagsterInstance, jobs: list[str]) -> dg.DagsterRun | None:
@@ -40,6 +43,21 @@ def _duration(seconds: int) -> str:
 
 def _stamp(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _enginy_cursor(cursor: str | None) -> tuple[datetime | None, int]:
+    """(the newest update a requested run covers, the rows then in the overlap before it); a cursor
+    of an earlier version is that time alone."""
+    if not cursor:
+        return None, 0
+    if not cursor.startswith("{"):
+        return _stamp(cursor), 0
+    state = json.loads(cursor)
+    return _stamp(state["covered"]), int(state["overlap_rows"])
+
+
+def _rows_in_overlap(enginy: EnginyDatabase, covered: datetime) -> int:
+    return sum(enginy.changes_since(table, covered - ENGINY_OVERLAP, covered)[0] for table in ENGINY_TABLES)
 
 
 def build_crm_change_sensor(interval_seconds: int, objects: tuple[str, ...]) -> dg.SensorDefinition:
@@ -99,19 +117,27 @@ def build_enginy_change_sensor(interval_seconds: int, batches: list[str],
         if running is not None:
             return dg.SkipReason(f"{running.job_name} run {running.run_id} is not finished; "
                                  "changes are checked again after it")
-        since = context.cursor or ""
-        counts = {table: enginy.changes_since(table, _stamp(since)) for table in ENGINY_TABLES}
+        covered, overlap_rows = _enginy_cursor(context.cursor)
+        # Up to now, never past it: one row stamped in the future (a wrong clock, a bad import)
+        # would otherwise move the cursor there and hide every change until that date.
+        now = datetime.now(timezone.utc)
+        counts = {table: enginy.changes_since(table, covered, now) for table in ENGINY_TABLES}
         newest = [latest for _, latest in counts.values() if latest is not None]
-        if not newest:
+        # Rows committed late with an updated_at already behind the cursor: the overlap before it
+        # holds more rows than when the cursor was set.
+        late = _rows_in_overlap(enginy, covered) - overlap_rows if covered else 0
+        if not newest and late <= 0:
             return dg.SkipReason("no Enginy contact or company updated since the last run")
-        covered = max(newest).isoformat()
+        reached = max(newest) if newest else covered
+        since = (covered - ENGINY_OVERLAP).isoformat() if covered else ""
         automatic = integration.load().automation.automatic_export
-        context.update_cursor(covered)
+        context.update_cursor(json.dumps({"covered": reached.isoformat(),
+                                          "overlap_rows": _rows_in_overlap(enginy, reached)}))
+        changes = ", ".join(f"{n} {t}" for t, (n, _) in counts.items()) + (f", {late} committed late" if late > 0 else "")
         return dg.RunRequest(
-            run_key=f"enginy:{covered}", job_name=ENGINY_SYNC_AND_PUSH if automatic else ENGINY_SYNC,
+            run_key=f"enginy:{reached.isoformat()}:{late}", job_name=ENGINY_SYNC_AND_PUSH if automatic else ENGINY_SYNC,
             # No cursor yet: the first run matches and batches every record.
             run_config=scope_config(since, scoped) if since else {},
-            tags={"crm_pipelines/enginy_changes": ", ".join(f"{n} {t}" for t, (n, _) in counts.items()),
-                  "crm_pipelines/changed_since": since or "everything"})
+            tags={"crm_pipelines/enginy_changes": changes, "crm_pipelines/changed_since": since or "everything"})
 
     return enginy_change_sensor

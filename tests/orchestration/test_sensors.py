@@ -1,7 +1,9 @@
 """The change sensors against a real Dagster instance on PostgreSQL and the sandbox CRM: a change
 requests exactly one run, no change requests none, a change made while a run is under way is
-never skipped, and the Enginy sensor asks for work on the changed records only."""
+never skipped, and the Enginy sensor asks for work on the changed records only, is not silenced by a
+row stamped in the future and catches a row committed late."""
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -124,9 +126,9 @@ def test_the_crm_sensor_waits_for_an_unfinished_sync_and_then_catches_up(
     assert len(after.run_requests) == 1
 
 
-def _touch(enginy_url: str, ids: list[str], title: str) -> datetime:
+def _touch(enginy_url: str, ids: list[str], title: str, at: datetime | None = None) -> datetime:
     engine = sa.create_engine(enginy_url)
-    now = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=1)
+    now = at or datetime.now(timezone.utc).replace(tzinfo=None)
     with engine.begin() as conn:
         for contact_id in ids:
             conn.execute(sa.text("UPDATE contacts SET job_title = :t, updated_at = :u WHERE id = :i"),
@@ -175,18 +177,26 @@ def test_the_enginy_sensor_requests_matching_and_batches_for_the_changed_records
     engine.dispose()
     request = _tick(defs, "enginy_change_sensor", instance, first.cursor).run_requests
     assert len(request) == 1 and request[0].job_name == ENGINY_SYNC
+    # The scope starts five minutes before the cursor (rows committed late): those rows come again.
+    since = request[0].tags["crm_pipelines/changed_since"]
+    engine = sa.create_engine(enginy_url)
+    with engine.connect() as conn:
+        scoped = {str(i) for (i,) in conn.execute(sa.text("SELECT id FROM contacts WHERE updated_at > :s"),
+                                                  {"s": datetime.fromisoformat(since).replace(tzinfo=None)})}
+    engine.dispose()
+    assert set(changed) <= scoped and len(scoped) <= len(changed) + 2
     result = _run(defs, request[0], instance)
     meta = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
-    assert meta["contact_matches"]["records_rematched"].value == 2
+    assert meta["contact_matches"]["records_rematched"].value == len(scoped)
     assert len(warehouse.read_table("contact_matches")) == everyone, "the other records keep their last match"
-    assert meta["enginy_contacts"]["rows_copied"].value == 2
+    assert meta["enginy_contacts"]["rows_copied"].value == len(scoped)
     assert meta["enginy_campaign_events"]["rows_copied"].value < events
     copied_events = warehouse.read_table("enginy_campaign_events")
     assert len(copied_events) == events and "late-event" in set(copied_events["id"])
     copied = warehouse.read_table("enginy_contacts").assign(id=lambda f: f["id"].astype(str)).set_index("id")
     assert len(copied) == len(contacts) and set(copied.loc[changed, "job_title"]) == {"Head of Partnerships"}
     batch = warehouse.read_table("contact_export_batch")
-    assert sorted(batch["enginy_id"].astype(str)) == sorted(changed)
+    assert sorted(batch["enginy_id"].astype(str)) == sorted(scoped)
     assert "crm_push_results" not in meta, "without automatic export the batch waits for export_push"
     # Read by key, the changed records' rows are what a batch of every record says of them.
     _run(defs, dg.RunRequest(job_name=ENGINY_SYNC), instance)
@@ -198,7 +208,7 @@ def test_the_enginy_sensor_requests_matching_and_batches_for_the_changed_records
         frame = frame[same].astype(object)
         return frame.where(frame.notna(), None).sort_values("enginy_id").to_dict("records")
 
-    assert rows(full[full["enginy_id"].astype(str).isin(changed)]) == rows(batch)
+    assert rows(full[full["enginy_id"].astype(str).isin(scoped)]) == rows(batch)
 
     config = yaml.safe_load((example_config(crm)).read_text())
     config["automation"] = {"automatic_export": True}
@@ -214,4 +224,38 @@ def test_the_enginy_sensor_requests_matching_and_batches_for_the_changed_records
     assert any(e.asset_key.path[-1] == "crm_push_results" for e in pushed.get_asset_materialization_events())
     results = warehouse.read_table("crm_push_results")
     contacts_pushed = results[results["object"] == "contacts"]
-    assert list(contacts_pushed["enginy_id"].astype(str)) == changed[:1]
+    # The second change, and the first (five minutes before the cursor, in the overlap; never pushed).
+    assert sorted(contacts_pushed["enginy_id"].astype(str)) == sorted(changed)
+
+
+def test_a_row_stamped_in_the_future_does_not_silence_the_enginy_sensor_and_a_late_commit_is_caught(
+        instance, tmp_path: Path, monkeypatch) -> None:
+    from crm_pipelines.definitions import defs as load
+
+    enginy_url = f"sqlite:///{tmp_path / 'enginy.sqlite'}"
+    write_tables(enginy_url, generate_frames(40, seed=5).enginy)
+    monkeypatch.setenv("ENGINY_DATABASE_URL", enginy_url)
+    monkeypatch.setenv("CRM_PIPELINES_CONFIG", str(example_config("salesforce")))
+    defs = load()
+    ids = [str(i) for i in pd.read_sql("SELECT id FROM contacts ORDER BY id", sa.create_engine(enginy_url))["id"]]
+    engine = sa.create_engine(enginy_url)
+    with engine.begin() as conn:  # a bad import stamps one contact a year ahead
+        conn.execute(sa.text("UPDATE contacts SET updated_at = :u WHERE id = :i"),
+                     {"u": datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=365), "i": ids[0]})
+    engine.dispose()
+    first = _tick(defs, "enginy_change_sensor", instance, None)
+    assert len(first.run_requests) == 1
+    assert datetime.fromisoformat(json.loads(first.cursor)["covered"]) <= datetime.now(timezone.utc)
+
+    touched = _touch(enginy_url, ids[1:2], "Head of Partnerships")
+    second = _tick(defs, "enginy_change_sensor", instance, first.cursor)
+    assert len(second.run_requests) == 1, "the change after the future-stamped row is seen"
+    assert _tick(defs, "enginy_change_sensor", instance, second.cursor).run_requests == []
+
+    # A row committed now whose updated_at is a minute older than the cursor: the sensor sees the
+    # overlap grow, and the run's scope (five minutes before the cursor) copies it.
+    _touch(enginy_url, ids[2:3], "Late Committer", at=touched - timedelta(minutes=1))
+    [late] = _tick(defs, "enginy_change_sensor", instance, second.cursor).run_requests
+    since = datetime.fromisoformat(late.run_config["ops"]["enginy_contacts"]["config"]["only_changed_since"])
+    assert since.replace(tzinfo=None) < touched - timedelta(minutes=1)
+    assert "1 committed late" in late.tags["crm_pipelines/enginy_changes"]
