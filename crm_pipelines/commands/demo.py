@@ -23,6 +23,17 @@ from crm_pipelines.sandbox.server import free_port
 from crm_pipelines.sandbox.tls import SandboxTls, ensure_certificate
 
 DEFAULT_DAGSTER_HOME = Path(".dagster_home")
+DEMO_INSTANCE = """# The demo's Dagster instance: SQLite storage in this folder (Dagster's default).
+telemetry:
+  enabled: false
+# Runs stuck starting or cancelling fail after three minutes (see deploy/dagster.postgres.yaml).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 60
+"""
 SAVE_SECONDS = 600  # the most a stopping sandbox is given to save its records
 
 
@@ -77,8 +88,7 @@ def _dagster_home() -> Path:
     # its telemetry banner on every command. One already there is the user's, and stays as it is.
     settings = home / "dagster.yaml"
     if not settings.exists():
-        settings.write_text("# The demo's Dagster instance: SQLite storage in this folder (Dagster's default).\n"
-                            "telemetry:\n  enabled: false\n")
+        settings.write_text(DEMO_INSTANCE)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -8,7 +8,9 @@ While a run they requested is still going, they wait: the cursor stays, nothing 
 """
 
 import json
+import os
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import dagster as dg
 
@@ -28,12 +30,61 @@ ENGINY_TABLES = ("companies", "contacts")
 ENGINY_OVERLAP = timedelta(minutes=5)
 
 
-def _unfinished(instance: dg.DagsterInstance, jobs: list[str]) -> dg.DagsterRun | None:
+def _unfinished(instance: dg.DagsterInstance, jobs: list[str]) -> tuple[dg.DagsterRun | None, list[dg.DagsterRun]]:
+    """The run of ``jobs`` still under way, if any, and the runs found dead. A run whose worker
+    process is gone (killed for memory, a restart) is reported failed here rather than waited for
+    forever: its failure raises run_failure_alert's alert, and the sensor requests its work again."""
+    dead = []
     for job in jobs:
-        runs = instance.get_runs(dg.RunsFilter(job_name=job, statuses=UNFINISHED), limit=1)
-        if runs:
-            return runs[0]
+        for run in instance.get_runs(dg.RunsFilter(job_name=job, statuses=UNFINISHED)):
+            gone = _dead_worker(instance, run)
+            if gone is None:
+                return run, dead
+            instance.report_run_failed(run, message=f"its run worker (pid {gone}) is gone: killed (out of memory, "
+                                                    "a restart) before it finished; its work is requested again")
+            dead.append(run)
+    return None, dead
+
+
+def _again(run: dg.DagsterRun) -> dg.RunRequest:
+    """A run of the same work as ``run``, whose worker died: the sensor's cursor had moved past it."""
+    return dg.RunRequest(run_key=f"again:{run.run_id}", job_name=run.job_name, run_config=run.run_config,
+                         asset_selection=list(run.asset_selection) if run.asset_selection else None,
+                         tags={k: v for k, v in run.tags.items() if k.startswith("crm_pipelines/")}
+                         | {"crm_pipelines/again_after": run.run_id})
+
+
+def _dead_worker(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
+    """The pid of ``run``'s worker when it was started on this machine by Dagster's default run
+    launcher (or in-process by the CLI) and no longer runs; None when it runs or cannot be told.
+    Dagster's own run monitoring cannot ask that launcher whether a worker is alive."""
+    from dagster._core.launcher import DefaultRunLauncher
+
+    if run.status != dg.DagsterRunStatus.STARTED or not isinstance(instance.run_launcher, DefaultRunLauncher):
+        return None
+    for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        data = entry.dagster_event.engine_event_data if entry.dagster_event else None
+        pid = data.metadata.get("pid") if data is not None else None
+        if pid is None:
+            continue
+        pid = int(pid.value)
+        return pid if not _running(pid) else None
     return None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed worker its parent has not reaped yet is a zombie: gone, though its pid still exists.
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _duration(seconds: int) -> str:
@@ -67,7 +118,9 @@ def build_crm_change_sensor(interval_seconds: int, objects: tuple[str, ...]) -> 
                            f"{', '.join(objects)} changed since the last sync (one row per object, newest first) "
                            "and, only then, requests incremental_sync for the objects that changed.")
     def crm_change_sensor(context: dg.SensorEvaluationContext, crm: CrmResource):
-        running = _unfinished(context.instance, [INCREMENTAL_SYNC])
+        running, dead = _unfinished(context.instance, [INCREMENTAL_SYNC])
+        if dead:
+            return _again(dead[0])
         if running is not None:
             return dg.SkipReason(f"incremental_sync run {running.run_id} is not finished; "
                                  "changes are checked again after it")
@@ -113,7 +166,9 @@ def build_enginy_change_sensor(interval_seconds: int, batches: list[str],
                    "(enginy_sync_and_push), otherwise the batches wait for a person to launch export_push."))
     def enginy_change_sensor(context: dg.SensorEvaluationContext, enginy: EnginyDatabase,
                              integration: IntegrationSettings):
-        running = _unfinished(context.instance, [ENGINY_SYNC, ENGINY_SYNC_AND_PUSH])
+        running, dead = _unfinished(context.instance, [ENGINY_SYNC, ENGINY_SYNC_AND_PUSH])
+        if dead:
+            return _again(dead[0])
         if running is not None:
             return dg.SkipReason(f"{running.job_name} run {running.run_id} is not finished; "
                                  "changes are checked again after it")
@@ -133,7 +188,8 @@ def build_enginy_change_sensor(interval_seconds: int, batches: list[str],
         automatic = integration.load().automation.automatic_export
         context.update_cursor(json.dumps({"covered": reached.isoformat(),
                                           "overlap_rows": _rows_in_overlap(enginy, reached)}))
-        changes = ", ".join(f"{n} {t}" for t, (n, _) in counts.items()) + (f", {late} committed late" if late > 0 else "")
+        changes = ", ".join(f"{n} {t}" for t, (n, _) in counts.items())
+        changes += f", {late} committed late" if late > 0 else ""
         return dg.RunRequest(
             run_key=f"enginy:{reached.isoformat()}:{late}", job_name=ENGINY_SYNC_AND_PUSH if automatic else ENGINY_SYNC,
             # No cursor yet: the first run matches and batches every record.

@@ -259,3 +259,50 @@ def test_a_row_stamped_in_the_future_does_not_silence_the_enginy_sensor_and_a_la
     since = datetime.fromisoformat(late.run_config["ops"]["enginy_contacts"]["config"]["only_changed_since"])
     assert since.replace(tzinfo=None) < touched - timedelta(minutes=1)
     assert "1 committed late" in late.tags["crm_pipelines/enginy_changes"]
+
+
+@pytest.mark.slow
+def test_a_sync_whose_worker_is_killed_is_reported_failed_and_the_next_sync_goes_on(
+        sandbox, instance, tmp_path: Path, monkeypatch) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from crm_pipelines.definitions import defs as load
+    from crm_pipelines.sandbox.faults import FaultRule
+
+    crm_name = "hubspot"
+    spec = CRMS[crm_name]
+    spec.seed(sandbox.ctx, generate_frames(50, seed=11).crm)
+    _environment(monkeypatch, tmp_path, crm_name, sandbox)
+    defs = load()
+    first = _tick(defs, "crm_change_sensor", instance, None)
+    # The sync, run as `dagster job execute` runs it, on this instance; the CRM answers slowly, so
+    # the run is under way when its process is killed, as the kernel's OOM killer would.
+    sandbox.ctx.faults.add(FaultRule(crm=crm_name, kind="latency", latency_ms=60_000))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "job", "execute", "-m", "crm_pipelines.definitions", "-j", INCREMENTAL_SYNC],
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not instance.get_runs(dg.RunsFilter(job_name=INCREMENTAL_SYNC, statuses=[dg.DagsterRunStatus.STARTED])):
+            assert time.monotonic() < deadline and worker.poll() is None, "the sync never started"
+            time.sleep(0.5)
+        [run] = instance.get_runs(dg.RunsFilter(job_name=INCREMENTAL_SYNC))
+        waiting = _tick(defs, "crm_change_sensor", instance, first.cursor)
+        assert waiting.run_requests == [] and run.run_id in waiting.skip_message, "a live run is waited for"
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    sandbox.ctx.faults.clear()
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED, "nothing told Dagster"
+
+    after = _tick(defs, "crm_change_sensor", instance, first.cursor)
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    [again] = after.run_requests  # the cursor had moved past what the killed run was to pull
+    assert again.job_name == INCREMENTAL_SYNC and again.tags["crm_pipelines/again_after"] == run.run_id
+    _run(defs, again, instance)
+    assert _tick(defs, "crm_change_sensor", instance, first.cursor).run_requests == [], "and then waits for changes"
