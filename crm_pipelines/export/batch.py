@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from crm_pipelines.export.values import FieldSpec, coerce_column, empty_column, is_empty, same_column
 from crm_pipelines.frames import JsonFields, to_json
@@ -87,7 +88,8 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
                          "links are recorded, and the undo_associations job restores them)")
     records = records.reset_index(drop=True)
     n = len(records)
-    enginy_id = records["id"].astype("str").to_numpy(object)
+    ids = records["id"].astype("str")
+    enginy_id = ids.to_numpy(object)
     by_enginy_id = matches.assign(enginy_id=matches["enginy_id"].astype("str")).drop_duplicates("enginy_id")
     by_enginy_id = by_enginy_id.set_index("enginy_id").reindex(enginy_id)
     status = by_enginy_id["outcome"].to_numpy(object)
@@ -125,8 +127,12 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     owner, owner_rule = _owner_column(decided_records, decided_current, launch, owners, ~matched[decided])
     del decided_records, decided_current
     rejected = decision.reason.notna().to_numpy(bool)
-    kept = ~rejected
     reason[decided[rejected]] = decision.reason[rejected].to_numpy(object)
+    clashes = _case_clashes(ids)[decided]
+    clashing = pd.notna(clashes) & ~rejected
+    reason[decided[clashing]] = clashes[clashing]
+    rejected = rejected | clashing
+    kept = ~rejected
     sets_owner = kept & pd.notna(owner)
     held_owner = np.where(found, current["owner_id"].to_numpy(object), None)[decided]
     owner_id = np.full(n, None, dtype=object)
@@ -155,6 +161,28 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
                          "owner_id": owner_id, **links, "reason": reason,
                          "writeback": _json_objects(n, decided, kept, decision.writeback)},
                         columns=BATCH_COLUMNS)
+
+
+def _case_clashes(enginy_id: pd.Series) -> np.ndarray:
+    """Per row, why its Enginy id cannot be sent (None: it can): it differs from another row's only
+    in letter case. Salesforce external ids, Dataverse alternate keys and most CRMs' unique fields
+    compare without case, so the second upsert would overwrite the first record, reported updated."""
+    why = np.full(len(enginy_id), None, dtype=object)
+    arrow = pa.array(enginy_id, type=pa.string(), from_pandas=True)
+    lowered = pc.utf8_lower(arrow)
+    # Ids with no upper-case letter (the usual case) cannot clash: answered without a hash of them.
+    if pc.all(pc.equal(lowered, arrow)).as_py() is not False:
+        return why
+    ids, lowered = enginy_id.astype(object), pd.Series(lowered.to_pylist(), dtype=object)
+    clash = (lowered.duplicated(keep=False) & ~ids.duplicated(keep=False)).to_numpy(bool)
+    if clash.any():  # a handful of rows: named one by one
+        together = ids[clash].groupby(lowered[clash]).agg(lambda group: sorted(set(group)))
+        for row in np.flatnonzero(clash):
+            others = [other for other in together[lowered.iat[row]] if other != ids.iat[row]]
+            why[row] = (f"Enginy id {ids.iat[row]!r} differs from {', '.join(map(repr, others))} only in letter "
+                        "case: the CRM compares ids without case and would overwrite one record with the other "
+                        "— fix: give them distinct ids in Enginy")
+    return why
 
 
 def _current(crm_records: pd.DataFrame, crm_id: np.ndarray) -> pd.DataFrame:

@@ -171,6 +171,16 @@ def test_a_value_the_crm_would_refuse_rejects_the_row_with_the_reason_and_the_ba
     assert "not an email address" in batch.iloc[0]["reason"]
 
 
+def test_enginy_ids_differing_only_in_case_are_rejected_before_the_crm_merges_them() -> None:
+    records = [enginy(id="bad_case_id"), enginy(id="BAD_CASE_ID", first_name="Bea"), enginy(id="e3")]
+    batch = build_batch(pd.DataFrame(records), pd.DataFrame(columns=["enginy_id", "outcome", "crm_id"]),
+                        pd.DataFrame(columns=["crm_id", "last_modified", "owner_id", "raw"]),
+                        [field("first_name", "FirstName")], SCHEMA, Launch())
+    assert batch["action"].tolist() == ["reject", "reject", "create"]
+    assert "'bad_case_id' differs from 'BAD_CASE_ID' only in letter case" in batch.iloc[0]["reason"]
+    assert batch.iloc[1]["fields"] in (None, "{}") or json.loads(batch.iloc[1]["fields"]) == {}
+
+
 def test_picklists_take_internal_values_and_an_unambiguous_label() -> None:
     spec = SCHEMA["LeadSource"]
     assert coerce(spec, "Enginy_Outbound") == "Enginy_Outbound"
