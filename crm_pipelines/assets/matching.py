@@ -4,8 +4,9 @@ the work is done by crm_pipelines.matching.
 
 These assets read every record of each snapshot (not the records' raw fields, which matching
 does not use), because a match is only right against every record the CRM holds. A run the
-Enginy change sensor scopes matches only the Enginy records changed since, and writes just their rows. The assets that read
-whole snapshots read them without the raw fields (crm_snapshot), not through the IO manager.
+Enginy change sensor scopes matches only the Enginy records changed since, and writes just their
+rows. The assets that read whole snapshots read them without the raw fields (crm_snapshot), not
+through the IO manager.
 """
 
 from datetime import datetime, timezone
