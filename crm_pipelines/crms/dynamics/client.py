@@ -10,6 +10,7 @@ Deletions come from Dataverse change tracking: the delta link is the incremental
 import email
 import json
 import logging
+import re
 import threading
 import uuid
 from datetime import datetime
@@ -116,10 +117,7 @@ class DynamicsClient:
         self.api = f"{self.environment_url}/api/data/{settings.api_version}"
         self.cache = (EncryptedTokenCache(Path(settings.token_cache_path), settings.token_cache_key)
                       if settings.token_cache_path else msal.SerializableTokenCache())
-        self.app = msal.ConfidentialClientApplication(
-            settings.client_id, client_credential=settings.client_secret,
-            authority=f"{settings.authority_host.rstrip('/')}/{settings.tenant_id}",
-            token_cache=self.cache, instance_discovery=False)
+        self.app = with_retries(self._entra_app)
         self.session = requests.Session()
         # A push sends several $batch requests at once: the call count and the token cache
         # (kept in a file when configured) are shared under a lock.
@@ -129,6 +127,23 @@ class DynamicsClient:
         self._change_tracking: dict[str, bool] = {}  # logical name → ChangeTrackingEnabled
 
     # --- auth ------------------------------------------------------------------------------
+    def _entra_app(self) -> msal.ConfidentialClientApplication:
+        """msal's app, which asks Entra ID for the tenant's OpenID configuration as it is made: a
+        dropped connection, a 429 or a 5xx there is tried again like any other call."""
+        s = self.settings
+        try:
+            return msal.ConfidentialClientApplication(
+                s.client_id, client_credential=s.client_secret,
+                authority=f"{s.authority_host.rstrip('/')}/{s.tenant_id}", token_cache=self.cache,
+                instance_discovery=False)
+        except (msal.exceptions.MsalServiceError, ValueError) as exc:
+            # msal gives no status but in its message: "HTTP Error: 503", "… HTTP status: 429, …".
+            found = re.search(r"HTTP (?:Error|status): (\d{3})", str(exc))
+            status = int(found.group(1)) if found else None
+            if status not in TRANSIENT_STATUSES:
+                raise
+            raise TransientCrmError(status, f"Entra ID's tenant discovery answered {status}") from exc
+
     def _token(self) -> str:
         with self._lock:
             result = self.app.acquire_token_for_client([f"{self.environment_url}/.default"])

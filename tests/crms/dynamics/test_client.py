@@ -192,3 +192,15 @@ def test_a_table_without_change_tracking_is_pulled_by_modifiedon_and_warned_abou
     assert "Track changes" in warning
     companies = resource(crm).client().pull("companies", None, None)
     assert "delta_link" in companies.state, "the other tables still track changes"
+
+
+def test_a_throttled_server_error_or_dropped_tenant_discovery_is_tried_again(crm) -> None:
+    discovery = "/{tenant}/v2.0/.well-known/openid-configuration"
+    for fault in (FaultRule(crm="dynamics", endpoint=discovery, status=429, retry_after=0, times=1),
+                  FaultRule(crm="dynamics", endpoint=discovery, status=503, times=1),
+                  FaultRule(crm="dynamics", endpoint=discovery, kind="drop", times=1)):
+        crm.ctx.faults.clear()
+        crm.ctx.faults.add(fault)
+        result = resource(crm).client().pull("contacts", None, None)
+        assert len(result.records) == len(crm.ctx.store.records("dynamics", "contacts"))
+        assert [rule.hits for rule in crm.ctx.faults.rules()] == [1], fault
