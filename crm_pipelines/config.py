@@ -77,6 +77,9 @@ class CrmSettings(StrictModel):
     enabled: bool = False
     environment: Literal["sandbox", "production"] = "production"
     integration_user: str | None = Field(None, description="email of the CRM's API integration user")
+    neutralize_formulas: bool = Field(False, description=(
+        "quote free-text values a spreadsheet would run as a formula (=…, @…, +cmd…) with a leading "
+        "apostrophe, for CRMs whose users export records to sheets"))
 
 
 class _CrmSelection(StrictModel):

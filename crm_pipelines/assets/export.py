@@ -69,7 +69,8 @@ class ExportLaunch(dg.Config):
 
     def launch(self, config: IntegrationConfig) -> Launch:
         return Launch(self.sync_mode, dict(self.manual_values), self.owner_id or None, self.overwrite_owner,
-                      self.association or config.default_association_type, self.confirm_remove_previous)
+                      self.association or config.default_association_type, self.confirm_remove_previous,
+                      config.crm.settings.neutralize_formulas)
 
 
 def parse_json(frame: pd.DataFrame, columns: tuple[str, ...] = JSON_COLUMNS) -> pd.DataFrame:

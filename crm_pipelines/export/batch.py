@@ -17,7 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crm_pipelines.export.values import FieldSpec, coerce_column, empty_column, is_empty, same_column
+from crm_pipelines.export.values import (
+    FieldSpec, coerce_column, empty_column, is_empty, neutralize_formulas, same_column,
+)
 from crm_pipelines.frames import JsonFields, to_json
 
 SyncMode = Literal["upsert", "update_only", "create_only"]
@@ -36,6 +38,7 @@ class Launch:
     overwrite_owner: bool = False  # the launch owner replaces an owner the CRM record already has
     association: AssociationType = "additional"  # how a contact is linked to its company
     confirm_remove_previous: bool = False  # primary_remove_previous unlinks companies: asked for explicitly
+    neutralize_formulas: bool = False  # free text a spreadsheet would run as a formula is quoted (config)
 
 
 @dataclass(frozen=True)
@@ -399,6 +402,8 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
             continue
         option = mapping.option if mapping is not None else "enginy_overwrites_crm"
         new, refused = coerce_column(spec, values)
+        if launch.neutralize_formulas:
+            new = neutralize_formulas(spec, new)
         _refuse(reason, wants, refused)
         has_new = wants & new.notna().to_numpy(bool)
         new = new.to_numpy(object)

@@ -248,3 +248,22 @@ def same_column(held: pd.Series, new: pd.Series, spec: FieldSpec) -> np.ndarray:
             equal[i] = same(a.iloc[i], b.iloc[i])
     result[both] = equal
     return result
+
+
+# A cell a spreadsheet would run as a formula: "=", "@", a tab or carriage return first, or "+"
+# or "-" followed by anything but a number or a phone number (those stay as they are).
+_FORMULA = r"^(?:[=@\t\r]|[+-](?![\d\s().+-]*$))"
+
+
+def neutralize_formulas(spec: FieldSpec, values: pd.Series) -> pd.Series:
+    """Free-text values a spreadsheet would read as a formula, quoted with a leading apostrophe
+    (OWASP's advice against CSV injection): for CRMs whose users export records to sheets."""
+    if kind(spec.type) != "text" or not len(values):
+        return values
+    text = pd.Series(values, dtype="str")  # missing values stay missing
+    risky = text.str.contains(_FORMULA, regex=True, na=False).to_numpy(bool)
+    if not risky.any():
+        return values
+    quoted = values.astype(object).copy()
+    quoted[risky] = ("'" + text[risky]).to_numpy(object)
+    return quoted

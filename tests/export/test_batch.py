@@ -181,6 +181,22 @@ def test_enginy_ids_differing_only_in_case_are_rejected_before_the_crm_merges_th
     assert batch.iloc[1]["fields"] in (None, "{}") or json.loads(batch.iloc[1]["fields"]) == {}
 
 
+def test_with_neutralize_formulas_free_text_a_sheet_would_run_is_quoted_and_phones_are_not() -> None:
+    records = [enginy(job_title='=HYPERLINK("http://evil.example","Click")', phone="+44 20 7946 0958"),
+               enginy(id="e2", job_title="+cmd|' /C calc'!A0"), enginy(id="e3", job_title="Head of Sales")]
+    mappings = [field("job_title", "Title"), field("phone", "Phone")]
+
+    def build(launch: Launch) -> pd.DataFrame:
+        return build_batch(pd.DataFrame(records), pd.DataFrame(columns=["enginy_id", "outcome", "crm_id"]),
+                           pd.DataFrame(columns=["crm_id", "last_modified", "owner_id", "raw"]), mappings, SCHEMA,
+                           launch)
+    fields = [json.loads(f) for f in build(Launch(neutralize_formulas=True))["fields"]]
+    assert [f["Title"] for f in fields] == ['\'=HYPERLINK("http://evil.example","Click")',
+                                            "'+cmd|' /C calc'!A0", "Head of Sales"]
+    assert fields[0]["Phone"] == "+44 20 7946 0958"
+    assert json.loads(build(Launch())["fields"].iloc[0])["Title"].startswith("=HYPERLINK"), "off by default"
+
+
 def test_picklists_take_internal_values_and_an_unambiguous_label() -> None:
     spec = SCHEMA["LeadSource"]
     assert coerce(spec, "Enginy_Outbound") == "Enginy_Outbound"
