@@ -19,7 +19,9 @@ import pandas as pd
 from crm_pipelines.canonical import CrmAssociation, CrmCompany, CrmContact, CrmUser
 from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
+from crm_pipelines.config import IntegrationConfig
 from crm_pipelines.crms.facts import Capability
+from crm_pipelines.jobs import SNAPSHOTS, SNAPSHOTS_STEP
 from crm_pipelines.progress import per_second
 from crm_pipelines.resources.integration import IntegrationSettings
 from crm_pipelines.resources.warehouse import Warehouse
@@ -27,9 +29,6 @@ from crm_pipelines.snapshot import Window, backfill_window, fill_company_names, 
 from crm_pipelines.sync_rules import matches
 
 CRM_GROUP = "crm"
-# Each CRM object's snapshot, in the order the step pulls them (contacts take company names from
-# the companies).
-SNAPSHOT_OF = {"companies": "crm_companies", "contacts": "crm_contacts", "leads": "crm_leads"}
 MODELS = {"companies": CrmCompany, "contacts": CrmContact, "leads": CrmContact}
 
 
@@ -82,14 +81,13 @@ def _existing(warehouse: Warehouse, table: str, model) -> pd.DataFrame | None:
 
 
 def _refresh(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: CrmResource, warehouse: Warehouse,
-             integration: IntegrationSettings, obj: str) -> tuple[pd.DataFrame, dict]:
+             settings: IntegrationConfig, obj: str) -> tuple[pd.DataFrame, dict]:
     started = time.monotonic()
-    name = SNAPSHOT_OF[obj]
+    name = SNAPSHOTS[obj]
     client = crm.client()
     client.progress = context.log.info
-    config_now = integration.load()
-    rules = getattr(config_now.inbound_sync_rules, obj, None)
-    tracked = registry.facts(config_now.active_crm).can(Capability.CHANGE_TRACKING)
+    rules = getattr(settings.inbound_sync_rules, obj, None)
+    tracked = registry.facts(settings.active_crm).can(Capability.CHANGE_TRACKING)
     cursor, state = _previous(context, dg.AssetKey(name))
     now = datetime.now(timezone.utc)
     backfill = config.window(now)
@@ -137,14 +135,15 @@ HOW_TO_REFRESH = (
 
 
 @dg.multi_asset(
-    name="crm_snapshots", group_name=CRM_GROUP, can_subset=False,
+    name=SNAPSHOTS_STEP, group_name=CRM_GROUP, can_subset=False,
     specs=[dg.AssetSpec(name, description=SNAPSHOT_DESCRIPTIONS[obj] + HOW_TO_REFRESH, kinds={"pandas"})
-           .with_io_manager_key("warehouse_io_manager") for obj, name in SNAPSHOT_OF.items()])
+           .with_io_manager_key("warehouse_io_manager") for obj, name in SNAPSHOTS.items()])
 def crm_snapshots(context: dg.AssetExecutionContext, config: SnapshotConfig, crm: CrmResource, warehouse: Warehouse,
                   integration: IntegrationSettings):
-    companies = None
-    for obj, name in SNAPSHOT_OF.items():
-        snapshot, metadata = _refresh(context, config, crm, warehouse, integration, obj)
+    # In the order of SNAPSHOTS: contacts take their company names from the companies just pulled.
+    settings, companies = integration.load(), None
+    for obj, name in SNAPSHOTS.items():
+        snapshot, metadata = _refresh(context, config, crm, warehouse, settings, obj)
         if obj == "companies":
             companies = snapshot
         elif obj == "contacts":
