@@ -58,10 +58,7 @@ def _step_errors(context: dg.RunFailureSensorContext) -> list[str]:
         error = event.step_failure_data.error
         if error is not None and error.cls_name == CHECK_FAILED:
             continue
-        # The innermost cause is the one a person acts on (the CRM's answer, not Dagster's wrapper).
-        while error is not None and error.cause is not None:
-            error = error.cause
-        errors.append(f"{event.step_key}: {(error.message if error else event.message or '').strip()}")
+        errors.append(f"{event.step_key}: {_innermost(error) if error else (event.message or '').strip()}")
     return errors
 
 
@@ -118,9 +115,10 @@ def build_failed_check_alert(check_keys: list[dg.AssetCheckKey]) -> dg.SensorDef
 
 
 def _innermost(error) -> str:
+    """The innermost cause's message: the one a person acts on (the CRM's answer, not Dagster's wrapper)."""
     while error is not None and error.cause is not None:
         error = error.cause
-    return (error.message if error is not None else "").strip() or "no error recorded"
+    return (error.message if error is not None else "").strip()
 
 
 @dg.sensor(name="automation_failure_alert", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -142,11 +140,12 @@ def automation_failure_alert(context: dg.SensorEvaluationContext, slack: SlackWe
         for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id, after=since,
                                        statuses=[TickStatus.FAILURE]):
             kind = tick.instigator_type.value.lower()
-            failures.append((tick.timestamp, f"{kind} {tick.instigator_name} failed", _innermost(tick.error)))
+            failures.append((tick.timestamp, f"{kind} {tick.instigator_name} failed",
+                             _innermost(tick.error) or "no error recorded"))
     for backfill in instance.get_backfills(filters=BulkActionsFilter(statuses=[BulkActionStatus.FAILED],
                                                                      created_after=datetime.fromtimestamp(since, UTC))):
         failures.append((backfill.backfill_timestamp, f"backfill {backfill.title or backfill.backfill_id} failed",
-                         _innermost(backfill.error)))
+                         _innermost(backfill.error) or "no error recorded"))
     for _, title, why in sorted(failures):
         raise_alert(context, slack, "automation_failed", title, f"- {why[:500]}", None)
     context.update_cursor(str(now))
