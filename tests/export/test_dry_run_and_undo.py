@@ -126,15 +126,21 @@ def test_the_dry_run_says_which_people_batch_a_push_sends(tmp_path: Path) -> Non
     assert not any("Enginy e" in line for line in as_leads)
 
 
+def cycled_batch(ids: list[str], reason) -> pd.DataFrame:
+    """A batch of ``ids`` cycling create, update, skip, update, reject; each write a Title diff,
+    each skip and rejection ``reason(i)``."""
+    actions = [("create", "update", "skip", "update", "reject")[i % 5] for i in range(len(ids))]
+    return pd.DataFrame({"enginy_id": ids, "action": actions,
+                         "crm_id": [f"003{i}" if a == "update" else None for i, a in enumerate(actions)],
+                         "diff": [[{"field": "Title", "crm_value": None, "new_value": f"T{i}", "rule": "r"}]
+                                  if a in ("create", "update") else [] for i, a in enumerate(actions)],
+                         "reason": [None if a in ("create", "update") else reason(i)
+                                    for i, a in enumerate(actions)]})
+
+
 def test_the_summary_counts_agree_with_the_rows_listed(tmp_path: Path) -> None:
     n = 500
-    actions = [("create", "update", "skip", "update", "reject")[i % 5] for i in range(n)]
-    batch = pd.DataFrame({"enginy_id": [f"e{i}" for i in range(n)], "action": actions,
-                          "crm_id": [f"003{i}" if a == "update" else None for i, a in enumerate(actions)],
-                          "diff": [[{"field": "Title", "crm_value": None, "new_value": f"T{i}", "rule": "r"}]
-                                   if a in ("create", "update") else [] for i, a in enumerate(actions)],
-                          "reason": [None if a in ("create", "update") else "why" for a in actions],
-                          "built_at": BUILT})
+    batch = cycled_batch([f"e{i}" for i in range(n)], lambda i: "why").assign(built_at=BUILT)
     warehouse = Warehouse(url=f"duckdb:///{tmp_path / 'wh.duckdb'}")
     warehouse.write_table("contact_export_batch", batch)
     everything = dry_run(warehouse, "--limit", str(n))
@@ -179,12 +185,8 @@ def test_the_dry_run_lists_rows_in_batch_order_and_the_limit_takes_the_first(kin
     from crm_pipelines.export.dry_run import DryRun, action_counts, render_dry_run, write_dry_run
 
     n = 5_000
-    actions = [("create", "update", "skip", "update", "reject")[i % 5] for i in range(n)]
-    batch = pd.DataFrame({"enginy_id": [f"e{n - i:05d}" for i in range(n)], "action": actions,
-                          "crm_id": [f"003{i}" if a == "update" else None for i, a in enumerate(actions)],
-                          "diff": [[{"field": "Title", "crm_value": None, "new_value": f"T{i}", "rule": "r"}]
-                                   if a in ("create", "update") else [] for i, a in enumerate(actions)],
-                          "reason": [None if a in ("create", "update") else f"why {i}" for i, a in enumerate(actions)]})
+    batch = cycled_batch([f"e{n - i:05d}" for i in range(n)], lambda i: f"why {i}")
+    actions = batch["action"].tolist()
     with warehouse_on(kind, tmp_path) as warehouse:
         warehouse.write_table("contact_export_batch", batch)
         stored = DryRun({"contact_export_batch": warehouse.read_arrow("contact_export_batch", DRY_RUN_COLUMNS)})
