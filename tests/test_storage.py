@@ -256,3 +256,17 @@ def test_the_shipped_postgres_instance_lets_one_crm_writing_step_run_at_a_time(
             assert first.is_claimed and not second.is_claimed
             storage.free_concurrency_slots_for_run("run-a")
             assert storage.claim_concurrency_slot(CRM_WRITES_POOL, "run-b", "crm_push_results").is_claimed
+
+
+def test_the_demo_instance_lets_one_crm_writing_step_run_at_a_time(tmp_path: Path) -> None:
+    """The UI started by `crm-pipelines ui` runs on the demo's SQLite instance: a push launched
+    there while the sensor's runs one waits for the crm_writes slot too."""
+    from crm_pipelines.assets.export import CRM_WRITES_POOL
+    from crm_pipelines.commands.demo import DEMO_INSTANCE
+
+    (tmp_path / "dagster.yaml").write_text(DEMO_INSTANCE)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default(CRM_WRITES_POOL)
+        assert storage.claim_concurrency_slot(CRM_WRITES_POOL, "run-a", "crm_push_results").is_claimed
+        assert not storage.claim_concurrency_slot(CRM_WRITES_POOL, "run-b", "crm_activity_push").is_claimed

@@ -26,6 +26,11 @@ DEFAULT_DAGSTER_HOME = Path(".dagster_home")
 DEMO_INSTANCE = """# The demo's Dagster instance: SQLite storage in this folder (Dagster's default).
 telemetry:
   enabled: false
+# One CRM-writing step at a time across runs (the crm_writes pool): a push launched from the UI
+# while another runs waits for it, then finds its writes in the ledgers instead of sending them again.
+concurrency:
+  pools:
+    default_limit: 1
 # Runs stuck starting or cancelling fail after three minutes (see deploy/dagster.postgres.yaml).
 run_monitoring:
   enabled: true

@@ -1,0 +1,76 @@
+"""Two pushes at once — a person launching export_push while the automatic one runs — on the
+shipped PostgreSQL instance config (deploy/dagster.postgres.yaml): each run is a `dagster job
+execute` process of its own, both run to success, and every contact and every campaign activity
+reaches the CRM once. What makes it so is the crm_writes pool: one CRM-writing step at a time
+across runs, each reading the write ledgers the other committed before it let go of the slot."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from crm_pipelines.assets.export import CRM_WRITES_POOL
+from crm_pipelines.crms.registry import example_config
+from crm_pipelines.jobs import EXPORT_PUSH, PUSH_ASSETS
+from crm_pipelines.resources.warehouse import Warehouse
+from crm_pipelines.sandbox.faults import FaultRule
+from tests.activities.crms import CRMS as ACTIVITY_CRMS
+from tests.export.test_export_end_to_end import CONTACT_OBJECT, created_once, seeded
+from tests.pipeline import AFTER_ROLLUPS, Template, run
+from tests.postgres import dagster_instance_on_postgres
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def instance(tmp_path: Path, monkeypatch):
+    with dagster_instance_on_postgres(tmp_path / "dagster_home", monkeypatch) as instance:
+        yield instance
+
+
+def test_two_pushes_at_once_write_every_contact_and_activity_once(
+        sandbox, instance, template: Template, tmp_path: Path, monkeypatch) -> None:
+    crm = "hubspot"  # engagements have no upsert: a second send is a second engagement
+    config = yaml.safe_load(example_config(crm).read_text())
+    config["activity_sync"] = {"enabled": True}
+    (tmp_path / "integration.yaml").write_text(yaml.safe_dump(config))
+    for key, value in seeded(sandbox, crm, template, tmp_path, tmp_path / "integration.yaml").items():
+        monkeypatch.setenv(key, value)
+    warehouse = Warehouse(url=os.environ["CRM_PIPELINES_WAREHOUSE_URL"])
+    # Everything up to the push, once; then the two pushes, each building its batches again.
+    prepared = run(instance, AFTER_ROLLUPS - dg.AssetSelection.assets(*PUSH_ASSETS))
+    assert prepared.success
+    before = len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm]))
+    # Every CRM call answers slowly: each push lasts long enough for the other to reach it.
+    sandbox.ctx.faults.add(FaultRule(crm=crm, kind="latency", latency_ms=150))
+
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    command = [sys.executable, "-m", "dagster", "job", "execute", "-m", "crm_pipelines.definitions", "-j", EXPORT_PUSH]
+    pushes = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+    errors = [push.communicate(timeout=600)[1] for push in pushes]
+    assert [push.returncode for push in pushes] == [0, 0], [e[-3000:] for e in errors]
+    sandbox.ctx.faults.clear()
+
+    runs = instance.get_runs(dg.RunsFilter(job_name=EXPORT_PUSH))
+    assert len(runs) == 2 and {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
+    # The two runs were at the push together: one of them waited for the pool's slot.
+    waited = [r.run_id for r in runs if any(
+        CRM_WRITES_POOL in (record.event_log_entry.message or "")
+        for record in instance.get_records_for_run(r.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records)]
+    assert waited, "neither run waited for the crm_writes pool: the pushes did not overlap"
+
+    logged = ACTIVITY_CRMS[crm].logged(sandbox)
+    keys = [a["key"] for a in logged]
+    assert logged and len(set(keys)) == len(keys), "an activity was logged twice"
+    results = warehouse.read_table("crm_activity_push")
+    ledger = warehouse.read_table("activity_ledger")
+    assert sorted(keys) == sorted(ledger.loc[ledger["status"].eq("created"), "write_id"])
+    assert set(results["status"]) <= {"logged", "waiting"}
+    assert created_once(sandbox, crm), "a contact was created twice"
+    created = warehouse.read_table("export_ledger").query("object == 'contacts' and status == 'created'")
+    assert len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])) == before + len(created) > before
