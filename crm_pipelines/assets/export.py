@@ -430,6 +430,27 @@ def _load_table(warehouse: Warehouse, name: str, empty: pd.DataFrame) -> pd.Data
     return parse_json(warehouse.read_table(name)) if name in warehouse.table_names() else empty
 
 
+def _built_in_this_run(context: dg.AssetExecutionContext) -> set[str]:
+    """The assets this run has materialized so far."""
+    records = context.instance.get_records_for_run(
+        context.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000).records
+    return {r.event_log_entry.dagster_event.asset_key.path[-1] for r in records}
+
+
+def _check_same_batch(batch: pd.DataFrame, table: str, run_id: str, built_here: set[str]) -> None:
+    """A batch this run built and gated must be the one it pushes. Another run (a sensor's sync
+    while this push waited for the crm_writes slot) may have rebuilt the table since, for other
+    records or with other choices, and its gates have not run in this run: stop, send nothing of it."""
+    if table not in built_here or "batch_id" not in batch or not len(batch):
+        return
+    other = batch.loc[batch["batch_id"].astype(str).ne(run_id), "batch_id"]
+    if len(other):
+        raise dg.Failure(
+            f"{table} was rebuilt by run {other.iloc[0]} after this run built and gated it (runs beside "
+            f"this push); nothing of it was pushed by this run. That run's batch waits for its own push: "
+            f"launch export_push again to build, gate and push the batches anew.")
+
+
 def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
     # The ledgers are written while the push runs (after every chunk, so a killed push loses no
     # outcome), not handed to an IO manager at the end: Nothing-typed outputs make them assets
@@ -460,11 +481,13 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
         ended, counts, calls_before = [], {}, getattr(client, "api_calls", 0)
         company_ids: dict[str, str] = {}
         removed_total, sent = None, 0
+        built_here = _built_in_this_run(context)
         for obj, table in pushed_batches(config.as_leads):
             # Not the diff, a batch's largest column, nor its build time: they are for people (the dry run).
             pushed = tuple(c for c in warehouse.column_names(table) if c not in ("diff", "built_at"))
             # Its fields stay JSON text: the write ids hash that text, and only the rows sent are parsed.
             batch = warehouse.read_table(table, pushed)
+            _check_same_batch(batch, table, context.run_id, built_here)
             if obj != "companies" and "company_enginy_id" in batch:
                 batch = link_created_companies(batch, company_ids)
             removed = removed_links(batch)

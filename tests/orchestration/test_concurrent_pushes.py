@@ -59,10 +59,7 @@ def test_two_pushes_at_once_write_every_contact_and_activity_once(
     runs = instance.get_runs(dg.RunsFilter(job_name=EXPORT_PUSH))
     assert len(runs) == 2 and {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
     # The two runs were at the push together: one of them waited for the pool's slot.
-    waited = [r.run_id for r in runs if any(
-        CRM_WRITES_POOL in (record.event_log_entry.message or "")
-        for record in instance.get_records_for_run(r.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records)]
-    assert waited, "neither run waited for the crm_writes pool: the pushes did not overlap"
+    assert _waited_for_the_pool(instance), "neither run waited for the crm_writes pool: the pushes did not overlap"
 
     logged = ACTIVITY_CRMS[crm].logged(sandbox)
     keys = [a["key"] for a in logged]
@@ -74,3 +71,50 @@ def test_two_pushes_at_once_write_every_contact_and_activity_once(
     assert created_once(sandbox, crm), "a contact was created twice"
     created = warehouse.read_table("export_ledger").query("object == 'contacts' and status == 'created'")
     assert len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])) == before + len(created) > before
+
+
+def test_a_push_whose_batch_another_run_rebuilt_sends_none_of_it(
+        sandbox, instance, template: Template, tmp_path: Path, monkeypatch) -> None:
+    """A push waits for the crm_writes slot (another run is writing) while a sensor's enginy_sync
+    rebuilds the contacts' batch for the records it changed: when the push gets the slot it does
+    not send that batch, which its own gates never saw, and says why."""
+    import threading
+    import time
+
+    from crm_pipelines.definitions import defs as load
+    from crm_pipelines.jobs import ENGINY_SYNC
+
+    crm = "hubspot"
+    for key, value in seeded(sandbox, crm, template, tmp_path).items():
+        monkeypatch.setenv(key, value)
+    before = len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm]))
+    defs = load()
+    assert run(instance, AFTER_ROLLUPS - dg.AssetSelection.assets(*PUSH_ASSETS)).success
+    slots = instance.event_log_storage
+    slots.initialize_concurrency_limit_to_default(CRM_WRITES_POOL)
+    assert slots.claim_concurrency_slot(CRM_WRITES_POOL, "another-push", "crm_push_results").is_claimed
+    pushed: list[dg.ExecuteInProcessResult] = []
+    push = threading.Thread(target=lambda: pushed.append(defs.resolve_job_def(EXPORT_PUSH).execute_in_process(
+        instance=instance, raise_on_error=False)))
+    push.start()
+    try:
+        while not _waited_for_the_pool(instance):
+            assert push.is_alive(), "the push ended before it reached the crm_writes pool"
+            time.sleep(0.2)
+        sync = defs.resolve_job_def(ENGINY_SYNC).execute_in_process(
+            instance=instance, asset_selection=[dg.AssetKey("contact_export_batch")])
+    finally:
+        slots.free_concurrency_slots_for_run("another-push")
+        push.join()
+    [result] = pushed
+    assert sync.success and not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert f"rebuilt by run {sync.run_id}" in failure.event_specific_data.error.message
+    assert len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])) == before, "no contact of that batch was sent"
+
+
+def _waited_for_the_pool(instance: dg.DagsterInstance) -> list[str]:
+    """The export_push runs that have waited for the crm_writes pool's slot."""
+    return [r.run_id for r in instance.get_runs(dg.RunsFilter(job_name=EXPORT_PUSH)) if any(
+        CRM_WRITES_POOL in (record.event_log_entry.message or "")
+        for record in instance.get_records_for_run(r.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records)]
