@@ -10,7 +10,7 @@ from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger
 from crm_pipelines.export.push import outcomes, run_push
 from crm_pipelines.export.writes import Write, WriteResult
 from crm_pipelines.sandbox.faults import FaultRule
-from tests.connectors.test_push import CRMS, crm, history  # noqa: F401 (crm: a fixture)
+from tests.connectors.test_push import crm, history  # noqa: F401 (crm: a fixture)
 from tests.export.test_export_end_to_end import CONTACT_OBJECT, pipeline  # noqa: F401 (pipeline: a fixture)
 from tests.pipeline import instance_in_memory, run_after_rollups
 
@@ -64,16 +64,16 @@ def test_a_create_whose_answer_was_lost_after_the_crm_wrote_is_recorded_created(
 
 @pytest.mark.parametrize("pipeline", ["salesforce"], indirect=True)
 def test_creates_whose_answer_was_lost_are_reported_created_by_crm_push_results(pipeline) -> None:
-    crm, sandbox, warehouse, _ = pipeline
-    before = len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm]))
-    sandbox.ctx.faults.add(FaultRule(crm=crm, endpoint=CONTACT_CREATES, method="PATCH", kind="drop", nth=2))
+    name, sandbox, warehouse, _ = pipeline
+    before = len(sandbox.ctx.store.records(name, CONTACT_OBJECT[name]))
+    sandbox.ctx.faults.add(FaultRule(crm=name, endpoint=CONTACT_CREATES, method="PATCH", kind="drop", nth=2))
     with instance_in_memory() as instance:
         assert run_after_rollups(instance).success
     assert sandbox.ctx.faults.rules()[0].hits == 1
     results = warehouse.read_table("crm_push_results").query("object == 'contacts'")
     created = results[results["action"].eq("create")]
     assert len(created) and set(created["status"]) == {"created"}
-    assert len(sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])) == before + len(created)
+    assert len(sandbox.ctx.store.records(name, CONTACT_OBJECT[name])) == before + len(created)
     ledger = warehouse.read_table(EXPORT_LEDGER).query("object == 'contacts' and action == 'create'")
     assert set(ledger["status"]) == {"created"} and len(ledger) == len(created)
 
@@ -83,8 +83,8 @@ def test_a_stopped_pushs_unanswered_writes_are_settled_by_the_next_run(pipeline)
     """The first push dies on its first upsert call (companies go first; an error nothing retries):
     that chunk stays sent. The next run builds new batches (new write ids) that create those
     records, and the old entries are superseded by their outcome — no entry is left sent."""
-    crm, sandbox, warehouse, _ = pipeline
-    sandbox.ctx.faults.add(FaultRule(crm=crm, endpoint=CONTACT_CREATES, method="PATCH", status=400, nth=1,
+    name, sandbox, warehouse, _ = pipeline
+    sandbox.ctx.faults.add(FaultRule(crm=name, endpoint=CONTACT_CREATES, method="PATCH", status=400, nth=1,
                                      body=[{"errorCode": "MALFORMED_QUERY", "message": "injected"}]))
     with instance_in_memory() as instance:
         assert not run_after_rollups(instance).success
