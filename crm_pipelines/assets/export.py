@@ -27,6 +27,7 @@ from crm_pipelines.export.batch_rules import (held_after_duplicate_refusal, iden
                                               one_update_per_crm_record)
 from crm_pipelines.export.dry_run import action_counts, read_dry_run, render_dry_run, write_dry_run
 from crm_pipelines.export.gates import GATE_COLUMNS, expectation_suite_gates, rejection_gate, schema_gate
+from crm_pipelines.export.in_doubt import records_written, superseded
 from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
 from crm_pipelines.export.push import outcomes, pushed_batches, run_push
 from crm_pipelines.export.review import review_mapping, specs
@@ -499,6 +500,9 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
             # incremental run of a thousand changes reads a thousand entries, not the whole ledger.
             ids = write_ids(obj, batch)
             held = ledger_table.read([i for i in ids if i is not None])
+            # Records an earlier write of ours finished on: a create of theirs answered "updated" is one.
+            creates = batch.loc[batch["action"].eq("create"), "enginy_id"].astype(str).tolist()
+            existed = records_written(ledger_table.of_records(obj, creates), ids) if creates else ()
             if facts.can(Capability.BULK):
                 push = lambda writes, job_started, o=obj: client.push(o, writes, job_started)  # noqa: E731
                 resume = lambda job_id, writes, o=obj: client.bulk_job_results(o, job_id, writes)  # noqa: E731
@@ -506,8 +510,14 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
                 push, resume = (lambda writes, o=obj: client.push(o, writes)), None
             outcome = run_push(push, obj, batch, held, ledger_table.save, chunk,
                                integration_config.create_on_duplicate_warning, context.log.info, ids=ids,
-                               resume=resume)
+                               resume=resume, existed=existed)
             result = outcomes(batch, obj, outcome.ledger, ids).assign(object=obj)
+            if len(batch):
+                # A stopped push's unanswered writes of records this batch has now ended wait no longer.
+                resolved = superseded(ledger_table.unanswered(obj), ids, result, str(batch["batch_id"].iloc[0]))
+                if len(resolved):
+                    ledger_table.save(resolved)
+                    outcome.counts["superseded"] = len(resolved)
             if obj == "companies":
                 company_ids = dict(zip(result["enginy_id"], result["crm_id"]))
                 # A company skipped as the same as another: its contacts link to that one's record.

@@ -16,9 +16,11 @@ import dagster as dg
 import pandas as pd
 
 from crm_pipelines.crms import registry
+from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.frames import is_in
 from crm_pipelines.matching import near_miss
 from crm_pipelines.matching.engine import CrmIndex, company_links, fill_rates
+from crm_pipelines.matching.own_id import carriers, matched_by_own_id
 from crm_pipelines.matching.report import Records, ReportHeader, build_report
 from crm_pipelines.matching.rules import company_rule, contact_rule
 from crm_pipelines.resources.integration import IntegrationSettings
@@ -82,6 +84,14 @@ def _written(name: str, fresh: pd.DataFrame, scope: MatchScope, warehouse: Wareh
     return pd.concat([kept, fresh[list(columns)]], ignore_index=True)
 
 
+def ours(warehouse: Warehouse, tables: dict[str, str], enginy_ids: list[str], field: str) -> pd.DataFrame:
+    """The records of the CRM snapshots ``tables`` (object → table) that hold one of ``enginy_ids``
+    in the Enginy id ``field`` (see own_id.carriers): one query per table for just those records."""
+    held = [warehouse.rows_with_keys(table, "raw", enginy_ids, json_field=field).assign(object=obj)
+            for obj, table in tables.items() if table in warehouse.table_names()]
+    return carriers(pd.concat(held, ignore_index=True) if held else pd.DataFrame(), field)
+
+
 def _scope_metadata(scope: MatchScope, matched: int) -> dict[str, object]:
     if not scope.only_changed_since:
         return {"scope": "every Enginy record"}
@@ -90,24 +100,28 @@ def _scope_metadata(scope: MatchScope, matched: int) -> dict[str, object]:
             ROWS_REPLACED_BY: "enginy_id"}
 
 
-@dg.asset(description="Each Enginy company's outcome against the CRM's companies under the company "
-                      "identifier: new (create), matched (update) or ambiguous (held for review).",
+@dg.asset(description="Each Enginy company's outcome against the CRM's companies: a company our push created "
+                      "by the Enginy id it carries, the others under the company identifier: new (create), "
+                      "matched (update) or ambiguous (held for review).",
           deps=["enginy_companies", "crm_companies"], **_common)
-def company_matches(config: MatchScope, integration: IntegrationSettings,
+def company_matches(config: MatchScope, integration: IntegrationSettings, crm: CrmResource,
                     warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     rule = company_rule(integration.load().company_identifier)
     changed = changed_records(warehouse, "enginy_companies", config.only_changed_since)
     fresh = CrmIndex(rule, crm_snapshot(warehouse, "crm_companies").assign(object="companies")).match(changed)
+    # A company our push created is found by the Enginy id it carries, before the rules.
+    fresh = matched_by_own_id(fresh, ours(warehouse, {"companies": "crm_companies"},
+                                          changed["id"].astype(str).tolist(), crm.client().enginy_id_field))
     return dg.Output(fresh, metadata={"rule": rule.name,
                                       **_counts(_written("company_matches", fresh, config, warehouse)),
                                       **_scope_metadata(config, len(fresh))})
 
 
-@dg.asset(description="Each Enginy contact's outcome against the CRM's contacts (and Salesforce leads) "
-                      "under the contact identifier, with a near miss proposed for review where the rule "
+@dg.asset(description="Each Enginy contact's outcome against the CRM's contacts (and Salesforce leads): a "
+                      "person our push created by the Enginy id they carry, the others under the contact identifier, with a near miss proposed for review where the rule "
                       "found nothing.",
           deps=["enginy_contacts", "crm_contacts", "crm_leads", "company_matches"], **_common)
-def contact_matches(config: MatchScope, integration: IntegrationSettings,
+def contact_matches(config: MatchScope, integration: IntegrationSettings, crm: CrmResource,
                     warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     settings = integration.load()
     rule = contact_rule(settings.contact_identifier)
@@ -118,7 +132,12 @@ def contact_matches(config: MatchScope, integration: IntegrationSettings,
     companies = (warehouse.rows_with_keys("company_matches", "enginy_id",
                                           changed["company_id"].dropna().astype(str).tolist())
                  if config.only_changed_since else warehouse.read_table("company_matches"))
-    fresh = near_miss.add_near_misses(index, index.match(changed, company_links(companies)))
+    # A person our push created is found by the Enginy id they carry, before the rules (and no
+    # near miss is proposed for them).
+    objects = {"contacts": "crm_contacts",
+               **({"leads": "crm_leads"} if registry.facts(settings.active_crm).leads_may_be_people else {})}
+    owned = ours(warehouse, objects, changed["id"].astype(str).tolist(), crm.client().enginy_id_field)
+    fresh = near_miss.add_near_misses(index, matched_by_own_id(index.match(changed, company_links(companies)), owned))
     matches = _written("contact_matches", fresh, config, warehouse)
     return dg.Output(fresh, metadata={"rule": rule.name, **_counts(matches),
                                       "near_misses": int(matches["near_miss_crm_id"].notna().sum()),

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crm_pipelines.export.in_doubt import SUPERSEDED
 from crm_pipelines.export.values import is_empty
 from crm_pipelines.export.writes import Write, WriteResult
 from crm_pipelines.frames import from_json, to_json
@@ -30,8 +31,9 @@ EXPORT_LEDGER, ACTIVITY_LEDGER = "export_ledger", "activity_ledger"
 LEDGER_COLUMNS = ["write_id", "object", "enginy_id", "action", "crm_id", "status", "error", "error_code",
                   "attempts", "updated_at", "job_id"]
 # Outcomes that end a write; "sent" (no answer recorded: the push died) and "failed" (retries
-# spent) are sent again by the next run.
-FINAL = ("created", "updated", "rejected")
+# spent) are sent again by the next run of the same batch, or superseded by a newer batch's write
+# of the same record once that ends (export/in_doubt.py).
+FINAL = ("created", "updated", "rejected", SUPERSEDED)
 
 
 def empty_ledger() -> pd.DataFrame:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import pandas as pd
 
+from crm_pipelines.export.in_doubt import settled
 from crm_pipelines.export.ledger import FINAL, Ledger, entries, write_ids, writes_to_send
 from crm_pipelines.export.writes import Write, WriteResult
 from crm_pipelines.progress import pace
@@ -39,7 +40,8 @@ def run_push(push: Callable[..., list[WriteResult]], obj: str, batch: pd.DataFra
              save: Callable[[pd.DataFrame], None], chunk: int | Callable[[int], int],
              save_anyway_on_duplicates: bool = False, log: Callable[[str], None] = lambda message: None,
              ids: list[str | None] | None = None,
-             resume: Callable[[str, list[Write]], list[WriteResult]] | None = None) -> PushOutcome:
+             resume: Callable[[str, list[Write]], list[WriteResult]] | None = None,
+             existed: Collection[str] = ()) -> PushOutcome:
     """Send the batch's writes the ledger does not hold as done; ``save`` persists the ledger's
     changed rows (an upsert by write id); the outcome carries the ledger it was given (the whole
     ledger, or the entries of this batch's writes) with this push's changes.
@@ -52,6 +54,10 @@ def run_push(push: Callable[..., list[WriteResult]], obj: str, batch: pd.DataFra
     records it), and ``resume(job_id, writes)`` answers the writes of a job an earlier run left in
     flight from that job's results — only writes it has no answer for are sent again.
 
+    A create the CRM answers "updated" is recorded created unless its record ``existed`` (the
+    Enginy ids an earlier write of ours finished on): our own send whose answer was lost made it
+    (export/in_doubt.py).
+
     Records a CRM refuses as duplicates are rejected for review, or — when the integration
     says to create on a duplicate warning — sent once more with the CRM's allow-save flag.
     """
@@ -63,7 +69,7 @@ def run_push(push: Callable[..., list[WriteResult]], obj: str, batch: pd.DataFra
     book = Ledger(ledger)
     extra: tuple[Any, ...] = ()
     if resume is not None:
-        writes = _resume_jobs(resume, obj, writes, book, save, counts, log)
+        writes = _resume_jobs(resume, obj, writes, book, save, counts, log, existed)
         extra = (lambda job_id, part: save(book.mark_job(job_id, part)),)
     chunk = chunk(len(writes)) if callable(chunk) else chunk
     started = time.monotonic()
@@ -79,6 +85,7 @@ def run_push(push: Callable[..., list[WriteResult]], obj: str, batch: pd.DataFra
                 retried = {r.write_id: r for r in push(retry, *extra)}
                 sent += len(retry)
                 results = [retried.get(r.write_id, r) for r in results]
+        results = settled(part, results, existed)
         save(book.record(results))
         counts.update(r.status for r in results)
         log(f"{obj}: chunk {start // chunk + 1} of {-(-len(writes) // chunk)}: "
@@ -89,12 +96,12 @@ def run_push(push: Callable[..., list[WriteResult]], obj: str, batch: pd.DataFra
 
 def _resume_jobs(resume: Callable[[str, list[Write]], list[WriteResult]], obj: str, writes: list[Write],
                  book: Ledger, save: Callable[[pd.DataFrame], None], counts: Counter[str],
-                 log: Callable[[str], None]) -> list[Write]:
+                 log: Callable[[str], None], existed: Collection[str]) -> list[Write]:
     """Record what the bulk jobs an earlier run left in flight say of their writes; the writes
     still to send."""
     answered: set[str] = set()
     for job_id, group in book.in_jobs(writes).items():
-        results = [r for r in resume(job_id, group) if r.status in FINAL]
+        results = settled(group, [r for r in resume(job_id, group) if r.status in FINAL], existed)
         save(book.record(results))
         counts.update(r.status for r in results)
         answered.update(r.write_id for r in results)

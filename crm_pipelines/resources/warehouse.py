@@ -508,6 +508,20 @@ class LedgerTable:
             sql = sql.replace("$object", ":object")
         return self.warehouse.query(sql, {"object": obj})
 
+    def unanswered(self, obj: str) -> pd.DataFrame:
+        """The entries of ``obj`` a push left without a final answer (sent: it was stopped; failed:
+        retries spent) — few: a stopped push's chunk in flight, the writes a CRM kept refusing."""
+        sql = (f"SELECT * FROM {self.warehouse.table(self.name)} "
+               "WHERE object = $object AND status IN ('sent', 'failed')")
+        if self.warehouse.kind == "postgresql":
+            sql = sql.replace("$object", ":object")
+        return self.warehouse.query(sql, {"object": obj})
+
+    def of_records(self, obj: str, enginy_ids: list[str]) -> pd.DataFrame:
+        """Every entry of these Enginy records' writes to ``obj``, whichever batch they were of."""
+        rows = self.warehouse.rows_with_keys(self.name, "enginy_id", enginy_ids)
+        return rows[rows["object"].eq(obj)]
+
     def save(self, rows: pd.DataFrame) -> None:
         self.warehouse.upsert(self.name, rows, key="write_id")
 
