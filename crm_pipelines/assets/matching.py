@@ -118,8 +118,8 @@ def company_matches(config: MatchScope, integration: IntegrationSettings, crm: C
 
 
 @dg.asset(description="Each Enginy contact's outcome against the CRM's contacts (and Salesforce leads): a "
-                      "person our push created by the Enginy id they carry, the others under the contact identifier, with a near miss proposed for review where the rule "
-                      "found nothing.",
+                      "person our push created by the Enginy id they carry, the others under the contact "
+                      "identifier, with a near miss proposed for review where the rule found nothing.",
           deps=["enginy_contacts", "crm_contacts", "crm_leads", "company_matches"], **_common)
 def contact_matches(config: MatchScope, integration: IntegrationSettings, crm: CrmResource,
                     warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
