@@ -182,7 +182,8 @@ def crm_schema(crm: CrmResource) -> dg.Output[pd.DataFrame]:
             continue
         rows.extend({"object": obj, "field": f.name, "label": f.label, "type": f.type, "createable": f.createable,
                      "updateable": f.updateable, "required": f.required, "options": list(f.options),
-                     "option_labels": list(f.option_labels), "unique": f.unique, "external_id": f.external_id}
+                     "option_labels": list(f.option_labels), "unique": f.unique, "external_id": f.external_id,
+                     "length": f.length}
                     for f in fields)
     schema = pd.DataFrame(rows)
     return dg.Output(schema, metadata={"fields": len(schema),

@@ -51,6 +51,9 @@ class CrmField:
     option_labels: tuple[str, ...] = ()
     unique: bool = False
     external_id: bool = False
+    # The longest text the field holds, where the CRM says: a longer value is rejected before the
+    # push, with its reason, instead of being sent and refused again on every run.
+    length: int | None = None
 
 
 @dataclass

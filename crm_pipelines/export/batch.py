@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crm_pipelines.export.values import (
-    FieldSpec, coerce_column, empty_column, is_empty, neutralize_formulas, same_column,
+    FieldSpec, as_meant, coerce_column, empty_column, is_empty, neutralize_formulas, same_column,
 )
 from crm_pipelines.frames import JsonFields, to_json
 
@@ -67,7 +67,8 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
                 schema: dict[str, FieldSpec], launch: Launch, owners: Owners | None = None,
                 campaign_values: pd.DataFrame | None = None, campaign_mapping: dict[str, str] | None = None,
                 company_links: Mapping[str, str] | pd.Series | None = None,
-                one_company_per_contact: bool = True, companies_to_create: Iterable[str] = ()) -> pd.DataFrame:
+                one_company_per_contact: bool = True, companies_to_create: Iterable[str] = (),
+                required: Iterable[str] = ()) -> pd.DataFrame:
     """One row per Enginy record (``records.id``); see BATCH_COLUMNS.
 
     ``matches``: enginy_id, outcome (new / matched / ambiguous), crm_id. ``crm_records``: the
@@ -78,7 +79,8 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
     cannot be made — asking for it on every export would be an update that never lands.
     ``companies_to_create``: Enginy ids of records whose company is not in the CRM yet (the
     company batch creates it): their link is decided here by the same rules, and the push fills in
-    the company's id once it has created it.
+    the company's id once it has created it. ``required``: the CRM fields a new record must have
+    (the CRM's facts): a create without one is rejected, naming it, and the rest of the batch goes.
 
     Decided a mapped field at a time over the whole batch, not a record at a time: a million-row
     batch is a few dozen column operations. Each row's ``fields``, ``diff`` and ``writeback`` are
@@ -126,7 +128,7 @@ def build_batch(records: pd.DataFrame, matches: pd.DataFrame, crm_records: pd.Da
                                          current.iloc[decided].reset_index(drop=True)))
     crm_fields = crm_records["raw"] if "raw" in crm_records else pd.Series([None] * len(crm_records), dtype=object)
     decision = _decide(decided_records, enginy_id[decided], decided_current, crm_fields, ~matched[decided], mappings,
-                       schema, launch, campaign_values, campaign_mapping or {})
+                       schema, launch, campaign_values, campaign_mapping or {}, tuple(required))
     owner, owner_rule = _owner_column(decided_records, decided_current, launch, owners, ~matched[decided])
     del decided_records, decided_current
     rejected = decision.reason.notna().to_numpy(bool)
@@ -382,9 +384,11 @@ def _wanted(records: pd.DataFrame, enginy_id: np.ndarray, mappings: list[Any], l
 
 def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame, crm_fields: pd.Series,
             creating: np.ndarray, mappings: list[Any], schema: dict[str, FieldSpec], launch: Launch,
-            campaign_values: pd.DataFrame | None, campaign_mapping: dict[str, str]) -> _Decision:
+            campaign_values: pd.DataFrame | None, campaign_mapping: dict[str, str],
+            required: tuple[str, ...] = ()) -> _Decision:
     """The fields to write, the diff to show and the values to write back, a mapped field at a
-    time; a row is rejected for the first mapped field whose value the CRM would refuse.
+    time; a row is rejected for the first mapped field whose value the CRM would refuse, or, on a
+    create, for a ``required`` field it leaves empty.
     ``crm_fields``: the snapshot records' raw fields, by ``current["snapshot_row"]``."""
     n = len(records)
     reason = pd.Series(np.full(n, None, dtype=object), dtype=object)
@@ -401,7 +405,8 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
             _refuse(reason, wants, f"{crm_field}: the CRM has no such field; check the field mapping")
             continue
         option = mapping.option if mapping is not None else "enginy_overwrites_crm"
-        new, refused = coerce_column(spec, values)
+        enginy_field = getattr(mapping, "enginy_field", None)
+        new, refused = coerce_column(as_meant(spec, enginy_field), values)
         if launch.neutralize_formulas:
             new = neutralize_formulas(spec, new)
         _refuse(reason, wants, refused)
@@ -416,7 +421,6 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
         held_empty = empty_column(pd.Series(held, dtype=object))
         if option == "sync_if_empty":
             change &= held_empty
-        enginy_field = getattr(mapping, "enginy_field", None)
         sent = np.zeros(n, dtype=bool)  # the rows whose CRM value is written back to Enginy
         if option in ("crm_overwrites_enginy", "bidirectional"):
             if option == "bidirectional":
@@ -439,6 +443,9 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
     for crm_field, rows, _, _, _ in written:
         if not schema[crm_field].createable:
             _refuse(reason, rows & creating, f"{crm_field}: the CRM does not let this field be set on a new record")
+    for crm_field in required:
+        _refuse(reason, creating & ~_written_on(written, crm_field, n),
+                f"{crm_field}: required on a new record, and {_source(mappings, crm_field)}")
     changes = []
     for crm_field, rows, new, held, option in written:
         # A create shows no CRM value.
@@ -446,6 +453,24 @@ def _decide(records: pd.DataFrame, enginy_id: np.ndarray, current: pd.DataFrame,
     fields = [(crm_field, rows, new) for crm_field, rows, new, _, _ in written]
     writeback = [(enginy_field, rows, held) for enginy_field, rows, held in sent_back]
     return _Decision(fields, changes, writeback, reason)
+
+
+def _written_on(written: list[tuple], crm_field: str, n: int) -> np.ndarray:
+    """Of ``n`` rows, those some mapping writes ``crm_field`` on (a value the CRM would refuse is not)."""
+    rows = np.zeros(n, dtype=bool)
+    for name, on, *_ in written:
+        if name == crm_field:
+            rows = rows | on
+    return rows
+
+
+def _source(mappings: list[Any], crm_field: str) -> str:
+    """Where a required field's value was to come from, for the reason of a create without it."""
+    fields = [m.enginy_field for m in mappings if m.crm_field == crm_field and m.option != "deactivated"
+              and m.type == "enginy_field"]
+    if fields:
+        return f"the record's {' / '.join(fields)} is empty"
+    return "no field mapping sets it" if not any(m.crm_field == crm_field for m in mappings) else "it is empty"
 
 
 def _refuse(reason: pd.Series, rows: np.ndarray, why: str | pd.Series) -> None:

@@ -1,7 +1,8 @@
-"""The gates an export batch must pass before anything is pushed: its shape (pandera), its
-values (a great-expectations suite built from the CRM's described fields), the share of rows
-rejected, and the field mapping's review. Each gate answers passed + a description a person can
-act on; the batch assets run them as blocking asset checks.
+"""The gates an export batch must pass before anything is pushed: its shape (pandera), what holds
+of it as a whole (a great-expectations suite), the share of rows rejected, and the field mapping's
+review. Each gate answers passed + a description a person can act on; the batch assets run them as
+blocking asset checks. What is wrong with one record (a value the CRM would refuse, a required
+field it lacks) rejects that record when the batch is built, never the whole batch.
 """
 
 from __future__ import annotations
@@ -9,16 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from crm_pipelines.export.values import FieldSpec, kind
-from crm_pipelines.frames import JsonFields, json_keys
-
-EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-URL_REGEX = r"^(https?://)?[^\s/$.?#][^\s]*\.[^\s]+$"
-# The batch columns the gates read: not the diff, a batch's largest column, which no gate checks.
+# The batch columns the gates read: not the diff, a batch's largest column, which no gate checks
+# (the fields' values were checked row by row when the batch was built; the schema gate wants the column).
 GATE_COLUMNS = ("enginy_id", "action", "crm_id", "fields", "reason", "match_key", "outcome")
 
 
@@ -75,66 +71,39 @@ def rejection_gate(batch: pd.DataFrame, max_share: float) -> Gate:
                 {"rejected": rejected, "share": round(share, 4), "rows": rows})
 
 
-def values_frame(batch: pd.DataFrame) -> pd.DataFrame:
-    """The rows that will be written, one column per CRM field written, for the suite; ``fields``
-    as the warehouse keeps them (JSON text: read by DuckDB, a column at a time) or parsed."""
-    writing = batch[batch["action"].isin(["create", "update"])]
-    fields = writing["fields"]
-    if any(isinstance(v, str) for v in fields.head(100)):
-        names = json_keys(fields)
-        parsed, rows = JsonFields(fields, names), np.arange(len(fields))
-        values = pd.DataFrame({name: parsed.on(name, rows) for name in names}, index=writing.index)
-    else:
-        values = pd.DataFrame(list(fields), index=writing.index)
-    values.insert(0, "action", writing["action"])
-    values.insert(0, "enginy_id", writing["enginy_id"])
-    values["match_key"] = writing.get("match_key")
-    values["outcome"] = writing.get("outcome")
-    return values.reset_index(drop=True)
-
-
-def expectation_suite_gates(batch: pd.DataFrame, schema: dict[str, FieldSpec], required: list[str],
-                            previous_rows: int | None, growth: float = 3.0) -> list[Gate]:
-    """great-expectations over what will be written: required fields on creates, email and URL
-    formats, picklist values within the described options, one create per match key, no
-    ambiguous record written, and a row count within bounds of the previous batch."""
+def expectation_suite_gates(batch: pd.DataFrame, previous_rows: int | None, growth: float = 3.0) -> list[Gate]:
+    """great-expectations over the batch as a whole: one create per match key, no ambiguous record
+    written, and a row count within bounds of the previous batch. A value the CRM would refuse, or
+    a create without a required field, is no gate's business: that row alone is rejected, with its
+    reason (build_batch), and only their share can stop the push (rejection_gate). A failing gate
+    names the records (their Enginy ids) that fail it."""
     import great_expectations as gx  # a 4-second import: only where the suite runs
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    frame = values_frame(batch)
-    creates = frame[frame["action"].eq("create")].reset_index(drop=True)
-    required = required if len(creates) else []
-    creates = creates.assign(**{name: None for name in required if name not in creates.columns})
-    frames = {"creates": creates, "writes": frame.assign(ambiguous=frame["outcome"].eq("ambiguous")), "batch": batch}
-    planned: list[tuple[str, str, Any, str]] = []  # (frame, gate name, expectation, what it checks)
-    for name in required:
-        planned.append(("creates", f"required_{name}", gx.expectations.ExpectColumnValuesToNotBeNull(column=name),
-                        f"every create sets the required field {name}"))
-    for name in frame.columns:
-        spec = schema.get(name)
-        if spec is None:
-            continue
-        k = kind(spec.type)
-        if k == "email":
-            planned.append(("writes", f"email_format_{name}", gx.expectations.ExpectColumnValuesToMatchRegex(
-                column=name, regex=EMAIL_REGEX), f"{name} holds email addresses"))
-        elif k == "url":
-            planned.append(("writes", f"url_format_{name}", gx.expectations.ExpectColumnValuesToMatchRegex(
-                column=name, regex=URL_REGEX), f"{name} holds URLs"))
-        elif k == "picklist" and spec.options:
-            planned.append(("writes", f"picklist_{name}", gx.expectations.ExpectColumnValuesToBeInSet(
-                column=name, value_set=list(spec.options)), f"{name} holds only its described options"))
+    def column(name: str) -> pd.Series:
+        return batch[name] if name in batch else pd.Series(None, index=batch.index, dtype=object)
+
+    writing = batch["action"].isin(["create", "update"])
+    creates = pd.DataFrame({"enginy_id": batch["enginy_id"], "match_key": column("match_key")})[
+        batch["action"].eq("create")].reset_index(drop=True)
+    writes = pd.DataFrame({"enginy_id": batch["enginy_id"], "ambiguous": column("outcome").eq("ambiguous")})[
+        writing].reset_index(drop=True)
+    frames = {"creates": creates, "writes": writes, "batch": batch}
+    # (frame, gate name, expectation, what it checks, the Enginy ids of the records failing it)
+    planned: list[tuple[str, str, Any, str, pd.Series]] = []
     if creates["match_key"].notna().any():
+        twins = creates["match_key"].notna() & creates["match_key"].duplicated(keep=False)
         planned.append(("creates", "one_create_per_match_key",
                         gx.expectations.ExpectColumnValuesToBeUnique(column="match_key"),
-                        "no two creates for the same identifier key"))
+                        "no two creates for the same identifier key", creates.loc[twins, "enginy_id"]))
     planned.append(("writes", "no_ambiguous_written",
                     gx.expectations.ExpectColumnValuesToBeInSet(column="ambiguous", value_set=[False]),
-                    "no record with an ambiguous match is written"))
+                    "no record with an ambiguous match is written", writes.loc[writes["ambiguous"], "enginy_id"]))
     if previous_rows:
         low, high = int(previous_rows / growth), int(previous_rows * growth) + 100
         planned.append(("batch", "row_count_in_bounds", gx.expectations.ExpectTableRowCountToBeBetween(
-            min_value=low, max_value=high), f"the batch has between {low} and {high} rows (last run: {previous_rows})"))
+            min_value=low, max_value=high), f"the batch has between {low} and {high} rows (last run: {previous_rows})",
+            pd.Series([], dtype=object)))
 
     # One suite per frame, validated in one pass: great-expectations hashes a frame each time it
     # makes a batch of it, which cost more than the checks themselves when each gate had its own.
@@ -144,14 +113,14 @@ def expectation_suite_gates(batch: pd.DataFrame, schema: dict[str, FieldSpec], r
     source = context.data_sources.add_pandas("export")
     results: dict[str, Any] = {}
     for frame_name, data in frames.items():
-        mine = [(name, expectation) for f, name, expectation, _ in planned if f == frame_name]
+        mine = [(name, expectation) for f, name, expectation, _, _ in planned if f == frame_name]
         if not mine:
             continue
         for name, expectation in mine:
             expectation.meta = {"gate": name}
         # Only the columns the suite reads: great-expectations fingerprints the frame it is given,
-        # and a frame with dict columns (fields, diff) it pickles whole — seconds and gigabytes at
-        # a million rows for a fingerprint no gate uses.
+        # and a frame with JSON columns (fields, diff) it hashes whole — seconds at a million rows
+        # for a fingerprint no gate uses.
         columns = list(dict.fromkeys(getattr(e, "column", None) or data.columns[0] for _, e in mine))
         batch_of_frame = source.add_dataframe_asset(frame_name).add_batch_definition_whole_dataframe("all") \
             .get_batch(batch_parameters={"dataframe": data[columns]})
@@ -160,12 +129,13 @@ def expectation_suite_gates(batch: pd.DataFrame, schema: dict[str, FieldSpec], r
             results[result.expectation_config.meta["gate"]] = result
 
     gates: list[Gate] = []
-    for _, name, _, describe in planned:
+    for _, name, _, describe, offenders in planned:
         result = results[name]
-        unexpected = result.result.get("partial_unexpected_list") or []
+        named = ", ".join(map(str, offenders.head(5))) + (" …" if len(offenders) > 5 else "")
         gates.append(Gate(name, bool(result.success), describe if result.success else
-                          f"{describe}: failed ({result.result.get('unexpected_count', '?')} rows, e.g. "
-                          f"{[str(u) for u in unexpected[:5]]})", {"observed": _plain(result.result)}))
+                          f"{describe}: failed ({result.result.get('unexpected_count', '?')} rows"
+                          + (f": Enginy ids {named})" if named else ")"),
+                          {"observed": _plain(result.result), "enginy_ids": offenders.head(20).astype(str).tolist()}))
     return gates
 
 

@@ -20,8 +20,14 @@ def specs(schema: pd.DataFrame, obj: str) -> dict[str, FieldSpec]:
     """The crm_schema rows of one object as FieldSpecs."""
     rows = schema[schema["object"] == obj]
     return {r["field"]: FieldSpec(r["field"], r["type"], bool(r["createable"]), bool(r["updateable"]),
-                                  tuple(_list(r.get("options"))), tuple(_list(r.get("option_labels"))))
+                                  tuple(_list(r.get("options"))), tuple(_list(r.get("option_labels"))),
+                                  _length(r.get("length")))
             for r in rows.to_dict("records")}
+
+
+def _length(value: Any) -> int | None:
+    """A field's length as crm_schema holds it (a schema described before lengths were kept has none)."""
+    return None if value is None or pd.isna(value) else int(value)
 
 
 def _list(value: Any) -> list[str]:

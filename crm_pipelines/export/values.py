@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from crm_pipelines.export.validity import is_email, is_url, valid_emails, valid_urls
 
 # The CRM's type name (Salesforce describe, HubSpot properties, Dataverse AttributeType) → kind.
 KINDS = {
@@ -26,7 +28,11 @@ KINDS = {
     "reference": "reference", "lookup": "reference", "owner": "reference", "customer": "reference",
     "id": "reference", "uniqueidentifier": "reference",
 }
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# What an Enginy field holds, whatever the CRM calls the type of the field it is mapped to: an
+# address in a Dataverse String column or a HubSpot string property is checked as in a Salesforce
+# email field, so every CRM refuses the same values before the push.
+ENGINY_MEANINGS = {"email": "email", "linkedin_url": "url", "website": "url"}
+REFUSED_VALUE_SHOWN = 100  # characters of a refused value its reason quotes
 _NUMBER = r"(?i)^[-+]?(\d|\.\d|inf|nan)"  # what may read as a number: the rest is compared as text
 TEXT_KINDS = frozenset({"text", "email", "url", "phone", "reference"})
 # Inferred types whose equal values are the same value to coerce (1, 1.0 and True hash alike:
@@ -36,6 +42,12 @@ _ONE_TYPE = frozenset({"string", "boolean", "integer", "floating", "empty"})
 
 def kind(crm_type: str) -> str:
     return KINDS.get(crm_type.lower(), "text")
+
+
+def as_meant(spec: FieldSpec, enginy_field: str | None) -> FieldSpec:
+    """``spec`` checked as what the mapped Enginy field holds, where the CRM describes a plain text field."""
+    meaning = ENGINY_MEANINGS.get(enginy_field or "")
+    return replace(spec, type=meaning) if meaning and kind(spec.type) == "text" else spec
 
 
 @dataclass(frozen=True)
@@ -109,8 +121,10 @@ def coerce(spec: FieldSpec, value: Any) -> Any:
         stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
         return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
     text = value.isoformat() if isinstance(value, (datetime, date)) else str(value).strip()
-    if k == "email" and not _EMAIL.match(text):
-        raise Refused(f"{spec.name}: {text!r} is not an email address")
+    if k == "email" and not is_email(text):
+        raise Refused(_not_a(spec, text, k))
+    if k == "url" and not is_url(text):
+        raise Refused(_not_a(spec, text, k))
     if spec.length is not None and len(text) > spec.length:
         raise Refused(f"{spec.name}: {len(text)} characters, the field holds {spec.length}")
     return text
@@ -185,9 +199,9 @@ def _coerce_text(spec: FieldSpec, k: str, values: pd.Series) -> tuple[pd.Series,
     present = (text.notna() & text.ne("")).to_numpy(bool)
     refused = np.zeros(len(text), dtype=bool)
     reasons = np.full(len(text), None, dtype=object)
-    if k == "email":
-        bad = present & ~text.str.match(_EMAIL.pattern).fillna(False).to_numpy(bool)
-        reasons[bad] = [f"{spec.name}: {t!r} is not an email address" for t in text[bad]]
+    if k in ("email", "url"):
+        bad = present & ~(valid_emails if k == "email" else valid_urls)(text)
+        reasons[bad] = [_not_a(spec, t, k) for t in text[bad]]
         refused |= bad
     if spec.length is not None:
         lengths = text.str.len().fillna(0).to_numpy()
@@ -196,6 +210,12 @@ def _coerce_text(spec: FieldSpec, k: str, values: pd.Series) -> tuple[pd.Series,
         refused |= long
     coerced = np.where(present & ~refused, text.to_numpy(object), None)
     return pd.Series(coerced, index=values.index, dtype=object), pd.Series(reasons, index=values.index, dtype=object)
+
+
+def _not_a(spec: FieldSpec, text: str, k: str) -> str:
+    shown = text if len(text) <= REFUSED_VALUE_SHOWN else text[:REFUSED_VALUE_SHOWN] + "…"
+    what = "an email address" if k == "email" else "a web address (http or https, and a public domain)"
+    return f"{spec.name}: {shown!r} is not {what}"
 
 
 def _coerce_timestamps(k: str, values: pd.Series) -> tuple[pd.Series, pd.Series]:

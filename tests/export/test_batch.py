@@ -328,3 +328,49 @@ def test_the_crm_fields_read_from_the_warehouses_json_text_are_the_values_parsed
     assert [type(w.get("job_title")) for w in writeback[:6]] == [str, int, int, float, bool, bool]
     assert json.loads(from_text["diff"][1])[-1] == {"field": "Stage/Phase", "crm_value": 2.0,
                                                     "new_value": "stage 1", "rule": "enginy_overwrites_crm"}
+
+
+NEW = pd.DataFrame(columns=["enginy_id", "outcome", "crm_id"])
+NO_CRM = pd.DataFrame(columns=["crm_id", "last_modified", "owner_id", "raw"])
+
+
+def test_a_create_without_a_required_field_is_rejected_naming_it_and_the_others_are_created() -> None:
+    """A NULL last_name is allowed by Enginy's contract but not by the CRM on a new contact: that
+    record is rejected, the batch goes on."""
+    schema = {**SCHEMA, "LastName": FieldSpec("LastName", "string", length=80)}
+    records = [enginy(last_name=None), enginy(id="e2", last_name="Lovelace")]
+    batch = build_batch(pd.DataFrame(records), NEW, NO_CRM, [field("last_name", "LastName")], schema, Launch(),
+                        required=("LastName",))
+    assert batch["action"].tolist() == ["reject", "create"]
+    assert batch.iloc[0]["reason"] == "LastName: required on a new record, and the record's last_name is empty"
+
+
+def test_a_required_field_left_empty_on_an_update_rejects_nothing() -> None:
+    """The CRM record keeps the last name it holds: only the title is written."""
+    schema = {**SCHEMA, "LastName": FieldSpec("LastName", "string")}
+    batch = build_batch(pd.DataFrame([enginy(last_name=None)]), pd.DataFrame(MATCHED, columns=NEW.columns),
+                        pd.DataFrame([crm_record(LastName="Lovelace", Title="x")], columns=NO_CRM.columns),
+                        [field("last_name", "LastName"), field("job_title", "Title")], schema, Launch(),
+                        required=("LastName",))
+    assert batch["action"].tolist() == ["update"] and json.loads(batch.iloc[0]["fields"]) == {"Title": "CTO"}
+
+
+@pytest.mark.parametrize("crm_type", ["string", "String", "text"])
+def test_an_enginy_url_or_email_is_checked_whatever_the_crm_calls_the_fields_type(crm_type) -> None:
+    """A Dataverse String column or a HubSpot string property holding a LinkedIn URL or an email
+    refuses what a Salesforce url or email field refuses."""
+    schema = {"Web": FieldSpec("Web", crm_type), "Mail": FieldSpec("Mail", crm_type)}
+    records = [enginy(linkedin_url="javascript:alert(1)"), enginy(id="e2", email="john@localhost"),
+               enginy(id="e3", linkedin_url="es.linkedin.com/in/ada", email="Ada@Acme.com")]
+    batch = build_batch(pd.DataFrame(records), NEW, NO_CRM, [field("linkedin_url", "Web"), field("email", "Mail")],
+                        schema, Launch())
+    assert batch["action"].tolist() == ["reject", "reject", "create"]
+    assert batch.iloc[0]["reason"].startswith("Web: 'javascript:alert(1)' is not a web address")
+    assert batch.iloc[1]["reason"] == "Mail: 'john@localhost' is not an email address"
+
+
+def test_a_value_longer_than_the_described_field_is_rejected_before_it_is_sent() -> None:
+    records = [enginy(first_name="A" * 41), enginy(id="e2")]
+    batch = build_batch(pd.DataFrame(records), NEW, NO_CRM, [field("first_name", "FirstName")], SCHEMA, Launch())
+    assert batch["action"].tolist() == ["reject", "create"]
+    assert batch.iloc[0]["reason"] == "FirstName: 41 characters, the field holds 40"

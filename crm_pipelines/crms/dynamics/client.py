@@ -42,6 +42,8 @@ TASK_COMPLETED = {"statecode": 1, "statuscode": 5}
 SUBJECT_LENGTH, DESCRIPTION_LENGTH = 200, 2000
 # Keys per look-up query: an OData filter of equalities joined by "or" stays short.
 LOOKUP_KEYS = 25
+# A String column's FormatName → the type it is described as (the export checks values by kind).
+TEXT_FORMATS = {"Email": "email", "Url": "url"}
 DUPLICATE_KEY = "0x80040237"
 logger = logging.getLogger(__name__)
 
@@ -428,18 +430,27 @@ class DynamicsClient:
             "GET", f"{base}/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet"
         ).json()["value"]
         options = {p["LogicalName"]: [o for o in (p.get("OptionSet") or {}).get("Options", [])] for p in picklists}
+        # MaxLength and the format (Email, Url, …) are properties of the text attributes' own types,
+        # which Dataverse answers only when the collection is cast to that type.
+        texts = {t["LogicalName"]: t for cast in ("StringAttributeMetadata", "MemoAttributeMetadata")
+                 for t in self._send("GET", f"{base}/Microsoft.Dynamics.CRM.{cast}"
+                                            "?$select=LogicalName,MaxLength,FormatName").json()["value"]}
         fields = []
         for a in attributes:
             name = a["LogicalName"]
             opts = options.get(name, [])
             label = ((a.get("DisplayName") or {}).get("UserLocalizedLabel") or {}).get("Label") or name
             required = (a.get("RequiredLevel") or {}).get("Value") in {"ApplicationRequired", "SystemRequired"}
+            text = texts.get(name, {})
+            # A String column formatted as an email or a URL is described as one, as Salesforce does.
+            formatted = TEXT_FORMATS.get((text.get("FormatName") or {}).get("Value"))
             fields.append(CrmField(
-                name=name, label=label, type=a.get("AttributeType", "String"),
+                name=name, label=label, type=formatted or a.get("AttributeType", "String"),
                 createable=bool(a.get("IsValidForCreate")), updateable=bool(a.get("IsValidForUpdate")),
                 required=required, options=tuple(str(o["Value"]) for o in opts),
                 option_labels=tuple(((o.get("Label") or {}).get("UserLocalizedLabel") or {}).get("Label", "")
-                                    for o in opts)))
+                                    for o in opts),
+                length=text.get("MaxLength")))
         return fields
 
     def users(self) -> pd.DataFrame:

@@ -45,6 +45,8 @@ LIST_PAGE = 100
 IN_VALUES = 100  # values one IN filter takes (search refuses more with a 400)
 # HubSpot answers 414 past 8 KB of request line; the list API repeats `properties=` per name.
 MAX_PROPERTIES_URL = 6_000
+# HubSpot's documented limit of a string property's value (its properties API gives no length).
+MAX_TEXT = 65_536
 ONE_MS = timedelta(milliseconds=1)
 # Activities as a HubSpot admin expects them: a sent email is an email engagement; a call or a
 # LinkedIn touchpoint a completed task of that type (what HubSpot's own sequences create).
@@ -203,7 +205,8 @@ class HubSpotClient:
                 name=p["name"], label=p.get("label") or p["name"], type=kind,
                 createable=not read_only, updateable=not read_only,
                 options=tuple(o["value"] for o in options), option_labels=tuple(o.get("label") or "" for o in options),
-                unique=bool(p.get("has_unique_value"))))
+                unique=bool(p.get("has_unique_value")),
+                length=MAX_TEXT if p.get("type", "string") == "string" else None))
         return fields
 
     def _property_chunks(self, object_type: str) -> list[list[str]]:

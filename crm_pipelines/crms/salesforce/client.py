@@ -151,7 +151,8 @@ class SalesforceClient:
                 createable=bool(f.get("createable")), updateable=bool(f.get("updateable")),
                 required=bool(f.get("createable")) and not f.get("nillable", True) and not f.get("defaultedOnCreate"),
                 options=tuple(p["value"] for p in picklist), option_labels=tuple(p.get("label") or "" for p in picklist),
-                unique=bool(f.get("unique")), external_id=bool(f.get("externalId"))))
+                unique=bool(f.get("unique")), external_id=bool(f.get("externalId")),
+                length=f.get("length") or None))  # 0 for the fields that hold no text
         return fields
 
     def _field_chunks(self, sobject: str, where: str) -> list[list[str]]:

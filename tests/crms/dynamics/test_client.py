@@ -96,6 +96,15 @@ def test_describe_lists_attributes_with_writability_and_picklist_options(crm) ->
     assert fields["industrycode"].options, "picklist values are listed"
 
 
+def test_describe_gives_text_lengths_and_calls_an_email_or_url_column_what_its_format_says(crm) -> None:
+    """Dataverse's own limits and formats, so the export rejects an over-long value or a malformed
+    address before the push, as it does for Salesforce."""
+    fields = {f.name: f for f in resource(crm).client().describe("contacts")}
+    assert fields["lastname"].length == 50 and fields["description"].length == 2000
+    assert (fields["emailaddress1"].type, fields["crm_linkedinurl"].type) == ("email", "url")
+    assert fields["lastname"].type == "String" and fields["preferredcontactmethodcode"].length is None
+
+
 def test_the_token_cache_is_encrypted_at_rest_and_reused(crm, tmp_path: Path) -> None:
     key = Fernet.generate_key().decode()
     path = tmp_path / "dynamics-token-cache.bin"

@@ -167,6 +167,8 @@ def test_companies_users_and_the_schema_come_back_canonical(crm) -> None:
     assert "lead" in fields["lifecyclestage"].options
     assert not fields["lastmodifieddate"].updateable and fields["firstname"].updateable
     assert fields["email"].unique
+    # HubSpot describes no length: its documented limit of a text value, for the export to check.
+    assert fields["firstname"].length == 65_536 and fields["associatedcompanyid"].length is None
     assert client.pull("leads", None, None).notes == ["HubSpot has no Lead object"]
 
 

@@ -100,6 +100,8 @@ def test_describe_reports_types_picklists_and_writability(crm) -> None:
     assert not fields["Name"].createable and not fields["CreatedDate"].updateable
     assert fields["Enginy_Id__c"].external_id and fields["Enginy_Id__c"].unique
     assert fields["LeadSource"].options
+    # The lengths describe gives, for the export to reject an over-long value before sending it.
+    assert fields["LastName"].length == 80 and fields["Email"].length == 80 and fields["Birthdate"].length is None
 
 
 def test_users_are_pulled_with_their_emails(crm) -> None:

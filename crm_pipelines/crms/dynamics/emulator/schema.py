@@ -46,6 +46,7 @@ class Attribute:
     targets: tuple[tuple[str, str], ...] = ()
     display: str = ""
     custom: bool = False
+    format: str = "Text"  # a String column's FormatName: Text, Email, Url, Phone, …
 
     @property
     def is_lookup(self) -> bool:
@@ -78,6 +79,8 @@ class Attribute:
         }
         if self.max_length is not None:
             doc["MaxLength"] = self.max_length
+        if self.type == "String":
+            doc["FormatName"] = {"Value": self.format}
         if self.targets:
             doc["Targets"] = [t for t, _ in self.targets]
         return doc
@@ -210,7 +213,7 @@ def _common(primary_id: str) -> list[Attribute]:
 
 
 def _enginy_fields() -> list[Attribute]:
-    return [_string("crm_linkedinurl", 200, "LinkedIn URL", custom=True),
+    return [_string("crm_linkedinurl", 200, "LinkedIn URL", custom=True, format="Url"),
             _string(ENGINY_KEY, 100, "Enginy ID", custom=True)]
 
 
@@ -219,7 +222,7 @@ TABLES: dict[str, Table] = {t.logical_name: t for t in [
         _string("firstname", 50, "First Name", required="Recommended"),
         _string("lastname", 50, "Last Name", required="ApplicationRequired"),
         _readonly("fullname", "String", max_length=160, display="Full Name"),
-        _string("emailaddress1", 100, "Email"),
+        _string("emailaddress1", 100, "Email", format="Email"),
         _string("telephone1", 50, "Business Phone"),
         _string("mobilephone", 50, "Mobile Phone"),
         _string("jobtitle", 100, "Job Title"),
@@ -239,9 +242,9 @@ TABLES: dict[str, Table] = {t.logical_name: t for t in [
     ] + _enginy_fields(), alternate_keys=(ENGINY_KEY,)),
     Table("account", "accounts", "accountid", "name", 1, _common("accountid") + [
         _string("name", 160, "Account Name", required="ApplicationRequired"),
-        _string("websiteurl", 200, "Website"),
+        _string("websiteurl", 200, "Website", format="Url"),
         _string("telephone1", 50, "Main Phone"),
-        _string("emailaddress1", 100, "Email"),
+        _string("emailaddress1", 100, "Email", format="Email"),
         _string("address1_city", 80, "City"),
         Attribute("description", "Memo", max_length=2000, display="Description"),
         Attribute("industrycode", "Picklist", options=INDUSTRY, display="Industry"),
@@ -261,10 +264,10 @@ TABLES: dict[str, Table] = {t.logical_name: t for t in [
         _string("lastname", 50, "Last Name", required="ApplicationRequired"),
         _readonly("fullname", "String", max_length=160, display="Name"),
         _string("companyname", 100, "Company Name"),
-        _string("emailaddress1", 100, "Email"),
+        _string("emailaddress1", 100, "Email", format="Email"),
         _string("telephone1", 50, "Business Phone"),
         _string("jobtitle", 100, "Job Title"),
-        _string("websiteurl", 200, "Website"),
+        _string("websiteurl", 200, "Website", format="Url"),
         Attribute("leadsourcecode", "Picklist", options=LEAD_SOURCE, display="Lead Source"),
         Attribute("parentaccountid", "Lookup", targets=(("account", "parentaccountid"),),
                   display="Existing Account"),
