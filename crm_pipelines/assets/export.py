@@ -32,6 +32,7 @@ from crm_pipelines.export.ledger import EXPORT_LEDGER, empty_ledger, write_ids
 from crm_pipelines.export.push import outcomes, pushed_batches, run_push
 from crm_pipelines.export.review import review_mapping, specs
 from crm_pipelines.export.values import FieldSpec, is_empty
+from crm_pipelines.enginy.quarantine import QUARANTINE_TABLE, as_rejections
 from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
@@ -559,11 +560,17 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
 
 
 @dg.asset(group_name=EXPORT_GROUP, io_manager_key="warehouse_io_manager", kinds={"pandas"},
-          ins={"results": dg.AssetIn("crm_push_results")},
+          ins={"results": dg.AssetIn("crm_push_results")}, deps=[QUARANTINE_TABLE],
           description="Rows that were not written, with the reason: refused by the export (a value the CRM "
-                      "would not take) or by the CRM itself (its error). Nothing is lost: fix and re-run.")
-def export_rejections(results: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+                      "would not take), by the CRM itself (its error), or left out before the batches because "
+                      "they break the Enginy data contract's key (no id, or an id several rows hold: the "
+                      "enginy_quarantine model). Nothing is lost: fix and re-run.")
+def export_rejections(results: pd.DataFrame, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
     rejected = results[results["status"].eq("rejected")]
+    quarantined = (as_rejections(warehouse.read_table(QUARANTINE_TABLE))
+                   if QUARANTINE_TABLE in warehouse.table_names() else None)
+    if quarantined is not None and len(quarantined):
+        rejected = pd.concat([quarantined, rejected], ignore_index=True)
     return dg.Output(rejected.reset_index(drop=True), metadata={"rejected": len(rejected)})
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
+from crm_pipelines.enginy.quarantine import keyed
 from crm_pipelines.frames import is_in
 from crm_pipelines.matching import near_miss
 from crm_pipelines.matching.engine import CrmIndex, company_links, fill_rates
@@ -60,11 +61,13 @@ def changed_since(records: pd.DataFrame, since: str) -> pd.DataFrame:
 
 def changed_records(warehouse: Warehouse, table: str, since: str) -> pd.DataFrame:
     """The Enginy records of warehouse ``table`` updated after ``since`` (every one when it is
-    empty): their ids and update times read first, then just their rows."""
+    empty): their ids and update times read first, then just their rows. Without the records
+    that break their key (no id, an id several rows hold): nothing can match or push them, and
+    export_rejections says why (crm_pipelines/enginy/quarantine.py)."""
     if not since:
-        return warehouse.read_table(table)
+        return keyed(warehouse.read_table(table))
     changed = changed_since(warehouse.read_table(table, ("id", "updated_at")), since)
-    return warehouse.rows_with_keys(table, "id", changed["id"].astype(str).tolist())
+    return keyed(warehouse.rows_with_keys(table, "id", changed["id"].dropna().astype(str).tolist()))
 
 
 def crm_snapshot(warehouse: Warehouse, table: str) -> pd.DataFrame:

@@ -2,13 +2,21 @@
   The guard of the incremental event staging (models/staging/stg_enginy__campaign_events.sql).
 -#}
 
+{#- The source events the staging holds: those outside the quarantine (macros/quarantine.sql), and
+    not of a quarantined contact, step, identity or campaign. The guard counts these, so an event
+    quarantined after it was staged is dropped by the post-hook. -#}
+{% macro events_to_stage() -%}
+    {{ keyed_source('campaign_events', {'contact_id': 'contacts', 'step_id': 'campaign_steps',
+                                        'identity_id': 'identities', 'campaign_id': 'campaigns'}) }}
+{%- endmacro %}
+
 {#- True when the source and the staged table hold as many events older than `window_start`, so
     inserting only the recent window leaves the table equal to the source. -#}
 {% macro staged_events_match_source(window_start) %}
     {% if not execute %}{{ return(true) }}{% endif %}
     {% set counts %}
         select
-            (select count(*) from {{ source('enginy', 'campaign_events') }} where occurred_at < {{ window_start }}),
+            (select count(*) from {{ events_to_stage() }} as events where occurred_at < {{ window_start }}),
             (select count(*) from {{ this }} where occurred_at < {{ window_start }})
     {% endset %}
     {% set row = run_query(counts).rows[0] %}
@@ -26,7 +34,7 @@
 {% macro drop_events_gone_from_source() %}
     {% if execute and is_incremental() %}
         {% set counts %}
-            select (select count(*) from {{ source('enginy', 'campaign_events') }}), (select count(*) from {{ this }})
+            select (select count(*) from {{ events_to_stage() }} as events), (select count(*) from {{ this }})
         {% endset %}
         {% set row = run_query(counts).rows[0] %}
         {% if row[0] != row[1] %}
@@ -34,7 +42,7 @@
                    info=true) }}
             delete from {{ this }}
             where not exists (
-                select 1 from {{ source('enginy', 'campaign_events') }} as source_events
+                select 1 from {{ events_to_stage() }} as source_events
                 where cast(source_events.id as {{ dbt.type_string() }}) = {{ this }}.event_id
             )
         {% endif %}

@@ -11,10 +11,12 @@ import pandas as pd
 T0 = pd.Timestamp("2026-03-02 09:00", tz="UTC")
 CHANNEL = {"email": "email", "linkedin_message": "linkedin", "linkedin_connection_request": "linkedin",
            "linkedin_profile_visit": "linkedin", "call": "call"}
-ROLLUP_TABLES = ("contacts", "identities", "campaigns", "campaign_steps", "campaign_contacts", "campaign_events",
-                 "conversation_tags", "contact_conversation_tags")
+# The tables the dbt project reads: the rollups', and companies, whose keys it quarantines too.
+ROLLUP_TABLES = ("contacts", "companies", "identities", "campaigns", "campaign_steps", "campaign_contacts",
+                 "campaign_events", "conversation_tags", "contact_conversation_tags")
 COLUMNS = {
     "contacts": ["id", "first_name", "created_at", "updated_at"],
+    "companies": ["id", "name", "created_at", "updated_at"],
     "identities": ["id", "name", "created_at"],
     "campaigns": ["id", "name", "identity_id", "created_at"],
     "campaign_steps": ["id", "campaign_id", "position", "step_type", "channel"],

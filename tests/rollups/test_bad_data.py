@@ -1,12 +1,13 @@
 """The dbt tests are asset checks that stop the rollups on data breaking the Enginy contract, and
-only warn where the rollups can still be right."""
+only warn where the rollups can still be right; rows breaking a table's key are quarantined
+instead, and stop nothing."""
 
 import dagster as dg
 import pandas as pd
 import pytest
 
 from tests.rollups.builder import at
-from tests.rollups.conftest import build_rollups, load_enginy, warehouse_on
+from tests.rollups.conftest import TARGETS, build_rollups, load_enginy, warehouse_on
 from tests.rollups.test_hand_built_rollups import data_set
 
 
@@ -20,7 +21,6 @@ def broken(tmp_path_factory):
     event = tables["campaign_events"].iloc[0].to_dict()
     _with_rows(tables, "campaign_events",
                {**event, "id": "evt_bounce", "event_type": "bounced"},
-               {**event, "occurred_at": at(30)},  # the same event id twice
                {**event, "id": "evt_lost", "step_id": "no_such_step"})
     _with_rows(tables, "conversation_tags", {"id": "tag_happy", "name": "Happy", "category": "HAPPY"})
     _with_rows(tables, "contact_conversation_tags", {"contact_id": "nobody", "tag_id": "tag_happy", "tagged_at": at(1)})
@@ -36,7 +36,6 @@ def test_broken_data_fails_the_checks_that_name_the_problem(broken) -> None:
     failed = broken.failed_checks()
     expected = {
         "accepted_values_stg_enginy__campaign_events_event_type__sent__opened__clicked__replied__accepted",
-        "unique_stg_enginy__campaign_events_event_id",
         "relationships_stg_enginy__campaign_events_step_id__step_id__ref_stg_enginy__campaign_steps_",
         "accepted_values_stg_enginy__contact_tags_tag_category__POSITIVE__NEUTRAL__NEGATIVE",
         "relationships_stg_enginy__campaign_contacts_contact_id__contact_id__ref_stg_enginy__contacts_",
@@ -68,3 +67,41 @@ def test_events_out_of_causal_order_warn_and_the_rollups_are_still_built(tmp_pat
     rows = built.rollups.set_index("contact_id")
     assert rows.loc["added", "campaign_opens"] == 1  # an email step: counted, though never sent
     assert rows.loc["visited", "campaign_opens"] == 0  # a LinkedIn step: not an email open
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def quarantined(request, tmp_path_factory):
+    """Contact "finished" (in a campaign, with events) held by two rows, a contact row without an
+    id, and one of contact "opened"'s events twice under the same id."""
+    tables = data_set().tables()
+    finished = tables["contacts"].set_index("id").loc["finished"].to_dict()
+    event = tables["campaign_events"].set_index("id").loc["evt00003"].to_dict()  # opened's second open
+    _with_rows(tables, "contacts", {**finished, "id": "finished", "first_name": "Finished Twin"},
+               {**finished, "id": None, "first_name": "Nameless"})
+    _with_rows(tables, "campaign_events", {**event, "id": "evt00003", "occurred_at": at(3)})
+    with warehouse_on(request.param, tmp_path_factory.mktemp(f"quarantined-{request.param}")) as warehouse:
+        load_enginy(warehouse, tables)
+        yield build_rollups(warehouse)
+
+
+def test_rows_breaking_a_key_are_quarantined_with_a_reason_and_the_rollups_are_built(quarantined) -> None:
+    assert quarantined.result.success, quarantined.failed_checks()
+    assert quarantined.failed_checks() == {}
+    rows = quarantined.table("enginy_quarantine")
+    rows = rows.assign(record_id=rows["record_id"].astype(object).where(rows["record_id"].notna(), None))
+    held = sorted(zip(rows["source_table"], rows["record_id"].map(str), rows["field"]))
+    assert held == [("campaign_events", "evt00003", "id")] * 2 + [("contacts", "None", "id")] + [
+        ("contacts", "finished", "id")] * 2
+    reasons = dict(zip(rows["record_id"].map(str), rows["reason"]))
+    assert "Enginy contact id finished is held by 2 rows of contacts" in reasons["finished"]
+    assert "has no id" in reasons["None"]
+    assert '"first_name":"Nameless"' in rows.loc[rows["record_id"].isna(), "source_row"].iloc[0]
+
+
+def test_the_rollups_leave_out_a_quarantined_contact_and_its_events_and_keep_every_other(quarantined) -> None:
+    expected = set(data_set().tables()["contacts"]["id"]) - {"finished"}
+    assert set(quarantined.rollups["contact_id"]) == expected
+    events = quarantined.table("stg_enginy__campaign_events")
+    assert "finished" not in set(events["contact_id"]) and "evt00003" not in set(events["event_id"])
+    opened = quarantined.rollups.set_index("contact_id").loc["opened"]
+    assert opened["campaign_opens"] == 1  # of its two opens, the one whose id two rows hold is left out

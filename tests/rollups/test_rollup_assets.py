@@ -27,7 +27,7 @@ from tests.rollups.test_hand_built_rollups import data_set
 
 MODELS = {"stg_enginy__contacts", "stg_enginy__identities", "stg_enginy__campaigns", "stg_enginy__campaign_steps",
           "stg_enginy__campaign_contacts", "stg_enginy__campaign_events", "stg_enginy__contact_tags",
-          "rollup_changed_contacts", "campaign_rollups_by_campaign", "campaign_rollups"}
+          "enginy_quarantine", "rollup_changed_contacts", "campaign_rollups_by_campaign", "campaign_rollups"}
 
 
 def test_the_rollups_sit_between_the_enginy_copies_and_the_contact_export() -> None:
@@ -36,7 +36,11 @@ def test_the_rollups_sit_between_the_enginy_copies_and_the_contact_export() -> N
     assert rollups == MODELS
     staging_parents = {parent.path[-1] for model in MODELS if model.startswith("stg_")
                        for parent in graph.get(dg.AssetKey(model)).parent_keys}
-    assert staging_parents == {f"enginy_{t.name}" for t in TABLES} - {"enginy_users", "enginy_companies"}
+    assert staging_parents == {f"enginy_{t.name}" for t in TABLES} - {"enginy_users", "enginy_companies"} | {
+        "enginy_quarantine"}, "the staging models leave out the rows enginy_quarantine lists"
+    quarantined = {parent.path[-1] for parent in graph.get(dg.AssetKey("enginy_quarantine")).parent_keys}
+    assert quarantined == {f"enginy_{t.name}" for t in TABLES} - {"enginy_users", "enginy_campaign_contacts",
+                                                                   "enginy_contact_conversation_tags"}
     scope = graph.get(dg.AssetKey("rollup_changed_contacts"))
     assert scope.child_keys == {dg.AssetKey("campaign_rollups_by_campaign"), dg.AssetKey("campaign_rollups")}, \
         "the contacts a scoped build rebuilds are listed before either rollup model is built"

@@ -3,4 +3,4 @@ select
     cast(contact_id as {{ dbt.type_string() }}) as contact_id,
     cast(campaign_id as {{ dbt.type_string() }}) as campaign_id,
     added_at
-from {{ source('enginy', 'campaign_contacts') }}
+from {{ keyed_source('campaign_contacts', {'contact_id': 'contacts', 'campaign_id': 'campaigns'}) }} as memberships

@@ -29,7 +29,7 @@ select
     channel,
     event_type,
     occurred_at
-from {{ source('enginy', 'campaign_events') }}
+from {{ events_to_stage() }} as events
 {% if is_incremental() and staged_events_match_source(window_start) %}
 where occurred_at >= {{ window_start }}
 {% endif %}

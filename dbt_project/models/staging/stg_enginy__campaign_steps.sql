@@ -10,7 +10,7 @@ with steps as (
         step_type,
         channel,
         step_type in ('email', 'linkedin_message') as is_message
-    from {{ source('enginy', 'campaign_steps') }}
+    from {{ keyed_source('campaign_steps', {'campaign_id': 'campaigns'}) }} as steps
 ),
 
 numbered as (

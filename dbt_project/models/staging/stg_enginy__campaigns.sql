@@ -3,4 +3,4 @@ select
     name as campaign_name,
     cast(identity_id as {{ dbt.type_string() }}) as identity_id,
     created_at
-from {{ source('enginy', 'campaigns') }}
+from {{ keyed_source('campaigns') }} as campaigns

@@ -5,6 +5,7 @@ select
     tags.name as tag_name,
     tags.category as tag_category,
     applied.tagged_at
-from {{ source('enginy', 'contact_conversation_tags') }} as applied
-left join {{ source('enginy', 'conversation_tags') }} as tags
+from {{ keyed_source('contact_conversation_tags', {'contact_id': 'contacts', 'tag_id': 'conversation_tags'}) }}
+    as applied
+left join {{ keyed_source('conversation_tags') }} as tags
     on cast(tags.id as {{ dbt.type_string() }}) = cast(applied.tag_id as {{ dbt.type_string() }})

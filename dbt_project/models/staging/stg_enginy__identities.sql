@@ -2,4 +2,4 @@
 select
     cast(id as {{ dbt.type_string() }}) as identity_id,
     name as identity_name
-from {{ source('enginy', 'identities') }}
+from {{ keyed_source('identities') }} as identities
