@@ -12,7 +12,7 @@ from crm_pipelines.assets.enginy import enginy_assets
 from crm_pipelines.assets.export import build_export_assets, undo_associations
 from crm_pipelines.assets.matching import matching_assets
 from crm_pipelines.config import CONFIG_ENV_VAR, DEFAULT_CONFIG, ConfigError, load_config
-from crm_pipelines.jobs import ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, build_jobs
+from crm_pipelines.jobs import ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, EXPORT_RUN_TAGS, build_jobs
 from crm_pipelines.resources.alerts import SLACK_WEBHOOK_ENV, SlackWebhook
 from crm_pipelines.crms import registry
 from crm_pipelines.crms.registry import crm_resource
@@ -106,7 +106,7 @@ def defs() -> dg.Definitions:
     interval = max(1, round(config.automation.sync_interval_minutes * 60))
     return dg.Definitions(
         assets=assets,
-        jobs=[dg.define_asset_job(MATERIALIZE_ALL, selection=dg.AssetSelection.all(),
+        jobs=[dg.define_asset_job(MATERIALIZE_ALL, selection=dg.AssetSelection.all(), tags=EXPORT_RUN_TAGS,
                                   description="Every asset of the pipeline, in dependency order."),
               *jobs.values(), undo_associations],
         schedules=[_nightly(jobs["nightly_reconciliation"], config, config_path)],

@@ -24,6 +24,13 @@ PUSH_ASSETS = ("crm_push_results", EXPORT_LEDGER, REMOVED_ASSOCIATIONS, "export_
                "crm_activity_push", ACTIVITY_LEDGER)
 
 
+# The runs that build the export batches or push them carry this tag, and the shipped instance
+# configs let one such run in progress at a time (concurrency.runs.tag_concurrency_limits): a push
+# sends the batches its own run built and gated, which a sync running beside it would rebuild.
+EXPORT_RUNS_TAG = "crm_pipelines/export_batches"
+EXPORT_RUN_TAGS = {EXPORT_RUNS_TAG: "build_or_push"}
+
+
 def build_jobs(batches: list[str], asset_names: set[str]) -> list:
     """The asset jobs (``dg.define_asset_job``). ``batches``: the export batch assets there are;
     ``asset_names``: every asset defined."""
@@ -47,20 +54,20 @@ def build_jobs(batches: list[str], asset_names: set[str]) -> list:
                         "backfill_to) re-pulls the records modified on those days; full_refresh: true pulls "
                         "the whole CRM again; neither: an incremental sync."),
         dg.define_asset_job(
-            ENGINY_SYNC, selection=preparation,
+            ENGINY_SYNC, selection=preparation, tags=EXPORT_RUN_TAGS,
             description="Enginy's records, matching, campaign rollups and the gated export batches — no push: "
                         "the batches wait for a person to launch export_push. The Enginy change sensor "
                         "requests it for the records changed since its last run."),
         dg.define_asset_job(
-            EXPORT_PUSH, selection=push,
+            EXPORT_PUSH, selection=push, tags=EXPORT_RUN_TAGS,
             description="Build the export batches with the launch's choices (manual export fields, owner, "
                         "association type, sync mode: run config of each *_export_batch), gate them, push "
                         "them, then log campaign activities."),
         dg.define_asset_job(
-            ENGINY_SYNC_AND_PUSH, selection=preparation | push,
+            ENGINY_SYNC_AND_PUSH, selection=preparation | push, tags=EXPORT_RUN_TAGS,
             description="enginy_sync followed by the push, for integrations with automatic export."),
         dg.define_asset_job(
-            NIGHTLY_RECONCILIATION, selection=reconciliation,
+            NIGHTLY_RECONCILIATION, selection=reconciliation, tags=EXPORT_RUN_TAGS,
             description="Full snapshot refresh, matching, the match-quality report and an export dry run "
                         "(export_dry_run holds the diff); nothing is pushed."),
     ]

@@ -231,7 +231,7 @@ def test_a_run_with_the_instance_and_the_warehouse_on_postgresql_reads_its_rows_
 
 
 @pytest.mark.postgres
-def test_the_shipped_postgres_instance_lets_one_crm_writing_step_run_at_a_time(
+def test_the_shipped_postgres_instance_lets_one_export_run_and_one_crm_writing_step_run_at_a_time(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two runs pushing at once would each read the write ledger before the other recorded its
     writes: on the production instance every step that writes to the CRM shares one pool slot,
@@ -256,9 +256,30 @@ def test_the_shipped_postgres_instance_lets_one_crm_writing_step_run_at_a_time(
             assert first.is_claimed and not second.is_claimed
             storage.free_concurrency_slots_for_run("run-a")
             assert storage.claim_concurrency_slot(CRM_WRITES_POOL, "run-b", "crm_push_results").is_claimed
+            _one_export_run_at_a_time(instance)
 
 
-def test_the_demo_instance_lets_one_crm_writing_step_run_at_a_time(tmp_path: Path) -> None:
+def _one_export_run_at_a_time(instance: dg.DagsterInstance) -> None:
+    """The instance's run queue holds every run that builds or pushes the export batches while
+    one is in progress (a push sends the batches its own run built and gated), and lets the CRM
+    snapshot syncs through."""
+    from dagster._utils.tags import TagConcurrencyLimitsCounter
+
+    from crm_pipelines.jobs import ENGINY_SYNC, ENGINY_SYNC_AND_PUSH, EXPORT_PUSH, INCREMENTAL_SYNC
+
+    repository = defs().get_repository_def()
+
+    def run_of(job: str) -> dg.DagsterRun:
+        return dg.DagsterRun(job_name=job, tags=dict(repository.get_job(job).tags))
+
+    limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    queue = TagConcurrencyLimitsCounter(limits, [run_of(EXPORT_PUSH)])
+    assert [queue.is_blocked(run_of(job)) for job in (EXPORT_PUSH, ENGINY_SYNC, ENGINY_SYNC_AND_PUSH,
+                                                      MATERIALIZE_ALL, INCREMENTAL_SYNC)] == [
+        True, True, True, True, False]
+
+
+def test_the_demo_instance_lets_one_export_run_and_one_crm_writing_step_run_at_a_time(tmp_path: Path) -> None:
     """The UI started by `crm-pipelines ui` runs on the demo's SQLite instance: a push launched
     there while the sensor's runs one waits for the crm_writes slot too."""
     from crm_pipelines.assets.export import CRM_WRITES_POOL
@@ -270,3 +291,4 @@ def test_the_demo_instance_lets_one_crm_writing_step_run_at_a_time(tmp_path: Pat
         storage.initialize_concurrency_limit_to_default(CRM_WRITES_POOL)
         assert storage.claim_concurrency_slot(CRM_WRITES_POOL, "run-a", "crm_push_results").is_claimed
         assert not storage.claim_concurrency_slot(CRM_WRITES_POOL, "run-b", "crm_activity_push").is_claimed
+        _one_export_run_at_a_time(instance)

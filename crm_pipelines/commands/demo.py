@@ -26,9 +26,14 @@ DEFAULT_DAGSTER_HOME = Path(".dagster_home")
 DEMO_INSTANCE = """# The demo's Dagster instance: SQLite storage in this folder (Dagster's default).
 telemetry:
   enabled: false
-# One CRM-writing step at a time across runs (the crm_writes pool): a push launched from the UI
-# while another runs waits for it, then finds its writes in the ledgers instead of sending them again.
+# One run building or pushing the export batches at a time (a push launched from the UI waits in
+# the queue for the sensor's sync), and one CRM-writing step at a time across runs (the crm_writes
+# pool): see deploy/dagster.postgres.yaml.
 concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: crm_pipelines/export_batches
+        limit: 1
   pools:
     default_limit: 1
 # Runs stuck starting or cancelling fail after three minutes (see deploy/dagster.postgres.yaml).
