@@ -445,7 +445,7 @@ def _load_table(warehouse: Warehouse, name: str, empty: pd.DataFrame) -> pd.Data
 def _built_in_this_run(context: dg.AssetExecutionContext) -> set[str]:
     """The assets this run has materialized so far."""
     records = context.instance.get_records_for_run(
-        context.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000).records
+        context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000).records
     return {r.event_log_entry.dagster_event.asset_key.path[-1] for r in records}
 
 
@@ -499,7 +499,7 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
             pushed = tuple(c for c in warehouse.column_names(table) if c not in ("diff", "built_at"))
             # Its fields stay JSON text: the write ids hash that text, and only the rows sent are parsed.
             batch = warehouse.read_table(table, pushed)
-            _check_same_batch(batch, table, context.run_id, built_here)
+            _check_same_batch(batch, table, context.run.run_id, built_here)
             if obj != "companies" and "company_enginy_id" in batch:
                 batch = link_created_companies(batch, company_ids)
             removed = removed_links(batch)
