@@ -41,6 +41,9 @@ class Faults:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
         self._random = random.Random(seed)
+        # The calls each fault met: (crm, method, endpoint template, "drop" or the status), for a
+        # drill to show where its faults landed (a lost answer on a write, not only on reads).
+        self.met: Counter[tuple[str, str, str, str]] = Counter()
 
     def add(self, rule: FaultRule) -> FaultRule:
         with self._lock:
@@ -50,6 +53,13 @@ class Faults:
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
+            self.met.clear()
+
+    def reseed(self, seed: int) -> None:
+        """Draw rate-based hits from ``seed`` again: a drill on a shared sandbox hits the same calls
+        whichever tests ran before it."""
+        with self._lock:
+            self._random = random.Random(seed)
 
     def rules(self) -> list[FaultRule]:
         with self._lock:
@@ -72,6 +82,7 @@ class Faults:
                 if hit:
                     rule.hits += 1
                     fired = rule.model_copy()
+                    self.met[(crm, method, endpoint, "drop" if rule.kind == "drop" else str(rule.status))] += 1
             return fired
 
 

@@ -68,6 +68,27 @@ def _batch_answers(response: requests.Response) -> list[tuple[int, dict[str, Any
 # asking for tokens too often.
 ENTRA_TRANSIENT = {"temporarily_unavailable", "server_error"}
 ENTRA_THROTTLED = {50196}
+# How long msal answers a token request Entra ID throttled or failed (429, 5xx) from its own cache
+# when Entra sent no Retry-After (msal's default for a confidential client's app).
+MSAL_REPLAY_SECONDS = 5.0
+
+
+class EntraSession(requests.Session):
+    """msal's HTTP client, which notes how long msal will replay a token request's 429 or 5xx
+    from its cache (Entra's Retry-After, else MSAL_REPLAY_SECONDS): a retry sooner gets the same
+    answer without reaching Entra, and six of them in a few seconds failed the run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replayed_for: float | None = None  # None: the last token request was answered
+
+    def post(self, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 60)
+        response = super().post(url, *args, **kwargs)
+        throttled = response.status_code == 429 or response.status_code >= 500
+        waited = retry_after_seconds(response.headers.get("Retry-After")) if throttled else None
+        self.replayed_for = (MSAL_REPLAY_SECONDS if waited is None else waited) if throttled else None
+        return response
 
 
 class ReconnectRequired(RuntimeError):
@@ -119,6 +140,7 @@ class DynamicsClient:
         self.api = f"{self.environment_url}/api/data/{settings.api_version}"
         self.cache = (EncryptedTokenCache(Path(settings.token_cache_path), settings.token_cache_key)
                       if settings.token_cache_path else msal.SerializableTokenCache())
+        self.entra = EntraSession()
         self.app = with_retries(self._entra_app)
         self.session = requests.Session()
         # A push sends several $batch requests at once: the call count and the token cache
@@ -137,10 +159,11 @@ class DynamicsClient:
             return msal.ConfidentialClientApplication(
                 s.client_id, client_credential=s.client_secret,
                 authority=f"{s.authority_host.rstrip('/')}/{s.tenant_id}", token_cache=self.cache,
-                instance_discovery=False)
+                instance_discovery=False, http_client=self.entra)
         except (msal.exceptions.MsalServiceError, ValueError) as exc:
-            # msal gives no status but in its message: "HTTP Error: 503", "… HTTP status: 429, …".
-            found = re.search(r"HTTP (?:Error|status): (\d{3})", str(exc))
+            # msal gives no status but in its message: "HTTP Error: 503", "… HTTP status: 429, …";
+            # a 4xx's comes in the error its "Unable to get authority configuration" was raised from.
+            found = re.search(r"HTTP (?:Error|status): (\d{3})", f"{exc} {exc.__context__}")
             status = int(found.group(1)) if found else None
             if status not in TRANSIENT_STATUSES:
                 raise
@@ -151,11 +174,13 @@ class DynamicsClient:
             result = self.app.acquire_token_for_client([f"{self.environment_url}/.default"])
             if isinstance(self.cache, EncryptedTokenCache):
                 self.cache.persist()
+            replayed_for = self.entra.replayed_for
         if "access_token" not in result:
             reason = (result.get("error_description") or result.get("error") or "no token").splitlines()[0]
             if result.get("error") in ENTRA_TRANSIENT or ENTRA_THROTTLED & set(result.get("error_codes") or ()):
                 # Entra ID is down or throttling token requests: tried again, not a reconnect.
-                raise TransientCrmError(None, f"Entra ID did not issue a token for now ({result.get('error')}): {reason}")
+                raise TransientCrmError(
+                    None, f"Entra ID did not issue a token for now ({result.get('error')}): {reason}", replayed_for)
             raise ReconnectRequired(f"reconnect Dynamics: Entra ID refused the app ({result.get('error')}): {reason}")
         return result["access_token"]
 

@@ -205,7 +205,9 @@ def test_a_table_without_change_tracking_is_pulled_by_modifiedon_and_warned_abou
 
 def test_a_throttled_server_error_or_dropped_tenant_discovery_is_tried_again(crm) -> None:
     discovery = "/{tenant}/v2.0/.well-known/openid-configuration"
+    # A 429 without Retry-After too: msal then reports the status only in the error its own was raised from.
     for fault in (FaultRule(crm="dynamics", endpoint=discovery, status=429, retry_after=0, times=1),
+                  FaultRule(crm="dynamics", endpoint=discovery, status=429, times=1),
                   FaultRule(crm="dynamics", endpoint=discovery, status=503, times=1),
                   FaultRule(crm="dynamics", endpoint=discovery, kind="drop", times=1)):
         crm.ctx.faults.clear()
@@ -213,3 +215,15 @@ def test_a_throttled_server_error_or_dropped_tenant_discovery_is_tried_again(crm
         result = resource(crm).client().pull("contacts", None, None)
         assert len(result.records) == len(crm.ctx.store.records("dynamics", "contacts"))
         assert [rule.hits for rule in crm.ctx.faults.rules()] == [1], fault
+
+
+def test_a_throttled_token_request_is_tried_again_once_msal_stops_replaying_its_answer(crm) -> None:
+    """msal keeps a 429 or 5xx from the token endpoint and answers the same request with it for the
+    Retry-After Entra sent (5 s without one): the retry waits that long instead of spending all its
+    attempts on msal's copy within a few seconds (the drill's Dynamics run failed so)."""
+    crm.ctx.faults.add(FaultRule(crm="dynamics", endpoint="/{tenant}/oauth2/v2.0/token", status=429, times=1))
+    started = time.monotonic()
+    result = resource(crm).client().pull("users", None, None)
+    assert len(result.records) == len(crm.ctx.store.records("dynamics", "systemusers"))
+    assert [rule.hits for rule in crm.ctx.faults.rules()] == [1]
+    assert time.monotonic() - started >= 5, "it waited as long as msal replays the 429"
