@@ -274,6 +274,8 @@ class Automation(StrictModel):
         False, description="push the batches Enginy changes produce without a person launching export_push")
     nightly_reconciliation: str = Field("0 2 * * *", description="cron of the full reconciliation run")
     timezone: str = "UTC"
+    stuck_run_minutes: float = Field(
+        60, gt=0, description="a run in progress that has logged nothing for this long is alerted as stuck")
 
     @field_validator("timezone")
     @classmethod

@@ -23,7 +23,7 @@ from crm_pipelines.resources.warehouse import (
     WAREHOUSE_SCHEMA_ENV, WAREHOUSE_URL_ENV, Warehouse, WarehouseIOManager,
 )
 from crm_pipelines.sensors.alerts import (
-    automation_failure_alert, build_failed_check_alert, pipeline_alerts, run_failure_alert,
+    automation_failure_alert, build_failed_check_alert, build_stuck_run_alert, pipeline_alerts, run_failure_alert,
 )
 from crm_pipelines.sensors.changes import build_crm_change_sensor, build_enginy_change_sensor
 from crm_pipelines.sensors.schedules import build_nightly_reconciliation
@@ -112,7 +112,8 @@ def defs() -> dg.Definitions:
         schedules=[_nightly(jobs["nightly_reconciliation"], config, config_path)],
         sensors=[build_crm_change_sensor(interval, ("companies", "contacts", "leads")),
                  build_enginy_change_sensor(interval, batches, [jobs[ENGINY_SYNC], jobs[ENGINY_SYNC_AND_PUSH]]),
-                 run_failure_alert, build_failed_check_alert(gates), automation_failure_alert],
+                 run_failure_alert, build_failed_check_alert(gates), automation_failure_alert,
+                 build_stuck_run_alert(config.automation.stuck_run_minutes)],
         resources={**build_resources(), "crm": crm_resource(config.active_crm, config.crm.settings.environment)},
         executor=STEP_PROCESSES,
     )

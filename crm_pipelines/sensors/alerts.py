@@ -150,3 +150,41 @@ def automation_failure_alert(context: dg.SensorEvaluationContext, slack: SlackWe
         raise_alert(context, slack, "automation_failed", title, f"- {why[:500]}", None)
     context.update_cursor(str(now))
     return dg.SkipReason(f"{len(failures)} failed evaluation(s) alerted" if failures else "no evaluation failed")
+
+
+# Run statuses in which a run is under way and should be logging: its steps log per chunk of work.
+UNDER_WAY = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+def build_stuck_run_alert(stuck_minutes: float) -> dg.SensorDefinition:
+    """A sensor over the runs under way: one that has logged nothing for ``stuck_minutes`` alerts
+    once. Run monitoring fails a run stuck starting or cancelling, and the change sensors one whose
+    worker died; a worker alive but waiting on nothing (a hung connection, a lock never let go)
+    is in neither, and would hold the export runs' queue without anyone knowing."""
+
+    @dg.sensor(name="stuck_run_alert", minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
+               description=f"Raises an alert when a run under way has logged nothing for {stuck_minutes:g} minutes "
+                           "(automation.stuck_run_minutes in the integration config): stuck, not failed, so no "
+                           "other alert fires, and the runs queued behind it wait.")
+    def stuck_run_alert(context: dg.SensorEvaluationContext, slack: SlackWebhook) -> dg.SkipReason:
+        alerted = json.loads(context.cursor) if context.cursor else []
+        instance, now = context.instance, time.time()
+        under_way = instance.get_runs(dg.RunsFilter(statuses=UNDER_WAY), limit=100)
+        stuck = []
+        for run in under_way:
+            [last] = instance.get_records_for_run(run.run_id, limit=1, ascending=False).records or [None]
+            quiet = now - last.event_log_entry.timestamp if last is not None else 0.0
+            if quiet >= stuck_minutes * 60 and run.run_id not in alerted:
+                stuck.append((run, quiet))
+        for run, quiet in stuck:
+            title = f"{run.job_name} is stuck: nothing logged for {quiet / 60:.0f} min"
+            raise_alert(context, slack, "run_stuck", title,
+                        f"- the run is {run.status.value.lower()} but has logged nothing since "
+                        f"{datetime.fromtimestamp(now - quiet, UTC):%Y-%m-%d %H:%M} UTC; look at its last step, "
+                        f"and terminate it if it waits on nothing\n\nrun {run.run_id}", run.run_id)
+        # Only the runs still under way are remembered: the cursor stays small.
+        still = {r.run_id for r in under_way}
+        context.update_cursor(json.dumps(sorted({*alerted, *(r.run_id for r, _ in stuck)} & still)))
+        return dg.SkipReason(f"{len(stuck)} stuck run(s) alerted" if stuck else "no run is stuck")
+
+    return stuck_run_alert

@@ -16,7 +16,7 @@ from crm_pipelines.resources.alerts import AlertDeliveryError, SlackWebhook
 from crm_pipelines.crms.dynamics import emulator as sandbox_dynamics
 from crm_pipelines.crms.registry import client_environment
 from crm_pipelines.sensors.alerts import (
-    ALERTS, automation_failure_alert, build_failed_check_alert, raise_alert, run_failure_alert,
+    ALERTS, automation_failure_alert, build_failed_check_alert, build_stuck_run_alert, raise_alert, run_failure_alert,
 )
 from tests.orchestration.slack import SlackEndpoint
 from tests.postgres import dagster_instance_on_postgres
@@ -237,3 +237,29 @@ def test_a_backfill_that_fails_before_starting_its_runs_alerts_once(slack) -> No
         with dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
             automation_failure_alert(context)
         assert len(alerts(instance)) == 1 and len(slack.messages) == 1, "alerted once"
+
+
+def test_a_run_that_logs_nothing_for_too_long_is_alerted_as_stuck_once(slack) -> None:
+    import time
+
+    with dg.instance_for_test() as instance:
+        run = dg.DagsterRun(job_name="export_push", status=dg.DagsterRunStatus.STARTED)
+        instance.add_run(run)
+        instance.report_engine_event("crm_push_results: chunk 3 of 40 sent", run)
+        done = dg.DagsterRun(job_name="incremental_sync", status=dg.DagsterRunStatus.SUCCESS)
+        instance.add_run(done)
+        instance.report_engine_event("finished", done)
+        resources = {"slack": SlackWebhook(url=slack.url)}
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            build_stuck_run_alert(60)(context)  # quiet for under an hour: at work
+        assert alerts(instance) == []
+        time.sleep(0.3)
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            build_stuck_run_alert(0.3 / 60)(context)
+            cursor = context.cursor
+        [alert] = alerts(instance)
+        assert alert["kind"] == "run_stuck" and alert["title"].startswith("export_push is stuck")
+        assert alert["run"] == run.run_id and len(slack.messages) == 1
+        with dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
+            build_stuck_run_alert(0.3 / 60)(context)
+        assert len(alerts(instance)) == 1, "alerted once"

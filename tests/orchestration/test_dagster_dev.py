@@ -161,7 +161,7 @@ def test_after_the_readme_commands_the_ui_backfills_from_one_snapshot_stops_a_ga
         ["repositoriesOrError"]["nodes"] if node["sensors"]], 120, message="the code location")[0]
     sensors = {s["name"]: s["description"] for s in location["sensors"]}
     assert set(sensors) == {"crm_change_sensor", "enginy_change_sensor", "run_failure_alert", "failed_check_alert",
-                            "automation_failure_alert"}
+                            "automation_failure_alert", "stuck_run_alert"}
     assert all(sensors.values()) and "incremental_sync" in sensors["crm_change_sensor"]
     [schedule] = location["schedules"]
     assert schedule["name"] == "nightly_reconciliation_schedule" and "dry run" in schedule["description"]
