@@ -72,13 +72,18 @@ def test_events_out_of_causal_order_warn_and_the_rollups_are_still_built(tmp_pat
 @pytest.fixture(scope="module", params=TARGETS)
 def quarantined(request, tmp_path_factory):
     """Contact "finished" (in a campaign, with events) held by two rows, a contact row without an
-    id, and one of contact "opened"'s events twice under the same id."""
+    id, one of contact "opened"'s events twice under the same id, identity id_jordi (campaign
+    cmp_l's) held by two rows, and a membership and an applied tag each listed twice."""
     tables = data_set().tables()
     finished = tables["contacts"].set_index("id").loc["finished"].to_dict()
     event = tables["campaign_events"].set_index("id").loc["evt00003"].to_dict()  # opened's second open
     _with_rows(tables, "contacts", {**finished, "id": "finished", "first_name": "Finished Twin"},
                {**finished, "id": None, "first_name": "Nameless"})
     _with_rows(tables, "campaign_events", {**event, "id": "evt00003", "occurred_at": at(3)})
+    jordi = tables["identities"].set_index("id").loc["id_jordi"].to_dict()
+    _with_rows(tables, "identities", {**jordi, "id": "id_jordi", "name": "Jordi Twin"})
+    _with_rows(tables, "campaign_contacts", {"campaign_id": "cmp_a", "contact_id": "opened", "added_at": at(5)})
+    _with_rows(tables, "contact_conversation_tags", {"contact_id": "tagged", "tag_id": "tag000", "tagged_at": at(9)})
     with warehouse_on(request.param, tmp_path_factory.mktemp(f"quarantined-{request.param}")) as warehouse:
         load_enginy(warehouse, tables)
         yield build_rollups(warehouse)
@@ -91,7 +96,7 @@ def test_rows_breaking_a_key_are_quarantined_with_a_reason_and_the_rollups_are_b
     rows = rows.assign(record_id=rows["record_id"].astype(object).where(rows["record_id"].notna(), None))
     held = sorted(zip(rows["source_table"], rows["record_id"].map(str), rows["field"]))
     assert held == [("campaign_events", "evt00003", "id")] * 2 + [("contacts", "None", "id")] + [
-        ("contacts", "finished", "id")] * 2
+        ("contacts", "finished", "id")] * 2 + [("identities", "id_jordi", "id")] * 2
     reasons = dict(zip(rows["record_id"].map(str), rows["reason"]))
     assert "Enginy contact id finished is held by 2 rows of contacts" in reasons["finished"]
     assert "has no id" in reasons["None"]
@@ -105,3 +110,15 @@ def test_the_rollups_leave_out_a_quarantined_contact_and_its_events_and_keep_eve
     assert "finished" not in set(events["contact_id"]) and "evt00003" not in set(events["event_id"])
     opened = quarantined.rollups.set_index("contact_id").loc["opened"]
     assert opened["campaign_opens"] == 1  # of its two opens, the one whose id two rows hold is left out
+
+
+def test_a_quarantined_identity_leaves_its_campaigns_unattributed_and_twice_listed_facts_count_once(
+        quarantined) -> None:
+    campaigns = quarantined.table("stg_enginy__campaigns").set_index("campaign_id")
+    assert pd.isna(campaigns.loc["cmp_l", "identity_id"]) and campaigns.loc["cmp_a", "identity_id"] == "id_adham"
+    memberships = quarantined.table("stg_enginy__campaign_contacts")
+    opened = memberships[(memberships["contact_id"] == "opened") & (memberships["campaign_id"] == "cmp_a")]
+    assert len(opened) == 1 and pd.Timestamp(opened["added_at"].iloc[0]) == pd.Timestamp(at(0))
+    tags = quarantined.table("stg_enginy__contact_tags")
+    tagged = tags[(tags["contact_id"] == "tagged") & (tags["tag_id"] == "tag000")]
+    assert len(tagged) == 1 and pd.Timestamp(tagged["tagged_at"].iloc[0]) < pd.Timestamp(at(9))
