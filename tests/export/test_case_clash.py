@@ -59,7 +59,7 @@ def test_an_enginy_id_differing_only_in_case_is_rejected_and_does_not_overwrite_
         # Another person arrives in Enginy under the same id in capitals.
         contacts = enginy["contacts"]
         other = contacts.iloc[[1]].assign(id="BAD_CASE_ID", first_name="Bea", last_name="Upper",
-                                          email="bea.upper@capitals.example", linkedin_url=None,
+                                          email="bea.upper@capitals.com", linkedin_url=None,
                                           updated_at=datetime.now(timezone.utc))
         write_tables(enginy_url, {**enginy, "contacts": pd.concat([contacts, other], ignore_index=True)})
         second = run(instance, dg.AssetSelection.all())
