@@ -100,7 +100,8 @@ def test_each_bad_record_is_rejected_with_its_field_and_value_and_the_rest_is_pu
                     and e.event_specific_data.asset_key.path[-1] == "lead_export_batch")
         assert not gate.passed and gate.severity == dg.AssetCheckSeverity.WARN, gate.description
 
-    held = {fields_of(sandbox, crm, r).get(ENGINY_KEY[crm]) for r in sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])}
+    held = {fields_of(sandbox, crm, r).get(ENGINY_KEY[crm])
+            for r in sandbox.ctx.store.records(crm, CONTACT_OBJECT[crm])}
     assert {"good", "no-company-name"} <= held, "the rest of the batch was pushed"
     assert not held & set(expected), "no rejected record reached the CRM"
     results = warehouse.read_table("crm_push_results")
