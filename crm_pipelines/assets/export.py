@@ -37,6 +37,7 @@ from crm_pipelines.crms import registry
 from crm_pipelines.crms.base import CrmResource
 from crm_pipelines.crms.facts import Capability
 from crm_pipelines.frames import is_in, lookup
+from crm_pipelines.matching.own_id import ENGINY_ID_KEY
 from crm_pipelines.matching.rules import company_rule, contact_rule
 from crm_pipelines.progress import per_second
 from crm_pipelines.resources.integration import IntegrationSettings
@@ -463,6 +464,22 @@ def _check_same_batch(batch: pd.DataFrame, table: str, run_id: str, built_here: 
             f"launch export_push again to build, gate and push the batches anew.")
 
 
+# The match table of each pushed object.
+MATCHES_OF = {"companies": "company_matches", "contacts": "contact_matches", "leads": "contact_matches"}
+
+
+def _carrying_own_id(warehouse: Warehouse, obj: str, unanswered: pd.DataFrame) -> list[str]:
+    """Of the records whose create a stopped push sent without an answer, those the matching has
+    since found by the Enginy id they carry: that create landed."""
+    sent = unanswered["action"].eq("create") & unanswered["status"].eq("sent")
+    creates = unanswered.loc[sent, "enginy_id"].astype(str).tolist()
+    table = MATCHES_OF[obj]
+    if not creates or table not in warehouse.table_names() or "matched_by" not in warehouse.column_names(table):
+        return []
+    rows = warehouse.rows_with_keys(table, "enginy_id", creates)
+    return rows.loc[rows["matched_by"].eq(ENGINY_ID_KEY), "enginy_id"].astype(str).tolist()
+
+
 def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
     # The ledgers are written while the push runs (after every chunk, so a killed push loses no
     # outcome), not handed to an IO manager at the end: Nothing-typed outputs make them assets
@@ -525,7 +542,9 @@ def _push_asset(batches: list[str]) -> dg.AssetsDefinition:
             result = outcomes(batch, obj, outcome.ledger, ids).assign(object=obj)
             if len(batch):
                 # A stopped push's unanswered writes of records this batch has now ended wait no longer.
-                resolved = superseded(ledger_table.unanswered(obj), ids, result, str(batch["batch_id"].iloc[0]))
+                unanswered = ledger_table.unanswered(obj)
+                resolved = superseded(unanswered, ids, result, str(batch["batch_id"].iloc[0]),
+                                      _carrying_own_id(warehouse, obj, unanswered))
                 if len(resolved):
                     ledger_table.save(resolved)
                     outcome.counts["superseded"] = len(resolved)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Collection
 
+import numpy as np
 import pandas as pd
 
 from crm_pipelines.export.writes import Write, WriteResult
@@ -45,15 +46,23 @@ def records_written(entries: pd.DataFrame, ids: list[str | None]) -> pd.Index:
     return pd.Index(entries.loc[done, "enginy_id"].astype(str).unique())
 
 
-def superseded(entries: pd.DataFrame, ids: list[str | None], ended: pd.DataFrame, batch_id: str) -> pd.DataFrame:
+def superseded(entries: pd.DataFrame, ids: list[str | None], ended: pd.DataFrame, batch_id: str,
+               carried: Collection[str] = ()) -> pd.DataFrame:
     """The ledger rows that settle the unanswered ``entries`` of writes other than the batch's
     (``ids``: the same batch pushed again sends its own) whose record this batch has ended
     (``ended``: crm_push_results' rows — enginy_id, action, status, crm_id): each superseded, with
     the CRM record the batch ended it at, and why. Entries of records the batch did not end (not
-    in it, or its write failed) wait for a batch that does."""
+    in it, or its write failed) wait for a batch that does.
+
+    A create sent without an answer whose record the new batch found by the Enginy id it carries
+    (``carried``: matched by our own id) landed: only our push writes that id, and the batch that
+    sent the create had found no record for it. That entry is created, not superseded."""
     open_ = entries[entries["status"].isin(UNANSWERED) & ~is_in(entries["write_id"], ids)]
     done = ended[ended["status"].isin(ENDED)].drop_duplicates("enginy_id", keep="last")
-    rows = open_[["write_id", "enginy_id", "crm_id", "status"]].merge(
+    if "action" not in open_:
+        open_ = open_.assign(action=None)
+    rows = open_[["write_id", "enginy_id", "crm_id", "status", "action"]].rename(
+        columns={"action": "old_action"}).merge(
         done[["enginy_id", "action", "status", "crm_id"]].astype({"enginy_id": str}).rename(
             columns={"action": "new_action", "status": "new_status", "crm_id": "new_crm_id"}),
         on="enginy_id")
@@ -61,10 +70,14 @@ def superseded(entries: pd.DataFrame, ids: list[str | None], ended: pd.DataFrame
         return pd.DataFrame(columns=["write_id", "status", "crm_id", "error", "updated_at"])
     was = rows["status"].map({"sent": "no answer was recorded (the push was stopped)",
                               "failed": "its retries ran out"})
+    landed = (rows["old_action"].eq("create") & rows["status"].eq("sent") & rows["new_crm_id"].notna()
+              & is_in(rows["enginy_id"].astype(str), list(carried))).to_numpy(bool)
+    why = (was + f"; superseded by batch {batch_id}, whose " + rows["new_action"].astype(str)
+           + " of this record ended " + rows["new_status"].astype(str))
+    why[landed] = f"its answer was lost; batch {batch_id} found the record it created by the Enginy id it carries"
     return pd.DataFrame({
         "write_id": rows["write_id"].to_numpy(object),
-        "status": SUPERSEDED,
+        "status": np.where(landed, "created", SUPERSEDED).astype(object),
         "crm_id": rows["new_crm_id"].where(rows["new_crm_id"].notna(), rows["crm_id"]).to_numpy(object),
-        "error": (was + f"; superseded by batch {batch_id}, whose " + rows["new_action"].astype(str)
-                  + " of this record ended " + rows["new_status"].astype(str)).to_numpy(object),
+        "error": why.to_numpy(object),
         "updated_at": pd.Timestamp.now(tz="UTC")})

@@ -44,6 +44,17 @@ def test_unanswered_writes_of_an_older_batch_are_superseded_once_the_new_batch_e
     assert rows.loc["old2", "error"].startswith("its retries ran out; superseded by batch run-2, whose skip")
 
 
+def test_an_unanswered_create_whose_record_carries_its_enginy_id_is_created() -> None:
+    entries = pd.DataFrame({"write_id": ["old1", "old2"], "enginy_id": ["e1", "e2"], "crm_id": [None, None],
+                            "status": ["sent", "sent"], "action": ["create", "create"]})
+    ended = pd.DataFrame({"enginy_id": ["e1", "e2"], "action": ["update", "update"],
+                          "status": ["updated", "updated"], "crm_id": ["c1", "c2"]})
+    # e1's record was found by the Enginy id it carries; e2's by an identifier rule (someone else's).
+    rows = superseded(entries, [], ended, "run-2", carried=["e1"]).set_index("write_id")
+    assert rows.loc["old1", "status"] == "created" and rows.loc["old1", "crm_id"] == "c1"
+    assert rows.loc["old2", "status"] == "superseded"
+
+
 def test_a_create_whose_answer_was_lost_after_the_crm_wrote_is_recorded_created(crm) -> None:
     """The connection drops after the CRM wrote the first call's records; the retry finds them by
     their Enginy id and the CRM answers updated — our own lost send created them."""
@@ -100,3 +111,25 @@ def test_a_stopped_pushs_unanswered_writes_are_settled_by_the_next_run(pipeline)
     assert all(str(e).endswith("create of this record ended created") for e in old.loc[creates["write_id"], "error"])
     results = warehouse.read_table("crm_push_results").set_index(["object", "enginy_id"])
     assert set(results.loc[list(zip(creates["object"], creates["enginy_id"])), "status"]) == {"created"}
+
+
+@pytest.mark.parametrize("pipeline", ["salesforce"], indirect=True)
+def test_a_create_that_landed_before_the_push_stopped_is_recorded_created_by_the_next_run(pipeline) -> None:
+    """The first upsert call writes and its answer is lost; the retry meets an error nothing
+    retries, so the push stops with that chunk sent. The next run's snapshot holds those records
+    with their Enginy ids: matched by them, their old creates are created, not superseded."""
+    name, sandbox, warehouse, _ = pipeline
+    sandbox.ctx.faults.add(FaultRule(crm=name, endpoint=CONTACT_CREATES, method="PATCH", kind="drop", nth=1))
+    sandbox.ctx.faults.add(FaultRule(crm=name, endpoint=CONTACT_CREATES, method="PATCH", status=400, nth=2,
+                                     body=[{"errorCode": "MALFORMED_QUERY", "message": "injected"}]))
+    with instance_in_memory() as instance:
+        assert not run_after_rollups(instance).success
+        stopped = warehouse.read_table(EXPORT_LEDGER)
+        left = stopped[stopped["status"].eq("sent") & stopped["action"].eq("create")]
+        assert len(left) > 0, "the push stopped with creates in flight"
+        assert run_after_rollups(instance).success
+    ledger = warehouse.read_table(EXPORT_LEDGER).set_index("write_id").loc[left["write_id"]]
+    assert set(ledger["status"]) == {"created"} and ledger["crm_id"].notna().all()
+    matches = warehouse.read_table("company_matches")
+    found = matches[matches["enginy_id"].astype(str).isin(left["enginy_id"].astype(str))]
+    assert set(found["matched_by"]) == {"enginy_id"}
