@@ -458,10 +458,13 @@ class Warehouse(dg.ConfigurableResource):
         return pa.Table.from_pandas(self.read_table(name, columns), preserve_index=False)
 
     def query(self, sql: str, params: dict | None = None) -> pd.DataFrame:
-        """Run a read-only query (bound parameters only) and return the result."""
+        """Run a read-only query (bound parameters only) and return the result. Parameters are
+        written ``$name``, DuckDB's way; for PostgreSQL they become SQLAlchemy's ``:name``."""
         if self.kind == "duckdb":
             with self._duckdb() as conn:
                 return _dataframe(conn, sql, params)
+        for name in params or {}:
+            sql = re.sub(rf"\${re.escape(name)}\b", f":{name}", sql)
         engine = self.engine()
         try:
             with engine.connect() as conn:
@@ -472,8 +475,6 @@ class Warehouse(dg.ConfigurableResource):
     def table_names(self) -> list[str]:
         sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = $schema "
                "AND table_catalog = current_database() ORDER BY 1")
-        if self.kind == "postgresql":
-            sql = sql.replace("$schema", ":schema")
         return self.query(sql, {"schema": self.schema})["table_name"].tolist()
 
 
@@ -504,8 +505,6 @@ class LedgerTable:
         sql = (f"SELECT enginy_id, error_code, error, updated_at FROM {self.warehouse.table(self.name)} "
                f"WHERE object = $object AND action = 'create' AND status = 'rejected' AND error_code IN ({codes}) "
                "ORDER BY updated_at")
-        if self.warehouse.kind == "postgresql":
-            sql = sql.replace("$object", ":object")
         return self.warehouse.query(sql, {"object": obj})
 
     def unanswered(self, obj: str) -> pd.DataFrame:
@@ -513,8 +512,6 @@ class LedgerTable:
         retries spent) — few: a stopped push's chunk in flight, the writes a CRM kept refusing."""
         sql = (f"SELECT * FROM {self.warehouse.table(self.name)} "
                "WHERE object = $object AND status IN ('sent', 'failed')")
-        if self.warehouse.kind == "postgresql":
-            sql = sql.replace("$object", ":object")
         return self.warehouse.query(sql, {"object": obj})
 
     def of_records(self, obj: str, enginy_ids: list[str]) -> pd.DataFrame:
