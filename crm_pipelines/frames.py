@@ -133,3 +133,20 @@ class JsonFields:
         if nested.any():
             values[nested] = pd.Series([orjson.loads(t) for t in text[nested]], dtype=object).to_numpy()
         return values
+
+
+def field_values(raw: pd.Series, field: str) -> pd.Series:
+    """Each record's ``field`` from its CRM fields (``raw``): parsed dicts, or the JSON text the
+    warehouse keeps them as — then read by DuckDB's JSON functions, without making a dict of each
+    of a million records."""
+    if not any(isinstance(v, str) for v in raw.head(100)):
+        return pd.Series([r.get(field) if isinstance(r, dict) else None for r in raw], index=raw.index, dtype=object)
+    connection = duckdb.connect()
+    try:
+        # Through Arrow: the warehouse's text column goes in without a Python object per row.
+        connection.register("snapshot", pa.table({"raw": pa.array(raw, type=pa.string(), from_pandas=True)}))
+        values = connection.sql("SELECT json_extract_string(raw, $path) AS value FROM snapshot",
+                                params={"path": json_pointer(field)}).to_arrow_table().column("value")
+    finally:
+        connection.close()
+    return pd.Series(values.to_numpy(zero_copy_only=False), index=raw.index, dtype=object)

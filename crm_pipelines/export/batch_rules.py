@@ -11,10 +11,10 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from crm_pipelines.frames import is_in, json_pointer, lookup
+from crm_pipelines.frames import is_in, lookup
 from crm_pipelines.matching.engine import ENGINY_FALLBACKS, Slot, compile_keys, components, normalise
+from crm_pipelines.matching.own_id import carriers
 from crm_pipelines.matching.rules import Rule
 
 
@@ -22,23 +22,6 @@ def match_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
     """The match table's outcome per Enginy record, in the columns the batch builder reads
     (``enginy_id`` as text, as the Enginy records' ids are)."""
     return frame[["enginy_id", "outcome", "crm_id"]].assign(enginy_id=lambda f: f["enginy_id"].astype(str))
-
-
-def field_values(raw: pd.Series, field: str) -> pd.Series:
-    """Each record's ``field`` from its CRM fields (``raw``): parsed dicts, or the JSON text the
-    warehouse keeps them as — then read by DuckDB's JSON functions, without making a dict of each
-    of a million records."""
-    if not any(isinstance(v, str) for v in raw.head(100)):
-        return pd.Series([r.get(field) if isinstance(r, dict) else None for r in raw], index=raw.index, dtype=object)
-    connection = duckdb.connect()
-    try:
-        # Through Arrow: the warehouse's text column goes in without a Python object per row.
-        connection.register("snapshot", pa.table({"raw": pa.array(raw, type=pa.string(), from_pandas=True)}))
-        values = connection.sql("SELECT json_extract_string(raw, $path) AS value FROM snapshot",
-                                params={"path": json_pointer(field)}).to_arrow_table().column("value")
-    finally:
-        connection.close()
-    return pd.Series(values.to_numpy(zero_copy_only=False), index=raw.index, dtype=object)
 
 
 def known_by_enginy_id(matches: pd.DataFrame, crm_records: pd.DataFrame, field: str) -> pd.DataFrame:
@@ -51,11 +34,9 @@ def known_by_enginy_id(matches: pd.DataFrame, crm_records: pd.DataFrame, field: 
     """
     if not len(crm_records):
         return matches
-    live = crm_records[~crm_records["is_deleted"].astype(bool)] if "is_deleted" in crm_records else crm_records
-    value = field_values(live["raw"], field)
-    held = value.notna().to_numpy() & value.astype(str).ne("").to_numpy()
-    # Enginy id -> the CRM record holding it (the last, where several do).
-    owned = lookup(value[held].astype(str), live["crm_id"][held])
+    # Enginy id -> the CRM record holding it, chosen as the matching chooses (own_id.carriers).
+    carried = carriers(crm_records, field)
+    owned = lookup(carried["enginy_id"], carried["crm_id"])
     hit = is_in(matches["enginy_id"], owned.index)
     matches = matches.copy()
     matches.loc[hit, "outcome"] = "matched"

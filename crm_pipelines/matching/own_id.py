@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crm_pipelines.export.batch_rules import field_values
-from crm_pipelines.frames import is_in
+from crm_pipelines.frames import field_values, is_in
 from crm_pipelines.matching.engine import MATCHED
 
 ENGINY_ID_KEY = "enginy_id"  # the key name in matched_by
