@@ -59,8 +59,6 @@ def superseded(entries: pd.DataFrame, ids: list[str | None], ended: pd.DataFrame
     sent the create had found no record for it. That entry is created, not superseded."""
     open_ = entries[entries["status"].isin(UNANSWERED) & ~is_in(entries["write_id"], ids)]
     done = ended[ended["status"].isin(ENDED)].drop_duplicates("enginy_id", keep="last")
-    if "action" not in open_:
-        open_ = open_.assign(action=None)
     rows = open_[["write_id", "enginy_id", "crm_id", "status", "action"]].rename(
         columns={"action": "old_action"}).merge(
         done[["enginy_id", "action", "status", "crm_id"]].astype({"enginy_id": str}).rename(

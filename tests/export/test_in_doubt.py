@@ -32,7 +32,8 @@ def test_records_written_are_those_an_earlier_batchs_write_finished_on() -> None
 
 def test_unanswered_writes_of_an_older_batch_are_superseded_once_the_new_batch_ends_their_record() -> None:
     entries = pd.DataFrame({"write_id": ["old1", "old2", "old3", "mine"], "enginy_id": ["e1", "e2", "e3", "e4"],
-                            "crm_id": [None, "c2", None, None], "status": ["sent", "failed", "sent", "sent"]})
+                            "crm_id": [None, "c2", None, None], "status": ["sent", "failed", "sent", "sent"],
+                            "action": ["create", "update", "create", "create"]})
     ended = pd.DataFrame({"enginy_id": ["e1", "e2", "e3", "e4"], "action": ["create", "skip", "create", "create"],
                           "status": ["created", "skipped", "failed", "pending"], "crm_id": ["c1", "c2", None, None]})
     rows = superseded(entries, ["mine"], ended, "run-2").set_index("write_id")
