@@ -180,14 +180,16 @@ def build_enginy_change_sensor(interval_seconds: int, batches: list[str],
         newest = [latest for _, latest in counts.values() if latest is not None]
         # Rows committed late with an updated_at already behind the cursor: the overlap before it
         # holds more rows than when the cursor was set.
-        late = _rows_in_overlap(enginy, covered) - overlap_rows if covered else 0
+        in_overlap = _rows_in_overlap(enginy, covered) if covered else 0
+        late = in_overlap - overlap_rows if covered else 0
         if not newest and late <= 0:
             return dg.SkipReason("no Enginy contact or company updated since the last run")
         reached = max(newest) if newest else covered
         since = (covered - ENGINY_OVERLAP).isoformat() if covered else ""
         automatic = integration.load().automation.automatic_export
         context.update_cursor(json.dumps({"covered": reached.isoformat(),
-                                          "overlap_rows": _rows_in_overlap(enginy, reached)}))
+                                          "overlap_rows": in_overlap if reached == covered
+                                          else _rows_in_overlap(enginy, reached)}))
         changes = ", ".join(f"{n} {t}" for t, (n, _) in counts.items())
         changes += f", {late} committed late" if late > 0 else ""
         return dg.RunRequest(
